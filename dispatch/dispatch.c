@@ -1,0 +1,140 @@
+/*
+ * One kernel table per ISA, filled once: every table starts as the scalar
+ * reference, then each ISA level starts from the level below it and
+ * overrides what it implements (so an ISA that lacks a kernel runs the best
+ * one below it). All the wiring of the ISA ladder is the table `levels`.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "dispatch.h"
+#include "qkv_config.h"
+
+static const char *const isa_names[QKV_ISA_COUNT] = {
+    [QKV_ISA_SCALAR] = "scalar",
+    [QKV_ISA_AVX2] = "avx2",
+    [QKV_ISA_AVX512] = "avx512",
+    [QKV_ISA_NEON] = "neon",
+    [QKV_ISA_SVE] = "sve",
+};
+
+static const struct level {
+    qkv_isa isa;
+    qkv_isa below;
+    void (*init)(qkv_kernels *k);
+} levels[] = {
+    {QKV_ISA_SCALAR, QKV_ISA_SCALAR, qkv_kernels_init_scalar},
+#if QKV_HAVE_AVX2
+    {QKV_ISA_AVX2, QKV_ISA_SCALAR, qkv_kernels_init_avx2},
+#endif
+#if QKV_HAVE_AVX512
+    {QKV_ISA_AVX512, QKV_ISA_AVX2, qkv_kernels_init_avx512},
+#endif
+#if QKV_HAVE_NEON
+    {QKV_ISA_NEON, QKV_ISA_SCALAR, qkv_kernels_init_neon},
+#endif
+#if QKV_HAVE_SVE
+    {QKV_ISA_SVE, QKV_ISA_NEON, qkv_kernels_init_sve},
+#endif
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static qkv_kernels tables[QKV_ISA_COUNT];
+static unsigned supported;        /* bit per ISA: compiled in and runnable */
+static atomic_int current;        /* the process-wide choice, a qkv_isa */
+
+/* The highest level in `levels` (they climb) among the supported ISAs. */
+static qkv_isa best_supported(void)
+{
+    qkv_isa best = QKV_ISA_SCALAR;
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if ((supported >> levels[i].isa) & 1u)
+            best = levels[i].isa;
+    return best;
+}
+
+static qkv_isa choice_from_environment(void)
+{
+    const char *name = getenv("QKV_ISA");
+    if (!name || !*name)
+        return best_supported();
+    qkv_isa isa;
+    if (qkv_isa_from_name(name, &isa) != QKV_OK)
+        return QKV_ISA_NONE;
+    return isa;   /* maybe unsupported: the entry points then refuse */
+}
+
+static void init(void)
+{
+    unsigned compiled = 1u << QKV_ISA_SCALAR;
+    for (size_t i = 0; i < QKV_ISA_COUNT; i++)
+        qkv_kernels_init_scalar(&tables[i]);
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        tables[levels[i].isa] = tables[levels[i].below];
+        levels[i].init(&tables[levels[i].isa]);
+        compiled |= 1u << levels[i].isa;
+    }
+    supported = compiled & qkv_cpu_isa_mask();
+    atomic_store(&current, choice_from_environment());
+}
+
+static void ensure_init(void)
+{
+    pthread_once(&once, init);
+}
+
+const char *qkv_isa_name(qkv_isa isa)
+{
+    if (isa == QKV_ISA_NONE)
+        return "none";
+    if (isa < 0 || isa >= QKV_ISA_COUNT)
+        return "unknown";
+    return isa_names[isa];
+}
+
+qkv_status qkv_isa_from_name(const char *name, qkv_isa *out)
+{
+    if (!name || !out)
+        return QKV_ERR_ARG;
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        if (strcmp(name, isa_names[i]) == 0) {
+            *out = (qkv_isa)i;
+            return QKV_OK;
+        }
+    }
+    return QKV_ERR_UNSUPPORTED;
+}
+
+int qkv_isa_supported(qkv_isa isa)
+{
+    ensure_init();
+    return isa >= 0 && isa < QKV_ISA_COUNT && ((supported >> isa) & 1u);
+}
+
+qkv_isa qkv_isa_best(void)
+{
+    ensure_init();
+    return best_supported();
+}
+
+qkv_status qkv_isa_set(qkv_isa isa)
+{
+    if (!qkv_isa_supported(isa))
+        return QKV_ERR_UNSUPPORTED;
+    atomic_store(&current, isa);
+    return QKV_OK;
+}
+
+qkv_isa qkv_isa_get(void)
+{
+    ensure_init();
+    return (qkv_isa)atomic_load(&current);
+}
+
+const qkv_kernels *qkv_kernels_for(qkv_isa isa)
+{
+    return qkv_isa_supported(isa) ? &tables[isa] : NULL;
+}

@@ -1,0 +1,294 @@
+/*
+ * qkv — hand-vectorized CPU kernels for scaled dot-product attention
+ *
+ *     O = softmax(scale · Q·Kᵀ + mask) · V
+ *
+ * One public header, C11, usable from C++. Every function returns a
+ * qkv_status; none aborts, prints or exits on bad input, and nothing is
+ * written to an output when a call returns an error.
+ *
+ * Conventions
+ *   - Matrices are row-major. A leading dimension (ld*) is the distance in
+ *     elements between consecutive rows and must be >= the row length.
+ *   - Pointers need no particular alignment.
+ *   - Outputs must not overlap inputs unless a function says it works in place.
+ *   - All functions are thread-safe and reentrant. The only mutable global
+ *     state is the one-time CPU detection and the process-wide ISA choice.
+ *   - Accuracy: for f32 inputs in [-1, 1] and |V| <= 1 every ISA stays within
+ *     1e-5 (absolute) of a double-precision reference.
+ */
+#ifndef QKV_H
+#define QKV_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QKV_VERSION_MAJOR 0
+#define QKV_VERSION_MINOR 1
+#define QKV_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum qkv_status {
+    QKV_OK = 0,              /* done */
+    QKV_ERR_ARG,             /* NULL where data is needed, zero or inconsistent
+                                size, leading dimension or stride too small,
+                                q_heads not a multiple of kv_heads, NaN,
+                                infinite or negative scale, bad enum value */
+    QKV_ERR_OVERFLOW,        /* a size or offset computation overflows size_t */
+    QKV_ERR_UNSUPPORTED,     /* ISA, dtype or dtype combination not available
+                                in this build or on this CPU */
+    QKV_ERR_NOMEM            /* an allocation failed */
+} qkv_status;
+
+/* A short English text for a status ("ok", "invalid argument", ...). Never NULL. */
+const char *qkv_status_string(qkv_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Instruction sets and dispatch                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum qkv_isa {
+    QKV_ISA_NONE = -1,       /* no usable ISA chosen: QKV_ISA named an unknown
+                                ISA or one this machine cannot run */
+    QKV_ISA_SCALAR = 0,      /* plain C, the reference */
+    QKV_ISA_AVX2,            /* x86-64 AVX2 + FMA + F16C */
+    QKV_ISA_AVX512,          /* x86-64 AVX-512 F/BW/DQ/VL */
+    QKV_ISA_NEON,            /* AArch64 Advanced SIMD */
+    QKV_ISA_SVE,             /* AArch64 SVE, any vector length */
+    QKV_ISA_COUNT            /* number of ISAs; not an ISA */
+} qkv_isa;
+
+/* "scalar", "avx2", "avx512", "neon", "sve"; "none" for QKV_ISA_NONE and
+   "unknown" for anything else. Never NULL. */
+const char *qkv_isa_name(qkv_isa isa);
+
+/* The ISA with that name (exact, lower case). QKV_ERR_ARG for a NULL
+   argument, QKV_ERR_UNSUPPORTED for a name that is no ISA. */
+qkv_status qkv_isa_from_name(const char *name, qkv_isa *out);
+
+/* 1 when the ISA is compiled into this build AND the CPU and OS can run it
+   (on x86 the OS must have enabled the YMM/ZMM register state), else 0. */
+int qkv_isa_supported(qkv_isa isa);
+
+/* The best supported ISA on this machine (QKV_ISA_SCALAR at least). */
+qkv_isa qkv_isa_best(void);
+
+/* Sets the process-wide ISA used by the entry points below. An ISA that is
+   not supported gives QKV_ERR_UNSUPPORTED and leaves the choice unchanged. */
+qkv_status qkv_isa_set(qkv_isa isa);
+
+/* The ISA the entry points use now. At first use it is read from the
+   environment variable QKV_ISA=<name> if set, else qkv_isa_best(). There is
+   no silent fallback: if QKV_ISA names an unknown ISA, or one this machine
+   cannot run, this returns the named ISA (QKV_ISA_NONE for an unknown name)
+   and every dispatched entry point returns QKV_ERR_UNSUPPORTED until
+   qkv_isa_set() picks a supported one. */
+qkv_isa qkv_isa_get(void);
+
+/* ------------------------------------------------------------------------ */
+/* The three stages                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* S[i][j] = scale · dot(Q[i][0..d), K[j][0..d))   for i < m, j < n.
+   Needs ldq >= d, ldk >= d, lds >= n; s must not overlap q or k. */
+qkv_status qkv_scores(size_t m, size_t n, size_t d, float scale,
+                      const float *q, size_t ldq, const float *k, size_t ldk,
+                      float *s, size_t lds);
+
+/* In place: each of the m rows of n entries becomes its softmax. The row
+   maximum is subtracted first, so any finite input is stable. -INFINITY
+   entries get weight 0; a row with no entry above -INFINITY becomes all
+   zeros (never NaN). A NaN or +INFINITY entry makes its row NaN. Needs
+   lds >= n. */
+qkv_status qkv_softmax(size_t m, size_t n, float *s, size_t lds);
+
+/* O[i][c] = Σ_j P[i][j] · V[j][c]   for i < m, c < dv.
+   Needs ldp >= n, ldv >= dv, ldo >= dv; o must not overlap p or v. */
+qkv_status qkv_weighted_sum(size_t m, size_t n, size_t dv,
+                            const float *p, size_t ldp, const float *v, size_t ldv,
+                            float *o, size_t ldo);
+
+/* 1/sqrt(d), the usual scale; 0 for d == 0. */
+float qkv_default_scale(size_t d);
+
+/* ------------------------------------------------------------------------ */
+/* Fused attention                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef enum qkv_dtype {
+    QKV_F32 = 0,             /* IEEE binary32 (float) */
+    QKV_F16,                 /* IEEE binary16, stored as uint16_t */
+    QKV_BF16                 /* bfloat16, stored as uint16_t */
+} qkv_dtype;
+
+/* A 4-d tensor [batch][head][row][dim] seen through strides, in elements of
+   its dtype. The last dimension is contiguous. With row_stride = heads·dim
+   and head_stride = dim the [batch][row][head][dim] layout needs no copy. */
+typedef struct qkv_tensor {
+    const void *data;
+    qkv_dtype   dtype;
+    size_t      batch_stride;
+    size_t      head_stride;
+    size_t      row_stride;
+} qkv_tensor;
+
+/* The output tensor: always f32, same stride conventions. */
+typedef struct qkv_out_tensor {
+    float  *data;
+    size_t  batch_stride;
+    size_t  head_stride;
+    size_t  row_stride;
+} qkv_out_tensor;
+
+typedef enum qkv_mask_kind {
+    QKV_MASK_NONE = 0,       /* every query sees every key */
+    QKV_MASK_CAUSAL,         /* bottom-right aligned: query i sees key j iff
+                                j <= p(i), p(i) = i + kv_len - q_len */
+    QKV_MASK_ADDITIVE        /* desc.mask_add is added to the scores */
+} qkv_mask_kind;
+
+/* An additive float mask [q_len][kv_len] per batch and head. A stride of 0
+   broadcasts over batch or heads; row_stride must be >= kv_len. Entries may
+   be -INFINITY (key hidden) but not NaN or +INFINITY. */
+typedef struct qkv_float_mask {
+    const float *data;
+    size_t       batch_stride;
+    size_t       head_stride;
+    size_t       row_stride;
+} qkv_float_mask;
+
+/* The parallel-for hook: call task(ctx, i) once for every i < count, in any
+   order and on any threads, and return when all calls have returned. */
+typedef void (*qkv_task_fn)(void *ctx, size_t index);
+typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, void *ctx);
+
+/* Multi-head attention in one call. Zero-initialise, then fill in.
+ *
+ * Scores, for batch b, query head h, query row i < q_len, key j < kv_len:
+ *
+ *   p(i) = i + kv_len - q_len          (the query's position among the keys;
+ *                                       may be negative when q_len > kv_len)
+ *   s    = scale · dot(q[b][h][i], k[b][g][j])    g = h / (q_heads / kv_heads)
+ *   s    = softcap · tanh(s / softcap)            if softcap > 0
+ *   s   += alibi_slopes[h] · (j - p(i))           if alibi_slopes
+ *   s   += mask_add[b][h][i][j]                   if mask == QKV_MASK_ADDITIVE
+ *   s    = -INFINITY if mask == QKV_MASK_CAUSAL and j > p(i),
+ *                    or if window > 0 and j <= p(i) - window
+ *
+ *   o[b][h][i] = Σ_j exp(s_j - M) · v[b][g][j] / L,
+ *   L = Σ_j exp(s_j - M) + exp(sinks[h] - M)      (the sink term if sinks)
+ *
+ * with M the row maximum. A row that sees no key gets an all-zero output row.
+ * lse, if given, receives log Σ exp over the same terms as L (M + log L),
+ * -INFINITY for a row that sees no key and has no sink. To merge results
+ * computed over shards of the keys, pass the sinks to one shard only.
+ *
+ * Threads: with parallel_for == NULL the call runs on the calling thread.
+ * Otherwise the work is split into independent tasks (batch × KV head ×
+ * query block, and for decode-like shapes also KV splits merged exactly) and
+ * handed to parallel_for(pool, ...). The split follows from the shapes only,
+ * so with a hook the output is bit-identical whatever the number of threads
+ * behind it. Without a hook KV is never split, so decode-like shapes may
+ * differ from the hooked result in the last bits (both within tolerance).
+ */
+typedef struct qkv_attention_desc {
+    /* Shapes. q_heads must be a multiple of kv_heads (GQA/MQA). head_dim is
+       the dimension of q and k rows, v_head_dim that of v and o rows. */
+    size_t batch;
+    size_t q_heads;
+    size_t kv_heads;
+    size_t q_len;
+    size_t kv_len;
+    size_t head_dim;
+    size_t v_head_dim;
+
+    /* Tensors. q must be QKV_F32; k and v QKV_F32 (f16/bf16 KV caches are
+       reported as QKV_ERR_UNSUPPORTED until their kernels land). */
+    qkv_tensor     q;   /* [batch][q_heads][q_len][head_dim]   */
+    qkv_tensor     k;   /* [batch][kv_heads][kv_len][head_dim] */
+    qkv_tensor     v;   /* [batch][kv_heads][kv_len][v_head_dim] */
+    qkv_out_tensor o;   /* [batch][q_heads][q_len][v_head_dim] */
+
+    /* Scale of the dot products, finite and >= 0; qkv_default_scale(head_dim)
+       is the usual choice. */
+    float scale;
+
+    /* Masking. mask_add.data must be set iff mask == QKV_MASK_ADDITIVE.
+       window == 0 means no sliding window. */
+    qkv_mask_kind  mask;
+    qkv_float_mask mask_add;
+    size_t         window;
+
+    /* Score modifiers (see above). softcap == 0 disables it; otherwise it
+       must be finite and > 0. alibi_slopes and sinks are arrays of q_heads
+       finite floats, or NULL. */
+    float        softcap;
+    const float *alibi_slopes;
+    const float *sinks;
+
+    /* Optional output [batch][q_heads][q_len], contiguous, or NULL. */
+    float *lse;
+
+    /* Optional threading hook, e.g. qkv_pool_parallel_for with a qkv_pool. */
+    qkv_parallel_for_fn parallel_for;
+    void               *pool;
+} qkv_attention_desc;
+
+qkv_status qkv_attention(const qkv_attention_desc *desc);
+
+/* ------------------------------------------------------------------------ */
+/* Direct access to one ISA                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The entry points above, bound to one ISA instead of the process-wide
+   choice: for tests, benchmarks and side-by-side comparisons. Same
+   validation and semantics as the dispatched functions. */
+typedef struct qkv_funcs {
+    qkv_isa isa;
+    qkv_status (*scores)(size_t m, size_t n, size_t d, float scale,
+                         const float *q, size_t ldq, const float *k, size_t ldk,
+                         float *s, size_t lds);
+    qkv_status (*softmax)(size_t m, size_t n, float *s, size_t lds);
+    qkv_status (*weighted_sum)(size_t m, size_t n, size_t dv,
+                               const float *p, size_t ldp, const float *v, size_t ldv,
+                               float *o, size_t ldo);
+    qkv_status (*attention)(const qkv_attention_desc *desc);
+} qkv_funcs;
+
+/* *out = the functions of that ISA. QKV_ERR_UNSUPPORTED (and *out untouched)
+   when the ISA is not supported here; QKV_ERR_ARG for out == NULL. */
+qkv_status qkv_isa_funcs(qkv_isa isa, const qkv_funcs **out);
+
+/* ------------------------------------------------------------------------ */
+/* Thread pool                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qkv_pool qkv_pool;
+
+/* A pool of `threads` workers in all, the calling thread of
+   qkv_pool_parallel_for counting as one (threads == 0 or 1: no extra
+   thread). QKV_ERR_ARG for out == NULL, QKV_ERR_NOMEM when memory or a
+   thread cannot be had (nothing is left behind). */
+qkv_status qkv_pool_create(unsigned threads, qkv_pool **out);
+
+/* Joins the workers and frees the pool. NULL is a no-op. The pool must not
+   be in use. */
+void qkv_pool_destroy(qkv_pool *pool);
+
+/* A qkv_parallel_for_fn for desc.parallel_for with desc.pool = the pool.
+   Calls from several threads at once are serialised; a call from inside a
+   task of the same pool runs inline. A NULL pool runs everything on the
+   calling thread. */
+void qkv_pool_parallel_for(void *pool, size_t count, qkv_task_fn task, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QKV_H */

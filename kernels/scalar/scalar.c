@@ -1,0 +1,120 @@
+/*
+ * The scalar reference: the textbook's three steps and the fused
+ * online-softmax loop, one number at a time. Built without
+ * auto-vectorization (see meson.build) so that it stays what it reads as.
+ * Every SIMD kernel is tested against these.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static float dot(const float *a, const float *b, size_t d)
+{
+    float acc = 0.0f;
+    for (size_t c = 0; c < d; c++)
+        acc += a[c] * b[c];
+    return acc;
+}
+
+/* Step 1: how well each query matches each key. */
+static void scores_scalar(size_t m, size_t n, size_t d, float scale,
+                          const float *q, size_t ldq, const float *k, size_t ldk,
+                          float *s, size_t lds)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++)
+            s[i * lds + j] = scale * dot(q + i * ldq, k + j * ldk, d);
+}
+
+/* Step 2: scores to weights that sum to 1. Subtracting the row maximum
+   keeps exp() finite; a row with nothing above -INFINITY has no maximum to
+   subtract and becomes zeros rather than 0/0. */
+static void softmax_scalar(size_t m, size_t n, float *s, size_t lds)
+{
+    for (size_t i = 0; i < m; i++) {
+        float *row = s + i * lds;
+        float max = -INFINITY;
+        for (size_t j = 0; j < n; j++)
+            if (row[j] > max)
+                max = row[j];
+        /* A NaN entry is never the maximum, but its exp() makes the sum and
+           so the whole row NaN, as it should. */
+        if (max == -INFINITY) {
+            memset(row, 0, n * sizeof *row);
+            continue;
+        }
+        float sum = 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            row[j] = expf(row[j] - max);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < n; j++)
+            row[j] *= inv;
+    }
+}
+
+/* Step 3: blend the values by the weights. */
+static void weighted_sum_scalar(size_t m, size_t n, size_t dv,
+                                const float *p, size_t ldp, const float *v, size_t ldv,
+                                float *o, size_t ldo)
+{
+    for (size_t i = 0; i < m; i++) {
+        float *out = o + i * ldo;
+        for (size_t c = 0; c < dv; c++)
+            out[c] = 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            float w = p[i * ldp + j];
+            for (size_t c = 0; c < dv; c++)
+                out[c] += w * v[j * ldv + c];
+        }
+    }
+}
+
+/* All three steps at once, one key at a time (online softmax): keep the
+   largest score so far and the sum of exp(score - largest); when a larger
+   score arrives, rescale what was summed so far. No score matrix exists. */
+static void attention_scalar(const qkv_attn_job *job)
+{
+    const size_t d = job->head_dim, dv = job->v_head_dim;
+    for (size_t r = 0; r < job->rows; r++) {
+        qkv_attn_row *row = &job->row[r];
+        float max = -INFINITY, sum = 0.0f;
+        for (size_t c = 0; c < dv; c++)
+            row->acc[c] = 0.0f;
+        for (size_t j = row->kv_begin; j < row->kv_end; j++) {
+            float s = job->scale * dot(row->q, job->k + j * job->ldk, d);
+            if (job->softcap > 0.0f)
+                s = job->softcap * tanhf(s / job->softcap);
+            if (row->slope != 0.0f)
+                s += row->slope * (float)((ptrdiff_t)j - row->pos);
+            if (row->mask)
+                s += row->mask[j];
+            if (s == -INFINITY)
+                continue;
+            if (s > max) {
+                float rescale = expf(max - s);
+                sum *= rescale;
+                for (size_t c = 0; c < dv; c++)
+                    row->acc[c] *= rescale;
+                max = s;
+            }
+            float w = expf(s - max);
+            sum += w;
+            const float *value = job->v + j * job->ldv;
+            for (size_t c = 0; c < dv; c++)
+                row->acc[c] += w * value[c];
+        }
+        row->max = max;
+        row->sum = sum;
+    }
+}
+
+void qkv_kernels_init_scalar(qkv_kernels *k)
+{
+    k->scores = scores_scalar;
+    k->softmax = softmax_scalar;
+    k->weighted_sum = weighted_sum_scalar;
+    k->attention = attention_scalar;
+}
