@@ -27,6 +27,14 @@ static void scores_scalar(size_t m, size_t n, size_t d, float scale,
             s[i * lds + j] = scale * dot(q + i * ldq, k + j * ldk, d);
 }
 
+static int all_hidden(const float *row, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (row[j] != -INFINITY)
+            return 0;
+    return 1;
+}
+
 /* Step 2: scores to weights that sum to 1. Subtracting the row maximum
    keeps exp() finite; a row with nothing above -INFINITY has no maximum to
    subtract and becomes zeros rather than 0/0. */
@@ -39,8 +47,9 @@ static void softmax_scalar(size_t m, size_t n, float *s, size_t lds)
             if (row[j] > max)
                 max = row[j];
         /* A NaN entry is never the maximum, but its exp() makes the sum and
-           so the whole row NaN, as it should. */
-        if (max == -INFINITY) {
+           so the whole row NaN, as it should; only a row of nothing but
+           -INFINITY has no weights at all. */
+        if (max == -INFINITY && all_hidden(row, n)) {
             memset(row, 0, n * sizeof *row);
             continue;
         }

@@ -1,0 +1,983 @@
+/*
+ * checkasm: every supported ISA against the scalar reference and a
+ * double-precision oracle, on the same seeded random inputs.
+ *
+ *   checkasm [--seed=N] [--isa=NAME] [--function=NAME] [--quick] [--verbose]
+ *            [--expect-isas=a,b,...] [--expect-best=NAME]
+ *
+ * --function picks one group: api, seed, scores, softmax, weighted_sum,
+ * attention, badinput, pool, dispatch. Outputs live in buffers with guard
+ * zones and leading-dimension padding filled with a sentinel, which must be
+ * intact afterwards; inputs are allocated to their exact extent so that
+ * ASan or valgrind see any read past the end. The seed is printed; rerun
+ * with --seed to reproduce. Ends with "N passed, M failed".
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "oracle.h"
+#include "qkv.h"
+
+/* The accuracy contract of API.md: for f32 inputs in [-1, 1] and |V| <= 1
+   every ISA stays within 1e-5 (absolute) of the double oracle. */
+#define TOL 1e-5
+/* lse is a logarithm of a sum that can reach kv_len·e^max: its float error
+   grows with its magnitude, so it gets the same bound relative to
+   max(1, |lse|). */
+#define TOL_LSE_REL 1e-5
+
+/* ---- reporting ---------------------------------------------------------- */
+
+static int passed, failed, verbose;
+static uint64_t seed;
+static const char *ctx_isa = "-", *ctx_fn = "-";
+
+static void check(int ok, const char *fmt, ...)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    if (failed > 50)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL [%s] %s: ", ctx_isa, ctx_fn);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (seed %" PRIu64 ")\n", seed);
+    va_end(ap);
+}
+
+/* ---- random numbers: splitmix64, the same sequence on every machine ---- */
+
+static uint64_t rng;
+
+static uint64_t rnd64(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float frand(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rnd64() >> 40) * (1.0 / 16777216.0));
+}
+
+static size_t urand(size_t lo, size_t hi) /* inclusive */
+{
+    return lo + (size_t)(rnd64() % (hi - lo + 1));
+}
+
+static int coin(int percent)
+{
+    return (int)(rnd64() % 100) < percent;
+}
+
+static void fill(float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = frand(lo, hi);
+}
+
+/* An input of exactly n floats in [lo, hi]: no slack to hide over-reads. */
+static float *input(size_t n, float lo, float hi)
+{
+    float *x = malloc(n * sizeof *x);
+    fill(x, n, lo, hi);
+    return x;
+}
+
+/* ---- guarded outputs ------------------------------------------------------ */
+
+#define GUARD 64
+static const uint32_t SENTINEL_BITS = 0x7fa5a5a5u; /* a NaN no kernel makes */
+
+typedef struct guarded {
+    float *base, *data;
+    size_t n;
+} guarded;
+
+static guarded guarded_alloc(size_t n)
+{
+    guarded g = {malloc((n + 2 * GUARD) * sizeof(float)), NULL, n};
+    for (size_t i = 0; i < n + 2 * GUARD; i++)
+        memcpy(&g.base[i], &SENTINEL_BITS, sizeof SENTINEL_BITS);
+    g.data = g.base + GUARD;
+    return g;
+}
+
+static int is_sentinel(const float *x)
+{
+    uint32_t bits;
+    memcpy(&bits, x, sizeof bits);
+    return bits == SENTINEL_BITS;
+}
+
+static void guarded_reset(guarded *g)
+{
+    for (size_t i = 0; i < g->n + 2 * GUARD; i++)
+        memcpy(&g->base[i], &SENTINEL_BITS, sizeof SENTINEL_BITS);
+}
+
+/* Guards intact, and every element whose `written` flag is 0 untouched. */
+static int guarded_intact(const guarded *g, const unsigned char *written)
+{
+    for (size_t i = 0; i < GUARD; i++)
+        if (!is_sentinel(&g->base[i]) || !is_sentinel(&g->data[g->n + i]))
+            return 0;
+    for (size_t i = 0; i < g->n; i++)
+        if (!(written && written[i]) && !is_sentinel(&g->data[i]))
+            return 0;
+    return 1;
+}
+
+static int all_untouched(const guarded *g)
+{
+    return guarded_intact(g, NULL);
+}
+
+static int guards_intact(const guarded *g)
+{
+    for (size_t i = 0; i < GUARD; i++)
+        if (!is_sentinel(&g->base[i]) || !is_sentinel(&g->data[g->n + i]))
+            return 0;
+    return 1;
+}
+
+/* The flags of a rows × len matrix with leading dimension ld. */
+static unsigned char *matrix_cells(size_t rows, size_t ld, size_t len)
+{
+    if (!rows || !len)
+        return NULL;
+    unsigned char *w = calloc((rows - 1) * ld + len, 1);
+    for (size_t i = 0; i < rows; i++)
+        memset(w + i * ld, 1, len);
+    return w;
+}
+
+static void guarded_free(guarded *g)
+{
+    free(g->base);
+}
+
+static double max_err_matrix(const float *got, size_t ld, const double *want,
+                             size_t rows, size_t len)
+{
+    double worst = 0;
+    for (size_t i = 0; i < rows; i++)
+        for (size_t c = 0; c < len; c++) {
+            const double w = want[i * len + c], x = got[i * ld + c];
+            double e;
+            if (isnan(w) || isnan(x))
+                e = isnan(w) && isnan(x) ? 0 : INFINITY;
+            else
+                e = fabs(x - w);
+            if (e > worst)
+                worst = e;
+        }
+    return worst;
+}
+
+/* ---- the ISAs under test ---------------------------------------------------- */
+
+static const qkv_funcs *isas[QKV_ISA_COUNT];
+static size_t n_isas;
+static const qkv_funcs *scalar_funcs;
+
+static void find_isas(const char *only)
+{
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        const qkv_funcs *f;
+        if (qkv_isa_funcs((qkv_isa)i, &f) != QKV_OK)
+            continue;
+        if (i == QKV_ISA_SCALAR)
+            scalar_funcs = f;
+        if (only && strcmp(only, qkv_isa_name((qkv_isa)i)) != 0)
+            continue;
+        isas[n_isas++] = f;
+    }
+}
+
+/* ---- api: names, status strings, the ISA queries ---------------------------- */
+
+static void test_api(void)
+{
+    ctx_fn = "api";
+    const qkv_status all[] = {QKV_OK, QKV_ERR_ARG, QKV_ERR_OVERFLOW, QKV_ERR_UNSUPPORTED,
+                              QKV_ERR_NOMEM};
+    for (size_t i = 0; i < 5; i++) {
+        check(qkv_status_string(all[i]) && *qkv_status_string(all[i]), "status %zu has no text", i);
+        for (size_t j = 0; j < i; j++)
+            check(strcmp(qkv_status_string(all[i]), qkv_status_string(all[j])) != 0,
+                  "statuses %zu and %zu share a text", i, j);
+    }
+    check(qkv_status_string((qkv_status)99) != NULL, "unknown status gives NULL");
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        qkv_isa back = QKV_ISA_NONE;
+        check(qkv_isa_from_name(qkv_isa_name((qkv_isa)i), &back) == QKV_OK && back == i,
+              "name of ISA %d does not round-trip", i);
+    }
+    qkv_isa out = QKV_ISA_SCALAR;
+    check(qkv_isa_from_name("avx1024", &out) == QKV_ERR_UNSUPPORTED && out == QKV_ISA_SCALAR,
+          "unknown ISA name accepted");
+    check(qkv_isa_from_name(NULL, &out) == QKV_ERR_ARG, "NULL name accepted");
+    check(qkv_isa_from_name("scalar", NULL) == QKV_ERR_ARG, "NULL out accepted");
+    check(strcmp(qkv_isa_name(QKV_ISA_NONE), "none") == 0, "QKV_ISA_NONE not named none");
+    check(strcmp(qkv_isa_name((qkv_isa)42), "unknown") == 0, "bad ISA not named unknown");
+    check(qkv_isa_supported(QKV_ISA_SCALAR), "scalar not supported");
+    check(!qkv_isa_supported(QKV_ISA_NONE) && !qkv_isa_supported(QKV_ISA_COUNT),
+          "non-ISAs reported supported");
+    check(qkv_isa_supported(qkv_isa_best()), "best ISA not supported");
+    for (int i = 0; i < QKV_ISA_COUNT; i++)
+        if (qkv_isa_supported((qkv_isa)i))
+            check(i <= qkv_isa_best() || (qkv_isa_best() < QKV_ISA_NEON) != (i < QKV_ISA_NEON),
+                  "ISA %d beats the best", i);
+    const qkv_funcs *f = NULL;
+    check(qkv_isa_funcs(QKV_ISA_SCALAR, NULL) == QKV_ERR_ARG, "qkv_isa_funcs(NULL out)");
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        const qkv_status st = qkv_isa_funcs((qkv_isa)i, &f);
+        check((st == QKV_OK) == qkv_isa_supported((qkv_isa)i), "qkv_isa_funcs(%d) = %d", i, st);
+        if (st == QKV_OK)
+            check(f->isa == i, "qkv_isa_funcs(%d) gives ISA %d", i, f->isa);
+    }
+    check(qkv_default_scale(64) == 0.125f && qkv_default_scale(1) == 1.0f &&
+              qkv_default_scale(0) == 0.0f, "qkv_default_scale");
+}
+
+/* ---- seed: the tutorial's worked example and its exercise ------------------- */
+
+/* Keys = values = the three 4-d embeddings of "The", "cat", "sat".
+   Unscaled (scale 1), as in the tutorial.
+
+   Query [0,1,0,0]: scores [0, 1, 1]; softmax weights
+       [1, e, e] / (1 + 2e) = [0.155362, 0.422319, 0.422319]
+   context = w0·[1,0,1,0] + w1·[0,1,0,1] + w2·[1,1,0,0]
+           = [w0 + w2, w1 + w2, w0, w1] = [0.577681, 0.844638, 0.155362, 0.422319].
+   (The tutorial prints 0.21194156/0.39402922 and a context to match; its own
+   code computes the numbers above.)
+
+   Exercise, "The" as the query, Query = [1,0,1,0]: scores [2, 0, 1];
+       weights [e², 1, e] / (e² + 1 + e) = [0.665241, 0.090031, 0.244728]
+   context = [w0 + w2, w1 + w2, w0, w1] = [0.909969, 0.334759, 0.665241, 0.090031].
+
+   Full self-attention (every word a query) adds "cat" [0,1,0,1]: scores
+   [0, 2, 1], weights [0.090031, 0.665241, 0.244728], context
+   [0.334759, 0.909969, 0.090031, 0.665241]; and "sat" [1,1,0,0]: scores
+   [1, 1, 2], weights [0.211942, 0.211942, 0.576117], context
+   [0.788058, 0.788058, 0.211942, 0.211942]. */
+static const float seed_kv[3][4] = {{1, 0, 1, 0}, {0, 1, 0, 1}, {1, 1, 0, 0}};
+static const float seed_q[4][4] = {{0, 1, 0, 0}, {1, 0, 1, 0}, {0, 1, 0, 1}, {1, 1, 0, 0}};
+static const double seed_weights[4][3] = {
+    {0.155362, 0.422319, 0.422319},
+    {0.665241, 0.090031, 0.244728},
+    {0.090031, 0.665241, 0.244728},
+    {0.211942, 0.211942, 0.576117},
+};
+static const double seed_context[4][4] = {
+    {0.577681, 0.844638, 0.155362, 0.422319},
+    {0.909969, 0.334759, 0.665241, 0.090031},
+    {0.334759, 0.909969, 0.090031, 0.665241},
+    {0.788058, 0.788058, 0.211942, 0.211942},
+};
+/* The constants above are rounded to 6 decimals. */
+#define TOL_SEED 1e-6
+
+static void test_seed(const qkv_funcs *f)
+{
+    ctx_fn = "seed";
+    float s[4][3], o[4][4];
+    check(f->scores(4, 3, 4, 1.0f, &seed_q[0][0], 4, &seed_kv[0][0], 4, &s[0][0], 3) == QKV_OK,
+          "scores failed");
+    check(s[0][0] == 0 && s[0][1] == 1 && s[0][2] == 1 && s[1][0] == 2 && s[1][1] == 0 &&
+              s[1][2] == 1, "scores are not [0,1,1] and [2,0,1]");
+    check(f->softmax(4, 3, &s[0][0], 3) == QKV_OK, "softmax failed");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            check(fabs(s[i][j] - seed_weights[i][j]) <= TOL_SEED, "weight %d,%d = %.7f, want %.6f",
+                  i, j, s[i][j], seed_weights[i][j]);
+    check(f->weighted_sum(4, 3, 4, &s[0][0], 3, &seed_kv[0][0], 4, &o[0][0], 4) == QKV_OK,
+          "weighted_sum failed");
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 4; c++)
+            check(fabs(o[i][c] - seed_context[i][c]) <= TOL_SEED, "context %d,%d = %.7f, want %.6f",
+                  i, c, o[i][c], seed_context[i][c]);
+
+    /* The same in one fused call: one batch, one head, four queries. */
+    float fused[4][4], lse[4];
+    qkv_attention_desc d = {0};
+    d.batch = d.q_heads = d.kv_heads = 1;
+    d.q_len = 4;
+    d.kv_len = 3;
+    d.head_dim = d.v_head_dim = 4;
+    d.q = (qkv_tensor){seed_q, QKV_F32, 16, 16, 4};
+    d.k = d.v = (qkv_tensor){seed_kv, QKV_F32, 12, 12, 4};
+    d.o = (qkv_out_tensor){&fused[0][0], 16, 16, 4};
+    d.scale = 1.0f;
+    d.lse = lse;
+    check(f->attention(&d) == QKV_OK, "fused attention failed");
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 4; c++)
+            check(fabs(fused[i][c] - seed_context[i][c]) <= TOL_SEED,
+                  "fused context %d,%d = %.7f, want %.6f", i, c, fused[i][c], seed_context[i][c]);
+    /* lse of [0,1,1] is log(1 + 2e) = 1.861995. */
+    check(fabs(lse[0] - 1.861995) <= TOL_SEED, "lse = %.7f, want 1.861995", lse[0]);
+}
+
+/* ---- the three stages on random shapes -------------------------------------- */
+
+/* Sizes that are no multiple of any vector width or tile, and the usual ones. */
+static const size_t odd_sizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 129};
+static const size_t head_dims[] = {1, 3, 8, 16, 33, 64, 80, 96, 128, 256};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static size_t pick_size(void)
+{
+    return odd_sizes[urand(0, COUNT(odd_sizes) - 1)];
+}
+
+static size_t pad(void)
+{
+    return coin(50) ? 0 : urand(1, 19);
+}
+
+static void test_scores(int cases)
+{
+    ctx_fn = "scores";
+    for (int t = 0; t < cases; t++) {
+        const size_t m = pick_size(), n = pick_size(), d = head_dims[urand(0, COUNT(head_dims) - 1)];
+        const size_t ldq = d + pad(), ldk = d + pad(), lds = n + pad();
+        const float scale = coin(20) ? 1.0f / (float)d : qkv_default_scale(d);
+        float *q = input((m - 1) * ldq + d, -1, 1), *k = input((n - 1) * ldk + d, -1, 1);
+        double *want = malloc(m * n * sizeof *want);
+        oracle_scores(m, n, d, scale, q, ldq, k, ldk, want);
+        guarded s = guarded_alloc((m - 1) * lds + n), ref = guarded_alloc((m - 1) * lds + n);
+        unsigned char *cells = matrix_cells(m, lds, n);
+        scalar_funcs->scores(m, n, d, scale, q, ldq, k, ldk, ref.data, lds);
+        for (size_t i = 0; i < n_isas; i++) {
+            ctx_isa = qkv_isa_name(isas[i]->isa);
+            guarded_reset(&s);
+            qkv_status st = isas[i]->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
+            double e = max_err_matrix(s.data, lds, want, m, n);
+            check(st == QKV_OK && e <= TOL, "m=%zu n=%zu d=%zu: status %d, error %.3g vs oracle",
+                  m, n, d, st, e);
+            check(guarded_intact(&s, cells), "m=%zu n=%zu d=%zu lds=%zu: wrote outside S", m, n, d, lds);
+            double worst = 0;
+            for (size_t r = 0; r < m; r++)
+                for (size_t c = 0; c < n; c++)
+                    worst = fmax(worst, fabs(s.data[r * lds + c] - ref.data[r * lds + c]));
+            check(worst <= 2 * TOL, "m=%zu n=%zu d=%zu: %.3g from scalar", m, n, d, worst);
+        }
+        ctx_isa = "-";
+        free(q), free(k), free(want), free(cells);
+        guarded_free(&s), guarded_free(&ref);
+    }
+}
+
+static void test_softmax(int cases)
+{
+    ctx_fn = "softmax";
+    for (int t = 0; t < cases; t++) {
+        const size_t m = pick_size(), n = pick_size() + (coin(30) ? urand(0, 300) : 0);
+        const size_t lds = n + pad();
+        /* Scores as attention makes them, with hidden keys and now and then
+           a row that hides all of them, or one with a NaN. */
+        float *in = input((m - 1) * lds + n, -12, 12);
+        for (size_t r = 0; r < m; r++) {
+            const int all_hidden = coin(10), has_nan = coin(5);
+            for (size_t c = 0; c < n; c++)
+                if (all_hidden || coin(10))
+                    in[r * lds + c] = -INFINITY;
+            if (has_nan)
+                in[r * lds + urand(0, n - 1)] = NAN;
+        }
+        double *want = malloc(m * n * sizeof *want);
+        oracle_softmax(m, n, in, lds, want);
+        guarded s = guarded_alloc((m - 1) * lds + n);
+        unsigned char *cells = matrix_cells(m, lds, n);
+        for (size_t i = 0; i < n_isas; i++) {
+            ctx_isa = qkv_isa_name(isas[i]->isa);
+            guarded_reset(&s);
+            for (size_t r = 0; r < m; r++)
+                memcpy(s.data + r * lds, in + r * lds, n * sizeof(float));
+            qkv_status st = isas[i]->softmax(m, n, s.data, lds);
+            double e = max_err_matrix(s.data, lds, want, m, n);
+            check(st == QKV_OK && e <= TOL, "m=%zu n=%zu: status %d, error %.3g (NaN rows must stay NaN, "
+                  "hidden rows zero)", m, n, st, e);
+            check(guarded_intact(&s, cells), "m=%zu n=%zu lds=%zu: wrote outside the rows", m, n, lds);
+        }
+        ctx_isa = "-";
+        free(in), free(want), free(cells);
+        guarded_free(&s);
+    }
+}
+
+static void test_weighted_sum(int cases)
+{
+    ctx_fn = "weighted_sum";
+    for (int t = 0; t < cases; t++) {
+        const size_t m = pick_size(), n = pick_size() + (coin(30) ? urand(0, 300) : 0);
+        const size_t dv = head_dims[urand(0, COUNT(head_dims) - 1)];
+        const size_t ldp = n + pad(), ldv = dv + pad(), ldo = dv + pad();
+        /* P as a softmax makes it (rows summing to 1), so |O| <= 1. */
+        float *p = input((m - 1) * ldp + n, 0, 1), *v = input((n - 1) * ldv + dv, -1, 1);
+        for (size_t r = 0; r < m; r++) {
+            float sum = 0;
+            for (size_t c = 0; c < n; c++)
+                sum += p[r * ldp + c];
+            for (size_t c = 0; c < n; c++)
+                p[r * ldp + c] /= sum;
+        }
+        double *want = malloc(m * dv * sizeof *want);
+        oracle_weighted_sum(m, n, dv, p, ldp, v, ldv, want);
+        guarded o = guarded_alloc((m - 1) * ldo + dv);
+        unsigned char *cells = matrix_cells(m, ldo, dv);
+        for (size_t i = 0; i < n_isas; i++) {
+            ctx_isa = qkv_isa_name(isas[i]->isa);
+            guarded_reset(&o);
+            qkv_status st = isas[i]->weighted_sum(m, n, dv, p, ldp, v, ldv, o.data, ldo);
+            double e = max_err_matrix(o.data, ldo, want, m, dv);
+            check(st == QKV_OK && e <= TOL, "m=%zu n=%zu dv=%zu: status %d, error %.3g", m, n, dv, st, e);
+            check(guarded_intact(&o, cells), "m=%zu n=%zu dv=%zu ldo=%zu: wrote outside O", m, n, dv, ldo);
+        }
+        ctx_isa = "-";
+        free(p), free(v), free(want), free(cells);
+        guarded_free(&o);
+    }
+}
+
+/* ---- fused attention on random descriptors ---------------------------------- */
+
+/* A test pool for the hook: qkv's own. */
+static qkv_pool *pools[4];   /* 1, 2 and 3 threads; [0] unused */
+
+typedef struct layout {
+    size_t batch_stride, head_stride, row_stride, total;
+} layout;
+
+/* [batch][head][row][dim] or [batch][row][head][dim], rows padded now and then. */
+static layout make_layout(size_t batch, size_t heads, size_t rows, size_t dim, int bshd)
+{
+    layout l;
+    const size_t padded = dim + (coin(30) ? urand(1, 7) : 0);
+    if (bshd) {
+        l.head_stride = padded;
+        l.row_stride = heads * padded;
+        l.batch_stride = rows * l.row_stride;
+    } else {
+        l.row_stride = padded;
+        l.head_stride = rows * padded;
+        l.batch_stride = heads * l.head_stride;
+    }
+    l.total = (batch - 1) * l.batch_stride + (heads - 1) * l.head_stride +
+              (rows - 1) * l.row_stride + dim;
+    return l;
+}
+
+typedef struct attn_case {
+    qkv_attention_desc d;
+    float *q, *k, *v, *mask, *slopes, *sinks;
+    layout lo;
+    guarded o, lse;
+    unsigned char *o_cells;
+    double *want_o, *want_lse;
+} attn_case;
+
+static void describe(const qkv_attention_desc *d, char *buf, size_t n)
+{
+    snprintf(buf, n, "b=%zu hq=%zu hkv=%zu q_len=%zu kv_len=%zu d=%zu dv=%zu mask=%d window=%zu "
+             "softcap=%g alibi=%d sinks=%d lse=%d",
+             d->batch, d->q_heads, d->kv_heads, d->q_len, d->kv_len, d->head_dim, d->v_head_dim,
+             d->mask, d->window, d->softcap, !!d->alibi_slopes, !!d->sinks, !!d->lse);
+}
+
+static void make_case(attn_case *c, int decode)
+{
+    memset(c, 0, sizeof *c);
+    qkv_attention_desc *d = &c->d;
+    d->batch = urand(1, 2);
+    d->kv_heads = urand(1, 3);
+    d->q_heads = d->kv_heads * (size_t[]){1, 1, 2, 4, 8}[urand(0, 4)];
+    d->head_dim = head_dims[urand(0, COUNT(head_dims) - 1)];
+    d->v_head_dim = coin(70) ? d->head_dim : head_dims[urand(0, COUNT(head_dims) - 1)];
+    if (decode) {
+        /* Decode: long enough to make a hooked call split the keys. */
+        d->q_len = urand(1, 2);
+        d->kv_len = urand(1000, 2600);
+        d->head_dim = d->v_head_dim = coin(50) ? 64 : 33;
+    } else {
+        d->q_len = pick_size();
+        d->kv_len = coin(20) ? d->q_len : pick_size() + (coin(20) ? urand(0, 200) : 0);
+    }
+    /* Keep the oracle's O(b·h·q·kv·d) work small. */
+    while (d->batch * d->q_heads * d->q_len * d->kv_len * (d->head_dim + d->v_head_dim) > 3000000)
+        d->q_len = d->q_len / 2 + 1, d->kv_len = d->kv_len * 3 / 4 + 1;
+    const int bshd = coin(40);
+    layout lq = make_layout(d->batch, d->q_heads, d->q_len, d->head_dim, bshd);
+    layout lk = make_layout(d->batch, d->kv_heads, d->kv_len, d->head_dim, bshd);
+    layout lv = make_layout(d->batch, d->kv_heads, d->kv_len, d->v_head_dim, bshd);
+    c->lo = make_layout(d->batch, d->q_heads, d->q_len, d->v_head_dim, coin(40));
+    c->q = input(lq.total, -1, 1);
+    c->k = input(lk.total, -1, 1);
+    c->v = input(lv.total, -1, 1);
+    d->q = (qkv_tensor){c->q, QKV_F32, lq.batch_stride, lq.head_stride, lq.row_stride};
+    d->k = (qkv_tensor){c->k, QKV_F32, lk.batch_stride, lk.head_stride, lk.row_stride};
+    d->v = (qkv_tensor){c->v, QKV_F32, lv.batch_stride, lv.head_stride, lv.row_stride};
+    c->o = guarded_alloc(c->lo.total);
+    d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride};
+    d->scale = coin(80) ? qkv_default_scale(d->head_dim) : frand(0, 1);
+
+    const int m = (int)urand(0, 2);
+    d->mask = (qkv_mask_kind)m;
+    if (m == QKV_MASK_ADDITIVE) {
+        /* Broadcast over batch and/or heads now and then (stride 0). */
+        const size_t ld = d->kv_len + (coin(30) ? urand(1, 5) : 0);
+        const size_t hs = coin(50) ? 0 : d->q_len * ld;
+        const size_t bs = coin(50) ? 0 : (hs ? d->q_heads * hs : d->q_len * ld);
+        const size_t total = (d->batch - 1) * bs + (d->q_heads - 1) * hs + (d->q_len - 1) * ld + d->kv_len;
+        c->mask = input(total, -2, 0);
+        for (size_t i = 0; i < total; i++)
+            if (coin(15))
+                c->mask[i] = -INFINITY;
+        d->mask_add = (qkv_float_mask){c->mask, bs, hs, ld};
+    }
+    if (coin(25))
+        d->window = urand(1, d->kv_len + 3);
+    if (coin(25))
+        d->softcap = frand(0.5f, 5);
+    if (coin(25)) {
+        c->slopes = input(d->q_heads, 0, 0.2f);
+        d->alibi_slopes = c->slopes;
+    }
+    if (coin(25)) {
+        c->sinks = input(d->q_heads, -1, 2);
+        d->sinks = c->sinks;
+    }
+    const size_t rows = d->batch * d->q_heads * d->q_len;
+    c->lse = guarded_alloc(rows);
+    if (coin(60))
+        d->lse = c->lse.data;
+
+    c->o_cells = calloc(c->lo.total, 1);
+    for (size_t b = 0; b < d->batch; b++)
+        for (size_t h = 0; h < d->q_heads; h++)
+            for (size_t i = 0; i < d->q_len; i++)
+                memset(c->o_cells + b * c->lo.batch_stride + h * c->lo.head_stride +
+                           i * c->lo.row_stride, 1, d->v_head_dim);
+    c->want_o = malloc(rows * d->v_head_dim * sizeof(double));
+    c->want_lse = malloc(rows * sizeof(double));
+    oracle_attention(d, c->want_o, c->want_lse);
+}
+
+static void free_case(attn_case *c)
+{
+    free(c->q), free(c->k), free(c->v), free(c->mask), free(c->slopes), free(c->sinks);
+    free(c->o_cells), free(c->want_o), free(c->want_lse);
+    guarded_free(&c->o), guarded_free(&c->lse);
+}
+
+/* Runs one ISA on the case and checks it against the oracle; keeps the
+   output in `keep` (dense rows) for comparisons between runs. */
+static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep, const char *what)
+{
+    qkv_attention_desc d = c->d;
+    if (threads) {
+        d.parallel_for = qkv_pool_parallel_for;
+        d.pool = pools[threads];
+    }
+    guarded_reset(&c->o);
+    guarded_reset(&c->lse);
+    char text[300];
+    describe(&d, text, sizeof text);
+    const qkv_status st = f->attention(&d);
+    check(st == QKV_OK, "%s: status %d (%s)", text, st, what);
+    if (st != QKV_OK)
+        return;
+    double worst = 0, worst_lse = 0;
+    size_t row = 0;
+    for (size_t b = 0; b < d.batch; b++)
+        for (size_t h = 0; h < d.q_heads; h++)
+            for (size_t i = 0; i < d.q_len; i++, row++) {
+                const float *o = d.o.data + b * d.o.batch_stride + h * d.o.head_stride + i * d.o.row_stride;
+                for (size_t x = 0; x < d.v_head_dim; x++) {
+                    const double e = fabs(o[x] - c->want_o[row * d.v_head_dim + x]);
+                    worst = isnan(e) ? INFINITY : fmax(worst, e);
+                    keep[row * d.v_head_dim + x] = o[x];
+                }
+                if (d.lse) {
+                    const double w = c->want_lse[row], g = d.lse[row];
+                    const double e = isinf(w) ? (g == w ? 0 : INFINITY)
+                                              : fabs(g - w) / fmax(1, fabs(w));
+                    worst_lse = isnan(e) ? INFINITY : fmax(worst_lse, e);
+                }
+            }
+    check(worst <= TOL, "%s (%s): output error %.3g", text, what, worst);
+    check(worst_lse <= TOL_LSE_REL, "%s (%s): lse relative error %.3g", text, what, worst_lse);
+    check(guarded_intact(&c->o, c->o_cells), "%s (%s): wrote outside the output rows", text, what);
+    check(d.lse ? guards_intact(&c->lse) : all_untouched(&c->lse),
+          "%s (%s): wrote outside lse, or lse although none was asked", text, what);
+}
+
+static void test_attention(int cases, int decode_cases)
+{
+    ctx_fn = "attention";
+    for (int t = 0; t < cases + decode_cases; t++) {
+        attn_case c;
+        make_case(&c, t >= cases);
+        const size_t rows = c.d.batch * c.d.q_heads * c.d.q_len;
+        float *ref = malloc(rows * c.d.v_head_dim * sizeof *ref);
+        float *one = malloc(rows * c.d.v_head_dim * sizeof *one);
+        float *three = malloc(rows * c.d.v_head_dim * sizeof *three);
+        char text[300];
+        describe(&c.d, text, sizeof text);
+        for (size_t i = 0; i < n_isas; i++) {
+            ctx_isa = qkv_isa_name(isas[i]->isa);
+            run_case(&c, isas[i], 0, ref, "calling thread");
+            /* With a hook the split follows from the shapes only: the same
+               bits for one thread as for three. */
+            if (t % 3 == 0 || t >= cases) {
+                run_case(&c, isas[i], 1, one, "pool of 1");
+                run_case(&c, isas[i], 3, three, "pool of 3");
+                check(memcmp(one, three, rows * c.d.v_head_dim * sizeof *one) == 0,
+                      "%s: 1 and 3 threads differ", text);
+            }
+        }
+        ctx_isa = "-";
+        free(ref), free(one), free(three);
+        free_case(&c);
+    }
+}
+
+/* ---- bad input: each error of API.md, and nothing written ------------------- */
+
+static void valid_desc(qkv_attention_desc *d, const float *q, const float *k, const float *v,
+                       float *o)
+{
+    memset(d, 0, sizeof *d);
+    d->batch = 1;
+    d->q_heads = 2;
+    d->kv_heads = 1;
+    d->q_len = 3;
+    d->kv_len = 5;
+    d->head_dim = d->v_head_dim = 4;
+    d->q = (qkv_tensor){q, QKV_F32, 24, 12, 4};
+    d->k = (qkv_tensor){k, QKV_F32, 20, 20, 4};
+    d->v = (qkv_tensor){v, QKV_F32, 20, 20, 4};
+    d->o = (qkv_out_tensor){o, 24, 12, 4};
+    d->scale = 0.5f;
+}
+
+static void test_badinput(const qkv_funcs *f)
+{
+    ctx_fn = "badinput";
+    float *q = input(24, -1, 1), *k = input(20, -1, 1), *v = input(20, -1, 1);
+    guarded s = guarded_alloc(64);
+    const size_t big = SIZE_MAX / 2;
+    struct expectation { qkv_status want, got; const char *what; } r[80];
+    size_t n = 0;
+#define EXPECT(want_, call_) (r[n++] = (struct expectation){want_, call_, #call_})
+    EXPECT(QKV_ERR_ARG, f->scores(0, 3, 4, 1, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 0, 4, 1, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 0, 1, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, NULL, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 4, NULL, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 4, k, 4, NULL, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 3, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 4, k, 3, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 4, k, 4, s.data, 2));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, NAN, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, -1, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, INFINITY, q, 4, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_OVERFLOW, f->scores(3, 3, 4, 1, q, big, k, 4, s.data, 3));
+    EXPECT(QKV_ERR_OVERFLOW, f->scores(3, 3, 4, 1, q, 4, k, 4, s.data, big));
+    EXPECT(QKV_ERR_ARG, f->scores(3, 3, 4, 1, q, 4, k, 4, q + 2, 3));   /* S overlaps Q */
+    EXPECT(QKV_ERR_ARG, f->softmax(0, 3, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->softmax(3, 0, s.data, 3));
+    EXPECT(QKV_ERR_ARG, f->softmax(3, 3, NULL, 3));
+    EXPECT(QKV_ERR_ARG, f->softmax(3, 3, s.data, 2));
+    EXPECT(QKV_ERR_OVERFLOW, f->softmax(3, 3, s.data, big));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(0, 3, 4, q, 3, v, 4, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 0, q, 3, v, 4, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 4, NULL, 3, v, 4, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 4, q, 2, v, 4, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 4, q, 3, v, 3, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 4, q, 3, v, 4, s.data, 3));
+    EXPECT(QKV_ERR_OVERFLOW, f->weighted_sum(3, 3, 4, q, 3, v, big, s.data, 4));
+    EXPECT(QKV_ERR_ARG, f->weighted_sum(3, 3, 4, q, 3, v, 4, v, 4));    /* O is V */
+
+    float *o = s.data;
+    float *lse = s.data + 30;
+    qkv_attention_desc d;
+    float bad_slopes[2] = {0.1f, NAN}, slopes[2] = {0.1f, 0.2f};
+#define EXPECT_DESC(want_, edit_) \
+    (valid_desc(&d, q, k, v, o), (edit_), r[n++] = (struct expectation){want_, f->attention(&d), #edit_})
+    EXPECT(QKV_ERR_ARG, f->attention(NULL));
+    EXPECT_DESC(QKV_ERR_ARG, d.batch = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.q_heads = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.kv_heads = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.q_len = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.kv_len = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.head_dim = 0);
+    EXPECT_DESC(QKV_ERR_ARG, d.v_head_dim = 0);
+    EXPECT_DESC(QKV_ERR_ARG, (d.q_heads = 3, d.kv_heads = 2));
+    EXPECT_DESC(QKV_ERR_ARG, d.q.data = NULL);
+    EXPECT_DESC(QKV_ERR_ARG, d.k.data = NULL);
+    EXPECT_DESC(QKV_ERR_ARG, d.v.data = NULL);
+    EXPECT_DESC(QKV_ERR_ARG, d.o.data = NULL);
+    EXPECT_DESC(QKV_ERR_ARG, d.q.row_stride = 3);
+    EXPECT_DESC(QKV_ERR_ARG, d.o.row_stride = 3);
+    EXPECT_DESC(QKV_ERR_ARG, d.o.head_stride = 4);            /* output rows overlap */
+    EXPECT_DESC(QKV_ERR_ARG, d.scale = NAN);
+    EXPECT_DESC(QKV_ERR_ARG, d.scale = -0.5f);
+    EXPECT_DESC(QKV_ERR_ARG, d.softcap = -1);
+    EXPECT_DESC(QKV_ERR_ARG, d.softcap = INFINITY);
+    EXPECT_DESC(QKV_ERR_ARG, d.mask = (qkv_mask_kind)7);
+    EXPECT_DESC(QKV_ERR_ARG, d.mask = QKV_MASK_ADDITIVE);     /* no mask data */
+    EXPECT_DESC(QKV_ERR_ARG, (d.mask = QKV_MASK_CAUSAL, d.mask_add.data = q, d.mask_add.row_stride = 5));
+    EXPECT_DESC(QKV_ERR_ARG, (d.mask = QKV_MASK_ADDITIVE, d.mask_add.data = k, d.mask_add.row_stride = 4));
+    EXPECT_DESC(QKV_ERR_ARG, d.alibi_slopes = bad_slopes);
+    EXPECT_DESC(QKV_ERR_ARG, d.sinks = bad_slopes);
+    EXPECT_DESC(QKV_ERR_ARG, d.pool = pools[2]);             /* a pool but no hook */
+    EXPECT_DESC(QKV_ERR_ARG, d.q.dtype = (qkv_dtype)9);
+    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.k.dtype = QKV_F16);
+    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.v.dtype = QKV_BF16);
+    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.q.dtype = QKV_BF16);
+    EXPECT_DESC(QKV_ERR_OVERFLOW, d.k.row_stride = big);
+    EXPECT_DESC(QKV_ERR_OVERFLOW, (d.q_len = big, d.o.batch_stride = 0, d.o.head_stride = 0));
+    EXPECT_DESC(QKV_ERR_ARG, d.o.data = (float *)q);          /* O overlaps Q */
+    EXPECT_DESC(QKV_ERR_ARG, d.lse = o + 10);                 /* lse overlaps O */
+    EXPECT_DESC(QKV_ERR_ARG, (d.alibi_slopes = slopes, d.lse = slopes));
+    for (size_t i = 0; i < n; i++)
+        check(r[i].got == r[i].want, "%s returned %d, want %d", r[i].what, r[i].got, r[i].want);
+    check(all_untouched(&s), "an output was written by a call that failed");
+    (void)lse;
+    free(q), free(k), free(v);
+    guarded_free(&s);
+#undef EXPECT
+#undef EXPECT_DESC
+}
+
+/* ---- the pool ------------------------------------------------------------------ */
+
+typedef struct count_ctx {
+    atomic_int *hits;
+    qkv_pool *pool;
+    atomic_int nested;
+} count_ctx;
+
+static void count_task(void *arg, size_t i)
+{
+    count_ctx *c = arg;
+    atomic_fetch_add(&c->hits[i], 1);
+}
+
+static void nested_task(void *arg, size_t i)
+{
+    count_ctx *c = arg;
+    (void)i;
+    /* A task calling its own pool runs inline instead of deadlocking. */
+    atomic_int local[3] = {0, 0, 0};
+    count_ctx inner = {local, NULL, 0};
+    qkv_pool_parallel_for(c->pool, 3, count_task, &inner);
+    if (local[0] == 1 && local[1] == 1 && local[2] == 1)
+        atomic_fetch_add(&c->nested, 1);
+}
+
+static void test_pool(void)
+{
+    ctx_fn = "pool";
+    check(qkv_pool_create(2, NULL) == QKV_ERR_ARG, "qkv_pool_create(NULL out)");
+    qkv_pool_destroy(NULL);
+    const unsigned threads[] = {0, 1, 2, 4};
+    for (size_t t = 0; t < COUNT(threads); t++) {
+        qkv_pool *pool = NULL;
+        check(qkv_pool_create(threads[t], &pool) == QKV_OK && pool, "create %u", threads[t]);
+        for (size_t count = 0; count < 300; count += 37) {
+            atomic_int hits[300];
+            for (size_t i = 0; i < 300; i++)
+                atomic_init(&hits[i], 0);
+            count_ctx c = {hits, pool, 0};
+            for (int rep = 0; rep < 5; rep++)
+                qkv_pool_parallel_for(pool, count, count_task, &c);
+            int ok = 1;
+            for (size_t i = 0; i < 300; i++)
+                ok &= hits[i] == (i < count ? 5 : 0);
+            check(ok, "%u threads, %zu tasks: not every index exactly once", threads[t], count);
+        }
+        count_ctx c = {NULL, pool, 0};
+        qkv_pool_parallel_for(pool, 8, nested_task, &c);
+        check(c.nested == 8, "%u threads: nested parallel_for", threads[t]);
+        qkv_pool_destroy(pool);
+    }
+    atomic_int hits[4] = {0, 0, 0, 0};
+    count_ctx c = {hits, NULL, 0};
+    qkv_pool_parallel_for(NULL, 4, count_task, &c);
+    check(hits[0] == 1 && hits[3] == 1, "NULL pool does not run inline");
+}
+
+/* ---- dispatch: QKV_ISA and the process-wide choice --------------------------- */
+
+static int same_bits_as_direct(const qkv_funcs *f)
+{
+    float *q = input(7 * 33, -1, 1), *k = input(9 * 33, -1, 1);
+    float a[63], b[63];
+    const qkv_status sa = qkv_scores(7, 9, 33, 0.2f, q, 33, k, 33, a, 9);
+    const qkv_status sb = f->scores(7, 9, 33, 0.2f, q, 33, k, 33, b, 9);
+    free(q), free(k);
+    return sa == QKV_OK && sb == QKV_OK && memcmp(a, b, sizeof a) == 0;
+}
+
+static void test_dispatch(const char *expect_isas, const char *expect_best)
+{
+    ctx_fn = "dispatch";
+    const char *env = getenv("QKV_ISA");
+    if (env && *env) {
+        qkv_isa named = QKV_ISA_NONE;
+        const int known = qkv_isa_from_name(env, &named) == QKV_OK;
+        if (known && qkv_isa_supported(named)) {
+            check(qkv_isa_get() == named, "QKV_ISA=%s but %s is active", env, qkv_isa_name(qkv_isa_get()));
+            const qkv_funcs *f;
+            qkv_isa_funcs(named, &f);
+            check(same_bits_as_direct(f), "QKV_ISA=%s: dispatched results differ from %s's", env, env);
+        } else {
+            printf("QKV_ISA=%s cannot run here: checking that the entry points refuse\n", env);
+            check(qkv_isa_get() == (known ? named : QKV_ISA_NONE), "QKV_ISA=%s: qkv_isa_get() = %d",
+                  env, qkv_isa_get());
+            guarded s = guarded_alloc(16);
+            float x[16] = {0};
+            qkv_attention_desc d;
+            valid_desc(&d, x, x, x, s.data);
+            d.q_heads = 1, d.q_len = 1, d.kv_len = 1;
+            check(qkv_scores(2, 2, 2, 1, x, 2, x, 2, s.data, 2) == QKV_ERR_UNSUPPORTED &&
+                  qkv_softmax(1, 2, s.data, 2) == QKV_ERR_UNSUPPORTED &&
+                  qkv_weighted_sum(2, 2, 2, x, 2, x, 2, s.data, 2) == QKV_ERR_UNSUPPORTED &&
+                  qkv_attention(&d) == QKV_ERR_UNSUPPORTED,
+                  "QKV_ISA=%s: an entry point did not return QKV_ERR_UNSUPPORTED", env);
+            check(all_untouched(&s), "QKV_ISA=%s: a refused call wrote its output", env);
+            guarded_free(&s);
+            check(qkv_isa_set(qkv_isa_best()) == QKV_OK && qkv_isa_get() == qkv_isa_best(),
+                  "qkv_isa_set(best) after a bad QKV_ISA");
+        }
+    } else {
+        check(qkv_isa_get() == qkv_isa_best(), "without QKV_ISA the best ISA is not chosen");
+    }
+    /* Every runnable ISA can be chosen and is then really used; every other
+       one is refused and leaves the choice alone. */
+    const qkv_isa before = qkv_isa_get();
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        const qkv_funcs *f;
+        if (qkv_isa_funcs((qkv_isa)i, &f) == QKV_OK) {
+            check(qkv_isa_set((qkv_isa)i) == QKV_OK && qkv_isa_get() == i, "cannot choose %s",
+                  qkv_isa_name((qkv_isa)i));
+            check(same_bits_as_direct(f), "chose %s but results differ from its own", qkv_isa_name((qkv_isa)i));
+        } else {
+            const qkv_isa now = qkv_isa_get();
+            check(qkv_isa_set((qkv_isa)i) == QKV_ERR_UNSUPPORTED && qkv_isa_get() == now,
+                  "unsupported %s was accepted", qkv_isa_name((qkv_isa)i));
+        }
+    }
+    check(qkv_isa_set(QKV_ISA_NONE) == QKV_ERR_UNSUPPORTED, "QKV_ISA_NONE accepted");
+    if (qkv_isa_supported(before))
+        qkv_isa_set(before);
+
+    if (expect_isas) {
+        char list[256] = "";
+        for (int i = 0; i < QKV_ISA_COUNT; i++)
+            if (qkv_isa_supported((qkv_isa)i))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? "," : "",
+                         qkv_isa_name((qkv_isa)i));
+        check(strcmp(list, expect_isas) == 0, "supported ISAs are %s, expected %s", list, expect_isas);
+    }
+    if (expect_best)
+        check(strcmp(qkv_isa_name(qkv_isa_best()), expect_best) == 0, "best ISA is %s, expected %s",
+              qkv_isa_name(qkv_isa_best()), expect_best);
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+static const char *arg_value(const char *arg, const char *name)
+{
+    const size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *only_isa = NULL, *only_fn = NULL, *expect_isas = NULL, *expect_best = NULL, *v;
+    int quick = 0;
+    seed = (uint64_t)time(NULL);
+    for (int i = 1; i < argc; i++) {
+        if ((v = arg_value(argv[i], "--seed")))
+            seed = strtoull(v, NULL, 0);
+        else if ((v = arg_value(argv[i], "--isa")))
+            only_isa = v;
+        else if ((v = arg_value(argv[i], "--function")))
+            only_fn = v;
+        else if ((v = arg_value(argv[i], "--expect-isas")))
+            expect_isas = v;
+        else if ((v = arg_value(argv[i], "--expect-best")))
+            expect_best = v;
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--verbose") == 0)
+            verbose = 1;
+        else {
+            fprintf(stderr, "usage: %s [--seed=N] [--isa=NAME] [--function=NAME] [--quick] "
+                            "[--verbose] [--expect-isas=a,b] [--expect-best=NAME]\n", argv[0]);
+            return 2;
+        }
+    }
+    rng = seed;
+    find_isas(only_isa);
+    printf("checkasm: seed %" PRIu64 ", ISAs:", seed);
+    for (size_t i = 0; i < n_isas; i++)
+        printf(" %s", qkv_isa_name(isas[i]->isa));
+    printf(" (best %s, active %s)\n", qkv_isa_name(qkv_isa_best()), qkv_isa_name(qkv_isa_get()));
+    if (only_isa && !n_isas) {
+        fprintf(stderr, "checkasm: ISA %s is not supported here\n", only_isa);
+        return 1;
+    }
+    for (unsigned t = 1; t <= 3; t++)
+        qkv_pool_create(t, &pools[t]);
+
+    const int scale = quick ? 1 : 4;
+#define GROUP(name) (!only_fn || strcmp(only_fn, name) == 0)
+    if (GROUP("dispatch"))
+        test_dispatch(expect_isas, expect_best);
+    if (GROUP("api"))
+        test_api();
+    if (GROUP("pool"))
+        test_pool();
+    for (size_t i = 0; i < n_isas; i++) {
+        ctx_isa = qkv_isa_name(isas[i]->isa);
+        if (GROUP("seed"))
+            test_seed(isas[i]);
+        if (GROUP("badinput"))
+            test_badinput(isas[i]);
+    }
+    ctx_isa = "-";
+    if (GROUP("scores"))
+        test_scores(15 * scale);
+    if (GROUP("softmax"))
+        test_softmax(15 * scale);
+    if (GROUP("weighted_sum"))
+        test_weighted_sum(15 * scale);
+    if (GROUP("attention"))
+        test_attention(25 * scale, 3 * scale);
+    if (verbose)
+        printf("checkasm: %d cases per group (quick: %d)\n", 15 * scale, quick);
+
+    for (unsigned t = 1; t <= 3; t++)
+        qkv_pool_destroy(pools[t]);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
