@@ -58,4 +58,21 @@ LD_LIBRARY_PATH=$(dirname "$libdir") "$prefix/seed" | tee "$prefix/seed.out"
 grep -q '0.577681 0.844638 0.155362 0.422319' "$prefix/seed.out"
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 
+step "qkv as a Meson subproject"
+user=$(mktemp -d)
+mkdir -p "$user/subprojects"
+ln -s "$PWD" "$user/subprojects/qkv"
+cp examples/seed.c "$user/"
+cat > "$user/meson.build" <<'MESON'
+project('user', 'c', default_options : ['c_std=c11'])
+qkv = dependency('qkv', fallback : ['qkv', 'qkv_dep'],
+                 default_options : ['tests=disabled', 'bench=disabled'])
+executable('seed', 'seed.c', dependencies : qkv)
+MESON
+meson setup "$user/build" "$user" >/dev/null
+ninja -C "$user/build" >/dev/null
+"$user/build/seed" | grep -q '0.577681 0.844638 0.155362 0.422319'
+echo "subproject build: ok"
+rm -rf "$user"
+
 step "all tests passed in $((SECONDS - start)) s"
