@@ -1,0 +1,393 @@
+/*
+ * AArch64 Advanced SIMD (NEON) kernels: 128-bit vectors of 4 floats,
+ * 32 vector registers, FMA always available.
+ *
+ *   qk_f32_4x4_neon   Q·Kᵀ tile: 4 query rows × 4 keys, dot products along d
+ *   softmax_f32_neon  max, SLEEF Sleef_expf4_u10advsimd, 1/sum
+ *   pv_f32_4x16_neon  P·V tile: 4 output rows × 16 columns
+ *   attention_f32_neon  the blocked online softmax of attention_tiled.h
+ *
+ * Tails: rows, keys and columns that do not fill a tile go through the same
+ * microkernels instantiated with smaller constant tiles, and the last
+ * d % 4 or dv % 4 elements of a row through scalar code or a bounce buffer,
+ * so no load or store ever passes the last element of a row.
+ */
+#include <arm_neon.h>
+#include <math.h>
+#include <sleef.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The first n < 4 floats of p in the low lanes, `fill` above them. Through
+   a stack buffer because a 16-byte load would read past the row's end. */
+ALWAYS_INLINE float32x4_t load_tail_f32x4(const float *p, size_t n, float fill)
+{
+    float b[4] = {fill, fill, fill, fill};
+    for (size_t i = 0; i < n; i++)
+        b[i] = p[i];
+    return vld1q_f32(b);
+}
+
+ALWAYS_INLINE void store_tail_f32x4(float *p, size_t n, float32x4_t v)
+{
+    float b[4];
+    vst1q_f32(b, v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = b[i];
+}
+
+/* ---- Q·Kᵀ ---------------------------------------------------------------- */
+
+/* An MR × NR tile of scores (MR, NR <= 4, constants after inlining).
+   Q and K are both row-major along d, so each score is a dot product along
+   d: MR·NR vector accumulators, reduced across lanes at the end. 4 × 4
+   keeps 16 accumulators + 4 q + 4 k = 24 of the 32 registers live and does
+   16 FMAs per 8 loads; 16 independent chains also cover the FMA latency. */
+ALWAYS_INLINE void qk_f32_tile_neon(const int mr, const int nr, size_t d, float scale,
+                                    const float *const *q, const float *k, size_t ldk,
+                                    float *s, size_t lds)
+{
+    float32x4_t acc[4][4];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++)
+            acc[r][j] = vdupq_n_f32(0.0f);
+    size_t c = 0;
+    for (; c + 4 <= d; c += 4) {
+        float32x4_t kv[4], qv[4];
+        for (int j = 0; j < nr; j++)
+            kv[j] = vld1q_f32(k + j * ldk + c);
+        for (int r = 0; r < mr; r++)
+            qv[r] = vld1q_f32(q[r] + c);
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < nr; j++)
+                acc[r][j] = vfmaq_f32(acc[r][j], qv[r], kv[j]);
+    }
+    for (int r = 0; r < mr; r++) {
+        float dot[4];
+        if (nr == 4) {
+            /* Pairwise adds transpose-and-reduce four accumulators into
+               one vector of four dot products. */
+            vst1q_f32(dot, vpaddq_f32(vpaddq_f32(acc[r][0], acc[r][1]),
+                                      vpaddq_f32(acc[r][2], acc[r][3])));
+        } else {
+            for (int j = 0; j < nr; j++)
+                dot[j] = vaddvq_f32(acc[r][j]);
+        }
+        for (size_t t = c; t < d; t++)     /* the last d % 4 elements */
+            for (int j = 0; j < nr; j++)
+                dot[j] += q[r][t] * k[j * ldk + t];
+        for (int j = 0; j < nr; j++)
+            s[r * lds + j] = scale * dot[j];
+    }
+}
+
+static void qk_f32_4x4_neon(size_t d, float scale, const float *const *q, const float *k,
+                            size_t ldk, float *s, size_t lds)
+{
+    qk_f32_tile_neon(4, 4, d, scale, q, k, ldk, s, lds);
+}
+
+static void qk_f32_4x1_neon(size_t d, float scale, const float *const *q, const float *k,
+                            size_t ldk, float *s, size_t lds)
+{
+    qk_f32_tile_neon(4, 1, d, scale, q, k, ldk, s, lds);
+}
+
+static void qk_f32_1x4_neon(size_t d, float scale, const float *const *q, const float *k,
+                            size_t ldk, float *s, size_t lds)
+{
+    qk_f32_tile_neon(1, 4, d, scale, q, k, ldk, s, lds);
+}
+
+static void qk_f32_1x1_neon(size_t d, float scale, const float *const *q, const float *k,
+                            size_t ldk, float *s, size_t lds)
+{
+    qk_f32_tile_neon(1, 1, d, scale, q, k, ldk, s, lds);
+}
+
+/* Scores of `rows` query rows (given by pointer: the fused kernel's rows
+   are not evenly strided) against n keys. */
+static void qk_rows_f32_neon(size_t rows, size_t n, size_t d, float scale,
+                             const float *const *q, const float *k, size_t ldk,
+                             float *s, size_t lds)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4)
+            qk_f32_4x4_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+        for (; j < n; j++)
+            qk_f32_4x1_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+    }
+    for (; r < rows; r++) {
+        size_t j = 0;
+        for (; j + 4 <= n; j += 4)
+            qk_f32_1x4_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+        for (; j < n; j++)
+            qk_f32_1x1_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+    }
+}
+
+static void scores_f32_neon(size_t m, size_t n, size_t d, float scale,
+                            const float *q, size_t ldq, const float *k, size_t ldk,
+                            float *s, size_t lds)
+{
+    for (size_t i = 0; i < m; i += 4) {
+        const size_t rows = m - i < 4 ? m - i : 4;
+        const float *qr[4];
+        for (size_t r = 0; r < rows; r++)
+            qr[r] = q + (i + r) * ldq;
+        qk_rows_f32_neon(rows, n, d, scale, qr, k, ldk, s + i * lds, lds);
+    }
+}
+
+/* ---- softmax --------------------------------------------------------------- */
+
+/* Max over x[0..n) ignoring NaN: FMAXNM returns the number when one operand
+   is a NaN, which is what the scalar `if (x > max)` does. */
+static float row_max_f32_neon(const float *x, size_t n)
+{
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        m = vmaxnmq_f32(m, vld1q_f32(x + j));
+    if (j < n)
+        m = vmaxnmq_f32(m, load_tail_f32x4(x + j, n - j, -INFINITY));
+    return vmaxnmvq_f32(m);
+}
+
+/* x[j] = exp(x[j] - sub); returns the sum. Two accumulators so that the
+   adds do not wait on each other. */
+static float row_exp_sum_f32_neon(float *x, size_t n, float sub)
+{
+    const float32x4_t vs = vdupq_n_f32(sub);
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const float32x4_t e0 = Sleef_expf4_u10advsimd(vsubq_f32(vld1q_f32(x + j), vs));
+        const float32x4_t e1 = Sleef_expf4_u10advsimd(vsubq_f32(vld1q_f32(x + j + 4), vs));
+        vst1q_f32(x + j, e0);
+        vst1q_f32(x + j + 4, e1);
+        s0 = vaddq_f32(s0, e0);
+        s1 = vaddq_f32(s1, e1);
+    }
+    for (; j + 4 <= n; j += 4) {
+        const float32x4_t e = Sleef_expf4_u10advsimd(vsubq_f32(vld1q_f32(x + j), vs));
+        vst1q_f32(x + j, e);
+        s0 = vaddq_f32(s0, e);
+    }
+    if (j < n) {
+        /* -INFINITY in the unused lanes: exp gives 0 there, so they add
+           nothing to the sum. */
+        const float32x4_t e =
+            Sleef_expf4_u10advsimd(vsubq_f32(load_tail_f32x4(x + j, n - j, -INFINITY), vs));
+        store_tail_f32x4(x + j, n - j, e);
+        s0 = vaddq_f32(s0, e);
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1));
+}
+
+static void row_scale_f32_neon(float *x, size_t n, float f)
+{
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        vst1q_f32(x + j, vmulq_n_f32(vld1q_f32(x + j), f));
+    for (; j < n; j++)
+        x[j] *= f;
+}
+
+static int all_hidden_f32(const float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (x[j] != -INFINITY)
+            return 0;
+    return 1;
+}
+
+static void softmax_f32_neon(size_t m, size_t n, float *s, size_t lds)
+{
+    for (size_t i = 0; i < m; i++) {
+        float *row = s + i * lds;
+        const float max = row_max_f32_neon(row, n);
+        /* Nothing but -INFINITY: zeros rather than 0/0. A NaN is never the
+           maximum, so max == -INFINITY also when the row holds a NaN; then
+           the code below runs on and makes the whole row NaN, as scalar.c
+           does. The scan runs only for such rows. */
+        if (max == -INFINITY && all_hidden_f32(row, n)) {
+            memset(row, 0, n * sizeof *row);
+            continue;
+        }
+        const float sum = row_exp_sum_f32_neon(row, n, max);
+        row_scale_f32_neon(row, n, 1.0f / sum);
+    }
+}
+
+/* ---- P·V ----------------------------------------------------------------- */
+
+/* An MR × (4·NV) tile of O (MR <= 4, NV <= 4 vectors, constants after
+   inlining): O's columns are V's columns, so V rows load straight into
+   vectors and P is broadcast. 4 × 16 keeps 16 accumulators + 4 V vectors
+   live and does 16 FMAs per 4 vector loads + 4 broadcasts. With
+   `accumulate` the tile starts from O (the fused kernel's running acc),
+   otherwise from 0. */
+ALWAYS_INLINE void pv_f32_tile_neon(const int mr, const int nv, size_t n, const float *p,
+                                    size_t ldp, const float *v, size_t ldv, float *const *o,
+                                    size_t c, int accumulate)
+{
+    float32x4_t acc[4][4];
+    for (int r = 0; r < mr; r++)
+        for (int x = 0; x < nv; x++)
+            acc[r][x] = accumulate ? vld1q_f32(o[r] + c + 4 * x) : vdupq_n_f32(0.0f);
+    for (size_t j = 0; j < n; j++) {
+        float32x4_t vv[4];
+        for (int x = 0; x < nv; x++)
+            vv[x] = vld1q_f32(v + j * ldv + c + 4 * x);
+        for (int r = 0; r < mr; r++) {
+            const float w = p[r * ldp + j];
+            for (int x = 0; x < nv; x++)
+                acc[r][x] = vfmaq_n_f32(acc[r][x], vv[x], w);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int x = 0; x < nv; x++)
+            vst1q_f32(o[r] + c + 4 * x, acc[r][x]);
+}
+
+/* The last dv % 4 columns (1 to 3) of MR rows: one vector through bounce
+   buffers, since full-width loads or stores would pass the rows' ends. */
+ALWAYS_INLINE void pv_f32_tail_neon(const int mr, size_t n, const float *p, size_t ldp,
+                                    const float *v, size_t ldv, float *const *o, size_t c,
+                                    size_t cols, int accumulate)
+{
+    float32x4_t acc[4];
+    for (int r = 0; r < mr; r++)
+        acc[r] = accumulate ? load_tail_f32x4(o[r] + c, cols, 0.0f) : vdupq_n_f32(0.0f);
+    for (size_t j = 0; j < n; j++) {
+        const float32x4_t vv = load_tail_f32x4(v + j * ldv + c, cols, 0.0f);
+        for (int r = 0; r < mr; r++)
+            acc[r] = vfmaq_n_f32(acc[r], vv, p[r * ldp + j]);
+    }
+    for (int r = 0; r < mr; r++)
+        store_tail_f32x4(o[r] + c, cols, acc[r]);
+}
+
+/* All dv columns of MR rows: 16 columns at a time, then 4, then the tail. */
+ALWAYS_INLINE void pv_f32_rows_neon(const int mr, size_t n, size_t dv, const float *p,
+                                    size_t ldp, const float *v, size_t ldv, float *const *o,
+                                    int accumulate)
+{
+    size_t c = 0;
+    for (; c + 16 <= dv; c += 16)
+        pv_f32_tile_neon(mr, 4, n, p, ldp, v, ldv, o, c, accumulate);
+    for (; c + 4 <= dv; c += 4)
+        pv_f32_tile_neon(mr, 1, n, p, ldp, v, ldv, o, c, accumulate);
+    if (c < dv)
+        pv_f32_tail_neon(mr, n, p, ldp, v, ldv, o, c, dv - c, accumulate);
+}
+
+static void pv_f32_4x16_neon(size_t n, size_t dv, const float *p, size_t ldp, const float *v,
+                             size_t ldv, float *const *o, int accumulate)
+{
+    pv_f32_rows_neon(4, n, dv, p, ldp, v, ldv, o, accumulate);
+}
+
+static void pv_f32_1x16_neon(size_t n, size_t dv, const float *p, size_t ldp, const float *v,
+                             size_t ldv, float *const *o, int accumulate)
+{
+    pv_f32_rows_neon(1, n, dv, p, ldp, v, ldv, o, accumulate);
+}
+
+static void pv_rows_f32_neon(size_t rows, size_t n, size_t dv, const float *p, size_t ldp,
+                             const float *v, size_t ldv, float *const *o, int accumulate)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        pv_f32_4x16_neon(n, dv, p + r * ldp, ldp, v, ldv, o + r, accumulate);
+    for (; r < rows; r++)
+        pv_f32_1x16_neon(n, dv, p + r * ldp, ldp, v, ldv, o + r, accumulate);
+}
+
+static void pv_acc_rows_f32_neon(size_t rows, size_t n, size_t dv, const float *p, size_t ldp,
+                                 const float *v, size_t ldv, float *const *o)
+{
+    pv_rows_f32_neon(rows, n, dv, p, ldp, v, ldv, o, 1);
+}
+
+static void weighted_sum_f32_neon(size_t m, size_t n, size_t dv, const float *p, size_t ldp,
+                                  const float *v, size_t ldv, float *o, size_t ldo)
+{
+    for (size_t i = 0; i < m; i += 4) {
+        const size_t rows = m - i < 4 ? m - i : 4;
+        float *orow[4];
+        for (size_t r = 0; r < rows; r++)
+            orow[r] = o + (i + r) * ldo;
+        pv_rows_f32_neon(rows, n, dv, p + i * ldp, ldp, v, ldv, orow, 0);
+    }
+}
+
+/* ---- fused attention ----------------------------------------------------- */
+
+/* Soft-cap, ALiBi, additive mask and the row's key range applied to the
+   scores of keys key0 .. key0 + n, in the order scalar.c applies them.
+   Works on whole vectors up to round_up(n, 4) <= 64 (the tile buffer's
+   width): the lanes past n, and any key the row does not see, become
+   -INFINITY through the range test. */
+static void row_modify_f32_neon(float *s, size_t n, size_t key0, float softcap,
+                                const qkv_attn_row *row)
+{
+    /* The row's range relative to key0, clamped to [0, n]. */
+    const size_t b = row->kv_begin > key0 ? row->kv_begin - key0 : 0;
+    size_t e = row->kv_end > key0 ? row->kv_end - key0 : 0;
+    if (e > n)
+        e = n;
+    if (b >= e) {                 /* sees none of these keys */
+        for (size_t j = 0; j < n; j++)
+            s[j] = -INFINITY;
+        return;
+    }
+    const float32x4_t cap = vdupq_n_f32(softcap), ninf = vdupq_n_f32(-INFINITY);
+    const uint32x4_t vb = vdupq_n_u32((uint32_t)b), ve = vdupq_n_u32((uint32_t)e);
+    static const uint32_t lane_u[4] = {0, 1, 2, 3};
+    static const float lane_f[4] = {0.0f, 1.0f, 2.0f, 3.0f};
+    const uint32x4_t lane = vld1q_u32(lane_u);
+    for (size_t j = 0; j < n; j += 4) {
+        float32x4_t x = vld1q_f32(s + j);
+        if (softcap > 0.0f)
+            x = vmulq_f32(cap, Sleef_tanhf4_u10advsimd(vdivq_f32(x, cap)));
+        if (row->slope != 0.0f) {
+            /* (float)(key - pos) per lane as base + lane index: exact while
+               |key - pos| < 2^24, i.e. for any realistic context length. */
+            const float base = (float)((ptrdiff_t)(key0 + j) - row->pos);
+            const float32x4_t dist = vaddq_f32(vdupq_n_f32(base), vld1q_f32(lane_f));
+            x = vaddq_f32(x, vmulq_n_f32(dist, row->slope));
+        }
+        if (row->mask) {
+            /* The mask row ends at kv_len: never load past it. */
+            const float *mk = row->mask + key0 + j;
+            x = vaddq_f32(x, n - j >= 4 ? vld1q_f32(mk) : load_tail_f32x4(mk, n - j, 0.0f));
+        }
+        const uint32x4_t idx = vaddq_u32(vdupq_n_u32((uint32_t)j), lane);
+        const uint32x4_t seen = vandq_u32(vcgeq_u32(idx, vb), vcltq_u32(idx, ve));
+        vst1q_f32(s + j, vbslq_f32(seen, x, ninf));
+    }
+}
+
+#define ATT_NAME attention_f32_neon
+#define ATT_SCORES qk_rows_f32_neon
+#define ATT_ROW_MODIFY row_modify_f32_neon
+#define ATT_ROW_MAX row_max_f32_neon
+#define ATT_ROW_EXP_SUM row_exp_sum_f32_neon
+#define ATT_ROW_SCALE row_scale_f32_neon
+#define ATT_PV_ACC pv_acc_rows_f32_neon
+#include "attention_tiled.h"
+
+void qkv_kernels_init_neon(qkv_kernels *k)
+{
+    k->scores = scores_f32_neon;
+    k->softmax = softmax_f32_neon;
+    k->weighted_sum = weighted_sum_f32_neon;
+    k->attention = attention_f32_neon;
+}
