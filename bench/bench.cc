@@ -1,0 +1,741 @@
+/*
+ * qkv benchmarks (Google Benchmark).
+ *
+ * Every supported ISA is registered by itself in a loop over qkv_isa
+ * (scalar included: it is the baseline the speed-ups are taken over), plus
+ * OpenBLAS as a peer when built with it. Names are readable paths:
+ *
+ *   scores/<impl>/m:1024/n:1024/d:64          one stage, one head
+ *   softmax/<impl>/m:1024/n:1024
+ *   weighted_sum/<impl>/m:1024/n:1024/d:64
+ *   attention/<impl>/n:2048/d:64/causal:0/threads:1
+ *                          prefill: 8 heads, q_len = kv_len = n
+ *   decode/<impl>/kv_len:4096/threads:1
+ *                          one token: 32 query heads on 8 KV heads, d = 128
+ *
+ * Counters: FLOPS (useful flops per second: causal counts half), bytes_per_second
+ * (each tensor read or written once). The context holds the CPU, the ISAs and
+ * the machine limits measured at start (FMA peak per ISA on one core, read
+ * bandwidth of one core), which the report turns into "% of peak".
+ *
+ * Own flags (taken out of argv before Google Benchmark sees it):
+ *   --qkv_set=quick|default|full   which shapes get registered (default: default)
+ *   --qkv_threads=1,2,...          thread counts of the scaling rows (default 1..nproc)
+ *   --qkv_min_time=SECONDS         per repetition (default 0.1; quick 0.005)
+ *   --qkv_reps=N                   repetitions, aggregates only (default 3; quick 1)
+ *   --qkv_probe=0|1                measure the machine limits (default 1)
+ */
+#include <benchmark/benchmark.h>
+
+#include <qkv.h>
+
+#include "probe.h"
+
+#ifdef QKV_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+/* ---- configuration ------------------------------------------------------ */
+
+struct Config {
+    std::string set = "default";
+    std::vector<unsigned> threads;   /* empty: 1..nproc */
+    double min_time = -1;            /* < 0: the set's default */
+    int reps = -1;
+    bool probe = true;
+};
+
+/* The shapes of one set. The scalar reference runs at about one
+   hundredth of the SIMD speed, so its prefill shapes stop at scalar_max_n
+   to keep a default run within minutes; the report marks the rest "not run". */
+struct Sizes {
+    std::vector<size_t> stage_n, stage_d;          /* stages: m = n */
+    std::vector<size_t> prefill_n, prefill_d;
+    std::vector<size_t> decode_kv;
+    size_t scaling_n, scaling_d, scaling_kv;       /* the thread-scaling rows */
+    size_t scalar_max_n;
+    bool scale_everything;                         /* every fused case at every thread count */
+};
+
+Sizes sizes_for(const std::string &set)
+{
+    if (set == "quick")
+        return {{128}, {64}, {128, 256}, {64}, {256, 1024}, 256, 64, 1024, 256, false};
+    if (set == "full")
+        return {{256, 1024, 4096}, {64, 128},
+                {256, 512, 1024, 2048, 4096, 8192, 16384}, {64, 128},
+                {1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072},
+                2048, 128, 32768, 2048, true};
+    return {{256, 1024, 4096}, {64, 128},
+            {256, 512, 1024, 2048, 4096}, {64, 128},
+            {1024, 2048, 4096, 8192, 16384, 32768},
+            2048, 128, 32768, 1024, false};
+}
+
+/* Prefill and decode shapes, fixed so that runs compare across commits:
+   8 heads is a typical per-device slice of a 7B-class model; the decode
+   shape is Llama-3-8B's GQA (32 query heads sharing 8 KV heads, d = 128). */
+constexpr size_t kPrefillHeads = 8;
+constexpr size_t kDecodeQHeads = 32, kDecodeKvHeads = 8, kDecodeDim = 128;
+
+unsigned cpu_count()
+{
+    /* The affinity mask, not the machine: under taskset or a container
+       limit only those CPUs can run the pool. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    const unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+/* One growing 64-byte-aligned buffer per role, filled once with values in
+   [-1, 1]. Google Benchmark calls a benchmark function several times (to
+   size the iteration count, then once per repetition); refilling a 64 MiB
+   tensor each time would cost more than the kernel at small shapes. The
+   kernels have no data-dependent paths, so reusing contents is harmless. */
+enum Role { kQ, kK, kV, kO, kS, kRoles };
+
+float *buffer(Role role, size_t floats)
+{
+    struct Buf {
+        float *p = nullptr;
+        size_t n = 0;
+    };
+    static Buf bufs[kRoles];
+    Buf &b = bufs[role];
+    if (b.n >= floats)
+        return b.p;
+    std::free(b.p);
+    b.p = nullptr;
+    b.n = 0;
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    float *p = static_cast<float *>(std::aligned_alloc(64, bytes));
+    if (!p)
+        return nullptr;
+    uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(role + 1);
+    for (size_t i = 0; i < floats; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;   /* LCG: cheap */
+        p[i] = (float)((double)(x >> 40) / (double)(1ull << 23) - 1.0);
+    }
+    b.p = p;
+    b.n = floats;
+    return p;
+}
+
+void set_counters(benchmark::State &st, double flops, double bytes)
+{
+    if (flops > 0)
+        st.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+    st.SetBytesProcessed((int64_t)((double)st.iterations() * bytes));
+}
+
+/* ---- fused attention ---------------------------------------------------- */
+
+struct AttnShape {
+    size_t q_heads, kv_heads, q_len, kv_len, d;
+    bool causal;
+
+    double flops() const
+    {
+        /* Q·Kᵀ and P·V, 2 flops per multiply-add each. Causal: only the
+           visible half is useful work (what every implementation is
+           credited with, whether it skips the masked half or not). */
+        const double f = 4.0 * (double)q_heads * (double)q_len * (double)kv_len * (double)d;
+        return causal ? f / 2 : f;
+    }
+    double bytes() const
+    {
+        return 4.0 * (2.0 * (double)(q_heads * q_len * d) + 2.0 * (double)(kv_heads * kv_len * d));
+    }
+};
+
+struct Tensors {
+    float *q, *k, *v, *o;
+};
+
+bool get_tensors(const AttnShape &s, Tensors *t)
+{
+    t->q = buffer(kQ, s.q_heads * s.q_len * s.d);
+    t->k = buffer(kK, s.kv_heads * s.kv_len * s.d);
+    t->v = buffer(kV, s.kv_heads * s.kv_len * s.d);
+    t->o = buffer(kO, s.q_heads * s.q_len * s.d);
+    return t->q && t->k && t->v && t->o;
+}
+
+void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigned threads)
+{
+    Tensors t;
+    if (!get_tensors(s, &t)) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    /* The hook is set at every thread count, 1 included, so the work split
+       (and thus the work) is the same across a scaling row and only the
+       number of threads changes. */
+    qkv_pool *pool = nullptr;
+    if (qkv_pool_create(threads, &pool) != QKV_OK) {
+        st.SkipWithError("qkv_pool_create failed");
+        return;
+    }
+    qkv_attention_desc desc{};
+    desc.batch = 1;
+    desc.q_heads = s.q_heads;
+    desc.kv_heads = s.kv_heads;
+    desc.q_len = s.q_len;
+    desc.kv_len = s.kv_len;
+    desc.head_dim = s.d;
+    desc.v_head_dim = s.d;
+    desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.k = {t.k, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.v = {t.v, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.o = {t.o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.scale = qkv_default_scale(s.d);
+    desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
+    desc.parallel_for = qkv_pool_parallel_for;
+    desc.pool = pool;
+    for (auto _ : st) {
+        const qkv_status rc = f->attention(&desc);
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    qkv_pool_destroy(pool);
+    set_counters(st, s.flops(), s.bytes());
+}
+
+#ifdef QKV_BENCH_OPENBLAS
+/* The peer: attention as most frameworks wrote it before fused kernels,
+   S = scale·Q·Kᵀ (sgemm), mask, softmax (qkv's best ISA, SLEEF-based),
+   O = P·V (sgemm), one head at a time with S materialised in memory.
+   OpenBLAS threads the GEMMs itself; the softmax rows go to the qkv pool
+   so that both halves use the same number of threads. */
+struct SoftmaxJob {
+    const qkv_funcs *f;
+    float *s;
+    size_t rows, cols, ld;
+    ptrdiff_t first_pos;      /* key position of row 0 (causal), kv_len - q_len */
+    bool causal;
+    std::atomic<int> failed{0};
+};
+
+/* Rows per softmax task: enough work per task (64 rows × n keys) that the
+   hand-off costs nothing, and many tasks at prefill sizes. */
+constexpr size_t kSoftmaxRows = 64;
+
+void softmax_task(void *ctx, size_t index)
+{
+    SoftmaxJob *j = static_cast<SoftmaxJob *>(ctx);
+    const size_t r0 = index * kSoftmaxRows;
+    const size_t r1 = std::min(r0 + kSoftmaxRows, j->rows);
+    if (j->causal) {
+        for (size_t i = r0; i < r1; i++) {
+            const ptrdiff_t p = j->first_pos + (ptrdiff_t)i;
+            const size_t from = p < 0 ? 0 : (size_t)p + 1;
+            for (size_t c = from; c < j->cols; c++)
+                j->s[i * j->ld + c] = -INFINITY;
+        }
+    }
+    if (j->f->softmax(r1 - r0, j->cols, j->s + r0 * j->ld, j->ld) != QKV_OK)
+        j->failed = 1;
+}
+
+void bm_attention_openblas(benchmark::State &st, const qkv_funcs *best, AttnShape s, unsigned threads)
+{
+    Tensors t;
+    /* With q_len == 1 (decode) the query heads of one KV head are stacked
+       into one GEMM of `group` rows: what a BLAS-based decoder does to read
+       each K and V row once per group instead of once per head. */
+    const size_t group = s.q_heads / s.kv_heads;
+    const size_t rows = s.q_len == 1 ? group : s.q_len;
+    float *S = buffer(kS, rows * s.kv_len);
+    if (!get_tensors(s, &t) || !S) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    qkv_pool *pool = nullptr;
+    if (qkv_pool_create(threads, &pool) != QKV_OK) {
+        st.SkipWithError("qkv_pool_create failed");
+        return;
+    }
+    openblas_set_num_threads((int)threads);
+    const float scale = qkv_default_scale(s.d);
+    const size_t d = s.d, n = s.kv_len;
+    const size_t steps = s.q_len == 1 ? s.kv_heads : s.q_heads;
+    for (auto _ : st) {
+        for (size_t h = 0; h < steps; h++) {
+            const size_t g = s.q_len == 1 ? h : h / group;     /* KV head */
+            const float *q = t.q + h * (s.q_len == 1 ? group : s.q_len) * d;
+            float *o = t.o + h * (s.q_len == 1 ? group : s.q_len) * d;
+            const float *k = t.k + g * n * d, *v = t.v + g * n * d;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d, scale,
+                        q, (int)d, k, (int)d, 0.0f, S, (int)n);
+            SoftmaxJob job;
+            job.f = best;
+            job.s = S;
+            job.rows = rows;
+            job.cols = n;
+            job.ld = n;
+            job.first_pos = (ptrdiff_t)s.kv_len - (ptrdiff_t)s.q_len;
+            job.causal = s.causal;
+            qkv_pool_parallel_for(pool, (rows + kSoftmaxRows - 1) / kSoftmaxRows, softmax_task, &job);
+            if (job.failed) {
+                st.SkipWithError("softmax failed");
+                break;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)n, 1.0f,
+                        S, (int)n, v, (int)d, 0.0f, o, (int)d);
+        }
+        benchmark::ClobberMemory();
+    }
+    /* Back to one thread: idle OpenBLAS workers spin for a while after a
+       call and would steal the cores from the next benchmark. */
+    openblas_set_num_threads(1);
+    qkv_pool_destroy(pool);
+    set_counters(st, s.flops(), s.bytes());
+}
+#endif
+
+/* ---- the three stages (one head, prefill-like m = n) --------------------- */
+
+void bm_scores(benchmark::State &st, const qkv_funcs *f, size_t m, size_t n, size_t d)
+{
+    float *q = buffer(kQ, m * d), *k = buffer(kK, n * d), *s = buffer(kS, m * n);
+    if (!q || !k || !s) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    const float scale = qkv_default_scale(d);
+    for (auto _ : st) {
+        const qkv_status rc = f->scores(m, n, d, scale, q, d, k, d, s, n);
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    set_counters(st, 2.0 * (double)m * (double)n * (double)d, 4.0 * (double)(m * d + n * d + m * n));
+}
+
+void bm_softmax(benchmark::State &st, const qkv_funcs *f, size_t m, size_t n)
+{
+    float *s = buffer(kS, m * n);
+    if (!s) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    /* In place: from the second iteration on the input is the previous
+       output (probabilities), which times the same as fresh scores since the
+       kernels have no data-dependent paths; refilling would dominate. */
+    for (auto _ : st) {
+        const qkv_status rc = f->softmax(m, n, s, n);
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed((int64_t)st.iterations() * (int64_t)(m * n));
+    set_counters(st, 0, 8.0 * (double)(m * n));
+}
+
+void bm_weighted_sum(benchmark::State &st, const qkv_funcs *f, size_t m, size_t n, size_t d)
+{
+    float *p = buffer(kS, m * n), *v = buffer(kV, n * d), *o = buffer(kO, m * d);
+    if (!p || !v || !o) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    for (auto _ : st) {
+        const qkv_status rc = f->weighted_sum(m, n, d, p, n, v, d, o, d);
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    set_counters(st, 2.0 * (double)m * (double)n * (double)d, 4.0 * (double)(m * n + n * d + m * d));
+}
+
+#ifdef QKV_BENCH_OPENBLAS
+void bm_scores_openblas(benchmark::State &st, size_t m, size_t n, size_t d)
+{
+    float *q = buffer(kQ, m * d), *k = buffer(kK, n * d), *s = buffer(kS, m * n);
+    if (!q || !k || !s) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    openblas_set_num_threads(1);
+    for (auto _ : st) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)d,
+                    qkv_default_scale(d), q, (int)d, k, (int)d, 0.0f, s, (int)n);
+        benchmark::ClobberMemory();
+    }
+    set_counters(st, 2.0 * (double)m * (double)n * (double)d, 4.0 * (double)(m * d + n * d + m * n));
+}
+
+void bm_weighted_sum_openblas(benchmark::State &st, size_t m, size_t n, size_t d)
+{
+    float *p = buffer(kS, m * n), *v = buffer(kV, n * d), *o = buffer(kO, m * d);
+    if (!p || !v || !o) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    openblas_set_num_threads(1);
+    for (auto _ : st) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)n, 1.0f,
+                    p, (int)n, v, (int)d, 0.0f, o, (int)d);
+        benchmark::ClobberMemory();
+    }
+    set_counters(st, 2.0 * (double)m * (double)n * (double)d, 4.0 * (double)(m * n + n * d + m * d));
+}
+#endif
+
+/* ---- registration ------------------------------------------------------- */
+
+struct Impl {
+    std::string name;
+    const qkv_funcs *f;       /* openblas: the best ISA, for its softmax */
+    bool is_scalar, is_blas;
+};
+
+std::vector<Impl> implementations()
+{
+    std::vector<Impl> out;
+    for (int i = QKV_ISA_SCALAR; i < QKV_ISA_COUNT; i++) {
+        const qkv_isa isa = (qkv_isa)i;
+        const qkv_funcs *f = nullptr;
+        if (qkv_isa_supported(isa) && qkv_isa_funcs(isa, &f) == QKV_OK)
+            out.push_back({qkv_isa_name(isa), f, isa == QKV_ISA_SCALAR, false});
+    }
+#ifdef QKV_BENCH_OPENBLAS
+    const qkv_funcs *best = nullptr;
+    if (qkv_isa_funcs(qkv_isa_best(), &best) == QKV_OK)
+        out.push_back({"openblas", best, false, true});
+#endif
+    return out;
+}
+
+class Registrar {
+public:
+    explicit Registrar(const Config &c) : cfg_(c) {}
+
+    template <class Fn>
+    void add(const std::string &name, Fn &&fn)
+    {
+        if (!names_.insert(name).second)
+            return;             /* a scaling row that equals a sweep row */
+        benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(name.c_str(), fn);
+        /* Real time: the pool's workers do the work, the main thread's CPU
+           time would miss it. Milliseconds suit everything from the
+           smallest stage to the 16k prefill. */
+        b->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(cfg_.min_time);
+        /* Medians of a few repetitions: the machines this runs on are often
+           shared, and a median shrugs off a repetition that was disturbed. */
+        if (cfg_.reps > 1)
+            b->Repetitions(cfg_.reps)->ReportAggregatesOnly(true);
+    }
+
+private:
+    const Config &cfg_;
+    std::set<std::string> names_;
+};
+
+std::string key(const char *k, size_t v)
+{
+    return std::string("/") + k + ":" + std::to_string(v);
+}
+
+void register_all(const Config &cfg)
+{
+    const Sizes z = sizes_for(cfg.set);
+    Registrar reg(cfg);
+    const std::vector<Impl> impls = implementations();
+
+    for (const Impl &im : impls) {
+        for (size_t n : z.stage_n) {
+            if (im.is_scalar && n > z.scalar_max_n)
+                continue;
+            for (size_t d : z.stage_d) {
+                const std::string shape = key("m", n) + key("n", n) + key("d", d);
+                if (im.is_blas) {
+#ifdef QKV_BENCH_OPENBLAS
+                    reg.add("scores/" + im.name + shape,
+                            [=](benchmark::State &st) { bm_scores_openblas(st, n, n, d); });
+                    reg.add("weighted_sum/" + im.name + shape,
+                            [=](benchmark::State &st) { bm_weighted_sum_openblas(st, n, n, d); });
+#endif
+                    continue;
+                }
+                const qkv_funcs *f = im.f;
+                reg.add("scores/" + im.name + shape,
+                        [=](benchmark::State &st) { bm_scores(st, f, n, n, d); });
+                reg.add("weighted_sum/" + im.name + shape,
+                        [=](benchmark::State &st) { bm_weighted_sum(st, f, n, n, d); });
+            }
+            if (!im.is_blas) {
+                const qkv_funcs *f = im.f;
+                reg.add("softmax/" + im.name + key("m", n) + key("n", n),
+                        [=](benchmark::State &st) { bm_softmax(st, f, n, n); });
+            }
+        }
+    }
+
+    auto add_fused = [&](const Impl &im, const std::string &prefix, AttnShape s, unsigned t) {
+        const std::string name = prefix + key("threads", t);
+        const qkv_funcs *f = im.f;
+        if (im.is_blas) {
+#ifdef QKV_BENCH_OPENBLAS
+            reg.add(name, [=](benchmark::State &st) { bm_attention_openblas(st, f, s, t); });
+#endif
+        } else {
+            reg.add(name, [=](benchmark::State &st) { bm_attention(st, f, s, t); });
+        }
+    };
+
+    std::vector<unsigned> threads = cfg.threads;
+    if (threads.empty())
+        for (unsigned t = 1; t <= cpu_count(); t++)
+            threads.push_back(t);
+
+    /* Grouped by implementation so that a run (and the report's progress)
+       goes one implementation at a time. */
+    for (const Impl &im : impls) {
+        for (size_t n : z.prefill_n) {
+            if (im.is_scalar && n > z.scalar_max_n)
+                continue;
+            for (size_t d : z.prefill_d)
+                for (int causal = 0; causal < 2; causal++) {
+                    const AttnShape s{kPrefillHeads, kPrefillHeads, n, n, d, causal != 0};
+                    const std::string prefix = "attention/" + im.name + key("n", n) + key("d", d) +
+                                               key("causal", (size_t)causal);
+                    const bool scaling = z.scale_everything ||
+                                         (n == z.scaling_n && d == z.scaling_d && !causal);
+                    add_fused(im, prefix, s, 1);
+                    if (scaling)
+                        for (unsigned t : threads)
+                            add_fused(im, prefix, s, t);
+                }
+        }
+        for (size_t kv : z.decode_kv) {
+            const AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, kv, kDecodeDim, false};
+            const std::string prefix = "decode/" + im.name + key("kv_len", kv);
+            add_fused(im, prefix, s, 1);
+            if (z.scale_everything || kv == z.scaling_kv)
+                for (unsigned t : threads)
+                    add_fused(im, prefix, s, t);
+        }
+    }
+}
+
+/* ---- context and probes ------------------------------------------------- */
+
+std::string cpuinfo_field(const char *field)
+{
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.compare(0, std::strlen(field), field) != 0)
+            continue;
+        const size_t colon = line.find(':');
+        if (colon == std::string::npos)
+            continue;
+        /* The field name must end at the colon (modulo tabs): "model" must
+           not match "model name". */
+        std::string name = line.substr(0, colon);
+        name.erase(name.find_last_not_of(" \t") + 1);
+        if (name != field)
+            continue;
+        std::string value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(' '));
+        return value;
+    }
+    return "";
+}
+
+std::string fmt(double x)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", x);
+    return buf;
+}
+
+void add_context(const Config &cfg)
+{
+    std::string model = cpuinfo_field("model name");
+    if (model.empty())
+        model = cpuinfo_field("Hardware");       /* some Arm kernels */
+    benchmark::AddCustomContext("cpu_model", model.empty() ? "unknown" : model);
+    const std::string family = cpuinfo_field("cpu family"), id = cpuinfo_field("model");
+    if (!family.empty())
+        benchmark::AddCustomContext("cpu_family_model", family + "/" + id);
+
+    std::string isas;
+    for (int i = QKV_ISA_SCALAR; i < QKV_ISA_COUNT; i++)
+        if (qkv_isa_supported((qkv_isa)i))
+            isas += std::string(isas.empty() ? "" : ",") + qkv_isa_name((qkv_isa)i);
+    benchmark::AddCustomContext("qkv_isas", isas);
+    benchmark::AddCustomContext("qkv_isa_best", qkv_isa_name(qkv_isa_best()));
+    benchmark::AddCustomContext("qkv_set", cfg.set);
+    benchmark::AddCustomContext("qkv_cpus", std::to_string(cpu_count()));
+    benchmark::AddCustomContext("prefill_heads", std::to_string(kPrefillHeads));
+    benchmark::AddCustomContext("decode_shape", "q_heads=" + std::to_string(kDecodeQHeads) +
+                                                    " kv_heads=" + std::to_string(kDecodeKvHeads) +
+                                                    " d=" + std::to_string(kDecodeDim));
+#ifdef QKV_BENCH_OPENBLAS
+    benchmark::AddCustomContext("openblas", openblas_get_config());
+#else
+    benchmark::AddCustomContext("openblas", "not built");
+#endif
+}
+
+struct Probe {
+    qkv_isa isa;
+    double (*fma)(double seconds);
+};
+
+const Probe kProbes[] = {
+    {QKV_ISA_SCALAR, qkv_probe_fma_scalar},
+#ifdef QKV_BENCH_PROBE_AVX2
+    {QKV_ISA_AVX2, qkv_probe_fma_avx2},
+#endif
+#ifdef QKV_BENCH_PROBE_AVX512
+    {QKV_ISA_AVX512, qkv_probe_fma_avx512},
+#endif
+#ifdef QKV_BENCH_PROBE_NEON
+    {QKV_ISA_NEON, qkv_probe_fma_neon},
+#endif
+#ifdef QKV_BENCH_PROBE_SVE
+    {QKV_ISA_SVE, qkv_probe_fma_sve},
+#endif
+};
+
+/* About 1.5 s in all: 0.15 s per ISA (the best 1 ms chunk of it), then a
+   few passes over a buffer far larger than the last-level cache. */
+void run_probes()
+{
+    const double t0 = qkv_probe_now();
+    for (const Probe &p : kProbes) {
+        if (!qkv_isa_supported(p.isa))
+            continue;
+        const double g = p.fma(0.15);
+        benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(p.isa), fmt(g));
+        std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(p.isa), g);
+    }
+    /* 256 MiB: 8x the L3 one core of current x86 server parts can use (its
+       CCD's or its mesh slice's). sysconf's L3 size is no guide: VMs often
+       report the whole socket's. Bigger buffers only cost fill time (page
+       faults are most of the probe's second). */
+    const size_t bytes = (size_t)256 << 20;
+    const double gbs = qkv_probe_read_gbs(bytes, 4);
+    benchmark::AddCustomContext("read_gbs", fmt(gbs));
+    benchmark::AddCustomContext("read_buffer_mib", std::to_string(bytes >> 20));
+    std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (1 core, %zu MiB buffer); probes took %.2f s\n",
+                 gbs, bytes >> 20, qkv_probe_now() - t0);
+}
+
+bool parse_flag(const char *arg, Config *cfg)
+{
+    auto value = [&](const char *name) -> const char * {
+        const size_t n = std::strlen(name);
+        return std::strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : nullptr;
+    };
+    const char *v;
+    if ((v = value("--qkv_set"))) {
+        cfg->set = v;
+        return cfg->set == "quick" || cfg->set == "default" || cfg->set == "full";
+    }
+    if ((v = value("--qkv_threads"))) {
+        std::stringstream ss(v);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+            const long t = std::strtol(item.c_str(), nullptr, 10);
+            if (t < 1 || t > 1024)
+                return false;
+            cfg->threads.push_back((unsigned)t);
+        }
+        return !cfg->threads.empty();
+    }
+    if ((v = value("--qkv_min_time"))) {
+        cfg->min_time = std::strtod(v, nullptr);
+        return cfg->min_time > 0;
+    }
+    if ((v = value("--qkv_reps"))) {
+        cfg->reps = (int)std::strtol(v, nullptr, 10);
+        return cfg->reps >= 1;
+    }
+    if ((v = value("--qkv_probe"))) {
+        cfg->probe = std::strcmp(v, "0") != 0 && std::strcmp(v, "false") != 0;
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    Config cfg;
+    bool listing = false;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (std::strncmp(argv[i], "--qkv_", 6) == 0) {
+            if (!parse_flag(argv[i], &cfg)) {
+                std::fprintf(stderr,
+                             "qkv_bench: bad flag %s\n"
+                             "own flags: --qkv_set=quick|default|full --qkv_threads=1,2,.. "
+                             "--qkv_min_time=SECONDS --qkv_reps=N --qkv_probe=0|1\n",
+                             argv[i]);
+                return 2;
+            }
+            continue;
+        }
+        if (std::strcmp(argv[i], "--benchmark_list_tests") == 0 ||
+            std::strcmp(argv[i], "--benchmark_list_tests=true") == 0)
+            listing = true;
+        argv[kept++] = argv[i];
+    }
+    argc = kept;
+    const bool quick = cfg.set == "quick";
+    if (cfg.min_time < 0)
+        cfg.min_time = quick ? 0.005 : 0.1;
+    if (cfg.reps < 0)
+        cfg.reps = quick ? 1 : 3;
+
+#ifdef QKV_BENCH_OPENBLAS
+    /* One thread unless a benchmark asks for more (see bm_attention_openblas). */
+    openblas_set_num_threads(1);
+#endif
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+        return 1;
+    add_context(cfg);
+    if (cfg.probe && !listing)
+        run_probes();
+    register_all(cfg);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

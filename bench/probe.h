@@ -1,0 +1,44 @@
+/*
+ * Machine-limit probes for the benchmark report: the single-core FP peak of
+ * each ISA and the single-core memory read bandwidth. The report divides
+ * measured GFLOP/s by these to give "% of peak" and compares decode times
+ * with the time it takes just to stream K and V from memory.
+ *
+ * Each ISA's probe lives in its own file built with that ISA's flags only
+ * (the rule the library follows too), and bench.cc calls it only when
+ * qkv_isa_supported() says the CPU can run it.
+ */
+#ifndef QKV_BENCH_PROBE_H
+#define QKV_BENCH_PROBE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Best GFLOP/s (multiply + add counted as 2) seen on the calling thread in
+   about `seconds` of dependent-chain-free FMA (or mul+add for scalar). */
+double qkv_probe_fma_scalar(double seconds);
+double qkv_probe_fma_avx2(double seconds);
+double qkv_probe_fma_avx512(double seconds);
+double qkv_probe_fma_neon(double seconds);
+double qkv_probe_fma_sve(double seconds);
+
+/* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer on
+   the calling thread; 0 when the buffer cannot be allocated. */
+double qkv_probe_read_gbs(size_t bytes, int passes);
+
+static inline double qkv_probe_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
