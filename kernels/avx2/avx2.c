@@ -1,0 +1,123 @@
+/*
+ * AVX2 + FMA (+ F16C) kernels: the vocabulary of 8-lane vector operations
+ * that kernels/x86/kernels_tmpl.h is written in, then the template itself.
+ * Only this file (and avx512.c for its ISA) is compiled with AVX2 flags.
+ *
+ * The exponential and tanh are SLEEF's 1-ULP AVX2 versions.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <sleef.h>
+
+#include "kernels.h"
+
+#define X86_ISA_SUFFIX _avx2
+#define VL 8
+
+/* Register blocking of the one microkernel (C := pre·C + A·B, see the
+   template), BLIS haswell style: 6 rows × 2 vectors = 12 of the 16 ymm
+   registers hold C, 2 the row of B, 1 the broadcast of A. Per step 6
+   broadcasts + 2 loads feed 12 FMAs. */
+#define GEMM_MR 6
+#define GEMM_NV 2
+#define GEMM_TILE 6x16
+
+/* scores: a packed Kᵀ panel of KC×16 floats is 16 KiB, well inside L1. */
+#define SCORES_KC 256
+/* weighted_sum: a KC×16 panel of V rows, 16 KiB, reused by every block of
+   6 rows of P while it sits in L1. */
+#define WSUM_KC 256
+
+typedef __m256 vf;
+typedef __m256 vm;         /* all-ones or all-zeros per lane */
+
+#define V_INLINE static inline __attribute__((always_inline))
+
+V_INLINE vf v_zero(void) { return _mm256_setzero_ps(); }
+V_INLINE vf v_set1(float x) { return _mm256_set1_ps(x); }
+V_INLINE vf v_load(const float *p) { return _mm256_loadu_ps(p); }
+V_INLINE void v_store(float *p, vf x) { _mm256_storeu_ps(p, x); }
+/* The first n lanes, 1 <= n <= VL: a window into -1,…,-1,0,…,0. */
+V_INLINE vm v_tailmask(size_t n)
+{
+    static const int32_t ones_then_zeros[2 * VL] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                    0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(ones_then_zeros + VL - n)));
+}
+/* vmaskmovps: masked-off lanes are never touched in memory (no fault past
+   a row's end) and read as 0 (v_loadm) or as `fill` (v_loadm_or). */
+V_INLINE vf v_loadm(const float *p, vm m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
+V_INLINE vf v_loadm_or(const float *p, vm m, vf fill)
+{
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, _mm256_castps_si256(m)), m);
+}
+V_INLINE void v_storem(float *p, vm m, vf x) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), x); }
+V_INLINE vf v_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+V_INLINE vf v_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+V_INLINE vf v_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+V_INLINE vf v_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+V_INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+/* max(x, m): when x is NaN the result is m, like the scalar `if (x > max)`. */
+V_INLINE vf v_max(vf x, vf m) { return _mm256_max_ps(x, m); }
+V_INLINE vm v_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+V_INLINE vm v_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+/* m ? b : a, lane by lane. */
+V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm256_blendv_ps(a, b, m); }
+V_INLINE unsigned v_bits(vm m) { return (unsigned)_mm256_movemask_ps(m); }
+V_INLINE float v_hmax(vf x)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+V_INLINE float v_hsum(vf x)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+V_INLINE vf v_exp(vf x) { return Sleef_expf8_u10avx2(x); }
+V_INLINE vf v_tanh(vf x) { return Sleef_tanhf8_u10avx2(x); }
+
+/* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
+V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
+{
+    return _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi32(j)));
+}
+
+/* Lanes i with lo[i] <= j < hi[i]. */
+V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
+{
+    const __m256i vj = _mm256_set1_epi32(j);
+    const __m256i before = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)lo), vj);
+    const __m256i inside = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)hi), vj);
+    return _mm256_castsi256_ps(_mm256_andnot_si256(before, inside));
+}
+
+/* Lane i reads the float at byte address addr[i] + off when m has lane i,
+   else 0. Masked-off lanes are never read. */
+V_INLINE vf v_gather(const int64_t *addr, int64_t off, vm m)
+{
+    const __m256i o = _mm256_set1_epi64x(off);
+    const __m256i i0 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)addr), o);
+    const __m256i i1 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(addr + 4)), o);
+    const __m128 g0 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), (const float *)0, i0,
+                                               _mm256_castps256_ps128(m), 1);
+    const __m128 g1 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), (const float *)0, i1,
+                                               _mm256_extractf128_ps(m, 1), 1);
+    return _mm256_set_m128(g1, g0);
+}
+
+#include "x86/kernels_tmpl.h"
+
+void qkv_kernels_init_avx2(qkv_kernels *k)
+{
+    k->scores = scores_f32_avx2;
+    k->softmax = softmax_f32_avx2;
+    k->weighted_sum = weighted_sum_f32_avx2;
+    k->attention = attention_f32_avx2;
+}

@@ -1,0 +1,100 @@
+/*
+ * AVX-512 (F/BW/DQ/VL) kernels: the vocabulary of 16-lane vector operations
+ * that kernels/x86/kernels_tmpl.h is written in, then the template itself.
+ * Only this file (and avx2.c for its ISA) is compiled with AVX-512 flags.
+ *
+ * The exponential and tanh are SLEEF's 1-ULP AVX-512 versions.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <sleef.h>
+
+#include "kernels.h"
+
+#define X86_ISA_SUFFIX _avx512
+#define VL 16
+
+/* Register blocking of the one microkernel (C := pre·C + A·B, see the
+   template): 6 rows × 4 vectors = 24 of the 32 zmm registers hold C, 4 hold
+   the row of B, 1 the broadcast of A. Per step 6 broadcasts + 4 loads feed
+   24 FMAs, so the two FMA pipes, not the load ports, set the pace. */
+#define GEMM_MR 6
+#define GEMM_NV 4
+#define GEMM_TILE 6x64
+
+/* scores: a packed Kᵀ panel of KC×64 floats is 32 KiB, inside the 48 KiB L1
+   with room for the Q rows it is multiplied with. */
+#define SCORES_KC 128
+/* weighted_sum: a KC×64 panel of V rows (32 KiB) is reused by every block
+   of 6 rows of P while it sits in L1. */
+#define WSUM_KC 128
+
+typedef __m512 vf;
+typedef __mmask16 vm;      /* one bit per lane */
+
+#define V_INLINE static inline __attribute__((always_inline))
+
+V_INLINE vf v_zero(void) { return _mm512_setzero_ps(); }
+V_INLINE vf v_set1(float x) { return _mm512_set1_ps(x); }
+V_INLINE vf v_load(const float *p) { return _mm512_loadu_ps(p); }
+V_INLINE void v_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
+/* The first n lanes, 1 <= n <= VL. */
+V_INLINE vm v_tailmask(size_t n) { return (vm)((1u << n) - 1u); }
+/* Masked-off lanes are never touched in memory (no fault past a row's end)
+   and read as 0 (v_loadm) or as `fill` (v_loadm_or). */
+V_INLINE vf v_loadm(const float *p, vm m) { return _mm512_maskz_loadu_ps(m, p); }
+V_INLINE vf v_loadm_or(const float *p, vm m, vf fill) { return _mm512_mask_loadu_ps(fill, m, p); }
+V_INLINE void v_storem(float *p, vm m, vf x) { _mm512_mask_storeu_ps(p, m, x); }
+V_INLINE vf v_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+V_INLINE vf v_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+V_INLINE vf v_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+V_INLINE vf v_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+V_INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+/* max(x, m): when x is NaN the result is m, like the scalar `if (x > max)`. */
+V_INLINE vf v_max(vf x, vf m) { return _mm512_max_ps(x, m); }
+V_INLINE vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+V_INLINE vm v_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+/* m ? b : a, lane by lane. */
+V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
+V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }
+V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
+V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
+V_INLINE vf v_exp(vf x) { return Sleef_expf16_u10avx512f(x); }
+V_INLINE vf v_tanh(vf x) { return Sleef_tanhf16_u10avx512f(x); }
+
+/* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
+V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
+{
+    return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_loadu_si512(p), _mm512_set1_epi32(j)));
+}
+
+/* Lanes i with lo[i] <= j < hi[i]. */
+V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
+{
+    const __m512i vj = _mm512_set1_epi32(j);
+    return _mm512_cmple_epi32_mask(_mm512_loadu_si512(lo), vj) &
+           _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(hi), vj);
+}
+
+/* Lane i reads the float at byte address addr[i] + off when m has lane i,
+   else 0. Masked-off lanes are never read. */
+V_INLINE vf v_gather(const int64_t *addr, int64_t off, vm m)
+{
+    const __m512i o = _mm512_set1_epi64(off);
+    const __m512i i0 = _mm512_add_epi64(_mm512_loadu_si512(addr), o);
+    const __m512i i1 = _mm512_add_epi64(_mm512_loadu_si512(addr + 8), o);
+    const __m256 g0 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)m, i0, (const void *)0, 1);
+    const __m256 g1 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(m >> 8), i1, (const void *)0, 1);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(g0), g1, 1);
+}
+
+#include "x86/kernels_tmpl.h"
+
+void qkv_kernels_init_avx512(qkv_kernels *k)
+{
+    k->scores = scores_f32_avx512;
+    k->softmax = softmax_f32_avx512;
+    k->weighted_sum = weighted_sum_f32_avx512;
+    k->attention = attention_f32_avx512;
+}

@@ -1,0 +1,525 @@
+/*
+ * The four kernels of kernels.h written once for any x86 vector width, in
+ * the style of SLEEF's helper headers: the including file (avx2.c,
+ * avx512.c) defines the vocabulary, then includes this file once.
+ *
+ * The includer provides
+ *   VL                       lanes per vector (8 or 16)
+ *   vf, vm                   a vector of floats, a lane mask
+ *   X86_ISA_SUFFIX           _avx2, _avx512: ends every function name
+ *   GEMM_MR, GEMM_NV         the microkernel's tile: MR rows × NV vectors
+ *   GEMM_TILE                the tile as it reads in names, e.g. 6x64
+ *   SCORES_KC, WSUM_KC       depth of the cache blocks (see there)
+ *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
+ *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_sel v_bits
+ *   v_hmax v_hsum v_exp v_tanh v_in_range v_gather v_i32_to_f
+ *
+ * One microkernel does all the multiplying (BLIS style):
+ *     C[i][·] := post · (pre_i · C[i][·] + Σ_p A[i][p] · B[p][·])
+ * for i < mr <= GEMM_MR rows and nv <= GEMM_NV vectors of columns. A is
+ * addressed through two strides (so it can be Q, P or the transposed P of
+ * the fused kernel), B is row-major (a packed panel or V itself), C is one
+ * pointer per row (so it can be the fused kernel's scattered output rows).
+ * Each element of A is broadcast, each row of B is loaded once per step.
+ */
+#ifndef X86_KERNELS_TMPL_H
+#define X86_KERNELS_TMPL_H
+#else
+#error "kernels_tmpl.h is included once per ISA translation unit"
+#endif
+
+#include <stdint.h>
+#include <string.h>
+
+#define X86_CAT_(a, b, c) a##b##c
+#define X86_CAT(a, b, c) X86_CAT_(a, b, c)
+#define X86_NAME(f) X86_CAT(f, X86_ISA_SUFFIX, )
+
+#define gemm_ukr X86_CAT(gemm_f32_, GEMM_TILE, X86_ISA_SUFFIX)
+#define gemm_any X86_NAME(gemm_f32_any)
+#define pack_kt X86_NAME(pack_kt_f32)
+#define pack_qt X86_NAME(pack_qt_f32)
+#define scores_f32 X86_NAME(scores_f32)
+#define softmax_f32 X86_NAME(softmax_f32)
+#define weighted_sum_f32 X86_NAME(weighted_sum_f32)
+#define attention_f32 X86_NAME(attention_f32)
+
+#define GEMM_NR (GEMM_NV * VL)
+#define X86_ALIGN _Alignas(64)
+
+/* ---- the microkernel ------------------------------------------------------ */
+
+/* mr, nv and tail are compile-time constants at every call (see gemm_any),
+   so the loops over them unroll and acc[][] lives in registers. With tail,
+   the last vector of B and C is accessed through mask lm only, so a row of
+   V or of the output may end exactly at its last element. */
+V_INLINE void gemm_ukr(const int mr, const int nv, const int tail, size_t k,
+                       const float *a, size_t rsa, size_t csa,
+                       const float *b, size_t ldb,
+                       float *const *c, size_t coff, vm lm,
+                       int load_c, const float *pre, float post)
+{
+    vf acc[GEMM_MR][GEMM_NV];
+    const float *ar[GEMM_MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        ar[i] = a + (size_t)i * rsa;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = v_zero();
+    }
+    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+        vf bv[GEMM_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            bv[v] = (tail && v == nv - 1) ? v_loadm(b + v * VL, lm) : v_load(b + v * VL);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            const vf ai = v_set1(ar[i][ap]);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = v_fmadd(ai, bv[v], acc[i][v]);
+        }
+    }
+    const vf vpost = v_set1(post);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *cr = c[i] + coff;
+        const vf vpre = pre ? v_set1(pre[i]) : v_zero();
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) {
+            const int masked = tail && v == nv - 1;
+            vf x = acc[i][v];
+            if (load_c) {
+                vf old = masked ? v_loadm(cr + v * VL, lm) : v_load(cr + v * VL);
+                if (pre)
+                    old = v_mul(old, vpre);
+                x = v_add(old, x);
+            }
+            x = v_mul(x, vpost);
+            if (masked)
+                v_storem(cr + v * VL, lm, x);
+            else
+                v_store(cr + v * VL, x);
+        }
+    }
+}
+
+/* The microkernel for any 1 <= mr <= GEMM_MR, 1 <= nv <= GEMM_NV: one
+   specialised copy per shape, so edge tiles run the same register code with
+   fewer rows or vectors instead of a scalar loop. */
+static void gemm_any(int mr, int nv, int tail, size_t k,
+                     const float *a, size_t rsa, size_t csa, const float *b, size_t ldb,
+                     float *const *c, size_t coff, vm lm, int load_c, const float *pre,
+                     float post)
+{
+#define GEMM_CALL(MR_, NV_)                                                               \
+    do {                                                                                  \
+        if (tail)                                                                         \
+            gemm_ukr(MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post); \
+        else                                                                              \
+            gemm_ukr(MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post); \
+    } while (0)
+#if GEMM_NV == 2
+#define GEMM_ROW(MR_)                                \
+    case MR_:                                        \
+        if (nv == 1) GEMM_CALL(MR_, 1);              \
+        else GEMM_CALL(MR_, 2);                      \
+        break
+#elif GEMM_NV == 4
+#define GEMM_ROW(MR_)                                \
+    case MR_:                                        \
+        if (nv == 1) GEMM_CALL(MR_, 1);              \
+        else if (nv == 2) GEMM_CALL(MR_, 2);         \
+        else if (nv == 3) GEMM_CALL(MR_, 3);         \
+        else GEMM_CALL(MR_, 4);                      \
+        break
+#else
+#error "GEMM_NV must be 2 or 4"
+#endif
+#if GEMM_MR != 6
+#error "gemm_any is written for GEMM_MR == 6"
+#endif
+    switch (mr) {
+        GEMM_ROW(1);
+        GEMM_ROW(2);
+        GEMM_ROW(3);
+        GEMM_ROW(4);
+        GEMM_ROW(5);
+    default:
+        GEMM_ROW(6);
+    }
+#undef GEMM_ROW
+#undef GEMM_CALL
+}
+
+/* Columns [c0, c0 + nc) of a block: how many vectors, whether the last one
+   is partial, and its mask. */
+typedef struct X86_NAME(colblock) {
+    int nv, tail;
+    vm lm;
+} X86_NAME(colblock);
+
+V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
+{
+    X86_NAME(colblock) cb;
+    cb.nv = (int)((nc + VL - 1) / VL);
+    cb.tail = nc % VL != 0;
+    cb.lm = v_tailmask(nc - (size_t)(cb.nv - 1) * VL);
+    return cb;
+}
+
+/* ---- Q·Kᵀ ------------------------------------------------------------------ */
+
+/* kt[p][j] = k[j][p] for j < nc, p < kc, zero for nc <= j < w: Kᵀ as the
+   microkernel's B, so one key panel is one contiguous stream per step. */
+static void pack_kt(float *kt, size_t w, const float *k, size_t ldk, size_t nc, size_t kc)
+{
+    for (size_t j = 0; j < nc; j++) {
+        const float *kr = k + j * ldk;
+        for (size_t p = 0; p < kc; p++)
+            kt[p * w + j] = kr[p];
+    }
+    for (size_t j = nc; j < w; j++)
+        for (size_t p = 0; p < kc; p++)
+            kt[p * w + j] = 0.0f;
+}
+
+/* Rows of Q kept hot in L2 while the key panels stream past them: MC rows
+   of up to SCORES_KC floats is 192 KiB at most on AVX-512, a fifth of the
+   1 MiB L2, so every packed panel is reused by MC rows. */
+#define SCORES_MC 384
+
+static void scores_f32(size_t m, size_t n, size_t d, float scale,
+                       const float *q, size_t ldq, const float *k, size_t ldk,
+                       float *s, size_t lds)
+{
+    X86_ALIGN float kt[SCORES_KC * GEMM_NR];
+    float *crow[GEMM_MR];
+    for (size_t ic0 = 0; ic0 < m; ic0 += SCORES_MC) {
+        const size_t mc = m - ic0 < SCORES_MC ? m - ic0 : SCORES_MC;
+        for (size_t jc = 0; jc < n; jc += GEMM_NR) {
+            const size_t nc = n - jc < GEMM_NR ? n - jc : GEMM_NR;
+            const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+            const size_t w = (size_t)cb.nv * VL;
+            for (size_t pc = 0; pc < d; pc += SCORES_KC) {
+                const size_t kc = d - pc < SCORES_KC ? d - pc : SCORES_KC;
+                /* The scale is applied once, to the finished dot product,
+                   as the scalar reference does. */
+                const float post = pc + kc >= d ? scale : 1.0f;
+                pack_kt(kt, w, k + jc * ldk + pc, ldk, nc, kc);
+                for (size_t ic = ic0; ic < ic0 + mc; ic += GEMM_MR) {
+                    const int mr = (int)(ic0 + mc - ic < GEMM_MR ? ic0 + mc - ic : GEMM_MR);
+                    for (int i = 0; i < mr; i++)
+                        crow[i] = s + (ic + (size_t)i) * lds + jc;
+                    /* kt is padded with zeros to w columns: only the store of
+                       the last vector needs the mask. */
+                    gemm_any(mr, cb.nv, cb.tail, kc, q + ic * ldq + pc, ldq, 1, kt, w, crow, 0,
+                             cb.lm, pc > 0, NULL, post);
+                }
+            }
+        }
+    }
+}
+
+/* ---- softmax ----------------------------------------------------------- */
+
+/* Three sweeps over the row (max; exp, store and sum; scale), each with a
+   masked tail. A fused max-and-sum sweep would cost a second exp per entry,
+   which is dearer than re-reading a row that is still in L1/L2. */
+static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
+{
+    const size_t nfull = n / VL * VL, rem = n - nfull;
+    const vm tm = v_tailmask(rem ? rem : VL);
+    const vf ninf = v_set1(-INFINITY);
+    for (size_t i = 0; i < m; i++) {
+        float *row = s + i * lds;
+        vf mx0 = ninf, mx1 = ninf;    /* two chains hide the max latency */
+        size_t j = 0;
+        for (; j + 2 * VL <= nfull; j += 2 * VL) {
+            mx0 = v_max(v_load(row + j), mx0);
+            mx1 = v_max(v_load(row + j + VL), mx1);
+        }
+        for (; j < nfull; j += VL)
+            mx0 = v_max(v_load(row + j), mx0);
+        if (rem)
+            mx1 = v_max(v_loadm_or(row + nfull, tm, ninf), mx1);
+        const float max = v_hmax(v_max(mx0, mx1));
+        if (max == -INFINITY) {
+            /* Nothing above -INFINITY (NaNs are never the max): zeros, as
+               the reference gives, rather than 0/0. */
+            for (j = 0; j < nfull; j += VL)
+                v_store(row + j, v_zero());
+            if (rem)
+                v_storem(row + nfull, tm, v_zero());
+            continue;
+        }
+        const vf vmax = v_set1(max);
+        vf sum0 = v_zero(), sum1 = v_zero();
+        for (j = 0; j + 2 * VL <= nfull; j += 2 * VL) {
+            const vf e0 = v_exp(v_sub(v_load(row + j), vmax));
+            const vf e1 = v_exp(v_sub(v_load(row + j + VL), vmax));
+            v_store(row + j, e0);
+            v_store(row + j + VL, e1);
+            sum0 = v_add(sum0, e0);
+            sum1 = v_add(sum1, e1);
+        }
+        for (; j < nfull; j += VL) {
+            const vf e = v_exp(v_sub(v_load(row + j), vmax));
+            v_store(row + j, e);
+            sum0 = v_add(sum0, e);
+        }
+        if (rem) {
+            /* Masked lanes read -INFINITY and so add exp(-inf) = 0. */
+            const vf e = v_exp(v_sub(v_loadm_or(row + nfull, tm, ninf), vmax));
+            v_storem(row + nfull, tm, e);
+            sum1 = v_add(sum1, e);
+        }
+        /* A NaN entry makes the sum, and so every weight, NaN. */
+        const vf inv = v_set1(1.0f / v_hsum(v_add(sum0, sum1)));
+        for (j = 0; j < nfull; j += VL)
+            v_store(row + j, v_mul(v_load(row + j), inv));
+        if (rem)
+            v_storem(row + nfull, tm, v_mul(v_loadm(row + nfull, tm), inv));
+    }
+}
+
+/* ---- P·V --------------------------------------------------------------- */
+
+static void weighted_sum_f32(size_t m, size_t n, size_t dv,
+                             const float *p, size_t ldp, const float *v, size_t ldv,
+                             float *o, size_t ldo)
+{
+    float *crow[GEMM_MR];
+    for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
+        const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
+        const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+        /* V is used in place: its rows are already contiguous along the
+           output columns, so a panel of WSUM_KC rows is a strided but
+           L1-resident B; the last vector of each row is read through the
+           mask, never past the row's end. */
+        for (size_t pc = 0; pc < n; pc += WSUM_KC) {
+            const size_t kc = n - pc < WSUM_KC ? n - pc : WSUM_KC;
+            for (size_t ic = 0; ic < m; ic += GEMM_MR) {
+                const int mr = (int)(m - ic < GEMM_MR ? m - ic : GEMM_MR);
+                for (int i = 0; i < mr; i++)
+                    crow[i] = o + (ic + (size_t)i) * ldo + jc;
+                gemm_any(mr, cb.nv, cb.tail, kc, p + ic * ldp + pc, ldp, 1, v + pc * ldv + jc,
+                         ldv, crow, 0, cb.lm, pc > 0, NULL, 1.0f);
+            }
+        }
+    }
+}
+
+/* ---- fused attention ------------------------------------------------------ */
+
+/* Keys per KV tile. The score tile is kept transposed, S[key][row], so the
+   job's rows (up to 64) are vector lanes: the online softmax's per-row max,
+   sum and rescale are then plain lane-wise operations, with no horizontal
+   reduction anywhere, and Q·Kᵀ needs no packing of K (keys are the
+   broadcast side, read straight from their rows). 64 keys × 64 rows is a
+   16 KiB tile that stays in L1 between its three sweeps. */
+#define ATT_BN 64
+/* Qᵀ of a whole job: 64 rows × head_dim 256 (64 KiB) in one piece. Larger
+   head_dim × rows is done in chunks of the dot product, repacked per tile. */
+#define ATT_QT_FLOATS (256 * QKV_ATTN_MAX_ROWS)
+#define ATT_LANES QKV_ATTN_MAX_ROWS
+
+/* qt[p][r] = q_r[pc + p] for r < rows, 0 up to rp: Qᵀ as the microkernel's
+   B, so that a step of the dot product is one vector per VL rows. */
+static void pack_qt(float *qt, size_t rp, const qkv_attn_row *row, size_t rows, size_t pc,
+                    size_t kc)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = row[r].q + pc;
+        for (size_t p = 0; p < kc; p++)
+            qt[p * rp + r] = q[p];
+    }
+    for (size_t r = rows; r < rp; r++)
+        for (size_t p = 0; p < kc; p++)
+            qt[p * rp + r] = 0.0f;
+}
+
+static const float X86_NAME(zero_mask_row)[ATT_BN] = {0};
+
+static void attention_f32(const qkv_attn_job *job)
+{
+    const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
+    const size_t rv_count = (rows + VL - 1) / VL, rp = rv_count * VL;
+    const float scale = job->scale, cap = job->softcap;
+
+    X86_ALIGN float qt[ATT_QT_FLOATS];
+    X86_ALIGN float st[ATT_BN * ATT_LANES];   /* S, then P, as [key][row] */
+    /* Per-row state, one lane per row, padded to whole vectors. */
+    X86_ALIGN float m_run[ATT_LANES], l_run[ATT_LANES], alpha[ATT_LANES], slope[ATT_LANES];
+    X86_ALIGN int32_t lo[ATT_LANES], hi[ATT_LANES], dist0[ATT_LANES];
+    X86_ALIGN int64_t maddr[ATT_LANES];
+    float *acc[ATT_LANES];
+    int any_slope = 0, any_mask = 0;
+
+    for (size_t r = 0; r < rp; r++) {
+        m_run[r] = -INFINITY;
+        l_run[r] = 0.0f;
+        slope[r] = r < rows ? job->row[r].slope : 0.0f;
+        lo[r] = hi[r] = dist0[r] = 0;
+        any_slope |= slope[r] != 0.0f;
+        any_mask |= r < rows && job->row[r].mask != NULL;
+    }
+    const vf vzero = v_zero();
+    const X86_NAME(colblock) last = X86_NAME(cols)(dv - (dv - 1) / VL * VL);
+    for (size_t r = 0; r < rows; r++) {
+        acc[r] = job->row[r].acc;
+        size_t c = 0;
+        for (; c + VL < dv; c += VL)
+            v_store(acc[r] + c, vzero);
+        v_storem(acc[r] + c, last.lm, vzero);
+    }
+
+    /* The dot product in chunks of dc so that Qᵀ fits its buffer; for the
+       usual shapes (head_dim × rows <= 256 × 64) it is packed once. */
+    const size_t dc = d * rp <= ATT_QT_FLOATS ? d : ATT_QT_FLOATS / rp;
+    if (dc == d)
+        pack_qt(qt, rp, job->row, rows, 0, d);
+
+    const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f);
+    const vf vcap = v_set1(cap);
+    float *crow[GEMM_MR];
+
+    for (size_t t0 = job->kv_begin; t0 < job->kv_end; t0 += ATT_BN) {
+        /* Each row's keys within this tile, as [lo, hi) relative to t0. */
+        size_t kmin = ATT_BN, kmax = 0;
+        for (size_t r = 0; r < rows; r++) {
+            const qkv_attn_row *rw = &job->row[r];
+            size_t b = rw->kv_begin > t0 ? rw->kv_begin - t0 : 0;
+            size_t e = rw->kv_end > t0 ? rw->kv_end - t0 : 0;
+            b = b < ATT_BN ? b : ATT_BN;
+            e = e < ATT_BN ? e : ATT_BN;
+            if (b >= e)
+                b = e = 0;
+            lo[r] = (int32_t)b;
+            hi[r] = (int32_t)e;
+            if (b < e) {
+                kmin = b < kmin ? b : kmin;
+                kmax = e > kmax ? e : kmax;
+            }
+        }
+        if (kmin >= kmax)
+            continue;          /* no row sees a key of this tile */
+        if (any_slope)
+            for (size_t r = 0; r < rows; r++)
+                dist0[r] = (int32_t)((ptrdiff_t)t0 - job->row[r].pos);
+        if (any_mask)
+            for (size_t r = 0; r < rp; r++) {
+                const float *mr = r < rows ? job->row[r].mask : NULL;
+                maddr[r] = mr ? (int64_t)(uintptr_t)(mr + t0)
+                              : (int64_t)(uintptr_t)X86_NAME(zero_mask_row);
+            }
+
+        /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
+        for (size_t pc = 0; pc < d; pc += dc) {
+            const size_t kc = d - pc < dc ? d - pc : dc;
+            if (dc != d)
+                pack_qt(qt, rp, job->row, rows, pc, kc);
+            const float post = pc + kc >= d ? scale : 1.0f;
+            for (size_t j0 = kmin; j0 < kmax; j0 += GEMM_MR) {
+                const int mr = (int)(kmax - j0 < GEMM_MR ? kmax - j0 : GEMM_MR);
+                for (int i = 0; i < mr; i++)
+                    crow[i] = st + (j0 + (size_t)i) * rp;
+                const float *kj = job->k + (t0 + j0) * job->ldk + pc;
+                for (size_t v0 = 0; v0 < rv_count; v0 += GEMM_NV) {
+                    const int nv = (int)(rv_count - v0 < GEMM_NV ? rv_count - v0 : GEMM_NV);
+                    gemm_any(mr, nv, 0, kc, kj, job->ldk, 1, qt + v0 * VL, rp, crow, v0 * VL,
+                             last.lm, pc > 0, NULL, post);
+                }
+            }
+        }
+
+        /* Score modifiers, the rows' key ranges, the online max; then
+           P = exp(S - max) in place and its row sums. */
+        uint64_t grown_bits = 0;
+        for (size_t rv = 0; rv < rv_count; rv++) {
+            const size_t l0 = rv * VL;
+            const vf vslope = v_load(slope + l0);
+            vf tmax = ninf;
+            for (size_t jj = kmin; jj < kmax; jj++) {
+                float *sp = st + jj * rp + l0;
+                vf x = v_load(sp);
+                if (cap > 0.0f)
+                    x = v_mul(vcap, v_tanh(v_div(x, vcap)));
+                if (any_slope)
+                    x = v_add(x, v_mul(vslope, v_i32_to_f(dist0 + l0, (int32_t)jj)));
+                const vm act = v_in_range(lo + l0, hi + l0, (int32_t)jj);
+                if (any_mask)
+                    x = v_add(x, v_gather(maddr + l0, (int64_t)(jj * sizeof(float)), act));
+                /* Keys a row does not see are -INFINITY: weight 0 below. */
+                x = v_sel(act, ninf, x);
+                v_store(sp, x);
+                tmax = v_max(x, tmax);
+            }
+            const vf m_old = v_load(m_run + l0);
+            const vf m_new = v_max(tmax, m_old);
+            const vm grown = v_gt(m_new, m_old);
+            vf a = one;
+            if (v_bits(grown)) {
+                /* exp(-inf - m) = 0 for a row's first keys: acc is zero. */
+                a = v_sel(grown, one, v_exp(v_sub(m_old, m_new)));
+                grown_bits |= (uint64_t)v_bits(grown) << l0;
+            }
+            /* A row that so far saw only -INFINITY subtracts 0, so its
+               -INFINITY scores give exp(-inf) = 0 and not exp(NaN). */
+            const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
+            vf sum0 = vzero, sum1 = vzero;
+            size_t jj = kmin;
+            for (; jj + 1 < kmax; jj += 2) {
+                float *sp = st + jj * rp + l0;
+                const vf e0 = v_exp(v_sub(v_load(sp), msub));
+                const vf e1 = v_exp(v_sub(v_load(sp + rp), msub));
+                v_store(sp, e0);
+                v_store(sp + rp, e1);
+                sum0 = v_add(sum0, e0);
+                sum1 = v_add(sum1, e1);
+            }
+            if (jj < kmax) {
+                float *sp = st + jj * rp + l0;
+                const vf e0 = v_exp(v_sub(v_load(sp), msub));
+                v_store(sp, e0);
+                sum0 = v_add(sum0, e0);
+            }
+            v_store(m_run + l0, m_new);
+            v_store(l_run + l0, v_add(v_mul(v_load(l_run + l0), a), v_add(sum0, sum1)));
+            v_store(alpha + l0, a);
+        }
+
+        /* acc_i = alpha_i · acc_i + Σ_j P[j][i] · V_j, rows in blocks of
+           GEMM_MR, over the keys the block sees. */
+        for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
+            const int mr = (int)(rows - i0 < GEMM_MR ? rows - i0 : GEMM_MR);
+            int32_t klo = ATT_BN, khi = 0;
+            for (int i = 0; i < mr; i++) {
+                if (lo[i0 + i] < hi[i0 + i]) {
+                    klo = lo[i0 + i] < klo ? lo[i0 + i] : klo;
+                    khi = hi[i0 + i] > khi ? hi[i0 + i] : khi;
+                }
+            }
+            if (klo >= khi)
+                continue;      /* no key: max unchanged, nothing to add */
+            const uint64_t block = ((uint64_t)1 << mr) - 1;
+            const float *pre = (grown_bits >> i0) & block ? alpha + i0 : NULL;
+            const float *pa = st + (size_t)klo * rp + i0;
+            const float *vb = job->v + (t0 + (size_t)klo) * job->ldv;
+            for (int i = 0; i < mr; i++)
+                crow[i] = acc[i0 + (size_t)i];
+            for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
+                const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
+                const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+                gemm_any(mr, cb.nv, cb.tail, (size_t)(khi - klo), pa, 1, rp, vb + jc, job->ldv,
+                         crow, jc, cb.lm, 1, pre, 1.0f);
+            }
+        }
+    }
+
+    for (size_t r = 0; r < rows; r++) {
+        job->row[r].max = m_run[r];
+        job->row[r].sum = l_run[r];
+    }
+}
