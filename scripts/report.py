@@ -1,0 +1,629 @@
+#!/usr/bin/env python3
+"""qkv benchmark report: runs qkv_bench group by group, then turns its
+Google Benchmark JSON into a Markdown table and gnuplot PNGs.
+
+    report.py run --bin BUILD/bench/qkv_bench --out DIR [--set quick|default|full]
+                  [--filter REGEX] [--threads 1,2]
+    report.py render DIR            redo table and plots from DIR/results.json
+    report.py compare DIR_A DIR_B   side-by-side times of two report folders
+
+scripts/report.sh is the front door (it also installs and builds). Standard
+library only, so it runs wherever python3 does.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+# Name parts Google Benchmark appends on its own; they describe how a run
+# was timed, not what was run, so two reports match without them.
+GB_SUFFIXES = ('min_time:', 'repeats:', 'iterations:')
+GB_FLAGS = ('real_time', 'manual_time', 'process_time')
+
+TIME_UNIT_MS = {'ns': 1e-6, 'us': 1e-3, 'ms': 1.0, 's': 1e3}
+
+PEERS = ('openblas',)   # columns after the ISAs
+
+
+# ---------------------------------------------------------------------------
+# Reading results
+# ---------------------------------------------------------------------------
+
+def strip_name(name):
+    parts = [p for p in name.split('/')
+             if not p.startswith(GB_SUFFIXES) and p not in GB_FLAGS]
+    return '/'.join(parts)
+
+
+def parse_name(name):
+    """'attention/avx512/n:2048/d:64' -> ('attention', 'avx512', {'n': 2048, 'd': 64})."""
+    parts = strip_name(name).split('/')
+    params = {}
+    for p in parts[2:]:
+        k, _, v = p.partition(':')
+        params[k] = int(v) if v.isdigit() else v
+    return parts[0], parts[1] if len(parts) > 1 else '', params
+
+
+class Result:
+    def __init__(self, entry):
+        self.name = strip_name(entry['run_name'])
+        self.kind, self.impl, self.params = parse_name(self.name)
+        self.error = entry.get('error_occurred', False)
+        unit = TIME_UNIT_MS[entry.get('time_unit', 'ns')]
+        self.ms = entry.get('real_time', float('nan')) * unit
+        self.flops = entry.get('FLOPS')            # FLOP/s
+        self.bytes_per_s = entry.get('bytes_per_second')
+        self.reps = entry.get('repetitions', 1)
+
+
+def load_results(doc):
+    """One Result per benchmark: the median where repetitions were
+    aggregated (robust to a disturbed repetition on a shared machine), else
+    the single run."""
+    chosen = {}
+    for e in doc.get('benchmarks', []):
+        agg = e.get('aggregate_name')
+        if agg not in (None, 'median'):
+            continue
+        r = Result(e)
+        if agg == 'median' or r.name not in chosen:
+            chosen[r.name] = r
+        if e.get('error_occurred'):
+            chosen[r.name] = r
+    return chosen
+
+
+def ctx_float(ctx, key):
+    try:
+        return float(ctx[key])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def impl_order(ctx, results):
+    isas = [i for i in ctx.get('qkv_isas', 'scalar').split(',') if i]
+    seen = {r.impl for r in results.values()}
+    cols = [i for i in isas if i in seen]
+    cols += [p for p in PEERS if p in seen]
+    cols += sorted(seen - set(cols))
+    return cols
+
+
+def peak_for(ctx, impl):
+    """Single-core GFLOP/s the implementation can at best reach: its own
+    ISA's measured peak; a peer (OpenBLAS picks its own kernels) is held to
+    the best ISA's."""
+    p = ctx_float(ctx, 'peak_gflops_' + impl)
+    if p is None and impl in PEERS:
+        peaks = [ctx_float(ctx, k) for k in ctx if k.startswith('peak_gflops_')]
+        peaks = [x for x in peaks if x]
+        p = max(peaks) if peaks else None
+    return p
+
+
+# ---------------------------------------------------------------------------
+# The Markdown table
+# ---------------------------------------------------------------------------
+
+def fmt_num(x):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return '?'
+    if x >= 100:
+        return '%.0f' % x
+    if x >= 10:
+        return '%.1f' % x
+    if x >= 1:
+        return '%.2f' % x
+    return '%.3f' % x
+
+
+def md_table(header, rows):
+    out = ['| ' + ' | '.join(header) + ' |',
+           '|' + '|'.join(['---'] + ['--:'] * (len(header) - 1)) + '|']
+    out += ['| ' + ' | '.join(r) + ' |' for r in rows]
+    return '\n'.join(out)
+
+
+def case_rows(results, kind, cols, key_fn, filt=None):
+    """Groups the results of one kind by case (everything but the impl)."""
+    cases = {}
+    for r in results.values():
+        if r.kind != kind or (filt and not filt(r)):
+            continue
+        cases.setdefault(key_fn(r), {})[r.impl] = r
+    return [(k, cases[k]) for k in sorted(cases)]
+
+
+def flops_cell(r, base, peak, threads=1):
+    if r is None:
+        return '—'
+    if r.error:
+        return 'error'
+    if not r.flops:
+        return fmt_num(r.ms) + ' ms'
+    g = r.flops / 1e9
+    notes = []
+    if base is not None and base is not r and base.flops and not base.error:
+        notes.append('×%s' % fmt_num(r.flops / base.flops))
+    if peak:
+        notes.append('%.0f%%' % (100 * g / (peak * threads)))
+    return fmt_num(g) + (' (' + ', '.join(notes) + ')' if notes else '')
+
+
+def time_cell(r, base, bound_ms=None):
+    if r is None:
+        return '—'
+    if r.error:
+        return 'error'
+    notes = []
+    if base is not None and base is not r and not base.error and r.ms > 0:
+        notes.append('×%s' % fmt_num(base.ms / r.ms))
+    if bound_ms:
+        notes.append('%.0f%% BW' % (100 * bound_ms / r.ms))
+    return fmt_num(r.ms) + ' ms' + (' (' + ', '.join(notes) + ')' if notes else '')
+
+
+def decode_kv_bytes(ctx, kv_len):
+    m = re.search(r'kv_heads=(\d+) d=(\d+)', ctx.get('decode_shape', ''))
+    kv_heads, d = (int(m.group(1)), int(m.group(2))) if m else (8, 128)
+    return 2 * kv_heads * kv_len * d * 4
+
+
+def render_markdown(doc, results):
+    ctx = doc.get('context', {})
+    cols = impl_order(ctx, results)
+    base_impl = 'scalar'
+    bw = ctx_float(ctx, 'read_gbs')
+    lines = []
+    cpu = ctx.get('cpu_model', '?')
+    if ctx.get('cpu_family_model'):
+        cpu += ' (family/model %s)' % ctx['cpu_family_model']
+    lines.append('# qkv benchmark report')
+    lines.append('')
+    lines.append('- CPU: %s, %s CPUs usable, %s MHz nominal' %
+                 (cpu, ctx.get('qkv_cpus', ctx.get('num_cpus', '?')), ctx.get('mhz_per_cpu', '?')))
+    lines.append('- ISAs: %s (best: %s); OpenBLAS: %s' %
+                 (ctx.get('qkv_isas', '?').replace(',', ', '), ctx.get('qkv_isa_best', '?'), ctx.get('openblas', 'not built')))
+    lines.append('- Run: %s, set `%s`, qkv %s, medians of %s repetition(s)' %
+                 (ctx.get('date', '?'), ctx.get('qkv_set', '?'), ctx.get('qkv_commit', '?'),
+                  max([r.reps for r in results.values()] or [1])))
+    limits = ['%s %s GFLOP/s' % (k[len('peak_gflops_'):], ctx[k])
+              for k in ctx if k.startswith('peak_gflops_')]
+    lines.append('- Measured limits, one core: FMA peak %s; memory read %s GB/s (%s MiB buffer)' %
+                 (', '.join(limits) or '?', ctx.get('read_gbs', '?'), ctx.get('read_buffer_mib', '?')))
+    lines.append('')
+    lines.append('Cells: value (×speed-up over scalar on the same case, % of the measured '
+                 'single-core peak of that column\'s ISA × threads; OpenBLAS is held to the best '
+                 'ISA\'s peak). — = not run in this set (scalar stops at small n: it would take '
+                 'minutes per case). Causal rows count only the visible half of the flops.')
+
+    def section(title, kind, key_fn, label_fn, cell_fn, filt=None, extra_col=None):
+        rows = case_rows(results, kind, cols, key_fn, filt)
+        if not rows:
+            return
+        lines.append('')
+        lines.append('## ' + title)
+        lines.append('')
+        # Only the columns that ran here (OpenBLAS has no softmax of its own).
+        here = [c for c in cols if any(c in by_impl for _, by_impl in rows)]
+        header = ['case'] + ([extra_col[0]] if extra_col else []) + here
+        body = []
+        for k, by_impl in rows:
+            row = [label_fn(k)]
+            if extra_col:
+                row.append(extra_col[1](k))
+            base = by_impl.get(base_impl)
+            row += [cell_fn(by_impl.get(c), base, c, k) for c in here]
+            body.append(row)
+        lines.append(md_table(header, body))
+
+    def gflops(r, base, impl, k, threads=1):
+        return flops_cell(r, base, peak_for(ctx, impl), threads)
+
+    p = lambda r, name, default=0: r.params.get(name, default)
+
+    section('Fused attention, prefill: %s heads, q_len = kv_len = n, 1 thread — GFLOP/s'
+            % ctx.get('prefill_heads', '8'),
+            'attention', lambda r: (p(r, 'd'), p(r, 'causal'), p(r, 'n')),
+            lambda k: 'd=%d n=%d%s' % (k[0], k[2], ' causal' if k[1] else ''),
+            gflops, filt=lambda r: p(r, 'threads', 1) == 1)
+
+    def decode_cell(r, base, impl, k):
+        return time_cell(r, base, decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3 if bw else None)
+
+    section('Decode: one token, %s, 1 thread — ms per call (%% BW = time to stream K+V '
+            'at the measured bandwidth / time taken)' % ctx.get('decode_shape', ''),
+            'decode', lambda r: p(r, 'kv_len'), lambda k: 'kv_len=%d' % k, decode_cell,
+            filt=lambda r: p(r, 'threads', 1) == 1,
+            extra_col=('K+V MiB, bound ms', lambda k: '%.0f, %s' % (
+                decode_kv_bytes(ctx, k) / 2 ** 20,
+                fmt_num(decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3) if bw else '?')))
+
+    # Thread scaling: every fused case measured at more than one thread count.
+    multi = {}
+    for r in results.values():
+        if r.kind in ('attention', 'decode'):
+            case = (r.kind,) + tuple(sorted((k, v) for k, v in r.params.items() if k != 'threads'))
+            multi.setdefault(case, set()).add(p(r, 'threads', 1))
+    scaled = {c for c, ts in multi.items() if len(ts) > 1}
+    if scaled:
+        def case_of(r):
+            return (r.kind,) + tuple(sorted((k, v) for k, v in r.params.items() if k != 'threads'))
+
+        def key(r):
+            return (case_of(r), p(r, 'threads', 1))
+
+        rows = {}
+        for r in results.values():
+            if r.kind in ('attention', 'decode') and case_of(r) in scaled:
+                rows.setdefault(key(r), {})[r.impl] = r
+        lines.append('')
+        lines.append('## Thread scaling — GFLOP/s (×speed-up over 1 thread of the same column, '
+                     '% of threads × single-core peak)')
+        lines.append('')
+        body = []
+        for k in sorted(rows):
+            case, t = k
+            label = case[0] + ' ' + ' '.join('%s=%s' % kv for kv in case[1:]) + ' threads=%d' % t
+            one = rows.get((case, 1), {})
+            row = [label]
+            for c in cols:
+                r = rows[k].get(c)
+                if r is None:
+                    row.append('—')
+                elif r.error:
+                    row.append('error')
+                else:
+                    b = one.get(c)
+                    notes = []
+                    if b is not None and b is not r and b.flops and r.flops:
+                        notes.append('×%s' % fmt_num(r.flops / b.flops))
+                    pk = peak_for(ctx, c)
+                    if pk and r.flops:
+                        notes.append('%.0f%%' % (100 * r.flops / 1e9 / (pk * t)))
+                    row.append(fmt_num(r.flops / 1e9) + (' (' + ', '.join(notes) + ')' if notes else ''))
+            body.append(row)
+        lines.append(md_table(['case'] + cols, body))
+
+    for kind, title in (('scores', 'Stage 1, scores S = scale·Q·Kᵀ (one head) — GFLOP/s'),
+                        ('weighted_sum', 'Stage 3, weighted sum O = P·V (one head) — GFLOP/s')):
+        section(title, kind, lambda r: (p(r, 'd'), p(r, 'n')),
+                lambda k: 'm=n=%d d=%d' % (k[1], k[0]), gflops)
+    section('Stage 2, softmax in place (one head, m × n) — ms per call', 'softmax',
+            lambda r: p(r, 'n'), lambda k: 'm=n=%d' % k,
+            lambda r, base, impl, k: time_cell(r, base))
+    lines.append('')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------
+
+def gnuplot_terminal():
+    """pngcairo draws anti-aliased text; the libgd png terminal is the
+    fallback some minimal gnuplot builds have."""
+    try:
+        out = subprocess.run(['gnuplot', '-e', 'set terminal'], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    listing = out.stdout + out.stderr
+    if re.search(r'^\s*pngcairo\b', listing, re.M):
+        return 'pngcairo size 1000,640 noenhanced font "Sans,11"'
+    if re.search(r'^\s*png\b', listing, re.M):
+        return 'png size 1000,640 noenhanced'
+    return None
+
+
+def gp_quote(s):
+    return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
+class Plot:
+    """One PNG: a gnuplot script plus its data files under plots/."""
+
+    def __init__(self, out_dir, name, title, xlabel, ylabel, logx=True, logy=True):
+        self.out_dir, self.name = out_dir, name
+        self.head = [
+            'set title ' + gp_quote(title),
+            'set xlabel ' + gp_quote(xlabel),
+            'set ylabel ' + gp_quote(ylabel),
+            'set grid',
+            'set key outside right top',
+        ]
+        if logx:
+            self.head.append('set logscale x 2')
+        if logy:
+            self.head.append('set logscale y')
+        self.series = []
+
+    def add(self, label, points, style):
+        if not points:
+            return
+        fname = '%s_%d.dat' % (self.name, len(self.series))
+        with open(os.path.join(self.out_dir, 'plots', fname), 'w') as f:
+            for x, y in sorted(points):
+                f.write('%r %r\n' % (x, y))
+        self.series.append('%s using 1:2 with %s title %s' % (gp_quote(fname), style, gp_quote(label)))
+
+    def write(self, terminal):
+        if not self.series:
+            return None
+        script = ['set terminal ' + terminal,
+                  'set output ' + gp_quote(os.path.join('..', self.name + '.png'))]
+        script += self.head
+        script.append('plot ' + ', \\\n     '.join(self.series))
+        path = os.path.join(self.out_dir, 'plots', self.name + '.gp')
+        with open(path, 'w') as f:
+            f.write('\n'.join(script) + '\n')
+        return path
+
+
+# Colour per column, stable across plots; the peak line of an ISA takes the
+# same colour as its measurements.
+COLOURS = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d']
+
+
+def render_plots(doc, results, out_dir):
+    ctx = doc.get('context', {})
+    terminal = gnuplot_terminal()
+    if terminal is None:
+        print('report: gnuplot with a png terminal not found; no plots', file=sys.stderr)
+        return []
+    os.makedirs(os.path.join(out_dir, 'plots'), exist_ok=True)
+    cols = impl_order(ctx, results)
+    colour = {c: COLOURS[i % len(COLOURS)] for i, c in enumerate(cols)}
+    cpu = ctx.get('cpu_model', '')
+    p = lambda r, name, default=0: r.params.get(name, default)
+    plots = []
+
+    # GFLOP/s vs n, one plot per head dim; the peak of each ISA as a line.
+    dims = sorted({p(r, 'd') for r in results.values() if r.kind == 'attention'})
+    for d in dims:
+        pl = Plot(out_dir, 'prefill_d%d' % d,
+                  'Prefill attention, d=%d, %s heads, 1 thread — %s' % (d, ctx.get('prefill_heads', 8), cpu),
+                  'sequence length n (q_len = kv_len), log scale', 'GFLOP/s (useful flops, log scale)')
+        xs = sorted({p(r, 'n') for r in results.values() if r.kind == 'attention' and p(r, 'd') == d})
+        for c in cols:
+            for causal in (0, 1):
+                pts = [(p(r, 'n'), r.flops / 1e9) for r in results.values()
+                       if r.kind == 'attention' and r.impl == c and p(r, 'd') == d
+                       and p(r, 'causal') == causal and p(r, 'threads', 1) == 1
+                       and r.flops and not r.error]
+                pl.add('%s%s' % (c, ' causal' if causal else ''), pts,
+                       'linespoints lw 2 pt 7 dt %d lc rgb "%s"' % (2 if causal else 1, colour[c]))
+            pk = ctx_float(ctx, 'peak_gflops_' + c)
+            if pk and xs:
+                pl.add('%s peak (measured)' % c, [(xs[0], pk), (xs[-1], pk)],
+                       'lines lw 1.5 dt 4 lc rgb "%s"' % colour[c])
+        plots.append(pl)
+
+    # Decode time vs kv_len with the bandwidth bound.
+    dec = [r for r in results.values() if r.kind == 'decode' and p(r, 'threads', 1) == 1 and not r.error]
+    if dec:
+        pl = Plot(out_dir, 'decode', 'Decode, one token (%s), 1 thread — %s' % (ctx.get('decode_shape', ''), cpu),
+                  'kv_len (keys in the cache), log scale', 'time per call, ms (log scale)')
+        for c in cols:
+            pl.add(c, [(p(r, 'kv_len'), r.ms) for r in dec if r.impl == c],
+                   'linespoints lw 2 pt 7 lc rgb "%s"' % colour[c])
+        bw = ctx_float(ctx, 'read_gbs')
+        if bw:
+            kvs = sorted({p(r, 'kv_len') for r in dec})
+            pl.add('bound: K+V bytes / %.1f GB/s (1 core)' % bw,
+                   [(kv, decode_kv_bytes(ctx, kv) / (bw * 1e9) * 1e3) for kv in kvs],
+                   'lines lw 2 dt 2 lc rgb "black"')
+        plots.append(pl)
+
+    # Thread scaling: speed-up over 1 thread for every case with several counts.
+    fused = [r for r in results.values() if r.kind in ('attention', 'decode') and not r.error]
+    groups = {}
+    for r in fused:
+        case = (r.kind, r.impl) + tuple(sorted((k, v) for k, v in r.params.items() if k != 'threads'))
+        groups.setdefault(case, {})[p(r, 'threads', 1)] = r
+    groups = {c: g for c, g in groups.items() if len(g) > 1 and 1 in g}
+    if groups:
+        pl = Plot(out_dir, 'threads', 'Thread scaling of the fused path — %s, %s CPUs' % (cpu, ctx.get('qkv_cpus', '?')),
+                  'threads', 'speed-up over 1 thread (same implementation)', logx=False, logy=False)
+        tmax = max(max(g) for g in groups.values())
+        pl.head += ['set xrange [0.8:%g]' % (tmax + 0.2), 'set yrange [0:%g]' % (tmax + 0.5),
+                    'set xtics 1']
+        for i, (case, g) in enumerate(sorted(groups.items())):
+            label = '%s %s %s' % (case[1], case[0], ' '.join('%s=%s' % kv for kv in case[2:]))
+            pts = [(t, g[1].ms / r.ms) for t, r in g.items()]
+            pl.add(label, pts, 'linespoints lw 2 pt %d dt %d lc rgb "%s"' % (
+                5 + i % 4, 1 if case[0] == 'attention' else 2, colour[case[1]]))
+        pl.add('ideal', [(1, 1), (tmax, tmax)], 'lines lw 1 dt 3 lc rgb "gray40"')
+        plots.append(pl)
+
+    made = []
+    for pl in plots:
+        script = pl.write(terminal)
+        if not script:
+            continue
+        run = subprocess.run(['gnuplot', os.path.basename(script)], cwd=os.path.join(out_dir, 'plots'),
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            print('report: gnuplot failed on %s:\n%s' % (script, run.stderr), file=sys.stderr)
+        else:
+            made.append(os.path.join(out_dir, pl.name + '.png'))
+    return made
+
+
+def render(out_dir):
+    with open(os.path.join(out_dir, 'results.json')) as f:
+        doc = json.load(f)
+    results = load_results(doc)
+    md = render_markdown(doc, results)
+    with open(os.path.join(out_dir, 'report.md'), 'w') as f:
+        f.write(md)
+    pngs = render_plots(doc, results, out_dir)
+    return md, pngs
+
+
+# ---------------------------------------------------------------------------
+# Running the benchmark
+# ---------------------------------------------------------------------------
+
+def list_benchmarks(binary, base_args, regex):
+    args = [binary] + base_args + ['--benchmark_list_tests=true']
+    if regex:
+        args.append('--benchmark_filter=' + regex)
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit('report: %s failed:\n%s' % (' '.join(args), out.stderr))
+    return [l.strip() for l in out.stdout.splitlines() if l.strip()]
+
+
+def git_commit(repo):
+    try:
+        rev = subprocess.run(['git', '-C', repo, 'rev-parse', '--short', 'HEAD'],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', repo, 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ('-dirty' if dirty else '') if rev else 'unknown'
+    except OSError:
+        return 'unknown'
+
+
+def run(args):
+    out_dir = args.out
+    raw_dir = os.path.join(out_dir, 'raw')
+    # Only what this script writes is removed, so --out at an existing
+    # folder cannot lose anything else in it.
+    for sub in ('raw', 'plots'):
+        shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
+    os.makedirs(raw_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        if f.endswith('.png') or f in ('report.md', 'results.json'):
+            os.remove(os.path.join(out_dir, f))
+
+    base_args = ['--qkv_set=' + args.set]
+    if args.threads:
+        base_args.append('--qkv_threads=' + args.threads)
+    names = list_benchmarks(args.bin, base_args, args.filter)
+    if not names:
+        sys.exit('report: no benchmark matches the filter %r' % args.filter)
+
+    # One group per kind and implementation, in registration order, so that
+    # progress reads "[3/12] attention avx512 (20 benchmarks)".
+    groups = []
+    for n in names:
+        kind, impl, _ = parse_name(n)
+        if not groups or groups[-1][0] != (kind, impl):
+            groups.append(((kind, impl), []))
+        groups[-1][1].append(n)
+
+    start = time.time()
+    docs = []
+    for i, ((kind, impl), members) in enumerate(groups):
+        print('[%d/%d] %s %s: %d benchmark%s  (%.0f s so far)' % (
+            i + 1, len(groups), kind, impl, len(members), '' if len(members) == 1 else 's',
+            time.time() - start), flush=True)
+        path = os.path.join(raw_dir, '%02d_%s_%s.json' % (i + 1, kind, impl))
+        # The exact names, anchored: a group never runs a benchmark of
+        # another group, whatever the user's filter matched.
+        regex = '^(' + '|'.join(re.escape(m).replace('\\/', '/').replace('\\:', ':') for m in members) + ')$'
+        cmd = [args.bin] + base_args + [
+            '--benchmark_filter=' + regex,
+            '--benchmark_out=' + path, '--benchmark_out_format=json',
+            # The machine limits are measured once, with the first group.
+            '--qkv_probe=' + ('1' if i == 0 else '0')]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in proc.stdout:
+            line = line.rstrip()
+            # Echo the result lines (medians when aggregated) and anything
+            # unusual; the banner and the mean/stddev/cv lines are noise here.
+            if line.startswith('probe:') or 'ERROR' in line or 'error' in line.lower():
+                print('    ' + line, flush=True)
+            elif line.startswith(kind + '/') and not re.search(r'_(mean|stddev|cv)\s', line):
+                print('    ' + re.sub(r'/min_time:[0-9.]+|/repeats:\d+|/real_time', '', line), flush=True)
+        if proc.wait() != 0:
+            sys.exit('report: %s exited with %d' % (args.bin, proc.returncode))
+        with open(path) as f:
+            docs.append(json.load(f))
+
+    merged = {'context': dict(docs[0].get('context', {})), 'benchmarks': []}
+    for d in docs:
+        merged['benchmarks'] += d.get('benchmarks', [])
+    merged['context']['qkv_commit'] = git_commit(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    merged['context']['report_seconds'] = '%.0f' % (time.time() - start)
+    with open(os.path.join(out_dir, 'results.json'), 'w') as f:
+        json.dump(merged, f, indent=1)
+        f.write('\n')
+
+    md, pngs = render(out_dir)
+    print()
+    print(md)
+    print('report: %s/ — results.json (Google Benchmark JSON, all groups), raw/ (per group), '
+          'report.md, %s; %.0f s' % (out_dir.rstrip('/'), ', '.join(os.path.basename(p) for p in pngs) or 'no plots',
+                                     time.time() - start))
+
+
+# ---------------------------------------------------------------------------
+# Comparing two report folders
+# ---------------------------------------------------------------------------
+
+def compare(a_dir, b_dir):
+    docs = []
+    for d in (a_dir, b_dir):
+        try:
+            with open(os.path.join(d, 'results.json')) as f:
+                docs.append(json.load(f))
+        except (OSError, ValueError) as e:
+            sys.exit('report: cannot read %s/results.json: %s' % (d, e))
+    ra, rb = load_results(docs[0]), load_results(docs[1])
+    for tag, d, doc in (('A', a_dir, docs[0]), ('B', b_dir, docs[1])):
+        c = doc.get('context', {})
+        print('%s: %s — %s, %s, commit %s, set %s' % (tag, d, c.get('cpu_model', '?'), c.get('date', '?'),
+                                                      c.get('qkv_commit', '?'), c.get('qkv_set', '?')))
+    print()
+    names = sorted(set(ra) | set(rb), key=lambda n: (parse_name(n)[0], parse_name(n)[1], n))
+    rows, ratios = [], []
+    for n in names:
+        a, b = ra.get(n), rb.get(n)
+        cell = lambda r: '—' if r is None else ('error' if r.error else fmt_num(r.ms))
+        ratio = '—'
+        if a and b and not a.error and not b.error and b.ms > 0:
+            ratios.append(a.ms / b.ms)
+            ratio = '%.2f' % (a.ms / b.ms)
+        rows.append([n, cell(a), cell(b), ratio])
+    print(md_table(['benchmark', 'A ms', 'B ms', 'A/B (>1: B faster)'], rows))
+    if ratios:
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        print()
+        print('geometric mean of A/B over %d common benchmarks: %.3f' % (len(ratios), geo))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    r = sub.add_parser('run')
+    r.add_argument('--bin', required=True)
+    r.add_argument('--out', default='report')
+    r.add_argument('--set', default='default', choices=['quick', 'default', 'full'])
+    r.add_argument('--filter', default='')
+    r.add_argument('--threads', default='')
+    g = sub.add_parser('render')
+    g.add_argument('dir')
+    c = sub.add_parser('compare')
+    c.add_argument('a')
+    c.add_argument('b')
+    args = ap.parse_args()
+    if args.cmd == 'run':
+        run(args)
+    elif args.cmd == 'render':
+        md, _ = render(args.dir)
+        print(md)
+    else:
+        compare(args.a, args.b)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# CI smoke test of the benchmark report: `report.sh --quick` into a temporary
+# folder must produce parseable Google Benchmark JSON (per group and merged),
+# the Markdown table and the PNG plots, and `--compare` must read it back.
+# Timings are not checked: CI machines are too noisy for that.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$root/scripts/report.sh" --quick --out "$tmp/report" >"$tmp/log" 2>&1 || {
+  cat "$tmp/log" >&2; echo "test-report: report.sh --quick failed" >&2; exit 1; }
+
+python3 - "$tmp/report" <<'PY'
+import glob, json, os, sys
+
+out = sys.argv[1]
+fail = []
+
+def check(cond, what):
+    if not cond:
+        fail.append(what)
+
+try:
+    with open(os.path.join(out, 'results.json')) as f:
+        doc = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit('test-report: results.json: %s' % e)
+benches = doc.get('benchmarks', [])
+ctx = doc.get('context', {})
+check(len(benches) > 0, 'results.json has benchmarks')
+check(not any(b.get('error_occurred') for b in benches),
+      'no benchmark reported an error: %s' % [b['name'] for b in benches if b.get('error_occurred')])
+for key in ('cpu_model', 'qkv_isas', 'read_gbs', 'peak_gflops_scalar'):
+    check(key in ctx, 'context has %s' % key)
+kinds = {b['run_name'].split('/')[0] for b in benches}
+for k in ('scores', 'softmax', 'weighted_sum', 'attention', 'decode'):
+    check(k in kinds, 'benchmarks of kind %s ran' % k)
+isas = ctx.get('qkv_isas', '').split(',')
+impls = {b['run_name'].split('/')[1] for b in benches}
+check(set(isas) <= impls, 'every supported ISA (%s) ran (ran: %s)' % (isas, sorted(impls)))
+check(all('FLOPS' in b for b in benches if b['run_name'].startswith(('attention/', 'decode/'))),
+      'fused benchmarks carry the FLOPS counter')
+
+raw = glob.glob(os.path.join(out, 'raw', '*.json'))
+check(len(raw) > 0, 'raw/ has per-group JSON')
+for p in raw:
+    try:
+        with open(p) as f:
+            json.load(f)
+    except ValueError as e:
+        fail.append('%s parses: %s' % (p, e))
+
+md = os.path.join(out, 'report.md')
+text = open(md).read() if os.path.exists(md) else ''
+check('| case |' in text and 'Decode' in text and 'prefill' in text, 'report.md has the tables')
+
+pngs = [os.path.basename(p) for p in glob.glob(os.path.join(out, '*.png'))]
+for want in ('decode.png', 'threads.png'):
+    check(want in pngs, '%s exists' % want)
+check(any(p.startswith('prefill_d') for p in pngs), 'a prefill_d*.png exists')
+for p in pngs:
+    with open(os.path.join(out, p), 'rb') as f:
+        check(f.read(8) == b'\x89PNG\r\n\x1a\n', '%s is a PNG' % p)
+
+if fail:
+    print('test-report: FAILED', file=sys.stderr)
+    for f in fail:
+        print('  - ' + f, file=sys.stderr)
+    sys.exit(1)
+print('test-report: %d benchmarks, %d raw files, %s' % (len(benches), len(raw), ', '.join(sorted(pngs))))
+PY
+
+"$root/scripts/report.sh" --compare "$tmp/report" "$tmp/report" >"$tmp/compare" 2>&1 || {
+  cat "$tmp/compare" >&2; echo "test-report: --compare failed" >&2; exit 1; }
+grep -q 'geometric mean of A/B over [0-9]* common benchmarks: 1.000' "$tmp/compare" || {
+  cat "$tmp/compare" >&2; echo "test-report: --compare of a folder with itself is not 1.000" >&2; exit 1; }
+echo "test-report: ok"
