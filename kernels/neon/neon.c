@@ -41,71 +41,96 @@ ALWAYS_INLINE void store_tail_f32x4(float *p, size_t n, float32x4_t v)
 
 /* ---- Q·Kᵀ ---------------------------------------------------------------- */
 
-/* An MR × NR tile of scores (MR, NR <= 4, constants after inlining).
-   Q and K are both row-major along d, so each score is a dot product along
-   d: MR·NR vector accumulators, reduced across lanes at the end. 4 × 4
-   keeps 16 accumulators + 4 q + 4 k = 24 of the 32 registers live and does
-   16 FMAs per 8 loads; 16 independent chains also cover the FMA latency. */
-ALWAYS_INLINE void qk_f32_tile_neon(const int mr, const int nr, size_t d, float scale,
-                                    const float *const *q, const float *k, size_t ldk,
-                                    float *s, size_t lds)
+/* The last d % 4 products of a dot product, scalar: a vector load there
+   would pass the row's end. */
+ALWAYS_INLINE float dot_tail_f32(const float *x, const float *y, size_t c, size_t d)
 {
-    float32x4_t acc[4][4];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++)
-            acc[r][j] = vdupq_n_f32(0.0f);
-    size_t c = 0;
-    for (; c + 4 <= d; c += 4) {
-        float32x4_t kv[4], qv[4];
-        for (int j = 0; j < nr; j++)
-            kv[j] = vld1q_f32(k + j * ldk + c);
-        for (int r = 0; r < mr; r++)
-            qv[r] = vld1q_f32(q[r] + c);
-        for (int r = 0; r < mr; r++)
-            for (int j = 0; j < nr; j++)
-                acc[r][j] = vfmaq_f32(acc[r][j], qv[r], kv[j]);
-    }
-    for (int r = 0; r < mr; r++) {
-        float dot[4];
-        if (nr == 4) {
-            /* Pairwise adds transpose-and-reduce four accumulators into
-               one vector of four dot products. */
-            vst1q_f32(dot, vpaddq_f32(vpaddq_f32(acc[r][0], acc[r][1]),
-                                      vpaddq_f32(acc[r][2], acc[r][3])));
-        } else {
-            for (int j = 0; j < nr; j++)
-                dot[j] = vaddvq_f32(acc[r][j]);
-        }
-        for (size_t t = c; t < d; t++)     /* the last d % 4 elements */
-            for (int j = 0; j < nr; j++)
-                dot[j] += q[r][t] * k[j * ldk + t];
-        for (int j = 0; j < nr; j++)
-            s[r * lds + j] = scale * dot[j];
-    }
+    float t = 0.0f;
+    for (; c < d; c++)
+        t += x[c] * y[c];
+    return t;
 }
 
+/* A 4 × 4 tile of scores. Q and K are both row-major along d, so each
+   score is a dot product along d: 16 vector accumulators (16 + 4 q + 4 k =
+   24 of the 32 registers), 16 FMAs per 8 loads, and 16 independent chains
+   that cover the FMA latency; reduced across lanes once at the end.
+   Spelled out rather than in arrays: GCC keeps arrays of vectors on the
+   stack and stores them back on every iteration. */
 static void qk_f32_4x4_neon(size_t d, float scale, const float *const *q, const float *k,
                             size_t ldk, float *s, size_t lds)
 {
-    qk_f32_tile_neon(4, 4, d, scale, q, k, ldk, s, lds);
+    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    const float *k0 = k, *k1 = k + ldk, *k2 = k + 2 * ldk, *k3 = k + 3 * ldk;
+    float32x4_t a00 = vdupq_n_f32(0.0f), a01 = a00, a02 = a00, a03 = a00;
+    float32x4_t a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    float32x4_t a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    float32x4_t a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    size_t c = 0;
+    for (; c + 4 <= d; c += 4) {
+        const float32x4_t vk0 = vld1q_f32(k0 + c), vk1 = vld1q_f32(k1 + c);
+        const float32x4_t vk2 = vld1q_f32(k2 + c), vk3 = vld1q_f32(k3 + c);
+        float32x4_t vq;
+#define QK_ROW(r)                                \
+        vq = vld1q_f32(q##r + c);                \
+        a##r##0 = vfmaq_f32(a##r##0, vq, vk0);   \
+        a##r##1 = vfmaq_f32(a##r##1, vq, vk1);   \
+        a##r##2 = vfmaq_f32(a##r##2, vq, vk2);   \
+        a##r##3 = vfmaq_f32(a##r##3, vq, vk3);
+        QK_ROW(0) QK_ROW(1) QK_ROW(2) QK_ROW(3)
+#undef QK_ROW
+    }
+    /* Pairwise adds transpose-and-reduce a row's four accumulators into
+       one vector of its four dot products. */
+#define QK_STORE(r)                                                                    \
+    {                                                                                  \
+        float32x4_t dot = vpaddq_f32(vpaddq_f32(a##r##0, a##r##1),                     \
+                                     vpaddq_f32(a##r##2, a##r##3));                    \
+        if (c < d) {                                                                   \
+            const float t[4] = {dot_tail_f32(q##r, k0, c, d), dot_tail_f32(q##r, k1, c, d), \
+                                dot_tail_f32(q##r, k2, c, d), dot_tail_f32(q##r, k3, c, d)}; \
+            dot = vaddq_f32(dot, vld1q_f32(t));                                        \
+        }                                                                              \
+        vst1q_f32(s + r * lds, vmulq_n_f32(dot, scale));                               \
+    }
+    QK_STORE(0) QK_STORE(1) QK_STORE(2) QK_STORE(3)
+#undef QK_STORE
 }
 
-static void qk_f32_4x1_neon(size_t d, float scale, const float *const *q, const float *k,
-                            size_t ldk, float *s, size_t lds)
+/* One row x against four rows y0..y3: the 1 × 4 tile (x a query, y keys)
+   and, with the roles swapped, the 4 × 1 tile of the key tail. */
+static void dot_f32_1x4_neon(size_t d, const float *x, const float *y0, const float *y1,
+                             const float *y2, const float *y3, float out[4])
 {
-    qk_f32_tile_neon(4, 1, d, scale, q, k, ldk, s, lds);
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    size_t c = 0;
+    for (; c + 4 <= d; c += 4) {
+        const float32x4_t vx = vld1q_f32(x + c);
+        a0 = vfmaq_f32(a0, vx, vld1q_f32(y0 + c));
+        a1 = vfmaq_f32(a1, vx, vld1q_f32(y1 + c));
+        a2 = vfmaq_f32(a2, vx, vld1q_f32(y2 + c));
+        a3 = vfmaq_f32(a3, vx, vld1q_f32(y3 + c));
+    }
+    out[0] = vaddvq_f32(a0) + dot_tail_f32(x, y0, c, d);
+    out[1] = vaddvq_f32(a1) + dot_tail_f32(x, y1, c, d);
+    out[2] = vaddvq_f32(a2) + dot_tail_f32(x, y2, c, d);
+    out[3] = vaddvq_f32(a3) + dot_tail_f32(x, y3, c, d);
 }
 
-static void qk_f32_1x4_neon(size_t d, float scale, const float *const *q, const float *k,
-                            size_t ldk, float *s, size_t lds)
+static float dot_f32_1x1_neon(size_t d, const float *x, const float *y)
 {
-    qk_f32_tile_neon(1, 4, d, scale, q, k, ldk, s, lds);
-}
-
-static void qk_f32_1x1_neon(size_t d, float scale, const float *const *q, const float *k,
-                            size_t ldk, float *s, size_t lds)
-{
-    qk_f32_tile_neon(1, 1, d, scale, q, k, ldk, s, lds);
+    /* Two accumulators: a single one would wait on its own FMA latency. */
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+    size_t c = 0;
+    for (; c + 8 <= d; c += 8) {
+        a0 = vfmaq_f32(a0, vld1q_f32(x + c), vld1q_f32(y + c));
+        a1 = vfmaq_f32(a1, vld1q_f32(x + c + 4), vld1q_f32(y + c + 4));
+    }
+    if (c + 4 <= d) {
+        a0 = vfmaq_f32(a0, vld1q_f32(x + c), vld1q_f32(y + c));
+        c += 4;
+    }
+    return vaddvq_f32(vaddq_f32(a0, a1)) + dot_tail_f32(x, y, c, d);
 }
 
 /* Scores of `rows` query rows (given by pointer: the fused kernel's rows
@@ -114,20 +139,28 @@ static void qk_rows_f32_neon(size_t rows, size_t n, size_t d, float scale,
                              const float *const *q, const float *k, size_t ldk,
                              float *s, size_t lds)
 {
+    float dot[4];
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
         size_t j = 0;
         for (; j + 4 <= n; j += 4)
             qk_f32_4x4_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
-        for (; j < n; j++)
-            qk_f32_4x1_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+        for (; j < n; j++) {
+            dot_f32_1x4_neon(d, k + j * ldk, q[r], q[r + 1], q[r + 2], q[r + 3], dot);
+            for (size_t t = 0; t < 4; t++)
+                s[(r + t) * lds + j] = scale * dot[t];
+        }
     }
     for (; r < rows; r++) {
         size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            qk_f32_1x4_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+        for (; j + 4 <= n; j += 4) {
+            const float *kj = k + j * ldk;
+            dot_f32_1x4_neon(d, q[r], kj, kj + ldk, kj + 2 * ldk, kj + 3 * ldk, dot);
+            for (size_t t = 0; t < 4; t++)
+                s[r * lds + j + t] = scale * dot[t];
+        }
         for (; j < n; j++)
-            qk_f32_1x1_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
+            s[r * lds + j] = scale * dot_f32_1x1_neon(d, q[r], k + j * ldk);
     }
 }
 
