@@ -188,13 +188,21 @@ def render_markdown(doc, results):
     lines.append('')
     lines.append('- CPU: %s, %s CPUs usable, %s MHz nominal' %
                  (cpu, ctx.get('qkv_cpus', ctx.get('num_cpus', '?')), ctx.get('mhz_per_cpu', '?')))
+    blas = ctx.get('openblas', 'not built')
+    if ctx.get('openblas_coretype_env'):
+        blas += ' (kernels forced by OPENBLAS_CORETYPE=%s)' % ctx['openblas_coretype_env']
     lines.append('- ISAs: %s (best: %s); OpenBLAS: %s' %
-                 (ctx.get('qkv_isas', '?').replace(',', ', '), ctx.get('qkv_isa_best', '?'), ctx.get('openblas', 'not built')))
+                 (ctx.get('qkv_isas', '?').replace(',', ', '), ctx.get('qkv_isa_best', '?'), blas))
     lines.append('- Run: %s, set `%s`, qkv %s, medians of %s repetition(s)' %
                  (ctx.get('date', '?'), ctx.get('qkv_set', '?'), ctx.get('qkv_commit', '?'),
                   max([r.reps for r in results.values()] or [1])))
-    limits = ['%s %s GFLOP/s' % (k[len('peak_gflops_'):], ctx[k])
-              for k in ctx if k.startswith('peak_gflops_')]
+    load = ctx.get('load_avg')
+    if load:
+        lines.append('- Load average when the run started: %s (on %s CPUs; other work on the '
+                     'machine slows runs down, thread scaling most)' %
+                     (', '.join('%.2f' % x for x in load), ctx.get('num_cpus', '?')))
+    limits = ['%s %s GFLOP/s' % (i, ctx['peak_gflops_' + i])
+              for i in ctx.get('qkv_isas', '').split(',') if 'peak_gflops_' + i in ctx]
     lines.append('- Measured limits, one core: FMA peak %s; memory read %s GB/s (%s MiB buffer)' %
                  (', '.join(limits) or '?', ctx.get('read_gbs', '?'), ctx.get('read_buffer_mib', '?')))
     lines.append('')
@@ -513,12 +521,11 @@ def run(args):
 
     # One group per kind and implementation, in registration order, so that
     # progress reads "[3/12] attention avx512 (20 benchmarks)".
-    groups = []
+    by_group = {}     # insertion-ordered: registration order of first members
     for n in names:
         kind, impl, _ = parse_name(n)
-        if not groups or groups[-1][0] != (kind, impl):
-            groups.append(((kind, impl), []))
-        groups[-1][1].append(n)
+        by_group.setdefault((kind, impl), []).append(n)
+    groups = list(by_group.items())
 
     start = time.time()
     docs = []
@@ -543,7 +550,7 @@ def run(args):
             if line.startswith('probe:') or 'ERROR' in line or 'error' in line.lower():
                 print('    ' + line, flush=True)
             elif line.startswith(kind + '/') and not re.search(r'_(mean|stddev|cv)\s', line):
-                print('    ' + re.sub(r'/min_time:[0-9.]+|/repeats:\d+|/real_time', '', line), flush=True)
+                print('    ' + re.sub(r'/min_time:[0-9.]+|/repeats:\d+|/real_time|_median', '', line), flush=True)
         if proc.wait() != 0:
             sys.exit('report: %s exited with %d' % (args.bin, proc.returncode))
         with open(path) as f:

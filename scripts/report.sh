@@ -70,6 +70,10 @@ echo "report: building qkv_bench in $build"
 # -j2: the machines this runs on are often small and shared.
 ninja -C "$build" -j2 bench/qkv_bench || { echo "report: build failed" >&2; exit 1; }
 
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+  echo "report: note: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set, so the OpenBLAS peer runs" \
+       "those kernels, not the best it detects for this CPU (unset it for a fair peer)" >&2
+fi
 mkdir -p "$out"
 exec python3 "$root/scripts/report.py" run --bin "$build/bench/qkv_bench" --out "$out" \
   --set "$set_name" --filter "$filter" --threads "$threads"
