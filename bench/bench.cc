@@ -90,9 +90,10 @@ Sizes sizes_for(const std::string &set)
             2048, 128, 32768, 1024, false};
 }
 
-/* Prefill and decode shapes, fixed so that runs compare across commits:
-   8 heads is a typical per-device slice of a 7B-class model; the decode
-   shape is Llama-3-8B's GQA (32 query heads sharing 8 KV heads, d = 128). */
+/* Prefill and decode shapes, fixed so that runs compare across commits.
+   8 prefill heads give the pool enough independent tasks while keeping the
+   4096-token case under a second; the decode shape is Llama-3-8B's GQA
+   (32 query heads sharing 8 KV heads, d = 128). */
 constexpr size_t kPrefillHeads = 8;
 constexpr size_t kDecodeQHeads = 32, kDecodeKvHeads = 8, kDecodeDim = 128;
 

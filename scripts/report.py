@@ -193,9 +193,9 @@ def render_markdown(doc, results):
         blas += ' (kernels forced by OPENBLAS_CORETYPE=%s)' % ctx['openblas_coretype_env']
     lines.append('- ISAs: %s (best: %s); OpenBLAS: %s' %
                  (ctx.get('qkv_isas', '?').replace(',', ', '), ctx.get('qkv_isa_best', '?'), blas))
-    lines.append('- Run: %s, set `%s`, qkv %s, medians of %s repetition(s)' %
+    lines.append('- Run: %s, set `%s`, qkv %s, medians of %s repetition(s), %s s in all' %
                  (ctx.get('date', '?'), ctx.get('qkv_set', '?'), ctx.get('qkv_commit', '?'),
-                  max([r.reps for r in results.values()] or [1])))
+                  max([r.reps for r in results.values()] or [1]), ctx.get('report_seconds', '?')))
     load = ctx.get('load_avg')
     if load:
         lines.append('- Load average when the run started: %s (on %s CPUs; other work on the '
@@ -468,10 +468,13 @@ def render(out_dir):
     with open(os.path.join(out_dir, 'results.json')) as f:
         doc = json.load(f)
     results = load_results(doc)
-    md = render_markdown(doc, results)
-    with open(os.path.join(out_dir, 'report.md'), 'w') as f:
-        f.write(md)
     pngs = render_plots(doc, results, out_dir)
+    md = render_markdown(doc, results)
+    # The plots under the tables, so that report.md viewed in a browser or
+    # a forge shows everything; the terminal copy leaves them out.
+    figs = ['![%s](%s)' % (os.path.basename(p)[:-4], os.path.basename(p)) for p in pngs]
+    with open(os.path.join(out_dir, 'report.md'), 'w') as f:
+        f.write(md + ('\n## Plots\n\n' + '\n\n'.join(figs) + '\n' if figs else ''))
     return md, pngs
 
 
