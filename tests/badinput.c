@@ -39,6 +39,9 @@ static const qkv_funcs dispatched_funcs = {
 static int ncallers;
 static caller callers[2 * QKV_ISA_COUNT];
 
+/* Set by --known-bugs: run the cases of reported library bugs only. */
+static int known_bugs;
+
 static void make_callers(void)
 {
     nisa = supported_isas(isas);
@@ -199,7 +202,8 @@ static void test_softmax_special(void)
         const char *name;
         float v[3];    /* v[0] at j = 0, v[1] at j = 7, v[2] at j = N-1; the rest per `rest` */
         float rest;
-        int want;      /* 0: finite, sums to 1; 1: all zeros; 2: all NaN */
+        int want;      /* 0: finite, sums to 1; 1: all zeros; 2: all NaN;
+                          3: all NaN, a known bug (run by --known-bugs) */
     } rows[] = {
         {"finite", {0.5f, -0.25f, 1.0f}, 0.125f, 0},
         {"some -inf", {-INFINITY, 0.5f, -INFINITY}, 0.0f, 0},
@@ -209,8 +213,10 @@ static void test_softmax_special(void)
         {"one +inf", {0.0f, INFINITY, 0.0f}, 0.0f, 2},
         /* A NaN among -inf entries is still a NaN entry: the header says
            a NaN entry makes its row NaN. */
-        {"NaN with -inf", {-INFINITY, NAN, -INFINITY}, -INFINITY, 2},
-        {"all NaN", {NAN, NAN, NAN}, NAN, 2},
+        /* Known bug (reported): the AVX2/AVX-512 softmax turns a row
+           with no finite entry into zeros even when it holds a NaN. */
+        {"NaN with -inf", {-INFINITY, NAN, -INFINITY}, -INFINITY, 3},
+        {"all NaN", {NAN, NAN, NAN}, NAN, 3},
         /* ±3e38: the max is subtracted first, so the row stays finite;
            -3e38 - 3e38 rounds to -inf and gets weight 0. */
         {"+-3e38", {F, -F, -F}, -F, 0},
@@ -237,13 +243,15 @@ static void test_softmax_special(void)
         for (size_t r = 0; r < n; r++) {
             const float *o = s.data + r * N;
             int ok = 1;
+            if ((rows[r].want == 3) != known_bugs)
+                continue;
             if (rows[r].want == 0) {
                 oracle_softmax(1, N, in.data + r * N, N, ref);
                 for (size_t j = 0; j < N; j++)
                     ok &= close_to(o[j], ref[j], TOL);   /* weights in [0,1]: 1e-5 absolute */
             } else {
                 for (size_t j = 0; j < N; j++)
-                    ok &= rows[r].want == 1 ? o[j] == 0.0f : isnan(o[j]);
+                    ok &= rows[r].want == 1 ? o[j] == 0.0f : isnan(o[j]);  /* want 2, 3 */
             }
             tally_check(&T, ok, "softmax row \"%s\" [%s %s]: want %s, got %g %g %g", rows[r].name,
                         qkv_isa_name(c->isa), path_name(c),
@@ -827,9 +835,10 @@ static void poison(fixture *fx, where w, float put, float x)
 
 static void test_nonfinite(void)
 {
+    const int first = known_bugs ? IN_V : IN_Q;
     const shape s = {2, 4, 2, 5, 5, 6, 4};   /* q_len == kv_len, causal: row i sees keys <= i */
     const float specials[] = {NAN, INFINITY, -INFINITY};
-    for (int w = IN_Q; w <= IN_V; w++) {
+    for (int w = first; w <= IN_V; w++) {
         for (size_t sp = 0; sp < 3; sp++) {
             for (int hook = 0; hook < 2; hook++) {
                 fixture fx;
@@ -888,7 +897,12 @@ static void test_nonfinite(void)
                         }
                     tally_check(&T, !bad, "%s [%s %s]: %d wrong values in affected rows", what,
                                 qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), bad);
-                    compare_oracle_of(&fx, &clean.d, hit, what, &callers[ci]);
+                    /* Known bug (reported): the AVX2/AVX-512 fused kernel
+                       weighs keys outside a row's range (causal, window)
+                       by exp(-inf) = 0, and 0 · NaN or 0 · inf is NaN, so
+                       a non-finite V leaks into rows that never see it. */
+                    if (w != IN_V || known_bugs)
+                        compare_oracle_of(&fx, &clean.d, hit, what, &callers[ci]);
                 }
                 free(hit);
                 fx_free(&fx);
@@ -1092,7 +1106,7 @@ int main(int argc, char **argv)
     /* --known-bugs runs only the cases of library bugs reported and not yet
        fixed; meson registers that run with should_fail, so a fix turns it
        red until the cases move back into the main run. */
-    const int known_bugs = argc > 1 && strcmp(argv[1], "--known-bugs") == 0;
+    known_bugs = argc > 1 && strcmp(argv[1], "--known-bugs") == 0;
     make_callers();
     printf("badinput: %d supported ISA(s):", nisa);
     for (int i = 0; i < nisa; i++)
@@ -1103,6 +1117,8 @@ int main(int argc, char **argv)
     if (known_bugs) {
         test_window_large(1);
         test_nan_split();
+        test_softmax_special();
+        test_nonfinite();
         qkv_isa_set(start);
         printf("badinput --known-bugs: %lu (case, ISA, path) calls\n", cases);
         return tally_finish(&T);
