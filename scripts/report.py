@@ -594,17 +594,24 @@ def compare(a_dir, b_dir):
         print('%s: %s — %s, %s, commit %s, set %s' % (tag, d, c.get('cpu_model', '?'), c.get('date', '?'),
                                                       c.get('qkv_commit', '?'), c.get('qkv_set', '?')))
     print()
-    names = sorted(set(ra) | set(rb), key=lambda n: (parse_name(n)[0], parse_name(n)[1], n))
+    # Only what both ran: a quick and a default folder share few names, and
+    # rows of dashes would hide the ones that matter.
+    natural = lambda n: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', n)]
+    names = sorted(set(ra) & set(rb), key=natural)
     rows, ratios = [], []
     for n in names:
-        a, b = ra.get(n), rb.get(n)
-        cell = lambda r: '—' if r is None else ('error' if r.error else fmt_num(r.ms))
+        a, b = ra[n], rb[n]
+        cell = lambda r: 'error' if r.error else fmt_num(r.ms)
         ratio = '—'
-        if a and b and not a.error and not b.error and b.ms > 0:
+        if not a.error and not b.error and b.ms > 0:
             ratios.append(a.ms / b.ms)
             ratio = '%.2f' % (a.ms / b.ms)
         rows.append([n, cell(a), cell(b), ratio])
     print(md_table(['benchmark', 'A ms', 'B ms', 'A/B (>1: B faster)'], rows))
+    only_a, only_b = len(set(ra) - set(rb)), len(set(rb) - set(ra))
+    if only_a or only_b:
+        print()
+        print('not compared: %d benchmarks only in A, %d only in B' % (only_a, only_b))
     if ratios:
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         print()
