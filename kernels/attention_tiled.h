@@ -12,6 +12,15 @@
  * The scores of one block and tile live in a small stack buffer and become
  * the probabilities in place; acc is accumulated in the caller's rows.
  *
+ * Hidden keys. The scalar loop skips a key whose score is -INFINITY; the
+ * blocked P·V instead multiplies it by its weight 0, which is the same
+ * unless its V row holds an Inf or NaN (0·Inf = NaN would leak into rows
+ * that never see that key, e.g. the earlier rows of a causal mask). So
+ * when a row of the block has a hidden key in the tile, the tile's V rows
+ * are checked once (cached for every block of the tile), and only if one
+ * is not finite does that block take the exact path: P·V row by row over
+ * the runs of keys the row does see.
+ *
  * What the ISA file provides (all `static`, rows <= ATT_TILE_ROWS, n <=
  * ATT_TILE_KEYS):
  *   void  ATT_SCORES(size_t rows, size_t n, size_t d, float scale,
@@ -26,9 +35,12 @@
  *         Owns s[0 .. round_up(n, its vector width)) where that fits in
  *         ATT_TILE_KEYS, and must leave the lanes >= n at -INFINITY if it
  *         touches them.
- *   float ATT_ROW_MAX(const float *s, size_t n);
+ *   float ATT_ROW_MAX_MIN(const float *s, size_t n, float *min);
  *         max over s[0..n) ignoring NaN (-INFINITY when none is larger),
- *         as the scalar `if (s > max)` does.
+ *         as the scalar `if (s > max)` does; *min likewise the minimum
+ *         (-INFINITY exactly when some key is hidden).
+ *   int   ATT_ALL_FINITE(const float *v, size_t ldv, size_t n, size_t dv);
+ *         whether the n rows of dv floats at v hold only finite numbers.
  *   float ATT_ROW_EXP_SUM(float *s, size_t n, float sub);
  *         s[j] = exp(s[j] - sub) through SLEEF; returns the sum.
  *   void  ATT_ROW_SCALE(float *x, size_t n, float f);
@@ -42,11 +54,12 @@
 #endif
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
 
-/* 64 keys: a whole number of vectors for NEON (4) and for SVE at every
+/* 64 keys: one bit each in a uint64_t of hidden keys; a whole number of vectors for NEON (4) and for SVE at every
    power-of-two length up to 2048 bits, and the split length dispatch/
    rounds key splits to, so tiles of split jobs start aligned. */
 #define ATT_TILE_KEYS 64
@@ -70,6 +83,7 @@ static void ATT_NAME(const qkv_attn_job *job)
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end; t0 += ATT_TILE_KEYS) {
         const size_t t1 = job->kv_end - t0 < ATT_TILE_KEYS ? job->kv_end : t0 + ATT_TILE_KEYS;
+        int v_finite = -1;        /* the tile's V rows all finite; -1: not checked yet */
         for (size_t r0 = 0; r0 < rows; r0 += ATT_TILE_ROWS) {
             const size_t rb = rows - r0 < ATT_TILE_ROWS ? rows - r0 : ATT_TILE_ROWS;
             const qkv_attn_row *row = job->row + r0;
@@ -99,10 +113,24 @@ static void ATT_NAME(const qkv_attn_job *job)
             ATT_SCORES(rb, n, d, job->scale, q, job->k + lo * job->ldk, job->ldk,
                        s[0], ATT_TILE_KEYS);
 
+            uint64_t hidden[ATT_TILE_ROWS];   /* bit j: key lo + j hidden from row r */
+            int exact = 0;
             for (size_t r = 0; r < rb; r++) {
                 float *sr = s[r];
                 ATT_ROW_MODIFY(sr, n, lo, job->softcap, &row[r]);
-                const float tile_max = ATT_ROW_MAX(sr, n);
+                float tile_min;
+                const float tile_max = ATT_ROW_MAX_MIN(sr, n, &tile_min);
+                hidden[r] = 0;
+                if (tile_min == -INFINITY) {
+                    if (v_finite < 0)
+                        v_finite = ATT_ALL_FINITE(job->v + t0 * job->ldv, job->ldv, t1 - t0, dv);
+                    if (!v_finite) {
+                        for (size_t j = 0; j < n; j++)
+                            if (sr[j] == -INFINITY)
+                                hidden[r] |= (uint64_t)1 << j;
+                        exact = 1;
+                    }
+                }
                 float m = max[r0 + r];
                 /* Rescale only when the maximum grows, as the scalar loop
                    does key by key; here once per tile and row. */
@@ -118,7 +146,24 @@ static void ATT_NAME(const qkv_attn_job *job)
                    would turn the -INFINITY keys into NaN. */
                 sum[r0 + r] += ATT_ROW_EXP_SUM(sr, n, m == -INFINITY ? 0.0f : m);
             }
-            ATT_PV_ACC(rb, n, dv, s[0], ATT_TILE_KEYS, job->v + lo * job->ldv, job->ldv, acc);
+            if (!exact) {
+                ATT_PV_ACC(rb, n, dv, s[0], ATT_TILE_KEYS, job->v + lo * job->ldv, job->ldv, acc);
+                continue;
+            }
+            for (size_t r = 0; r < rb; r++) {
+                for (size_t j = 0; j < n;) {
+                    if (hidden[r] >> j & 1) {
+                        j++;
+                        continue;
+                    }
+                    size_t e = j + 1;
+                    while (e < n && !(hidden[r] >> e & 1))
+                        e++;
+                    ATT_PV_ACC(1, e - j, dv, s[r] + j, ATT_TILE_KEYS,
+                               job->v + (lo + j) * job->ldv, job->ldv, &acc[r]);
+                    j = e;
+                }
+            }
         }
     }
 

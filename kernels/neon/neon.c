@@ -192,6 +192,44 @@ static float row_max_f32_neon(const float *x, size_t n)
     return vmaxnmvq_f32(m);
 }
 
+/* The same, and the minimum, in one pass: the fused kernel wants to know
+   whether the tile has a hidden key (min == -INFINITY). */
+static float row_max_min_f32_neon(const float *x, size_t n, float *min)
+{
+    float32x4_t hi = vdupq_n_f32(-INFINITY), lo = vdupq_n_f32(INFINITY);
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float32x4_t v = vld1q_f32(x + j);
+        hi = vmaxnmq_f32(hi, v);
+        lo = vminnmq_f32(lo, v);
+    }
+    for (; j < n; j++) {
+        /* Scalar tail: a padded vector would need two fill values. */
+        const float32x4_t v = vdupq_n_f32(x[j]);
+        hi = vmaxnmq_f32(hi, v);
+        lo = vminnmq_f32(lo, v);
+    }
+    *min = vminnmvq_f32(lo);
+    return vmaxnmvq_f32(hi);
+}
+
+/* Whether n rows of dv floats hold only finite numbers: |x| < INFINITY is
+   false for both infinities and for NaN. */
+static int all_finite_rows_f32_neon(const float *v, size_t ldv, size_t n, size_t dv)
+{
+    const float32x4_t inf = vdupq_n_f32(INFINITY);
+    uint32x4_t ok = vdupq_n_u32(~0u);
+    for (size_t j = 0; j < n; j++) {
+        const float *row = v + j * ldv;
+        size_t c = 0;
+        for (; c + 4 <= dv; c += 4)
+            ok = vandq_u32(ok, vcltq_f32(vabsq_f32(vld1q_f32(row + c)), inf));
+        if (c < dv)
+            ok = vandq_u32(ok, vcltq_f32(vabsq_f32(load_tail_f32x4(row + c, dv - c, 0.0f)), inf));
+    }
+    return vminvq_u32(ok) != 0;
+}
+
 /* x[j] = exp(x[j] - sub); returns the sum. Two accumulators so that the
    adds do not wait on each other. */
 static float row_exp_sum_f32_neon(float *x, size_t n, float sub)
@@ -411,7 +449,8 @@ static void row_modify_f32_neon(float *s, size_t n, size_t key0, float softcap,
 #define ATT_NAME attention_f32_neon
 #define ATT_SCORES qk_rows_f32_neon
 #define ATT_ROW_MODIFY row_modify_f32_neon
-#define ATT_ROW_MAX row_max_f32_neon
+#define ATT_ROW_MAX_MIN row_max_min_f32_neon
+#define ATT_ALL_FINITE all_finite_rows_f32_neon
 #define ATT_ROW_EXP_SUM row_exp_sum_f32_neon
 #define ATT_ROW_SCALE row_scale_f32_neon
 #define ATT_PV_ACC pv_acc_rows_f32_neon

@@ -151,6 +151,39 @@ static float row_max_f32_sve(const float *x, size_t n)
     return svmaxnmv_f32(svptrue_b32(), m);
 }
 
+/* The same, and the minimum, in one pass: the fused kernel wants to know
+   whether the tile has a hidden key (min == -INFINITY). */
+static float row_max_min_f32_sve(const float *x, size_t n, float *min)
+{
+    svfloat32_t hi = svdup_n_f32(-INFINITY), lo = svdup_n_f32(INFINITY);
+    for (size_t j = 0; j < n; j += svcntw()) {
+        const svbool_t pg = svwhilelt_b32_u64(j, n);
+        const svfloat32_t v = svld1_f32(pg, x + j);
+        hi = svmaxnm_f32_m(pg, hi, v);
+        lo = svminnm_f32_m(pg, lo, v);
+    }
+    *min = svminnmv_f32(svptrue_b32(), lo);
+    return svmaxnmv_f32(svptrue_b32(), hi);
+}
+
+/* Whether n rows of dv floats hold only finite numbers: |x| < INFINITY is
+   false for both infinities and for NaN. */
+static int all_finite_rows_f32_sve(const float *v, size_t ldv, size_t n, size_t dv)
+{
+    svbool_t bad = svpfalse_b();
+    for (size_t j = 0; j < n; j++) {
+        const float *row = v + j * ldv;
+        for (size_t c = 0; c < dv; c += svcntw()) {
+            const svbool_t pg = svwhilelt_b32_u64(c, dv);
+            const svfloat32_t a = svabs_f32_x(pg, svld1_f32(pg, row + c));
+            /* Not (|x| < INFINITY) among the active lanes. */
+            bad = svorr_b_z(svptrue_b32(), bad,
+                            svnot_b_z(pg, svcmplt_n_f32(pg, a, INFINITY)));
+        }
+    }
+    return !svptest_any(svptrue_b32(), bad);
+}
+
 /* x[j] = exp(x[j] - sub); returns the sum. SLEEF evaluates every lane; the
    inactive ones of the last vector are neither stored nor summed. */
 static float row_exp_sum_f32_sve(float *x, size_t n, float sub)
@@ -352,7 +385,8 @@ static void row_modify_f32_sve(float *s, size_t n, size_t key0, float softcap,
 #define ATT_NAME attention_f32_sve
 #define ATT_SCORES qk_rows_f32_sve
 #define ATT_ROW_MODIFY row_modify_f32_sve
-#define ATT_ROW_MAX row_max_f32_sve
+#define ATT_ROW_MAX_MIN row_max_min_f32_sve
+#define ATT_ALL_FINITE all_finite_rows_f32_sve
 #define ATT_ROW_EXP_SUM row_exp_sum_f32_sve
 #define ATT_ROW_SCALE row_scale_f32_sve
 #define ATT_PV_ACC pv_acc_rows_f32_sve
