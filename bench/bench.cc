@@ -717,8 +717,10 @@ int main(int argc, char **argv)
             }
             continue;
         }
+        /* Listing runs nothing, so it needs no probes (report.py lists first). */
         if (std::strcmp(argv[i], "--benchmark_list_tests") == 0 ||
-            std::strcmp(argv[i], "--benchmark_list_tests=true") == 0)
+            std::strcmp(argv[i], "--benchmark_list_tests=true") == 0 ||
+            std::strcmp(argv[i], "--benchmark_list_tests=1") == 0)
             listing = true;
         argv[kept++] = argv[i];
     }

@@ -130,7 +130,7 @@ def md_table(header, rows):
     return '\n'.join(out)
 
 
-def case_rows(results, kind, cols, key_fn, filt=None):
+def case_rows(results, kind, key_fn, filt=None):
     """Groups the results of one kind by case (everything but the impl)."""
     cases = {}
     for r in results.values():
@@ -212,7 +212,7 @@ def render_markdown(doc, results):
                  'minutes per case). Causal rows count only the visible half of the flops.')
 
     def section(title, kind, key_fn, label_fn, cell_fn, filt=None, extra_col=None):
-        rows = case_rows(results, kind, cols, key_fn, filt)
+        rows = case_rows(results, kind, key_fn, filt)
         if not rows:
             return
         lines.append('')
