@@ -637,15 +637,16 @@ const Probe kProbes[] = {
 #endif
 };
 
-/* About 1.5 s in all: 0.15 s per ISA (the best 1 ms chunk of it), then a
-   few passes over a buffer far larger than the last-level cache. */
+/* About 1.2 s in all on an idle machine: 0.1 s per ISA (the best 1 ms
+   chunk of it), then three passes over a buffer far larger than the
+   last-level cache, whose first filling (page faults) is most of the time. */
 void run_probes()
 {
     const double t0 = qkv_probe_now();
     for (const Probe &p : kProbes) {
         if (!qkv_isa_supported(p.isa))
             continue;
-        const double g = p.fma(0.15);
+        const double g = p.fma(0.1);
         benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(p.isa), fmt(g));
         std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(p.isa), g);
     }
@@ -654,7 +655,7 @@ void run_probes()
        report the whole socket's. Bigger buffers only cost fill time (page
        faults are most of the probe's second). */
     const size_t bytes = (size_t)256 << 20;
-    const double gbs = qkv_probe_read_gbs(bytes, 4);
+    const double gbs = qkv_probe_read_gbs(bytes, 3);
     benchmark::AddCustomContext("read_gbs", fmt(gbs));
     benchmark::AddCustomContext("read_buffer_mib", std::to_string(bytes >> 20));
     std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (1 core, %zu MiB buffer); probes took %.2f s\n",

@@ -532,9 +532,11 @@ def run(args):
 
     start = time.time()
     docs = []
+    done, total = 0, len(names)
     for i, ((kind, impl), members) in enumerate(groups):
-        print('[%d/%d] %s %s: %d benchmark%s  (%.0f s so far)' % (
-            i + 1, len(groups), kind, impl, len(members), '' if len(members) == 1 else 's',
+        span = '%d' % (done + 1) if len(members) == 1 else '%d-%d' % (done + 1, done + len(members))
+        print('[%d/%d] %s %s: benchmark%s %s of %d  (%.0f s so far)' % (
+            i + 1, len(groups), kind, impl, '' if len(members) == 1 else 's', span, total,
             time.time() - start), flush=True)
         path = os.path.join(raw_dir, '%02d_%s_%s.json' % (i + 1, kind, impl))
         # The exact names, anchored: a group never runs a benchmark of
@@ -553,7 +555,10 @@ def run(args):
             if line.startswith('probe:') or 'ERROR' in line or 'error' in line.lower():
                 print('    ' + line, flush=True)
             elif line.startswith(kind + '/') and not re.search(r'_(mean|stddev|cv)\s', line):
-                print('    ' + re.sub(r'/min_time:[0-9.]+|/repeats:\d+|/real_time|_median', '', line), flush=True)
+                done = min(done + 1, total)
+                print('  %3d/%d %s' % (done, total, re.sub(r'/min_time:[0-9.]+|/repeats:\d+|/real_time|_median',
+                                                         '', line)), flush=True)
+        done = max(done, sum(len(m) for _, m in groups[:i + 1]))   # errors print no result line
         if proc.wait() != 0:
             sys.exit('report: %s exited with %d' % (args.bin, proc.returncode))
         with open(path) as f:
