@@ -89,6 +89,21 @@ V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
         _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi32(j)));
 }
 
+/* Lane i = the sum of the lanes of x[i], for VL vectors at once: a
+   transposing tree (halves, then two hadds) instead of 8 separate
+   horizontal sums. The tree leaves lane i with input 2i and lane 4+i with
+   input 2i+1, so the inputs are taken in that order. */
+V_INLINE vf v_hsum_lanes(const vf *x)
+{
+#define XP(i) x[((i) % 2) * 4 + (i) / 2]
+    vf y[4];
+    for (int i = 0; i < 4; i++)
+        y[i] = _mm256_add_ps(_mm256_permute2f128_ps(XP(2 * i), XP(2 * i + 1), 0x20),
+                             _mm256_permute2f128_ps(XP(2 * i), XP(2 * i + 1), 0x31));
+#undef XP
+    return _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
+}
+
 /* Lanes i with lo[i] <= j < hi[i]. */
 V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 {
