@@ -637,9 +637,9 @@ const Probe kProbes[] = {
 #endif
 };
 
-/* About 1.2 s in all on an idle machine: 0.1 s per ISA (the best 1 ms
+/* Under a second in all on an idle machine: 0.1 s per ISA (the best 1 ms
    chunk of it), then three passes over a buffer far larger than the
-   last-level cache, whose first filling (page faults) is most of the time. */
+   last-level cache, whose first filling (page faults) takes most of it. */
 void run_probes()
 {
     const double t0 = qkv_probe_now();
@@ -650,11 +650,13 @@ void run_probes()
         benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(p.isa), fmt(g));
         std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(p.isa), g);
     }
-    /* 256 MiB: 8x the L3 one core of current x86 server parts can use (its
-       CCD's or its mesh slice's). sysconf's L3 size is no guide: VMs often
-       report the whole socket's. Bigger buffers only cost fill time (page
-       faults are most of the probe's second). */
-    const size_t bytes = (size_t)256 << 20;
+    /* 128 MiB: 4x the L3 one core of current x86 server parts can use (its
+       CCD's 32 MiB on Zen, less per mesh slice on Xeon) and above the 96 MiB
+       of V-Cache parts; with LRU-like replacement a sequential stream over
+       more than the cache finds none of its lines still cached. sysconf's L3 size is no guide (VMs often report the
+       whole socket's). A bigger buffer only costs fill time: its page
+       faults are most of the probes' time. */
+    const size_t bytes = (size_t)128 << 20;
     const double gbs = qkv_probe_read_gbs(bytes, 3);
     benchmark::AddCustomContext("read_gbs", fmt(gbs));
     benchmark::AddCustomContext("read_buffer_mib", std::to_string(bytes >> 20));
