@@ -76,4 +76,15 @@ PY
   cat "$tmp/compare" >&2; echo "test-report: --compare failed" >&2; exit 1; }
 grep -q 'geometric mean of A/B over [0-9]* common benchmarks: 1.000' "$tmp/compare" || {
   cat "$tmp/compare" >&2; echo "test-report: --compare of a folder with itself is not 1.000" >&2; exit 1; }
+# --filter and --threads reach the binary: only decode runs, at 1 and 2 threads.
+"$root/scripts/report.sh" --quick --filter '^decode/' --threads 1,2 --out "$tmp/filtered" >"$tmp/log2" 2>&1 || {
+  cat "$tmp/log2" >&2; echo "test-report: report.sh --quick --filter --threads failed" >&2; exit 1; }
+python3 - "$tmp/filtered/results.json" <<'PY'
+import json, sys
+names = [b['run_name'] for b in json.load(open(sys.argv[1]))['benchmarks']]
+bad = [n for n in names if not n.startswith('decode/')]
+threads = {p for n in names for p in n.split('/') if p.startswith('threads:')}
+if not names or bad or threads != {'threads:1', 'threads:2'}:
+    sys.exit('test-report: --filter/--threads not honoured: %s' % names)
+PY
 echo "test-report: ok"
