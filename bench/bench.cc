@@ -184,6 +184,28 @@ bool get_tensors(const AttnShape &s, Tensors *t)
     return t->q && t->k && t->v && t->o;
 }
 
+/* The fused call on the benchmark tensors, [head][row][dim] layout, writing o. */
+qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv_pool *pool)
+{
+    qkv_attention_desc desc{};
+    desc.batch = 1;
+    desc.q_heads = s.q_heads;
+    desc.kv_heads = s.kv_heads;
+    desc.q_len = s.q_len;
+    desc.kv_len = s.kv_len;
+    desc.head_dim = s.d;
+    desc.v_head_dim = s.d;
+    desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.k = {t.k, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.v = {t.v, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.o = {o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.scale = qkv_default_scale(s.d);
+    desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
+    desc.parallel_for = qkv_pool_parallel_for;
+    desc.pool = pool;
+    return desc;
+}
+
 void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigned threads)
 {
     Tensors t;
@@ -199,22 +221,7 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
         st.SkipWithError("qkv_pool_create failed");
         return;
     }
-    qkv_attention_desc desc{};
-    desc.batch = 1;
-    desc.q_heads = s.q_heads;
-    desc.kv_heads = s.kv_heads;
-    desc.q_len = s.q_len;
-    desc.kv_len = s.kv_len;
-    desc.head_dim = s.d;
-    desc.v_head_dim = s.d;
-    desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
-    desc.k = {t.k, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
-    desc.v = {t.v, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
-    desc.o = {t.o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
-    desc.scale = qkv_default_scale(s.d);
-    desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
-    desc.parallel_for = qkv_pool_parallel_for;
-    desc.pool = pool;
+    const qkv_attention_desc desc = make_desc(s, t, t.o, pool);
     for (auto _ : st) {
         const qkv_status rc = f->attention(&desc);
         if (rc != QKV_OK) {
@@ -263,14 +270,77 @@ void softmax_task(void *ctx, size_t index)
         j->failed = 1;
 }
 
-void bm_attention_openblas(benchmark::State &st, const qkv_funcs *best, AttnShape s, unsigned threads)
+/* One pass of the pipeline over every head into t.o; false if a softmax
+   call failed. */
+bool openblas_pipeline(const AttnShape &s, const Tensors &t, float *S, qkv_pool *pool,
+                       const qkv_funcs *best)
 {
-    Tensors t;
     /* With q_len == 1 (decode) the query heads of one KV head are stacked
        into one GEMM of `group` rows: what a BLAS-based decoder does to read
        each K and V row once per group instead of once per head. */
     const size_t group = s.q_heads / s.kv_heads;
     const size_t rows = s.q_len == 1 ? group : s.q_len;
+    const size_t steps = s.q_len == 1 ? s.kv_heads : s.q_heads;
+    const size_t d = s.d, n = s.kv_len;
+    for (size_t h = 0; h < steps; h++) {
+        const size_t g = s.q_len == 1 ? h : h / group;     /* KV head */
+        const float *q = t.q + h * rows * d;
+        float *o = t.o + h * rows * d;
+        const float *k = t.k + g * n * d, *v = t.v + g * n * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d,
+                    qkv_default_scale(d), q, (int)d, k, (int)d, 0.0f, S, (int)n);
+        SoftmaxJob job;
+        job.f = best;
+        job.s = S;
+        job.rows = rows;
+        job.cols = n;
+        job.ld = n;
+        job.first_pos = (ptrdiff_t)s.kv_len - (ptrdiff_t)s.q_len;
+        job.causal = s.causal;
+        qkv_pool_parallel_for(pool, (rows + kSoftmaxRows - 1) / kSoftmaxRows, softmax_task, &job);
+        if (job.failed)
+            return false;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)n, 1.0f,
+                    S, (int)n, v, (int)d, 0.0f, o, (int)d);
+    }
+    return true;
+}
+
+/* A peer that computed something else (a wrong mask, scale or head
+   mapping) would make the comparison meaningless, so each shape is checked
+   once against qkv's best ISA before it is timed. Both stay within 1e-5 of
+   the exact result for these inputs, so 1e-4 separates rounding from a
+   mistake, which would be off by 1e-2 or more. Shapes beyond 4096 x 4096
+   scores are not checked: same code path, and the check would cost as
+   much as the benchmark. Returns an error text, or nullptr. */
+const char *openblas_check(const AttnShape &s, const Tensors &t, float *S, qkv_pool *pool,
+                           const qkv_funcs *best)
+{
+    static std::set<std::string> checked;
+    if ((double)s.q_len * (double)s.kv_len > 4096.0 * 4096.0)
+        return nullptr;
+    const std::string id = std::to_string(s.q_heads) + "/" + std::to_string(s.kv_heads) + "/" +
+                           std::to_string(s.q_len) + "/" + std::to_string(s.kv_len) + "/" +
+                           std::to_string(s.d) + "/" + std::to_string(s.causal);
+    if (checked.count(id))
+        return nullptr;
+    if (!openblas_pipeline(s, t, S, pool, best))
+        return "softmax failed";
+    std::vector<float> ref(s.q_heads * s.q_len * s.d);
+    const qkv_attention_desc desc = make_desc(s, t, ref.data(), pool);
+    if (best->attention(&desc) != QKV_OK)
+        return "qkv_attention failed on the check";
+    for (size_t i = 0; i < ref.size(); i++)
+        if (!(std::fabs(ref[i] - t.o[i]) <= 1e-4f))
+            return "OpenBLAS pipeline disagrees with qkv_attention";
+    checked.insert(id);
+    return nullptr;
+}
+
+void bm_attention_openblas(benchmark::State &st, const qkv_funcs *best, AttnShape s, unsigned threads)
+{
+    Tensors t;
+    const size_t rows = s.q_len == 1 ? s.q_heads / s.kv_heads : s.q_len;
     float *S = buffer(kS, rows * s.kv_len);
     if (!get_tensors(s, &t) || !S) {
         st.SkipWithError("out of memory");
@@ -282,34 +352,16 @@ void bm_attention_openblas(benchmark::State &st, const qkv_funcs *best, AttnShap
         return;
     }
     openblas_set_num_threads((int)threads);
-    const float scale = qkv_default_scale(s.d);
-    const size_t d = s.d, n = s.kv_len;
-    const size_t steps = s.q_len == 1 ? s.kv_heads : s.q_heads;
-    for (auto _ : st) {
-        for (size_t h = 0; h < steps; h++) {
-            const size_t g = s.q_len == 1 ? h : h / group;     /* KV head */
-            const float *q = t.q + h * (s.q_len == 1 ? group : s.q_len) * d;
-            float *o = t.o + h * (s.q_len == 1 ? group : s.q_len) * d;
-            const float *k = t.k + g * n * d, *v = t.v + g * n * d;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d, scale,
-                        q, (int)d, k, (int)d, 0.0f, S, (int)n);
-            SoftmaxJob job;
-            job.f = best;
-            job.s = S;
-            job.rows = rows;
-            job.cols = n;
-            job.ld = n;
-            job.first_pos = (ptrdiff_t)s.kv_len - (ptrdiff_t)s.q_len;
-            job.causal = s.causal;
-            qkv_pool_parallel_for(pool, (rows + kSoftmaxRows - 1) / kSoftmaxRows, softmax_task, &job);
-            if (job.failed) {
+    if (const char *err = openblas_check(s, t, S, pool, best)) {
+        st.SkipWithError(err);
+    } else {
+        for (auto _ : st) {
+            if (!openblas_pipeline(s, t, S, pool, best)) {
                 st.SkipWithError("softmax failed");
                 break;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)n, 1.0f,
-                        S, (int)n, v, (int)d, 0.0f, o, (int)d);
+            benchmark::ClobberMemory();
         }
-        benchmark::ClobberMemory();
     }
     /* Back to one thread: idle OpenBLAS workers spin for a while after a
        call and would steal the cores from the next benchmark. */
