@@ -652,6 +652,7 @@ void add_context(const Config &cfg)
     benchmark::AddCustomContext("qkv_isas", isas);
     benchmark::AddCustomContext("qkv_isa_best", qkv_isa_name(qkv_isa_best()));
     benchmark::AddCustomContext("qkv_set", cfg.set);
+    benchmark::AddCustomContext("scalar_max_n", std::to_string(sizes_for(cfg.set).scalar_max_n));
     benchmark::AddCustomContext("qkv_cpus", std::to_string(cpu_count()));
     benchmark::AddCustomContext("prefill_heads", std::to_string(kPrefillHeads));
     benchmark::AddCustomContext("decode_shape", "q_heads=" + std::to_string(kDecodeQHeads) +

@@ -206,10 +206,11 @@ def render_markdown(doc, results):
     lines.append('- Measured limits, one core: FMA peak %s; memory read %s GB/s (%s MiB buffer)' %
                  (', '.join(limits) or '?', ctx.get('read_gbs', '?'), ctx.get('read_buffer_mib', '?')))
     lines.append('')
-    lines.append('Cells: value (×speed-up over scalar on the same case, % of the measured '
+    lines.append('Cells: value (×speed-up over scalar on the same case, %% of the measured '
                  'single-core peak of that column\'s ISA × threads; OpenBLAS is held to the best '
-                 'ISA\'s peak). — = not run in this set (scalar stops at small n: it would take '
-                 'minutes per case). Causal rows count only the visible half of the flops.')
+                 'ISA\'s peak). — = not run in this set (scalar stops at n = %s: it would take '
+                 'minutes per case). Causal rows count only the visible half of the flops.'
+                 % ctx.get('scalar_max_n', '?'))
 
     def section(title, kind, key_fn, label_fn, cell_fn, filt=None, extra_col=None):
         rows = case_rows(results, kind, key_fn, filt)
