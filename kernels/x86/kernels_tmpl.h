@@ -57,7 +57,7 @@ V_INLINE void gemm_ukr(const int mr, const int nv, const int tail, size_t k,
                        const float *a, size_t rsa, size_t csa,
                        const float *b, size_t ldb,
                        float *const *c, size_t coff, vm lm,
-                       int load_c, const float *pre, float post)
+                       int load_c, const float *pre, float post, vf *cmax)
 {
     vf acc[GEMM_MR][GEMM_NV];
     const float *ar[GEMM_MR];
@@ -97,6 +97,8 @@ V_INLINE void gemm_ukr(const int mr, const int nv, const int tail, size_t k,
                 x = v_add(old, x);
             }
             x = v_mul(x, vpost);
+            if (cmax)
+                cmax[v] = v_max(x, cmax[v]);
             if (masked)
                 v_storem(cr + v * VL, lm, x);
             else
@@ -111,14 +113,14 @@ V_INLINE void gemm_ukr(const int mr, const int nv, const int tail, size_t k,
 static void gemm_any(int mr, int nv, int tail, size_t k,
                      const float *a, size_t rsa, size_t csa, const float *b, size_t ldb,
                      float *const *c, size_t coff, vm lm, int load_c, const float *pre,
-                     float post)
+                     float post, vf *cmax)
 {
 #define GEMM_CALL(MR_, NV_)                                                               \
     do {                                                                                  \
         if (tail)                                                                         \
-            gemm_ukr(MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post); \
+            gemm_ukr(MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post, cmax); \
         else                                                                              \
-            gemm_ukr(MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post); \
+            gemm_ukr(MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post, cmax); \
     } while (0)
 #if GEMM_NV == 2
 #define GEMM_ROW(MR_)                                \
@@ -215,7 +217,7 @@ static void scores_f32(size_t m, size_t n, size_t d, float scale,
                     /* kt is padded with zeros to w columns: only the store of
                        the last vector needs the mask. */
                     gemm_any(mr, cb.nv, cb.tail, kc, q + ic * ldq + pc, ldq, 1, kt, w, crow, 0,
-                             cb.lm, pc > 0, NULL, post);
+                             cb.lm, pc > 0, NULL, post, NULL);
                 }
             }
         }
@@ -305,7 +307,7 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                 for (int i = 0; i < mr; i++)
                     crow[i] = o + (ic + (size_t)i) * ldo + jc;
                 gemm_any(mr, cb.nv, cb.tail, kc, p + ic * ldp + pc, ldp, 1, v + pc * ldv + jc,
-                         ldv, crow, 0, cb.lm, pc > 0, NULL, 1.0f);
+                         ldv, crow, 0, cb.lm, pc > 0, NULL, 1.0f, NULL);
             }
         }
     }
@@ -498,6 +500,16 @@ static void attention_f32(const qkv_attn_job *job)
                               : (int64_t)(uintptr_t)X86_NAME(zero_mask_row);
             }
 
+        /* A plain tile: every row sees all of [kmin, kmax) and no score
+           modifier is on, so S needs no second look before its max, and
+           the microkernel takes the max while S is still in registers. */
+        int plain = !dot_form && cap <= 0.0f && !any_slope && !any_mask;
+        for (size_t r = 0; r < rows && plain; r++)
+            plain = (size_t)lo[r] == kmin && (size_t)hi[r] == kmax;
+        vf tmax_of[ATT_LANES / VL];
+        for (size_t rv = 0; rv < rv_count; rv++)
+            tmax_of[rv] = ninf;
+
         /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
         if (dot_form) {
             X86_NAME(qk_dot_4xkeys)(job, t0, kmin, kmax, rp, st);
@@ -515,7 +527,8 @@ static void attention_f32(const qkv_attn_job *job)
                 for (size_t v0 = 0; v0 < rv_count; v0 += GEMM_NV) {
                     const int nv = (int)(rv_count - v0 < GEMM_NV ? rv_count - v0 : GEMM_NV);
                     gemm_any(mr, nv, 0, kc, kj, job->ldk, 1, qt + v0 * VL, rp, crow, v0 * VL,
-                             last.lm, pc > 0, NULL, post);
+                             last.lm, pc > 0, NULL, post,
+                             plain && pc + kc >= d ? tmax_of + v0 : NULL);
                 }
             }
         }
@@ -526,8 +539,8 @@ static void attention_f32(const qkv_attn_job *job)
         for (size_t rv = 0; rv < rv_count; rv++) {
             const size_t l0 = rv * VL;
             const vf vslope = v_load(slope + l0);
-            vf tmax = ninf;
-            for (size_t jj = kmin; jj < kmax; jj++) {
+            vf tmax = tmax_of[rv];
+            for (size_t jj = kmin; jj < kmax && !plain; jj++) {
                 float *sp = st + jj * rp + l0;
                 vf x = v_load(sp);
                 if (cap > 0.0f)
@@ -599,7 +612,7 @@ static void attention_f32(const qkv_attn_job *job)
                 const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
                 const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
                 gemm_any(mr, cb.nv, cb.tail, (size_t)(khi - klo), pa, 1, rp, vb + jc, job->ldv,
-                         crow, jc, cb.lm, 1, pre, 1.0f);
+                         crow, jc, cb.lm, 1, pre, 1.0f, NULL);
             }
         }
     }
