@@ -55,6 +55,9 @@ V_INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 V_INLINE vf v_max(vf x, vf m) { return _mm512_max_ps(x, m); }
 V_INLINE vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 V_INLINE vm v_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+/* Not equal, or unordered (a NaN on either side). */
+V_INLINE vm v_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+V_INLINE vm v_or(vm a, vm b) { return (vm)(a | b); }
 /* m ? b : a, lane by lane. */
 V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
 V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }

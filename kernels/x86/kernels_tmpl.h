@@ -11,8 +11,8 @@
  *   GEMM_TILE                the tile as it reads in names, e.g. 6x64
  *   SCORES_KC, WSUM_KC       depth of the cache blocks (see there)
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
- *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_sel v_bits
- *   v_hmax v_hsum v_exp v_tanh v_in_range v_gather v_i32_to_f
+ *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
+ *   v_hmax v_hsum v_hsum_lanes v_exp v_tanh v_in_range v_gather v_i32_to_f
  *
  * One microkernel does all the multiplying (BLIS style):
  *     C[i][·] := post · (pre_i · C[i][·] + Σ_p A[i][p] · B[p][·])
@@ -248,12 +248,20 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
             mx1 = v_max(v_loadm_or(row + nfull, tm, ninf), mx1);
         const float max = v_hmax(v_max(mx0, mx1));
         if (max == -INFINITY) {
-            /* Nothing above -INFINITY (NaNs are never the max): zeros, as
-               the reference gives, rather than 0/0. */
+            /* NaNs are never the max. A row of nothing but -INFINITY has
+               no weights: zeros rather than 0/0. A row of NaNs and
+               -INFINITY is NaN throughout, as the reference's exp(NaN) sum
+               makes it. */
+            vm nan = v_ne(ninf, ninf);
             for (j = 0; j < nfull; j += VL)
-                v_store(row + j, v_zero());
+                nan = v_or(nan, v_ne(v_load(row + j), ninf));
             if (rem)
-                v_storem(row + nfull, tm, v_zero());
+                nan = v_or(nan, v_ne(v_loadm_or(row + nfull, tm, ninf), ninf));
+            const vf fill = v_bits(nan) ? v_set1(NAN) : v_zero();
+            for (j = 0; j < nfull; j += VL)
+                v_store(row + j, fill);
+            if (rem)
+                v_storem(row + nfull, tm, fill);
             continue;
         }
         const vf vmax = v_set1(max);
