@@ -247,4 +247,12 @@ static inline size_t rss_bytes(void)
 #define QKV_TEST_SANITIZED 0
 #endif
 
+/* Whether the process runs under valgrind, whose own shadow memory shows in
+   RSS: valgrind preloads its vgpreload_*.so into the client. */
+static inline int under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "vgpreload") != NULL;
+}
+
 #endif /* QKV_TEST_H */
