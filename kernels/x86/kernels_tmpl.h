@@ -383,8 +383,8 @@ static void X86_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, int n)
 static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t kmin,
                                     size_t kmax, size_t rp, float *st)
 {
-    const size_t d = job->head_dim, rows = job->rows, nfull = (d - 1) / VL * VL;
-    const vm dm = v_tailmask(d - nfull);
+    const size_t d = job->head_dim, rows = job->rows, nfull = d / VL * VL;
+    const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
     const vf vscale = v_set1(job->scale);
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
         /* Rows past the last repeat it: they are computed, never stored. */
@@ -411,7 +411,7 @@ static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t k
                         acc[kk * 4 + r] = v_fmadd(kv, qv[r], acc[kk * 4 + r]);
                 }
             }
-            {   /* the last (maybe partial) vector of the rows, masked */
+            if (c < d) {   /* the partial last vector of the rows, masked */
                 vf qv[4];
                 for (int r = 0; r < 4; r++)
                     qv[r] = v_loadm(q[r] + c, dm);
