@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Cross-builds qkv for AArch64 in build-aarch64 and runs it under qemu-aarch64
+# on the CPU models that matter for dispatch:
+#   neoverse-n1               NEON, no SVE: qkv must pick neon and refuse sve
+#   max,sve128=on / sve256 / sve512
+#                             SVE at three vector lengths: qkv must pick sve
+# For each: the test suite (meson test, through the cross file's
+# exe_wrapper; qemu-user reads QEMU_CPU itself), then checkasm directly with
+# the dispatch assertions. The soak suite is left out: its RSS-growth
+# assertions measure qemu's own memory (its translation cache and per-thread
+# state grow as the guest creates threads: +800 MiB over its pool cycles),
+# which says nothing about qkv, and it alone would take 35 s per CPU model;
+# the native suite runs it. Then the benchmark, if it is built, once on a
+# tiny filter to prove it runs (timings under qemu mean nothing).
+#
+#   scripts/test-aarch64.sh
+# Environment: JOBS (ninja -j, default: all cores).
+# Needs what scripts/setup.sh installs (without --no-arm). Exits non-zero on
+# the first failure; prints every command it runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -gt 0 ]; then
+  echo "usage: scripts/test-aarch64.sh   (no options; JOBS=N for ninja -j)" >&2
+  exit 2
+fi
+
+build=build-aarch64
+cross=cross/aarch64-linux-gnu.ini
+start=$SECONDS
+
+step() { printf '\n=== %s\n' "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+for tool in aarch64-linux-gnu-gcc qemu-aarch64 meson ninja pkg-config; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "test-aarch64.sh: $tool not found; run scripts/setup.sh first" >&2
+    exit 1
+  fi
+done
+
+# The qemu command line of the cross file's exe_wrapper, read from the file
+# itself so that the direct runs below use exactly what meson test uses.
+mapfile -t qemu < <(python3 - "$cross" <<'PY'
+import ast, configparser, sys
+c = configparser.ConfigParser()
+c.read(sys.argv[1])
+print('\n'.join(ast.literal_eval(c['binaries']['exe_wrapper'])))
+PY
+)
+
+step "cross build ($build)"
+if [ ! -f "$build/build.ninja" ]; then
+  run meson setup "$build" --cross-file "$cross" --werror
+fi
+run ninja -C "$build" ${JOBS:+-j "$JOBS"}
+# Every Arm ISA must really be in the build: a silently missing one would
+# let the checks below pass on scalar alone.
+for isa in NEON SVE; do
+  if ! grep -q "QKV_HAVE_$isa 1" "$build/qkv_config.h"; then
+    echo "test-aarch64.sh: $isa kernels were not built (is libsleef-dev:arm64 installed?)" >&2
+    exit 1
+  fi
+done
+
+checkasm=$build/tests/checkasm
+
+# One emulated CPU: the suite, then what qkv must choose and refuse there.
+# $1 QEMU_CPU, $2 the ISAs qkv must report as supported, $3 the best one,
+# $4 an ISA this CPU lacks (forcing it must give QKV_ERR_UNSUPPORTED), or ''.
+on_cpu() {
+  local cpu=$1 isas=$2 best=$3 lacking=$4
+  step "QEMU_CPU=$cpu: test suite"
+  run env QEMU_CPU="$cpu" meson test -C "$build" --print-errorlogs --no-suite soak
+  step "QEMU_CPU=$cpu: dispatch picks $best, supports exactly $isas"
+  run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --quick --expect-isas="$isas" --expect-best="$best"
+  run env QEMU_CPU="$cpu" QKV_ISA="$best" "${qemu[@]}" "$checkasm" --function=dispatch \
+      --expect-isas="$isas" --expect-best="$best"
+  if [ -n "$lacking" ]; then
+    run env QEMU_CPU="$cpu" QKV_ISA="$lacking" "${qemu[@]}" "$checkasm" --function=dispatch \
+        --expect-isas="$isas" --expect-best="$best"
+  fi
+}
+
+on_cpu neoverse-n1 scalar,neon neon sve
+for bits in 128 256 512; do
+  on_cpu "max,sve$bits=on" scalar,neon,sve sve ''
+done
+
+bench=$build/bench/qkv_bench
+if [ -x "$bench" ]; then
+  step "benchmark smoke run (under qemu: proves it runs, timings mean nothing)"
+  # The smallest shape of each kind, for each Arm ISA, once.
+  run env QEMU_CPU=max,sve256=on "${qemu[@]}" "$bench" --qkv_set=quick --qkv_probe=0 \
+      --qkv_reps=1 --qkv_min_time=0.001 --qkv_threads=1 \
+      '--benchmark_filter=/(neon|sve)/(m:128/|n:128/d:64/causal:1/|kv_len:256/)'
+else
+  step "benchmark not built ($bench missing): skipped"
+fi
+
+step "aarch64: all passed in $((SECONDS - start)) s"
