@@ -7,10 +7,11 @@
  *   pv_f32_4x16_neon  P·V tile: 4 output rows × 16 columns
  *   attention_f32_neon  the blocked online softmax of attention_tiled.h
  *
- * Tails: rows, keys and columns that do not fill a tile go through the same
- * microkernels instantiated with smaller constant tiles, and the last
- * d % 4 or dv % 4 elements of a row through scalar code or a bounce buffer,
- * so no load or store ever passes the last element of a row.
+ * Tails: rows and keys that do not fill a Q·Kᵀ tile go through 1 × 4 and
+ * 1 × 1 dot products, P·V rows and columns through the same tile with
+ * MR = 1 or one vector; the last d % 4 or dv % 4 elements of a row through
+ * scalar code or a bounce buffer, so no load or store ever passes the last
+ * element of a row.
  */
 #include <arm_neon.h>
 #include <math.h>
