@@ -430,6 +430,68 @@ static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t k
     }
 }
 
+/* Whether rows [j0, j1) of V hold only finite numbers: x · 0 + s keeps
+   s = 0 for finite x and turns it NaN for an Inf or NaN, one instruction
+   per vector on rows the P·V step is about to read anyway. */
+static int X86_NAME(rows_finite)(const float *v, size_t ldv, size_t dv, size_t j0, size_t j1)
+{
+    const size_t nfull = dv / VL * VL;
+    const vm tm = v_tailmask(dv > nfull ? dv - nfull : VL);
+    const vf zero = v_zero();
+    vf s0 = zero, s1 = zero;
+    for (size_t j = j0; j < j1; j++) {
+        const float *row = v + j * ldv;
+        size_t c = 0;
+        for (; c + 2 * VL <= nfull; c += 2 * VL) {
+            s0 = v_fmadd(v_load(row + c), zero, s0);
+            s1 = v_fmadd(v_load(row + c + VL), zero, s1);
+        }
+        if (c < nfull)
+            s0 = v_fmadd(v_load(row + c), zero, s0);
+        if (nfull < dv)
+            s1 = v_fmadd(v_loadm(row + nfull, tm), zero, s1);
+    }
+    const vf s = v_add(s0, s1);
+    return !v_bits(v_ne(s, s));
+}
+
+/* P·V for a tile whose V rows hold an Inf or NaN: row by row, key by key,
+   skipping the hidden keys (weight -0.0) exactly as the reference does,
+   vectorised along v_head_dim. Rare, so simple. */
+static void X86_NAME(pv_exact)(const qkv_attn_job *job, size_t t0, const int32_t *lo,
+                               const int32_t *hi, const float *st, size_t rp, float *const *acc,
+                               const float *alpha, uint64_t grown_bits)
+{
+    const size_t dv = job->v_head_dim, nfull = dv / VL * VL;
+    const vm tm = v_tailmask(dv > nfull ? dv - nfull : VL);
+    for (size_t r = 0; r < job->rows; r++) {
+        if (lo[r] >= hi[r])
+            continue;          /* no key here: max unchanged, alpha 1 */
+        float *o = acc[r];
+        if ((grown_bits >> r) & 1) {
+            const vf a = v_set1(alpha[r]);
+            for (size_t c = 0; c < nfull; c += VL)
+                v_store(o + c, v_mul(v_load(o + c), a));
+            if (nfull < dv)
+                v_storem(o + nfull, tm, v_mul(v_loadm(o + nfull, tm), a));
+        }
+        for (size_t j = (size_t)lo[r]; j < (size_t)hi[r]; j++) {
+            const float p = st[j * rp + r];
+            uint32_t bits;
+            memcpy(&bits, &p, sizeof bits);
+            if (bits == 0x80000000u)
+                continue;      /* hidden key: contributes nothing */
+            const vf vp = v_set1(p);
+            const float *vr = job->v + (t0 + j) * job->ldv;
+            for (size_t c = 0; c < nfull; c += VL)
+                v_store(o + c, v_fmadd(vp, v_load(vr + c), v_load(o + c)));
+            if (nfull < dv)
+                v_storem(o + nfull, tm,
+                         v_fmadd(vp, v_loadm(vr + nfull, tm), v_loadm(o + nfull, tm)));
+        }
+    }
+}
+
 static const float X86_NAME(zero_mask_row)[ATT_BN] = {0};
 
 static void attention_f32(const qkv_attn_job *job)
@@ -474,7 +536,7 @@ static void attention_f32(const qkv_attn_job *job)
     else if (dc == d)
         pack_qt(qt, rp, job->row, rows, 0, d);
 
-    const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f);
+    const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f), nzero = v_set1(-0.0f);
     const vf vcap = v_set1(cap);
     float *crow[GEMM_MR];
 
@@ -577,18 +639,35 @@ static void attention_f32(const qkv_attn_job *job)
             const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
             vf sum0 = vzero, sum1 = vzero;
             size_t jj = kmin;
-            for (; jj + 1 < kmax; jj += 2) {
-                float *sp = st + jj * rp + l0;
-                const vf e0 = v_exp(v_sub(v_load(sp), msub));
-                const vf e1 = v_exp(v_sub(v_load(sp + rp), msub));
-                v_store(sp, e0);
-                v_store(sp + rp, e1);
-                sum0 = v_add(sum0, e0);
-                sum1 = v_add(sum1, e1);
+            /* A hidden key (-INFINITY) gets the weight -0.0, which exp()
+               never returns: it adds nothing, and pv_exact can tell it
+               from a weight that underflowed to +0.0. */
+            if (plain) {       /* nothing hidden: no marks to make */
+                for (; jj + 1 < kmax; jj += 2) {
+                    float *sp = st + jj * rp + l0;
+                    const vf e0 = v_exp(v_sub(v_load(sp), msub));
+                    const vf e1 = v_exp(v_sub(v_load(sp + rp), msub));
+                    v_store(sp, e0);
+                    v_store(sp + rp, e1);
+                    sum0 = v_add(sum0, e0);
+                    sum1 = v_add(sum1, e1);
+                }
+            } else {
+                for (; jj + 1 < kmax; jj += 2) {
+                    float *sp = st + jj * rp + l0;
+                    const vf x0 = v_load(sp), x1 = v_load(sp + rp);
+                    const vf e0 = v_sel(v_eq(x0, ninf), v_exp(v_sub(x0, msub)), nzero);
+                    const vf e1 = v_sel(v_eq(x1, ninf), v_exp(v_sub(x1, msub)), nzero);
+                    v_store(sp, e0);
+                    v_store(sp + rp, e1);
+                    sum0 = v_add(sum0, e0);
+                    sum1 = v_add(sum1, e1);
+                }
             }
             if (jj < kmax) {
                 float *sp = st + jj * rp + l0;
-                const vf e0 = v_exp(v_sub(v_load(sp), msub));
+                const vf x0 = v_load(sp);
+                const vf e0 = v_sel(v_eq(x0, ninf), v_exp(v_sub(x0, msub)), nzero);
                 v_store(sp, e0);
                 sum0 = v_add(sum0, e0);
             }
@@ -598,7 +677,17 @@ static void attention_f32(const qkv_attn_job *job)
         }
 
         /* acc_i = alpha_i · acc_i + Σ_j P[j][i] · V_j, rows in blocks of
-           GEMM_MR, over the keys the block sees. */
+           GEMM_MR, over the keys the block sees. The blocks multiply the
+           weight 0 of a hidden key into its V row too, which is exact
+           unless that row holds an Inf or NaN (0 · Inf = NaN): then the
+           tile goes through pv_exact, which skips hidden keys as the
+           reference does. A plain tile hides no key (short of a dot
+           product overflowing to -Inf against an Inf in V) and is not
+           checked. */
+        if (!plain && !X86_NAME(rows_finite)(job->v, job->ldv, dv, t0 + kmin, t0 + kmax)) {
+            X86_NAME(pv_exact)(job, t0, lo, hi, st, rp, acc, alpha, grown_bits);
+            continue;
+        }
         for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
             const int mr = (int)(rows - i0 < GEMM_MR ? rows - i0 : GEMM_MR);
             int32_t klo = ATT_BN, khi = 0;
