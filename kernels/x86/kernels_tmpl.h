@@ -364,10 +364,7 @@ static void pack_qt(float *qt, size_t rp, const qkv_attn_row *row, size_t rows, 
    DRAM exactly once. (Measured on Zen 5: within noise of the hardware
    prefetcher alone, kept because it costs nothing and helps CPUs whose
    prefetchers stop at 4 KiB pages.) */
-#ifndef ATT_PF_KEYS
 #define ATT_PF_KEYS 256
-#define ATT_PF_HINT _MM_HINT_T0
-#endif
 static void X86_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, int n)
 {
     const size_t lines_k = (job->head_dim * sizeof(float) + 63) / 64;
@@ -376,9 +373,9 @@ static void X86_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, int n)
         const char *kr = (const char *)(job->k + (j + (size_t)i) * job->ldk);
         const char *vr = (const char *)(job->v + (j + (size_t)i) * job->ldv);
         for (size_t l = 0; l < lines_k; l++)
-            _mm_prefetch(kr + 64 * l, ATT_PF_HINT);
+            _mm_prefetch(kr + 64 * l, _MM_HINT_T0);
         for (size_t l = 0; l < lines_v; l++)
-            _mm_prefetch(vr + 64 * l, ATT_PF_HINT);
+            _mm_prefetch(vr + 64 * l, _MM_HINT_T0);
     }
 }
 
