@@ -107,6 +107,11 @@ V_INLINE vf v_hsum_lanes(const vf *x)
     return _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
 }
 
+/* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
+   holding the max (sum) of its row r across the groups. */
+V_INLINE vf v_fold4_max(vf x) { return _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
+V_INLINE vf v_fold4_add(vf x) { return _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
+
 /* Lanes i with lo[i] <= j < hi[i]. */
 V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 {

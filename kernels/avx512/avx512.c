@@ -94,6 +94,19 @@ V_INLINE vf v_hsum_lanes(const vf *x)
                          _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
 }
 
+/* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
+   holding the max (sum) of its row r across the groups. */
+V_INLINE vf v_fold4_max(vf x)
+{
+    x = _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
+    return _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+}
+V_INLINE vf v_fold4_add(vf x)
+{
+    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
+    return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+}
+
 /* Lanes i with lo[i] <= j < hi[i]. */
 V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 {

@@ -12,7 +12,8 @@
  *   SCORES_KC, WSUM_KC       depth of the cache blocks (see there)
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
- *   v_hmax v_hsum v_hsum_lanes v_exp v_tanh v_in_range v_gather v_i32_to_f
+ *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_exp v_tanh
+ *   v_in_range v_gather v_i32_to_f
  *
  * One microkernel does all the multiplying (BLIS style):
  *     C[i][·] := post · (pre_i · C[i][·] + Σ_p A[i][p] · B[p][·])
@@ -387,7 +388,7 @@ static void X86_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, int n)
    st[j][r] = scale · dot(q_r, k_j) for j in [kmin, kmax), r < rows. */
 #define DOT_KEYS (VL / 4)
 static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t kmin,
-                                    size_t kmax, size_t rp, float *st)
+                                    size_t kmax, size_t rp, float *st, int packed)
 {
     const size_t d = job->head_dim, rows = job->rows, nfull = d / VL * VL;
     const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
@@ -426,6 +427,10 @@ static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t k
                     for (int r = 0; r < 4; r++)
                         acc[kk * 4 + r] = v_fmadd(kv, qv[r], acc[kk * 4 + r]);
                 }
+            }
+            if (packed) {      /* st[j][4]: the vector as it is */
+                v_store(st + j0 * 4, v_mul(v_hsum_lanes(acc), vscale));
+                continue;
             }
             X86_ALIGN float out[VL];
             v_store(out, v_mul(v_hsum_lanes(acc), vscale));
@@ -500,11 +505,149 @@ static void X86_NAME(pv_exact)(const qkv_attn_job *job, size_t t0, const int32_t
 
 static const float X86_NAME(zero_mask_row)[ATT_BN] = {0};
 
+/* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
+   each). With one lane per row a vector of scores would be mostly idle, so
+   S and P are kept as st[key][4] and a vector holds VL/4 keys × 4 rows
+   exactly as the dot-product kernel leaves them: exp, max and sum then run
+   on full vectors (a quarter as many exp calls), and the per-row state is
+   kept repeated in every group of 4 lanes (v_fold4_* combine the groups).
+   P·V reads P[j][r] = st[4j + r] through the same microkernel. */
+static void X86_NAME(attention_rows4)(const qkv_attn_job *job)
+{
+    const size_t rows = job->rows, dv = job->v_head_dim;
+    const float cap = job->softcap;
+    X86_ALIGN float st[(ATT_BN + DOT_KEYS) * 4];
+    X86_ALIGN float slope_l[VL], alpha_l[VL], out_l[VL];
+    X86_ALIGN int32_t lo_l[VL], hi_l[VL], dist_l[VL];
+    X86_ALIGN int64_t maddr_l[VL];
+    int32_t lo[4], hi[4];
+    float *acc[GEMM_MR];   /* 4 used; sized for gemm_any's widest case */
+    int any_slope = 0, any_mask = 0;
+    for (size_t r = 0; r < rows; r++) {
+        any_slope |= job->row[r].slope != 0.0f;
+        any_mask |= job->row[r].mask != NULL;
+    }
+    for (int l = 0; l < VL; l++) {
+        const size_t r = (size_t)l % 4;
+        slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
+        dist_l[l] = 0;
+    }
+    const vf vzero = v_zero(), ninf = v_set1(-INFINITY), one = v_set1(1.0f);
+    const vf nzero = v_set1(-0.0f), vcap = v_set1(cap), vslope = v_load(slope_l);
+    const X86_NAME(colblock) last = X86_NAME(cols)(dv - (dv - 1) / VL * VL);
+    for (size_t r = 0; r < rows; r++) {
+        acc[r] = job->row[r].acc;
+        size_t c = 0;
+        for (; c + VL < dv; c += VL)
+            v_store(acc[r] + c, vzero);
+        v_storem(acc[r] + c, last.lm, vzero);
+    }
+    vf m_rep = ninf, l_rep = vzero;
+
+    for (size_t t0 = job->kv_begin; t0 < job->kv_end; t0 += ATT_BN) {
+        size_t kmin = ATT_BN, kmax = 0;
+        for (size_t r = 0; r < 4; r++) {
+            size_t b = 0, e = 0;
+            if (r < rows) {
+                const qkv_attn_row *rw = &job->row[r];
+                b = rw->kv_begin > t0 ? rw->kv_begin - t0 : 0;
+                e = rw->kv_end > t0 ? rw->kv_end - t0 : 0;
+                b = b < ATT_BN ? b : ATT_BN;
+                e = e < ATT_BN ? e : ATT_BN;
+                if (b >= e)
+                    b = e = 0;
+            }
+            lo[r] = (int32_t)b;
+            hi[r] = (int32_t)e;
+            if (b < e) {
+                kmin = b < kmin ? b : kmin;
+                kmax = e > kmax ? e : kmax;
+            }
+        }
+        if (kmin >= kmax)
+            continue;
+        /* Lane 4k + r is row r at key j0 + k of the vector that starts at
+           key j0: its range [lo, hi) is shifted by k, and so on. */
+        for (int l = 0; l < VL; l++) {
+            const size_t r = (size_t)l % 4, k = (size_t)l / 4;
+            lo_l[l] = lo[r] - (int32_t)k;
+            hi_l[l] = hi[r] - (int32_t)k;
+            if (any_slope && r < rows)
+                dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
+            if (any_mask) {
+                const float *mr = r < rows ? job->row[r].mask : NULL;
+                maddr_l[l] = mr ? (int64_t)(uintptr_t)(mr + t0 + k)
+                                : (int64_t)(uintptr_t)(X86_NAME(zero_mask_row) + k);
+            }
+        }
+
+        X86_NAME(qk_dot_4xkeys)(job, t0, kmin, kmax, 4, st, 1);
+
+        vf tmax = ninf;
+        for (size_t j0 = kmin; j0 < kmax; j0 += DOT_KEYS) {
+            float *sp = st + j0 * 4;
+            vf x = v_load(sp);
+            if (cap > 0.0f)
+                x = v_mul(vcap, v_tanh(v_div(x, vcap)));
+            if (any_slope)
+                x = v_add(x, v_mul(vslope, v_i32_to_f(dist_l, (int32_t)j0)));
+            /* Also hides the keys past kmax of the last vector. */
+            const vm act = v_in_range(lo_l, hi_l, (int32_t)j0);
+            if (any_mask)
+                x = v_add(x, v_gather(maddr_l, (int64_t)(j0 * sizeof(float)), act));
+            x = v_sel(act, ninf, x);
+            v_store(sp, x);
+            tmax = v_max(x, tmax);
+        }
+        const vf m_new = v_max(v_fold4_max(tmax), m_rep);
+        const vm grown = v_gt(m_new, m_rep);
+        vf a = one;
+        if (v_bits(grown))
+            a = v_sel(grown, one, v_exp(v_sub(m_rep, m_new)));
+        const unsigned grown_bits = v_bits(grown) & 0xFu;
+        const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
+        vf sum = vzero;
+        for (size_t j0 = kmin; j0 < kmax; j0 += DOT_KEYS) {
+            float *sp = st + j0 * 4;
+            const vf x = v_load(sp);
+            const vf e = v_sel(v_eq(x, ninf), v_exp(v_sub(x, msub)), nzero);
+            v_store(sp, e);
+            sum = v_add(sum, e);
+        }
+        l_rep = v_add(v_mul(l_rep, a), v_fold4_add(sum));
+        m_rep = m_new;
+        v_store(alpha_l, a);
+
+        if (!X86_NAME(rows_finite)(job->v, job->ldv, dv, t0 + kmin, t0 + kmax)) {
+            X86_NAME(pv_exact)(job, t0, lo, hi, st, 4, acc, alpha_l, grown_bits);
+            continue;
+        }
+        const float *vb = job->v + (t0 + kmin) * job->ldv;
+        for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
+            const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
+            const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+            gemm_any((int)rows, cb.nv, cb.tail, kmax - kmin, st + kmin * 4, 1, 4, vb + jc,
+                     job->ldv, acc, jc, cb.lm, 1, grown_bits ? alpha_l : NULL, 1.0f, NULL);
+        }
+    }
+
+    v_store(out_l, m_rep);
+    v_store(alpha_l, l_rep);
+    for (size_t r = 0; r < rows; r++) {
+        job->row[r].max = out_l[r];
+        job->row[r].sum = alpha_l[r];
+    }
+}
+
 static void attention_f32(const qkv_attn_job *job)
 {
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
     const size_t rv_count = (rows + VL - 1) / VL, rp = rv_count * VL;
     const float scale = job->scale, cap = job->softcap;
+    if (rows <= 4) {
+        X86_NAME(attention_rows4)(job);
+        return;
+    }
 
     X86_ALIGN float qt[ATT_QT_FLOATS];
     X86_ALIGN float st[ATT_BN * ATT_LANES];   /* S, then P, as [key][row] */
@@ -588,7 +731,7 @@ static void attention_f32(const qkv_attn_job *job)
 
         /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
         if (dot_form) {
-            X86_NAME(qk_dot_4xkeys)(job, t0, kmin, kmax, rp, st);
+            X86_NAME(qk_dot_4xkeys)(job, t0, kmin, kmax, rp, st, 0);
         }
         for (size_t pc = 0; pc < d && !dot_form; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
