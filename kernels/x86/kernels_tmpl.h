@@ -333,12 +333,20 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
 
 /* ---- fused attention ------------------------------------------------------ */
 
-/* Keys per KV tile. The score tile is kept transposed, S[key][row], so the
-   job's rows (up to 64) are vector lanes: the online softmax's per-row max,
-   sum and rescale are then plain lane-wise operations, with no horizontal
-   reduction anywhere, and Q·Kᵀ needs no packing of K (keys are the
-   broadcast side, read straight from their rows). 64 keys × 64 rows is a
-   16 KiB tile that stays in L1 between its three sweeps. */
+/* FlashAttention over KV tiles of ATT_BN keys, per tile:
+     1. S = scale · K_tile · Qᵀ (Q packed transposed once per job),
+     2. score modifiers, the rows' key ranges and the online max,
+     3. P = exp(S - max) in place and the row sums, alpha = exp(old - new)
+        only for rows whose max grew,
+     4. acc = alpha · acc + P · V_tile, V rows read in place.
+   The score tile is kept transposed, S[key][row], so the job's rows (up to
+   64) are vector lanes: the online softmax's per-row max, sum and rescale
+   are plain lane-wise operations, with no horizontal reduction anywhere,
+   and Q·Kᵀ needs no packing of K (keys are the broadcast side of the
+   microkernel, read straight from their rows). 64 keys × 64 rows is a
+   16 KiB tile that stays in L1 between its sweeps. Jobs of few rows
+   (decode) use a dot-product Q·Kᵀ instead (qk_dot_4xkeys), and jobs of at
+   most 4 rows a [key][4] layout (attention_rows4). */
 #define ATT_BN 64
 /* Qᵀ of a whole job: 64 rows × head_dim 256 (64 KiB) in one piece. Larger
    head_dim × rows is done in chunks of the dot product, repacked per tile. */
