@@ -195,10 +195,13 @@ static void visible_keys(const qkv_attention_desc *d, ptrdiff_t pos, size_t lo, 
         if (hi > last)
             hi = last;
     }
-    if (d->window) {
-        const ptrdiff_t first = pos - (ptrdiff_t)d->window + 1;
-        if (first > 0 && lo < (size_t)first)
-            lo = (size_t)first;
+    /* Keys j > pos - window: only a position at least `window` keys in
+       cuts anything, and comparing in size_t keeps any window valid (a
+       cast to ptrdiff_t would turn windows >= 2^63 negative). */
+    if (d->window && pos >= 0 && (size_t)pos >= d->window) {
+        const size_t first = (size_t)pos - d->window + 1;
+        if (lo < first)
+            lo = first;
     }
     if (lo >= hi)
         lo = hi = 0;
@@ -343,8 +346,11 @@ static void merge_job(const plan *p, size_t job)
                 const float *pacc = part + r * dv;
                 const float pmax = part[QKV_ATTN_MAX_ROWS * dv + r];
                 const float psum = part[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
-                if (pmax == -INFINITY)
-                    continue;      /* saw no key (a NaN sum is kept by sum) */
+                /* A split that saw no key adds nothing. One whose scores were
+                   all NaN also reports max = -inf, but its sum is NaN and
+                   must reach the output: skip on the sum, not the max. */
+                if (psum == 0.0f)
+                    continue;
                 const float top = pmax > max ? pmax : max;
                 const float a = expf(max - top), c = expf(pmax - top);
                 sum = sum * a + psum * c;

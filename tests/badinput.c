@@ -39,9 +39,6 @@ static const qkv_funcs dispatched_funcs = {
 static int ncallers;
 static caller callers[2 * QKV_ISA_COUNT];
 
-/* Set by --known-bugs: run the cases of reported library bugs only. */
-static int known_bugs;
-
 static void make_callers(void)
 {
     nisa = supported_isas(isas);
@@ -700,16 +697,14 @@ static void test_attention_valid(void)
 
 /* A window at least as long as the keys hides nothing: the result must be
    bit-identical to no window at all, whatever the window's size. */
-static void test_window_large(int known_bugs)
+static void test_window_large(void)
 {
     const shape s = {1, 2, 1, 6, 11, 8, 5};
-    static const size_t fine[] = {11, 12, 100, SIZE_MAX / 4, (size_t)PTRDIFF_MAX};
-    /* Known bug (reported): dispatch/attention.c visible_keys() casts the
-       window to ptrdiff_t, so a window >= 2^63 turns negative: SIZE_MAX and
-       SIZE_MAX-1 hide keys that must be seen, 2^63 overflows pos - window. */
-    static const size_t buggy[] = {(size_t)PTRDIFF_MAX + 1, SIZE_MAX - 1, SIZE_MAX};
-    const size_t *windows = known_bugs ? buggy : fine;
-    const size_t nwin = known_bugs ? sizeof buggy / sizeof buggy[0] : sizeof fine / sizeof fine[0];
+    /* Windows >= 2^63 once turned negative in a cast to ptrdiff_t (fixed;
+       kept as a regression). */
+    static const size_t windows[] = {11, 12, 100, SIZE_MAX / 4, (size_t)PTRDIFF_MAX,
+                                     (size_t)PTRDIFF_MAX + 1, SIZE_MAX - 1, SIZE_MAX};
+    const size_t nwin = sizeof windows / sizeof windows[0];
     fixture fx;
     fx_init(&fx, s, 77);
     const size_t no = fx.o.n, nl = fx.lse.n;
@@ -1094,12 +1089,8 @@ static void test_misc(void)
     qkv_isa_set(before);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    /* --known-bugs runs only the cases of library bugs reported and not yet
-       fixed; meson registers that run with should_fail, so a fix turns it
-       red until the cases move back into the main run. */
-    known_bugs = argc > 1 && strcmp(argv[1], "--known-bugs") == 0;
     make_callers();
     printf("badinput: %d supported ISA(s):", nisa);
     for (int i = 0; i < nisa; i++)
@@ -1107,20 +1098,14 @@ int main(int argc, char **argv)
     printf(", each through its table and the dispatcher\n");
     const qkv_isa start = qkv_isa_get();
 
-    if (known_bugs) {
-        test_window_large(1);
-        test_nan_split();
-        qkv_isa_set(start);
-        printf("badinput --known-bugs: %lu (case, ISA, path) calls\n", cases);
-        return tally_finish(&T);
-    }
     test_scores();
     test_softmax();
     test_softmax_special();
     test_weighted_sum();
     test_attention_errors();
     test_attention_valid();
-    test_window_large(0);
+    test_window_large();
+    test_nan_split();
     test_all_masked();
     test_nonfinite();
     test_huge_scores();

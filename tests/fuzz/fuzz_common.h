@@ -20,17 +20,17 @@
 /* API.md: within 1e-5 (absolute) for f32 inputs in [-1, 1] and |V| <= 1. */
 #define FUZZ_TOL 1e-5
 
-/* Known library bugs, reported to the lead and not yet fixed: while 1, the
-   decoders steer around them so that fuzzing keeps finding new things. Set
-   to 0 once fixed; the inputs in corpus/ named regress-* then cover them.
-   - WINDOW_CAST: a window >= 2^63 is cast to ptrdiff_t in visible_keys().
-   - NAN_SPLIT: with a hook and a key split, a split whose scores are all NaN
-     reports max = -inf and merge_job() drops its NaN sum. */
+/* Library bugs the fuzzers found: while a switch is 1, the decoders steer
+   around that bug so fuzzing keeps finding new things. All are fixed now
+   (0), and the inputs in corpus/ named regress-* cover them.
+   - WINDOW_CAST: a window >= 2^63 was cast to ptrdiff_t in visible_keys().
+   - NAN_SPLIT: with a hook and a key split, a split whose scores were all
+     NaN reported max = -inf and merge_job() dropped its NaN sum. */
 #ifndef FUZZ_AVOID_WINDOW_CAST
-#define FUZZ_AVOID_WINDOW_CAST 1
+#define FUZZ_AVOID_WINDOW_CAST 0
 #endif
 #ifndef FUZZ_AVOID_NAN_SPLIT
-#define FUZZ_AVOID_NAN_SPLIT 1
+#define FUZZ_AVOID_NAN_SPLIT 0
 #endif
 /* - V_LEAK (corpus/attention/regress-simd-v-leak): the AVX2/AVX-512 fused
      kernel weighed keys outside a row's range (causal, window) by 0, and
