@@ -99,24 +99,36 @@ void oracle_attention(const qkv_attention_desc *d, double *o, double *lse)
         if (d->sinks)
             s[n++] = d->sinks[h];
         double max = -INFINITY;
-        for (size_t j = 0; j < n; j++)
+        int nan = 0;
+        for (size_t j = 0; j < n; j++) {
+            nan |= isnan(s[j]);
             if (s[j] > max)
                 max = s[j];
+        }
         double *out = o + ((b * d->q_heads + h) * d->q_len + i) * dv;
         double sum = 0;
         for (size_t c = 0; c < dv; c++)
-            out[c] = 0;
-        if (max > -INFINITY) {
+            out[c] = nan ? NAN : 0;
+        if (nan) {
+            /* A NaN score is never the maximum, yet it makes the sum and so
+               the whole row NaN. */
+            max = sum = NAN;
+        } else if (max > -INFINITY) {
             for (size_t j = 0; j < n; j++)
                 sum += exp(s[j] - max);
             for (size_t j = 0; j < d->kv_len; j++) {
+                /* A hidden key is left out, not weighed by 0: 0 · NaN in
+                   its value row would reach rows that never see it. */
+                if (s[j] == -INFINITY)
+                    continue;
                 const double w = exp(s[j] - max) / sum;
                 const float *vj = v + b * d->v.batch_stride + g * d->v.head_stride + j * d->v.row_stride;
                 for (size_t c = 0; c < dv; c++)
                     out[c] += w * vj[c];
             }
         }
-        lse[(b * d->q_heads + h) * d->q_len + i] = max > -INFINITY ? max + log(sum) : -INFINITY;
+        lse[(b * d->q_heads + h) * d->q_len + i] =
+            nan ? NAN : max > -INFINITY ? max + log(sum) : -INFINITY;
     }
     free(s);
 }
