@@ -75,4 +75,16 @@ ninja -C "$user/build" >/dev/null
 echo "subproject build: ok"
 rm -rf "$user"
 
+step "AArch64: cross build, NEON and SVE (128/256/512-bit) under qemu-aarch64"
+JOBS=${JOBS:-2} bash scripts/test-aarch64.sh
+
+step "sanitizers: ASan+UBSan suite, valgrind memcheck, TSan concurrency"
+bash scripts/test-sanitizers.sh
+
+step "differential fuzzing, $fuzz_seconds s per target"
+bash scripts/fuzz.sh "$fuzz_seconds"
+
+step "benchmark report smoke test (report.sh --quick)"
+bash scripts/test-report.sh
+
 step "all tests passed in $((SECONDS - start)) s"
