@@ -183,6 +183,7 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_kernels *k
 
 static size_t partial_floats(const plan *p)
 {
+    /* Only used with a merge buffer, whose size check covers this product. */
     return QKV_ATTN_MAX_ROWS * (p->d->v_head_dim + 2);
 }
 
@@ -401,8 +402,13 @@ qkv_status qkv_attention_with(const qkv_kernels *kern, const qkv_attention_desc 
         desc->parallel_for(desc->pool, p.jobs, task_whole, &p);
         return QKV_OK;
     }
-    /* jobs · splits < 2·SPLIT_TARGET_TASKS here, so this cannot overflow. */
-    p.partial = malloc(p.jobs * p.splits * partial_floats(&p) * sizeof(float));
+    /* jobs · splits < 2·SPLIT_TARGET_TASKS here; only a huge v_head_dim
+       could overflow the byte count. */
+    size_t floats, bytes;
+    if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
+        __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
+        return QKV_ERR_OVERFLOW;
+    p.partial = malloc(bytes);
     if (!p.partial)
         return QKV_ERR_NOMEM;
     desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);

@@ -43,7 +43,9 @@ typedef enum qkv_status {
     QKV_ERR_OVERFLOW,        /* a size or offset computation overflows size_t */
     QKV_ERR_UNSUPPORTED,     /* ISA, dtype or dtype combination not available
                                 in this build or on this CPU */
-    QKV_ERR_NOMEM            /* an allocation failed */
+    QKV_ERR_NOMEM            /* an allocation failed: qkv_pool_create, or a
+                                qkv_attention with a threading hook that
+                                splits the keys (its small merge buffer) */
 } qkv_status;
 
 /* A short English text for a status ("ok", "invalid argument", ...). Never NULL. */
@@ -196,6 +198,9 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * so with a hook the output is bit-identical whatever the number of threads
  * behind it. Without a hook KV is never split, so decode-like shapes may
  * differ from the hooked result in the last bits (both within tolerance).
+ * A call without a hook allocates nothing; a hooked call that splits the
+ * keys (decode-like shapes) allocates one merge buffer of at most
+ * 64 · 64 · (v_head_dim + 2) floats and may return QKV_ERR_NOMEM.
  */
 typedef struct qkv_attention_desc {
     /* Shapes. q_heads must be a multiple of kv_heads (GQA/MQA). head_dim is
