@@ -69,15 +69,21 @@ static qkv_isa choice_from_environment(void)
 
 static void init(void)
 {
-    unsigned compiled = 1u << QKV_ISA_SCALAR;
+    const unsigned cpu = qkv_cpu_isa_mask();
     for (size_t i = 0; i < QKV_ISA_COUNT; i++)
         qkv_kernels_init_scalar(&tables[i]);
+    supported = 0;
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-        tables[levels[i].isa] = tables[levels[i].below];
-        levels[i].init(&tables[levels[i].isa]);
-        compiled |= 1u << levels[i].isa;
+        const qkv_isa isa = levels[i].isa;
+        /* An ISA's init lives in that ISA's file and is compiled with its
+           flags (the compiler may use them even to fill a table), so it is
+           called only on a CPU that can run it. */
+        if (!((cpu >> isa) & 1u))
+            continue;
+        tables[isa] = tables[levels[i].below];
+        levels[i].init(&tables[isa]);
+        supported |= 1u << isa;
     }
-    supported = compiled & qkv_cpu_isa_mask();
     atomic_store(&current, choice_from_environment());
 }
 
