@@ -134,50 +134,6 @@ static float dot_f32_1x1_neon(size_t d, const float *x, const float *y)
     return vaddvq_f32(vaddq_f32(a0, a1)) + dot_tail_f32(x, y, c, d);
 }
 
-/* Scores of `rows` query rows (given by pointer: the fused kernel's rows
-   are not evenly strided) against n keys. */
-static void qk_rows_f32_neon(size_t rows, size_t n, size_t d, float scale,
-                             const float *const *q, const float *k, size_t ldk,
-                             float *s, size_t lds)
-{
-    float dot[4];
-    size_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            qk_f32_4x4_neon(d, scale, q + r, k + j * ldk, ldk, s + r * lds + j, lds);
-        for (; j < n; j++) {
-            dot_f32_1x4_neon(d, k + j * ldk, q[r], q[r + 1], q[r + 2], q[r + 3], dot);
-            for (size_t t = 0; t < 4; t++)
-                s[(r + t) * lds + j] = scale * dot[t];
-        }
-    }
-    for (; r < rows; r++) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4) {
-            const float *kj = k + j * ldk;
-            dot_f32_1x4_neon(d, q[r], kj, kj + ldk, kj + 2 * ldk, kj + 3 * ldk, dot);
-            for (size_t t = 0; t < 4; t++)
-                s[r * lds + j + t] = scale * dot[t];
-        }
-        for (; j < n; j++)
-            s[r * lds + j] = scale * dot_f32_1x1_neon(d, q[r], k + j * ldk);
-    }
-}
-
-static void scores_f32_neon(size_t m, size_t n, size_t d, float scale,
-                            const float *q, size_t ldq, const float *k, size_t ldk,
-                            float *s, size_t lds)
-{
-    for (size_t i = 0; i < m; i += 4) {
-        const size_t rows = m - i < 4 ? m - i : 4;
-        const float *qr[4];
-        for (size_t r = 0; r < rows; r++)
-            qr[r] = q + (i + r) * ldq;
-        qk_rows_f32_neon(rows, n, d, scale, qr, k, ldk, s + i * lds, lds);
-    }
-}
-
 /* ---- softmax --------------------------------------------------------------- */
 
 /* Max over x[0..n) ignoring NaN: FMAXNM returns the number when one operand
@@ -271,32 +227,6 @@ static void row_scale_f32_neon(float *x, size_t n, float f)
         x[j] *= f;
 }
 
-static int all_hidden_f32(const float *x, size_t n)
-{
-    for (size_t j = 0; j < n; j++)
-        if (x[j] != -INFINITY)
-            return 0;
-    return 1;
-}
-
-static void softmax_f32_neon(size_t m, size_t n, float *s, size_t lds)
-{
-    for (size_t i = 0; i < m; i++) {
-        float *row = s + i * lds;
-        const float max = row_max_f32_neon(row, n);
-        /* Nothing but -INFINITY: zeros rather than 0/0. A NaN is never the
-           maximum, so max == -INFINITY also when the row holds a NaN; then
-           the code below runs on and makes the whole row NaN, as scalar.c
-           does. The scan runs only for such rows. */
-        if (max == -INFINITY && all_hidden_f32(row, n)) {
-            memset(row, 0, n * sizeof *row);
-            continue;
-        }
-        const float sum = row_exp_sum_f32_neon(row, n, max);
-        row_scale_f32_neon(row, n, 1.0f / sum);
-    }
-}
-
 /* ---- P·V ----------------------------------------------------------------- */
 
 /* An MR × (4·NV) tile of O (MR <= 4, NV <= 4 vectors, constants after
@@ -372,33 +302,10 @@ static void pv_f32_1x16_neon(size_t n, size_t dv, const float *p, size_t ldp, co
     pv_f32_rows_neon(1, n, dv, p, ldp, v, ldv, o, accumulate);
 }
 
-static void pv_rows_f32_neon(size_t rows, size_t n, size_t dv, const float *p, size_t ldp,
-                             const float *v, size_t ldv, float *const *o, int accumulate)
-{
-    size_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-        pv_f32_4x16_neon(n, dv, p + r * ldp, ldp, v, ldv, o + r, accumulate);
-    for (; r < rows; r++)
-        pv_f32_1x16_neon(n, dv, p + r * ldp, ldp, v, ldv, o + r, accumulate);
-}
-
-static void pv_acc_rows_f32_neon(size_t rows, size_t n, size_t dv, const float *p, size_t ldp,
-                                 const float *v, size_t ldv, float *const *o)
-{
-    pv_rows_f32_neon(rows, n, dv, p, ldp, v, ldv, o, 1);
-}
-
-static void weighted_sum_f32_neon(size_t m, size_t n, size_t dv, const float *p, size_t ldp,
-                                  const float *v, size_t ldv, float *o, size_t ldo)
-{
-    for (size_t i = 0; i < m; i += 4) {
-        const size_t rows = m - i < 4 ? m - i : 4;
-        float *orow[4];
-        for (size_t r = 0; r < rows; r++)
-            orow[r] = o + (i + r) * ldo;
-        pv_rows_f32_neon(rows, n, dv, p + i * ldp, ldp, v, ldv, orow, 0);
-    }
-}
+#define ROWS4_SUFFIX neon
+#define ROWS4_PV4 pv_f32_4x16_neon
+#define ROWS4_PV1 pv_f32_1x16_neon
+#include "stages_4rows.h"
 
 /* ---- fused attention ----------------------------------------------------- */
 
