@@ -306,26 +306,43 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
 
 /* ---- P·V --------------------------------------------------------------- */
 
+/* Rows of P per block: MC × WSUM_KC floats of P (192 KiB at most) stay in
+   L2 while every column block of V passes over them, so P, the one operand
+   too big for any cache, is read from memory once. */
+#define WSUM_MC 192
+
+/* Blocked as BLIS does (A = P, B = V): a block of WSUM_MC rows × WSUM_KC
+   keys of P in L2, a WSUM_KC × GEMM_NR panel of V in L1 reused by every
+   micro-panel of GEMM_MR rows. V is used in place: its rows are already
+   contiguous along the output columns, and the last vector of each row is
+   read through the mask, never past the row's end. */
 static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                              const float *p, size_t ldp, const float *v, size_t ldv,
                              float *o, size_t ldo)
 {
     float *crow[GEMM_MR];
-    for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
-        const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
-        const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
-        /* V is used in place: its rows are already contiguous along the
-           output columns, so a panel of WSUM_KC rows is a strided but
-           L1-resident B; the last vector of each row is read through the
-           mask, never past the row's end. */
+    for (size_t ic0 = 0; ic0 < m; ic0 += WSUM_MC) {
+        const size_t ic1 = m - ic0 < WSUM_MC ? m : ic0 + WSUM_MC;
         for (size_t pc = 0; pc < n; pc += WSUM_KC) {
             const size_t kc = n - pc < WSUM_KC ? n - pc : WSUM_KC;
-            for (size_t ic = 0; ic < m; ic += GEMM_MR) {
-                const int mr = (int)(m - ic < GEMM_MR ? m - ic : GEMM_MR);
-                for (int i = 0; i < mr; i++)
-                    crow[i] = o + (ic + (size_t)i) * ldo + jc;
-                gemm_any(mr, cb.nv, cb.tail, kc, p + ic * ldp + pc, ldp, 1, v + pc * ldv + jc,
-                         ldv, crow, 0, cb.lm, pc > 0, NULL, 1.0f, NULL);
+            for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
+                const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
+                const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+                for (size_t ic = ic0; ic < ic1; ic += GEMM_MR) {
+                    const int mr = (int)(ic1 - ic < GEMM_MR ? ic1 - ic : GEMM_MR);
+                    for (int i = 0; i < mr; i++)
+                        crow[i] = o + (ic + (size_t)i) * ldo + jc;
+                    /* The first column block reads P from memory: its rows
+                       lie a page or more apart, where hardware prefetchers
+                       stop, so the next micro-panel is asked for while
+                       this one is multiplied. */
+                    if (jc == 0)
+                        for (size_t i = ic + GEMM_MR; i < ic + 2 * GEMM_MR && i < ic1; i++)
+                            for (size_t c = 0; c < kc; c += 64 / sizeof(float))
+                                _mm_prefetch((const char *)(p + i * ldp + pc + c), _MM_HINT_T0);
+                    gemm_any(mr, cb.nv, cb.tail, kc, p + ic * ldp + pc, ldp, 1,
+                             v + pc * ldv + jc, ldv, crow, 0, cb.lm, pc > 0, NULL, 1.0f, NULL);
+                }
             }
         }
     }
