@@ -405,6 +405,25 @@ static void X86_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, int n)
     }
 }
 
+/* Reads one float of every cache line of the rows [j0, j1) of x, in a
+   tight sweep of loads that nothing waits on. Decode streams K from memory
+   once, and its dot products leave few loads per instruction window: spread
+   between their FMAs, the loads keep too few misses in flight to use the
+   memory's bandwidth. Run first, they keep many in flight, and the dot
+   products then read the rows from cache. (Measured on Zen 5, one thread,
+   32 query heads on 8 KV heads, 32768 keys, d = 128: 19 ms without, 12 ms
+   with; the software prefetch alone changes nothing.) */
+static void X86_NAME(touch_rows)(const float *x, size_t ld, size_t len, size_t j0, size_t j1)
+{
+    const size_t step = 64 / sizeof(float);
+    for (size_t j = j0; j < j1; j++) {
+        const volatile float *row = x + j * ld;
+        for (size_t c = 0; c < len; c += step)
+            (void)row[c];
+        (void)row[len - 1];   /* the last line, when the row is not aligned */
+    }
+}
+
 /* Q·Kᵀ for a job of few rows (decode: a GQA group of 1..VL/2 query
    heads). Lanes as rows would leave most of each vector idle, so here the
    vectors run along head_dim instead: blocks of 4 rows × VL/4 keys keep VL
@@ -418,6 +437,7 @@ static void X86_NAME(qk_dot_4xkeys)(const qkv_attn_job *job, size_t t0, size_t k
     const size_t d = job->head_dim, rows = job->rows, nfull = d / VL * VL;
     const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
     const vf vscale = v_set1(job->scale);
+    X86_NAME(touch_rows)(job->k, job->ldk, d, t0 + kmin, t0 + kmax);
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
         /* Rows past the last repeat it: they are computed, never stored. */
         const float *q[4];
