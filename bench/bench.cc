@@ -11,12 +11,14 @@
  *   attention/<impl>/n:2048/d:64/causal:0/threads:1
  *                          prefill: 8 heads, q_len = kv_len = n
  *   decode/<impl>/kv_len:4096/threads:1
- *                          one token: 32 query heads on 8 KV heads, d = 128
+ *                          one token: 32 query heads on 8 KV heads, d = 128,
+ *                          K and V read from memory (see kv_copies)
  *
  * Counters: FLOPS (useful flops per second: causal counts half), bytes_per_second
  * (each tensor read or written once). The context holds the CPU, the ISAs and
  * the machine limits measured at start (FMA peak per ISA on one core, read
- * bandwidth of one core), which the report turns into "% of peak".
+ * bandwidth of one core and of each thread count of the scaling rows), which
+ * the report turns into "% of peak" and "% BW".
  *
  * Own flags (taken out of argv before Google Benchmark sees it):
  *   --qkv_set=quick|default|full   which shapes get registered (default: default)
@@ -108,6 +110,16 @@ unsigned cpu_count()
     return n ? n : 1;
 }
 
+/* The thread counts of the scaling rows. */
+std::vector<unsigned> scaling_threads(const Config &cfg)
+{
+    std::vector<unsigned> threads = cfg.threads;
+    if (threads.empty())
+        for (unsigned t = 1; t <= cpu_count(); t++)
+            threads.push_back(t);
+    return threads;
+}
+
 /* ---- inputs ------------------------------------------------------------- */
 
 /* One growing 64-byte-aligned buffer per role, filled once with values in
@@ -175,11 +187,34 @@ struct Tensors {
     float *q, *k, *v, *o;
 };
 
+/* Bytes of the memory probe's buffer, also the least the decode benchmark
+   cycles through (see kv_copies). */
+constexpr size_t kColdBytes = (size_t)128 << 20;
+
+/* A real decode finds the KV cache in memory, not in cache: between two
+   tokens of one layer, every other layer's cache passes through. So decode
+   cycles through enough copies of K and V to span kColdBytes, and no call
+   finds the previous call's K and V still cached (8 MiB at kv_len 1024
+   would otherwise sit in a 32 MiB L3 and beat DRAM). Prefill reuses its
+   tiles many times over and is timed on one copy. */
+size_t kv_copies(const AttnShape &s)
+{
+    const size_t bytes = 2 * s.kv_heads * s.kv_len * s.d * sizeof(float);
+    return s.q_len == 1 ? (kColdBytes + bytes - 1) / bytes : 1;
+}
+
+/* The tensors of call i: copy i % kv_copies of K and V. */
+Tensors tensors_at(const AttnShape &s, const Tensors &t, size_t i)
+{
+    const size_t per = s.kv_heads * s.kv_len * s.d, c = i % kv_copies(s);
+    return {t.q, t.k + c * per, t.v + c * per, t.o};
+}
+
 bool get_tensors(const AttnShape &s, Tensors *t)
 {
     t->q = buffer(kQ, s.q_heads * s.q_len * s.d);
-    t->k = buffer(kK, s.kv_heads * s.kv_len * s.d);
-    t->v = buffer(kV, s.kv_heads * s.kv_len * s.d);
+    t->k = buffer(kK, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
+    t->v = buffer(kV, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
     t->o = buffer(kO, s.q_heads * s.q_len * s.d);
     return t->q && t->k && t->v && t->o;
 }
@@ -221,9 +256,12 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
         st.SkipWithError("qkv_pool_create failed");
         return;
     }
-    const qkv_attention_desc desc = make_desc(s, t, t.o, pool);
+    std::vector<qkv_attention_desc> desc;
+    for (size_t c = 0; c < kv_copies(s); c++)
+        desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
+    size_t call = 0;
     for (auto _ : st) {
-        const qkv_status rc = f->attention(&desc);
+        const qkv_status rc = f->attention(&desc[call++ % desc.size()]);
         if (rc != QKV_OK) {
             st.SkipWithError(qkv_status_string(rc));
             break;
@@ -355,8 +393,9 @@ void bm_attention_openblas(benchmark::State &st, const qkv_funcs *best, AttnShap
     if (const char *err = openblas_check(s, t, S, pool, best)) {
         st.SkipWithError(err);
     } else {
+        size_t call = 0;
         for (auto _ : st) {
-            if (!openblas_pipeline(s, t, S, pool, best)) {
+            if (!openblas_pipeline(s, tensors_at(s, t, call++), S, pool, best)) {
                 st.SkipWithError("softmax failed");
                 break;
             }
@@ -568,10 +607,7 @@ void register_all(const Config &cfg)
         }
     };
 
-    std::vector<unsigned> threads = cfg.threads;
-    if (threads.empty())
-        for (unsigned t = 1; t <= cpu_count(); t++)
-            threads.push_back(t);
+    const std::vector<unsigned> threads = scaling_threads(cfg);
 
     /* Grouped by implementation so that a run (and the report's progress)
        goes one implementation at a time. */
@@ -693,7 +729,7 @@ const Probe kProbes[] = {
 /* Under a second in all on an idle machine: 0.1 s per ISA (the best 1 ms
    chunk of it), then three passes over a buffer far larger than the
    last-level cache, whose first filling (page faults) takes most of it. */
-void run_probes()
+void run_probes(const Config &cfg)
 {
     const double t0 = qkv_probe_now();
     for (const Probe &p : kProbes) {
@@ -709,12 +745,21 @@ void run_probes()
        more than the cache finds none of its lines still cached. sysconf's L3 size is no guide (VMs often report the
        whole socket's). A bigger buffer only costs fill time: its page
        faults are most of the probes' time. */
-    const size_t bytes = (size_t)128 << 20;
-    const double gbs = qkv_probe_read_gbs(bytes, 3);
+    const size_t bytes = kColdBytes;
+    const double gbs = qkv_probe_read_gbs(bytes, 3, 1);
     benchmark::AddCustomContext("read_gbs", fmt(gbs));
     benchmark::AddCustomContext("read_buffer_mib", std::to_string(bytes >> 20));
-    std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (1 core, %zu MiB buffer); probes took %.2f s\n",
-                 gbs, bytes >> 20, qkv_probe_now() - t0);
+    std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (1 core, %zu MiB buffer)\n", gbs,
+                 bytes >> 20);
+    /* The bound of the decode rows run on more threads. */
+    for (unsigned t : scaling_threads(cfg)) {
+        if (t < 2)
+            continue;
+        const double g = qkv_probe_read_gbs(bytes, 3, t);
+        benchmark::AddCustomContext("read_gbs_t" + std::to_string(t), fmt(g));
+        std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (%u threads)\n", g, t);
+    }
+    std::fprintf(stderr, "probe: probes took %.2f s\n", qkv_probe_now() - t0);
 }
 
 bool parse_flag(const char *arg, Config *cfg)
@@ -796,7 +841,7 @@ int main(int argc, char **argv)
         return 1;
     add_context(cfg);
     if (cfg.probe && !listing)
-        run_probes();
+        run_probes(cfg);
     register_all(cfg);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

@@ -1,6 +1,6 @@
 /*
  * Machine-limit probes for the benchmark report: the single-core FP peak of
- * each ISA and the single-core memory read bandwidth. The report divides
+ * each ISA and the memory read bandwidth (one core, and N threads). The report divides
  * measured GFLOP/s by these to give "% of peak" and compares decode times
  * with the time it takes just to stream K and V from memory.
  *
@@ -26,9 +26,10 @@ double qkv_probe_fma_avx512(double seconds);
 double qkv_probe_fma_neon(double seconds);
 double qkv_probe_fma_sve(double seconds);
 
-/* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer on
-   the calling thread; 0 when the buffer cannot be allocated. */
-double qkv_probe_read_gbs(size_t bytes, int passes);
+/* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer,
+   split into `threads` slices read at the same time (the calling thread
+   reads one); 0 when the buffer or the threads cannot be had. */
+double qkv_probe_read_gbs(size_t bytes, int passes, unsigned threads);
 
 static inline double qkv_probe_now(void)
 {

@@ -203,8 +203,12 @@ def render_markdown(doc, results):
                      (', '.join('%.2f' % x for x in load), ctx.get('num_cpus', '?')))
     limits = ['%s %s GFLOP/s' % (i, ctx['peak_gflops_' + i])
               for i in ctx.get('qkv_isas', '').split(',') if 'peak_gflops_' + i in ctx]
-    lines.append('- Measured limits, one core: FMA peak %s; memory read %s GB/s (%s MiB buffer)' %
-                 (', '.join(limits) or '?', ctx.get('read_gbs', '?'), ctx.get('read_buffer_mib', '?')))
+    more = ['%s GB/s on %s threads' % (ctx[k], k[len('read_gbs_t'):])
+            for k in sorted(ctx, key=lambda k: int(k[len('read_gbs_t'):]) if k.startswith('read_gbs_t') else 0)
+            if k.startswith('read_gbs_t')]
+    lines.append('- Measured limits, one core: FMA peak %s; memory read %s GB/s (%s MiB buffer)%s' %
+                 (', '.join(limits) or '?', ctx.get('read_gbs', '?'), ctx.get('read_buffer_mib', '?'),
+                  '; ' + ', '.join(more) if more else ''))
     lines.append('')
     lines.append('Cells: value (×speed-up over scalar on the same case, %% of the measured '
                  'single-core peak of that column\'s ISA × threads; OpenBLAS is held to the best '
@@ -274,7 +278,8 @@ def render_markdown(doc, results):
                 rows.setdefault(key(r), {})[r.impl] = r
         lines.append('')
         lines.append('## Thread scaling — GFLOP/s (×speed-up over 1 thread of the same column, '
-                     '% of threads × single-core peak)')
+                     '% of threads × single-core peak; decode: % BW, the time K and V take to '
+                     'stream at the bandwidth measured with that many threads / time taken)')
         lines.append('')
         body = []
         for k in sorted(rows):
@@ -296,6 +301,10 @@ def render_markdown(doc, results):
                     pk = peak_for(ctx, c)
                     if pk and r.flops:
                         notes.append('%.0f%%' % (100 * r.flops / 1e9 / (pk * t)))
+                    tbw = ctx_float(ctx, 'read_gbs' if t == 1 else 'read_gbs_t%d' % t)
+                    if case[0] == 'decode' and tbw and r.ms > 0:
+                        kv = dict(case[1:]).get('kv_len', 0)
+                        notes.append('%.0f%% BW' % (100 * decode_kv_bytes(ctx, kv) / (tbw * 1e9) * 1e3 / r.ms))
                     row.append(fmt_num(r.flops / 1e9) + (' (' + ', '.join(notes) + ')' if notes else ''))
             body.append(row)
         lines.append(md_table(['case'] + cols, body))
