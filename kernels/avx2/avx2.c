@@ -112,6 +112,32 @@ V_INLINE vf v_hsum_lanes(const vf *x)
 V_INLINE vf v_fold4_max(vf x) { return _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
 V_INLINE vf v_fold4_add(vf x) { return _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
 
+/* x[i] = row i of an 8 × 8 block in, column i out. Pairs of rows are
+   interleaved (floats, then float pairs) so that each 128-bit half holds a
+   4 × 4 sub-block transposed, then the halves are swapped into place: 24
+   shuffles in all. */
+V_INLINE void v_transpose(vf *x)
+{
+    vf t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+    }
+    /* u[4k + c], half L: rows 4k..4k+3 of column 4L + c. */
+    for (int k = 0; k < 8; k += 4) {
+        const __m256d a = _mm256_castps_pd(t[k]), b = _mm256_castps_pd(t[k + 1]);
+        const __m256d c = _mm256_castps_pd(t[k + 2]), d = _mm256_castps_pd(t[k + 3]);
+        u[k] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+        u[k + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+        u[k + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+        u[k + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        x[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        x[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
 /* Lanes i with lo[i] <= j < hi[i]. */
 V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 {
@@ -119,20 +145,6 @@ V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
     const __m256i before = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)lo), vj);
     const __m256i inside = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)hi), vj);
     return _mm256_castsi256_ps(_mm256_andnot_si256(before, inside));
-}
-
-/* Lane i reads the float at byte address addr[i] + off when m has lane i,
-   else 0. Masked-off lanes are never read. */
-V_INLINE vf v_gather(const int64_t *addr, int64_t off, vm m)
-{
-    const __m256i o = _mm256_set1_epi64x(off);
-    const __m256i i0 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)addr), o);
-    const __m256i i1 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(addr + 4)), o);
-    const __m128 g0 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), (const float *)0, i0,
-                                               _mm256_castps256_ps128(m), 1);
-    const __m128 g1 = _mm256_mask_i64gather_ps(_mm_setzero_ps(), (const float *)0, i1,
-                                               _mm256_extractf128_ps(m, 1), 1);
-    return _mm256_set_m128(g1, g0);
 }
 
 #include "x86/kernels_tmpl.h"

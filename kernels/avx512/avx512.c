@@ -107,24 +107,44 @@ V_INLINE vf v_fold4_add(vf x)
     return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
 }
 
+/* x[i] = row i of a 16 × 16 block in, column i out. Pairs of rows are
+   interleaved (floats, then float pairs) so that each 128-bit lane holds a
+   4 × 4 sub-block transposed, then two rounds of lane shuffles put the
+   sub-blocks in place: 64 shuffles in all. */
+V_INLINE void v_transpose(vf *x)
+{
+    vf t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
+    }
+    /* u[4k + c], lane L: rows 4k..4k+3 of column 4L + c. */
+    for (int k = 0; k < 16; k += 4) {
+        const __m512d a = _mm512_castps_pd(t[k]), b = _mm512_castps_pd(t[k + 1]);
+        const __m512d c = _mm512_castps_pd(t[k + 2]), d = _mm512_castps_pd(t[k + 3]);
+        u[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        const vf w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);   /* lanes 0, 2 */
+        const vf w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   /* lanes 1, 3 */
+        const vf w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        const vf w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        x[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
+        x[8 + c] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
+        x[4 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
+        x[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
+    }
+}
+
 /* Lanes i with lo[i] <= j < hi[i]. */
 V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 {
     const __m512i vj = _mm512_set1_epi32(j);
     return _mm512_cmple_epi32_mask(_mm512_loadu_si512(lo), vj) &
            _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(hi), vj);
-}
-
-/* Lane i reads the float at byte address addr[i] + off when m has lane i,
-   else 0. Masked-off lanes are never read. */
-V_INLINE vf v_gather(const int64_t *addr, int64_t off, vm m)
-{
-    const __m512i o = _mm512_set1_epi64(off);
-    const __m512i i0 = _mm512_add_epi64(_mm512_loadu_si512(addr), o);
-    const __m512i i1 = _mm512_add_epi64(_mm512_loadu_si512(addr + 8), o);
-    const __m256 g0 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)m, i0, (const void *)0, 1);
-    const __m256 g1 = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(m >> 8), i1, (const void *)0, 1);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(g0), g1, 1);
 }
 
 #include "x86/kernels_tmpl.h"

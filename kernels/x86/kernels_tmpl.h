@@ -13,7 +13,7 @@
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
  *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_exp v_tanh
- *   v_in_range v_gather v_i32_to_f
+ *   v_in_range v_transpose v_i32_to_f
  *
  * One microkernel does all the multiplying (BLIS style):
  *     C[i][·] := post · (pre_i · C[i][·] + Σ_p A[i][p] · B[p][·])
@@ -548,7 +548,42 @@ static void X86_NAME(pv_exact)(const qkv_attn_job *job, size_t t0, const int32_t
     }
 }
 
-static const float X86_NAME(zero_mask_row)[ATT_BN] = {0};
+/* mt[j][r] = mask_r[t0 + j] for the keys [kmin, kmax) of a tile: the
+   additive mask in the layout of the scores, [key][row] with rp lanes a
+   key, so that adding it is one vector load per vector of scores. Mask
+   rows are [row][key] in memory, so this is a transpose, done once per
+   tile in VL × VL blocks in registers (a gather per vector of scores cost
+   a third of a whole prefill on Zen 5, an element-by-element copy a
+   fifth). Decode's 4 lanes a key (rp = 4) are few: copied one by one.
+   Keys a row does not see are copied too; mask rows span all kv_len keys,
+   and the range check hides those lanes afterwards. Rows without a mask
+   read zeros. */
+static void X86_NAME(transpose_mask)(const qkv_attn_job *job, size_t t0, size_t kmin,
+                                     size_t kmax, size_t rp, float *mt)
+{
+    if (rp % VL) {
+        for (size_t r = 0; r < job->rows; r++) {
+            const float *mr = job->row[r].mask;
+            for (size_t j = kmin; j < kmax; j++)
+                mt[j * rp + r] = mr ? mr[t0 + j] : 0.0f;
+        }
+        return;
+    }
+    for (size_t r0 = 0; r0 < job->rows; r0 += VL) {
+        for (size_t j0 = kmin; j0 < kmax; j0 += VL) {
+            const size_t nk = kmax - j0 < VL ? kmax - j0 : VL;
+            const vm km = v_tailmask(nk);
+            vf x[VL];
+            for (size_t i = 0; i < VL; i++) {
+                const float *mr = r0 + i < job->rows ? job->row[r0 + i].mask : NULL;
+                x[i] = !mr ? v_zero() : nk == VL ? v_load(mr + t0 + j0) : v_loadm(mr + t0 + j0, km);
+            }
+            v_transpose(x);
+            for (size_t k = 0; k < nk; k++)
+                v_store(mt + (j0 + k) * rp + r0, x[k]);
+        }
+    }
+}
 
 /* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
    each). With one lane per row a vector of scores would be mostly idle, so
@@ -564,7 +599,7 @@ static void X86_NAME(attention_rows4)(const qkv_attn_job *job)
     X86_ALIGN float st[(ATT_BN + DOT_KEYS) * 4];
     X86_ALIGN float slope_l[VL], alpha_l[VL], out_l[VL];
     X86_ALIGN int32_t lo_l[VL], hi_l[VL], dist_l[VL];
-    X86_ALIGN int64_t maddr_l[VL];
+    X86_ALIGN float mt[(ATT_BN + DOT_KEYS) * 4];   /* the mask, as st */
     int32_t lo[4], hi[4];
     float *acc[GEMM_MR];   /* 4 used; sized for gemm_any's widest case */
     int any_slope = 0, any_mask = 0;
@@ -577,6 +612,8 @@ static void X86_NAME(attention_rows4)(const qkv_attn_job *job)
         slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
         dist_l[l] = 0;
     }
+    if (any_mask)   /* lanes past the rows or past a tile's keys: hidden, but defined */
+        memset(mt, 0, sizeof mt);
     const vf vzero = v_zero(), ninf = v_set1(-INFINITY), one = v_set1(1.0f);
     const vf nzero = v_set1(-0.0f), vcap = v_set1(cap), vslope = v_load(slope_l);
     const X86_NAME(colblock) last = X86_NAME(cols)(dv - (dv - 1) / VL * VL);
@@ -619,14 +656,11 @@ static void X86_NAME(attention_rows4)(const qkv_attn_job *job)
             hi_l[l] = hi[r] - (int32_t)k;
             if (any_slope && r < rows)
                 dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
-            if (any_mask) {
-                const float *mr = r < rows ? job->row[r].mask : NULL;
-                maddr_l[l] = mr ? (int64_t)(uintptr_t)(mr + t0 + k)
-                                : (int64_t)(uintptr_t)(X86_NAME(zero_mask_row) + k);
-            }
         }
 
         X86_NAME(qk_dot_4xkeys)(job, t0, kmin, kmax, 4, st, 1);
+        if (any_mask)
+            X86_NAME(transpose_mask)(job, t0, kmin, kmax, 4, mt);
 
         vf tmax = ninf;
         for (size_t j0 = kmin; j0 < kmax; j0 += DOT_KEYS) {
@@ -639,7 +673,7 @@ static void X86_NAME(attention_rows4)(const qkv_attn_job *job)
             /* Also hides the keys past kmax of the last vector. */
             const vm act = v_in_range(lo_l, hi_l, (int32_t)j0);
             if (any_mask)
-                x = v_add(x, v_gather(maddr_l, (int64_t)(j0 * sizeof(float)), act));
+                x = v_add(x, v_load(mt + j0 * 4));
             x = v_sel(act, ninf, x);
             v_store(sp, x);
             tmax = v_max(x, tmax);
@@ -699,7 +733,7 @@ static void attention_f32(const qkv_attn_job *job)
     /* Per-row state, one lane per row, padded to whole vectors. */
     X86_ALIGN float m_run[ATT_LANES], l_run[ATT_LANES], alpha[ATT_LANES], slope[ATT_LANES];
     X86_ALIGN int32_t lo[ATT_LANES], hi[ATT_LANES], dist0[ATT_LANES];
-    X86_ALIGN int64_t maddr[ATT_LANES];
+    X86_ALIGN float mt[ATT_BN * ATT_LANES];   /* the mask, as st */
     float *acc[ATT_LANES];
     int any_slope = 0, any_mask = 0;
 
@@ -725,6 +759,8 @@ static void attention_f32(const qkv_attn_job *job)
        usual shapes (head_dim × rows <= 256 × 64) it is packed once. */
     const size_t dc = d * rp <= ATT_QT_FLOATS ? d : ATT_QT_FLOATS / rp;
     const int dot_form = rows <= VL / 2;
+    if (any_mask)          /* lanes past the rows: defined, and inactive */
+        memset(mt, 0, sizeof mt);
     if (dot_form)          /* lanes it never writes: defined, and inactive */
         memset(st, 0, sizeof st);
     else if (dc == d)
@@ -758,11 +794,7 @@ static void attention_f32(const qkv_attn_job *job)
             for (size_t r = 0; r < rows; r++)
                 dist0[r] = (int32_t)((ptrdiff_t)t0 - job->row[r].pos);
         if (any_mask)
-            for (size_t r = 0; r < rp; r++) {
-                const float *mr = r < rows ? job->row[r].mask : NULL;
-                maddr[r] = mr ? (int64_t)(uintptr_t)(mr + t0)
-                              : (int64_t)(uintptr_t)X86_NAME(zero_mask_row);
-            }
+            X86_NAME(transpose_mask)(job, t0, kmin, kmax, rp, mt);
 
         /* A plain tile: every row sees all of [kmin, kmax) and no score
            modifier is on, so S needs no second look before its max, and
@@ -813,7 +845,7 @@ static void attention_f32(const qkv_attn_job *job)
                     x = v_add(x, v_mul(vslope, v_i32_to_f(dist0 + l0, (int32_t)jj)));
                 const vm act = v_in_range(lo + l0, hi + l0, (int32_t)jj);
                 if (any_mask)
-                    x = v_add(x, v_gather(maddr + l0, (int64_t)(jj * sizeof(float)), act));
+                    x = v_add(x, v_load(mt + jj * rp + l0));
                 /* Keys a row does not see are -INFINITY: weight 0 below. */
                 x = v_sel(act, ninf, x);
                 v_store(sp, x);
