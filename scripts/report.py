@@ -59,6 +59,7 @@ class Result:
         self.ms = entry.get('real_time', float('nan')) * unit
         self.flops = entry.get('FLOPS')            # FLOP/s
         self.bytes_per_s = entry.get('bytes_per_second')
+        self.items_per_s = entry.get('items_per_second')   # softmax: elements/s
         self.reps = entry.get('repetitions', 1)
 
 
@@ -313,9 +314,17 @@ def render_markdown(doc, results):
                         ('weighted_sum', 'Stage 3, weighted sum O = P·V (one head) — GFLOP/s')):
         section(title, kind, lambda r: (p(r, 'd'), p(r, 'n')),
                 lambda k: 'm=n=%d d=%d' % (k[1], k[0]), gflops)
-    section('Stage 2, softmax in place (one head, m × n) — ms per call', 'softmax',
-            lambda r: p(r, 'n'), lambda k: 'm=n=%d' % k,
-            lambda r, base, impl, k: time_cell(r, base))
+    def elements_cell(r, base, impl, k):
+        if r is None or r.error or not r.items_per_s:
+            return time_cell(r, base)
+        notes = [fmt_num(r.ms) + ' ms']
+        if base is not None and base is not r and not base.error and base.items_per_s:
+            notes.append('×%s' % fmt_num(r.items_per_s / base.items_per_s))
+        return '%s (%s)' % (fmt_num(r.items_per_s / 1e9), ', '.join(notes))
+
+    section('Stage 2, softmax in place (one head, m × n) — G elements/s (ms per call, '
+            '×speed-up over scalar)', 'softmax', lambda r: p(r, 'n'), lambda k: 'm=n=%d' % k,
+            elements_cell)
     lines.append('')
     return '\n'.join(lines)
 
