@@ -184,51 +184,54 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
 
 /* kt[p][j] = k[j][p] for j < nc, p < kc, zero for nc <= j < w: Kᵀ as the
-   microkernel's B, so one key panel is one contiguous stream per step. */
+   microkernel's B, so one key panel is one contiguous stream per step.
+   Transposed in VL × VL blocks in registers; w is a multiple of VL. */
 static void pack_kt(float *kt, size_t w, const float *k, size_t ldk, size_t nc, size_t kc)
 {
-    for (size_t j = 0; j < nc; j++) {
-        const float *kr = k + j * ldk;
-        for (size_t p = 0; p < kc; p++)
-            kt[p * w + j] = kr[p];
+    for (size_t p0 = 0; p0 < kc; p0 += VL) {
+        const size_t np = kc - p0 < VL ? kc - p0 : VL;
+        const vm pm = v_tailmask(np);
+        for (size_t j0 = 0; j0 < w; j0 += VL) {
+            vf x[VL];
+            for (size_t i = 0; i < VL; i++) {
+                const float *kr = k + (j0 + i) * ldk + p0;
+                x[i] = j0 + i >= nc ? v_zero() : np == VL ? v_load(kr) : v_loadm(kr, pm);
+            }
+            v_transpose(x);
+            for (size_t pp = 0; pp < np; pp++)
+                v_store(kt + (p0 + pp) * w + j0, x[pp]);
+        }
     }
-    for (size_t j = nc; j < w; j++)
-        for (size_t p = 0; p < kc; p++)
-            kt[p * w + j] = 0.0f;
 }
 
-/* Rows of Q kept hot in L2 while the key panels stream past them: MC rows
-   of up to SCORES_KC floats is 192 KiB at most on AVX-512, a fifth of the
-   1 MiB L2, so every packed panel is reused by MC rows. */
-#define SCORES_MC 384
-
+/* Each panel of Kᵀ (SCORES_KC × GEMM_NR, in L1) is packed once and then
+   serves every row of Q. Q is the microkernel's broadcast side: GEMM_MR
+   floats per step of GEMM_MR × GEMM_NV FMAs, little enough to come from L2
+   or L3, so Q needs no cache block of its own. */
 static void scores_f32(size_t m, size_t n, size_t d, float scale,
                        const float *q, size_t ldq, const float *k, size_t ldk,
                        float *s, size_t lds)
 {
     X86_ALIGN float kt[SCORES_KC * GEMM_NR];
     float *crow[GEMM_MR];
-    for (size_t ic0 = 0; ic0 < m; ic0 += SCORES_MC) {
-        const size_t mc = m - ic0 < SCORES_MC ? m - ic0 : SCORES_MC;
-        for (size_t jc = 0; jc < n; jc += GEMM_NR) {
-            const size_t nc = n - jc < GEMM_NR ? n - jc : GEMM_NR;
-            const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
-            const size_t w = (size_t)cb.nv * VL;
-            for (size_t pc = 0; pc < d; pc += SCORES_KC) {
-                const size_t kc = d - pc < SCORES_KC ? d - pc : SCORES_KC;
-                /* The scale is applied once, to the finished dot product,
-                   as the scalar reference does. */
-                const float post = pc + kc >= d ? scale : 1.0f;
-                pack_kt(kt, w, k + jc * ldk + pc, ldk, nc, kc);
-                for (size_t ic = ic0; ic < ic0 + mc; ic += GEMM_MR) {
-                    const int mr = (int)(ic0 + mc - ic < GEMM_MR ? ic0 + mc - ic : GEMM_MR);
-                    for (int i = 0; i < mr; i++)
-                        crow[i] = s + (ic + (size_t)i) * lds + jc;
-                    /* kt is padded with zeros to w columns: only the store of
-                       the last vector needs the mask. */
-                    gemm_any(mr, cb.nv, cb.tail, kc, q + ic * ldq + pc, ldq, 1, kt, w, crow, 0,
-                             cb.lm, pc > 0, NULL, post, NULL);
-                }
+    for (size_t jc = 0; jc < n; jc += GEMM_NR) {
+        const size_t nc = n - jc < GEMM_NR ? n - jc : GEMM_NR;
+        const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
+        const size_t w = (size_t)cb.nv * VL;
+        for (size_t pc = 0; pc < d; pc += SCORES_KC) {
+            const size_t kc = d - pc < SCORES_KC ? d - pc : SCORES_KC;
+            /* The scale is applied once, to the finished dot product, as
+               the scalar reference does. */
+            const float post = pc + kc >= d ? scale : 1.0f;
+            pack_kt(kt, w, k + jc * ldk + pc, ldk, nc, kc);
+            for (size_t ic = 0; ic < m; ic += GEMM_MR) {
+                const int mr = (int)(m - ic < GEMM_MR ? m - ic : GEMM_MR);
+                for (int i = 0; i < mr; i++)
+                    crow[i] = s + (ic + (size_t)i) * lds + jc;
+                /* kt is padded with zeros to w columns: only the store of
+                   the last vector needs the mask. */
+                gemm_any(mr, cb.nv, cb.tail, kc, q + ic * ldq + pc, ldq, 1, kt, w, crow, 0,
+                         cb.lm, pc > 0, NULL, post, NULL);
             }
         }
     }
