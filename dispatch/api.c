@@ -106,6 +106,17 @@ qkv_status qkv_attention(const qkv_attention_desc *desc)
     return qkv_attention_with(chosen(), desc);
 }
 
+qkv_status qkv_convert(size_t n, const void *src, qkv_dtype src_type, void *dst, qkv_dtype dst_type)
+{
+    return qkv_convert_with(chosen(), n, src, src_type, dst, dst_type);
+}
+
+qkv_status qkv_merge_states(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                            const float *o_other, size_t ldo_other, const float *lse_other)
+{
+    return qkv_merge_states_with(chosen(), rows, dv, o, ldo, lse, o_other, ldo_other, lse_other);
+}
+
 /* One qkv_funcs per ISA: functions bound to that ISA's table. */
 
 #define QKV_BOUND_FUNCS(ISA, name)                                                          \
@@ -128,6 +139,17 @@ qkv_status qkv_attention(const qkv_attention_desc *desc)
     static qkv_status attention_##name(const qkv_attention_desc *desc)                      \
     {                                                                                       \
         return qkv_attention_with(qkv_kernels_for(ISA), desc);                              \
+    }                                                                                       \
+    static qkv_status convert_##name(size_t n, const void *src, qkv_dtype st, void *dst,    \
+                                     qkv_dtype dt)                                          \
+    {                                                                                       \
+        return qkv_convert_with(qkv_kernels_for(ISA), n, src, st, dst, dt);                 \
+    }                                                                                       \
+    static qkv_status merge_states_##name(size_t rows, size_t dv, float *o, size_t ldo,     \
+                                          float *lse, const float *o2, size_t ldo2,         \
+                                          const float *lse2)                                \
+    {                                                                                       \
+        return qkv_merge_states_with(qkv_kernels_for(ISA), rows, dv, o, ldo, lse, o2, ldo2, lse2); \
     }
 
 QKV_BOUND_FUNCS(QKV_ISA_SCALAR, scalar)
@@ -137,7 +159,8 @@ QKV_BOUND_FUNCS(QKV_ISA_NEON, neon)
 QKV_BOUND_FUNCS(QKV_ISA_SVE, sve)
 
 #define QKV_FUNCS_ROW(ISA, name) \
-    [ISA] = {ISA, scores_##name, softmax_##name, weighted_sum_##name, attention_##name}
+    [ISA] = {ISA, scores_##name, softmax_##name, weighted_sum_##name, attention_##name, \
+             convert_##name, merge_states_##name}
 
 static const qkv_funcs bound[QKV_ISA_COUNT] = {
     QKV_FUNCS_ROW(QKV_ISA_SCALAR, scalar),

@@ -13,5 +13,10 @@ qkv_status qkv_weighted_sum_with(const qkv_kernels *kern, size_t m, size_t n, si
                                  const float *p, size_t ldp, const float *v, size_t ldv,
                                  float *o, size_t ldo);
 qkv_status qkv_attention_with(const qkv_kernels *kern, const qkv_attention_desc *desc);
+qkv_status qkv_convert_with(const qkv_kernels *kern, size_t n, const void *src, qkv_dtype src_type,
+                            void *dst, qkv_dtype dst_type);
+qkv_status qkv_merge_states_with(const qkv_kernels *kern, size_t rows, size_t dv, float *o,
+                                 size_t ldo, float *lse, const float *o_other, size_t ldo_other,
+                                 const float *lse_other);
 
 #endif

@@ -71,7 +71,10 @@ static qkv_status check_dtype(qkv_dtype t)
     switch (t) {
     case QKV_F32: return QKV_OK;
     case QKV_F16:
-    case QKV_BF16: return QKV_ERR_UNSUPPORTED;
+    case QKV_BF16:
+    case QKV_Q8_0:
+    case QKV_Q4_0: return QKV_ERR_UNSUPPORTED;
+    case QKV_DTYPE_COUNT: break;
     }
     return QKV_ERR_ARG;
 }
@@ -236,7 +239,7 @@ static job_place place_of(const plan *p, size_t job)
 
 static float *out_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i)
 {
-    return d->o.data + b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
+    return (float *)d->o.data + b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
 }
 
 /* The softmax denominator joined by the sink, then o = acc / L and lse. */

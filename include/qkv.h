@@ -26,9 +26,22 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; only what carries QKV_API
+   is exported from libqkv.so. */
+#if defined(QKV_BUILDING_LIBRARY) && defined(__GNUC__)
+#define QKV_API __attribute__((visibility("default")))
+#else
+#define QKV_API
+#endif
+
 #define QKV_VERSION_MAJOR 0
-#define QKV_VERSION_MINOR 1
+#define QKV_VERSION_MINOR 2
 #define QKV_VERSION_PATCH 0
+
+/* The version of the library actually loaded (the macros above are the
+   header's): MAJOR·10000 + MINOR·100 + PATCH, and "MAJOR.MINOR.PATCH". */
+QKV_API unsigned qkv_version(void);
+QKV_API const char *qkv_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes                                                              */
@@ -49,7 +62,15 @@ typedef enum qkv_status {
 } qkv_status;
 
 /* A short English text for a status ("ok", "invalid argument", ...). Never NULL. */
-const char *qkv_status_string(qkv_status status);
+QKV_API const char *qkv_status_string(qkv_status status);
+
+/* What the most recent failing qkv call on this thread objected to, naming
+   the field and the rule, e.g. "desc.k.row_stride 64 < head_dim 128" or
+   "QKV_ISA=AVX2: unknown ISA name (known: scalar, avx2, ...)". "" when no
+   call on this thread has failed yet. A call that succeeds leaves it as it
+   was. Per thread, never NULL, valid until the thread's next qkv call; no
+   allocation and no printing. */
+QKV_API const char *qkv_last_error_detail(void);
 
 /* ------------------------------------------------------------------------ */
 /* Instruction sets and dispatch                                             */
@@ -68,22 +89,22 @@ typedef enum qkv_isa {
 
 /* "scalar", "avx2", "avx512", "neon", "sve"; "none" for QKV_ISA_NONE and
    "unknown" for anything else. Never NULL. */
-const char *qkv_isa_name(qkv_isa isa);
+QKV_API const char *qkv_isa_name(qkv_isa isa);
 
 /* The ISA with that name (exact, lower case). QKV_ERR_ARG for a NULL
    argument, QKV_ERR_UNSUPPORTED for a name that is no ISA. */
-qkv_status qkv_isa_from_name(const char *name, qkv_isa *out);
+QKV_API qkv_status qkv_isa_from_name(const char *name, qkv_isa *out);
 
 /* 1 when the ISA is compiled into this build AND the CPU and OS can run it
    (on x86 the OS must have enabled the YMM/ZMM register state), else 0. */
-int qkv_isa_supported(qkv_isa isa);
+QKV_API int qkv_isa_supported(qkv_isa isa);
 
 /* The best supported ISA on this machine (QKV_ISA_SCALAR at least). */
-qkv_isa qkv_isa_best(void);
+QKV_API qkv_isa qkv_isa_best(void);
 
 /* Sets the process-wide ISA used by the entry points below. An ISA that is
    not supported gives QKV_ERR_UNSUPPORTED and leaves the choice unchanged. */
-qkv_status qkv_isa_set(qkv_isa isa);
+QKV_API qkv_status qkv_isa_set(qkv_isa isa);
 
 /* The ISA the entry points use now. At first use it is read from the
    environment variable QKV_ISA=<name> if set, else qkv_isa_best(). There is
@@ -91,7 +112,7 @@ qkv_status qkv_isa_set(qkv_isa isa);
    cannot run, this returns the named ISA (QKV_ISA_NONE for an unknown name)
    and every dispatched entry point returns QKV_ERR_UNSUPPORTED until
    qkv_isa_set() picks a supported one. */
-qkv_isa qkv_isa_get(void);
+QKV_API qkv_isa qkv_isa_get(void);
 
 /* ------------------------------------------------------------------------ */
 /* The three stages                                                          */
@@ -99,25 +120,25 @@ qkv_isa qkv_isa_get(void);
 
 /* S[i][j] = scale · dot(Q[i][0..d), K[j][0..d))   for i < m, j < n.
    Needs ldq >= d, ldk >= d, lds >= n; s must not overlap q or k. */
-qkv_status qkv_scores(size_t m, size_t n, size_t d, float scale,
-                      const float *q, size_t ldq, const float *k, size_t ldk,
-                      float *s, size_t lds);
+QKV_API qkv_status qkv_scores(size_t m, size_t n, size_t d, float scale,
+                              const float *q, size_t ldq, const float *k, size_t ldk,
+                              float *s, size_t lds);
 
 /* In place: each of the m rows of n entries becomes its softmax. The row
    maximum is subtracted first, so any finite input is stable. -INFINITY
    entries get weight 0; a row with no entry above -INFINITY becomes all
    zeros (never NaN). A NaN or +INFINITY entry makes its row NaN. Needs
    lds >= n. */
-qkv_status qkv_softmax(size_t m, size_t n, float *s, size_t lds);
+QKV_API qkv_status qkv_softmax(size_t m, size_t n, float *s, size_t lds);
 
 /* O[i][c] = Σ_j P[i][j] · V[j][c]   for i < m, c < dv.
    Needs ldp >= n, ldv >= dv, ldo >= dv; o must not overlap p or v. */
-qkv_status qkv_weighted_sum(size_t m, size_t n, size_t dv,
-                            const float *p, size_t ldp, const float *v, size_t ldv,
-                            float *o, size_t ldo);
+QKV_API qkv_status qkv_weighted_sum(size_t m, size_t n, size_t dv,
+                                    const float *p, size_t ldp, const float *v, size_t ldv,
+                                    float *o, size_t ldo);
 
 /* 1/sqrt(d), the usual scale; 0 for d == 0. */
-float qkv_default_scale(size_t d);
+QKV_API float qkv_default_scale(size_t d);
 
 /* ------------------------------------------------------------------------ */
 /* Fused attention                                                           */
@@ -126,8 +147,28 @@ float qkv_default_scale(size_t d);
 typedef enum qkv_dtype {
     QKV_F32 = 0,             /* IEEE binary32 (float) */
     QKV_F16,                 /* IEEE binary16, stored as uint16_t */
-    QKV_BF16                 /* bfloat16, stored as uint16_t */
+    QKV_BF16,                /* bfloat16, stored as uint16_t */
+    QKV_Q8_0,                /* ggml's block_q8_0: 32 values in 34 bytes, an
+                                f16 scale d then 32 int8 q; value = d·q */
+    QKV_Q4_0,                /* ggml's block_q4_0: 32 values in 18 bytes, an
+                                f16 scale d then 16 bytes; value j =
+                                d·((qs[j] & 15) - 8) for j < 16 and
+                                d·((qs[j-16] >> 4) - 8) for j >= 16 */
+    QKV_DTYPE_COUNT          /* number of dtypes; not a dtype */
 } qkv_dtype;
+
+/* Converts n elements from src (src_type) to dst (dst_type), the cache
+   append an engine does every token. f32, f16 and bf16 convert into each
+   other (to a 16-bit type: rounded to nearest even, NaN kept NaN, overflow
+   to infinity); f32 converts to Q8_0 and Q4_0 (ggml's reference quantizer:
+   d = max|x| / 127, or the value of largest magnitude / -8, rounded to
+   nearest) and they convert back to f32. For Q8_0 and Q4_0, n must be a
+   multiple of 32 and counts values, not blocks. src and dst must not
+   overlap. QKV_ERR_ARG for NULL pointers, n == 0, a bad n or overlap;
+   QKV_ERR_UNSUPPORTED for any other pair (e.g. Q8_0 -> f16); a same-type
+   pair is a copy. Runs on the process-wide ISA. */
+QKV_API qkv_status qkv_convert(size_t n, const void *src, qkv_dtype src_type, void *dst,
+                               qkv_dtype dst_type);
 
 /* A 4-d tensor [batch][head][row][dim] seen through strides, in elements of
    its dtype. The last dimension is contiguous. With row_stride = heads·dim
@@ -140,13 +181,27 @@ typedef struct qkv_tensor {
     size_t      row_stride;
 } qkv_tensor;
 
-/* The output tensor: always f32, same stride conventions. */
+/* The output tensor, same stride conventions, in elements of dtype (f32,
+   f16 or bf16; zero-initialised means f32). dtype comes last so that
+   positional initialisers written for the f32-only struct stay valid. */
 typedef struct qkv_out_tensor {
-    float  *data;
-    size_t  batch_stride;
-    size_t  head_stride;
-    size_t  row_stride;
+    void     *data;
+    size_t    batch_stride;
+    size_t    head_stride;
+    size_t    row_stride;
+    qkv_dtype dtype;
 } qkv_out_tensor;
+
+/* How much precision a kernel may give up for speed (oneDNN's fpmath_mode).
+   STRICT: every stored value is widened exactly to f32 and all arithmetic
+   is f32, so the f32 accuracy contract holds against the oracle on the
+   stored values. BF16: the kernel may round Q, K, P and V to bf16 before
+   multiplying (accumulating in f32) where the ISA has bf16 dot products or
+   matrix tiles; its error bound is documented in the README and tested. */
+typedef enum qkv_fpmath {
+    QKV_FPMATH_STRICT = 0,
+    QKV_FPMATH_BF16
+} qkv_fpmath;
 
 typedef enum qkv_mask_kind {
     QKV_MASK_NONE = 0,       /* every query sees every key */
@@ -243,9 +298,27 @@ typedef struct qkv_attention_desc {
     /* Optional threading hook, e.g. qkv_pool_parallel_for with a qkv_pool. */
     qkv_parallel_for_fn parallel_for;
     void               *pool;
+
+    /* Precision the kernels may trade for speed; 0 = QKV_FPMATH_STRICT. */
+    qkv_fpmath fpmath;
 } qkv_attention_desc;
 
-qkv_status qkv_attention(const qkv_attention_desc *desc);
+QKV_API qkv_status qkv_attention(const qkv_attention_desc *desc);
+
+/* Merges a partial attention result computed over other keys into (o, lse),
+   in place, by their log-sum-exp: for each of the rows,
+       lse' = log(exp(lse) + exp(lse_other))
+       o'   = o · exp(lse - lse') + o_other · exp(lse_other - lse')
+   (FlashInfer's merge_state; split-KV decoding, cascade and ring attention,
+   KV sharded across machines). A row whose lse is -INFINITY (it saw no key)
+   takes the other side exactly, and both -INFINITY leave o as it is (zeros,
+   as qkv_attention writes them). A NaN in either side's lse or o makes the
+   merged values NaN as qkv_attention would. Rows are ldo / ldo_other floats
+   apart (>= dv); o_other and lse_other must not overlap o or lse.
+   QKV_ERR_ARG for NULL pointers, rows or dv == 0, ld < dv or overlap. */
+QKV_API qkv_status qkv_merge_states(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                                    const float *o_other, size_t ldo_other,
+                                    const float *lse_other);
 
 /* ------------------------------------------------------------------------ */
 /* Direct access to one ISA                                                  */
@@ -264,11 +337,15 @@ typedef struct qkv_funcs {
                                const float *p, size_t ldp, const float *v, size_t ldv,
                                float *o, size_t ldo);
     qkv_status (*attention)(const qkv_attention_desc *desc);
+    qkv_status (*convert)(size_t n, const void *src, qkv_dtype src_type, void *dst,
+                          qkv_dtype dst_type);
+    qkv_status (*merge_states)(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                               const float *o_other, size_t ldo_other, const float *lse_other);
 } qkv_funcs;
 
 /* *out = the functions of that ISA. QKV_ERR_UNSUPPORTED (and *out untouched)
    when the ISA is not supported here; QKV_ERR_ARG for out == NULL. */
-qkv_status qkv_isa_funcs(qkv_isa isa, const qkv_funcs **out);
+QKV_API qkv_status qkv_isa_funcs(qkv_isa isa, const qkv_funcs **out);
 
 /* ------------------------------------------------------------------------ */
 /* Thread pool                                                               */
@@ -280,17 +357,17 @@ typedef struct qkv_pool qkv_pool;
    qkv_pool_parallel_for counting as one (threads == 0 or 1: no extra
    thread). QKV_ERR_ARG for out == NULL, QKV_ERR_NOMEM when memory or a
    thread cannot be had (nothing is left behind). */
-qkv_status qkv_pool_create(unsigned threads, qkv_pool **out);
+QKV_API qkv_status qkv_pool_create(unsigned threads, qkv_pool **out);
 
 /* Joins the workers and frees the pool. NULL is a no-op. The pool must not
    be in use. */
-void qkv_pool_destroy(qkv_pool *pool);
+QKV_API void qkv_pool_destroy(qkv_pool *pool);
 
 /* A qkv_parallel_for_fn for desc.parallel_for with desc.pool = the pool.
    Calls from several threads at once are serialised; a call from inside a
    task of the same pool runs inline. A NULL pool runs everything on the
    calling thread. */
-void qkv_pool_parallel_for(void *pool, size_t count, qkv_task_fn task, void *ctx);
+QKV_API void qkv_pool_parallel_for(void *pool, size_t count, qkv_task_fn task, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,8 @@ typedef struct caller {
 } caller;
 
 static const qkv_funcs dispatched_funcs = {
-    QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_weighted_sum, qkv_attention,
+    QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_weighted_sum, qkv_attention, qkv_convert,
+    qkv_merge_states,
 };
 
 static int ncallers;
@@ -417,7 +418,7 @@ static void fx_reset_out(fixture *fx)
 static float *fx_out(const fixture *fx, size_t b, size_t h, size_t i)
 {
     const qkv_attention_desc *d = &fx->d;
-    return d->o.data + b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
+    return (float *)d->o.data + b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
 }
 
 /* ---- error cases -------------------------------------------------------- */
@@ -922,11 +923,11 @@ static void test_nan_split(void)
                 continue;
             int bad = 0;
             for (size_t c = 0; c < 4; c++)
-                bad += !isnan(fx.d.o.data[c]);
+                bad += !isnan(((float *)fx.d.o.data)[c]);
             bad += !isnan(fx.d.lse[0]);
             tally_check(&T, !bad, "%s [%s %s]: output %g %g %g %g lse %g, want NaN", what,
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), fx.d.o.data[0],
-                        fx.d.o.data[1], fx.d.o.data[2], fx.d.o.data[3], fx.d.lse[0]);
+                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)fx.d.o.data)[0],
+                        ((float *)fx.d.o.data)[1], ((float *)fx.d.o.data)[2], ((float *)fx.d.o.data)[3], fx.d.lse[0]);
         }
         fx_free(&fx);
     }
@@ -957,30 +958,30 @@ static void test_huge_scores(void)
         if (run_ok(&fx, &callers[ci], "scores +-3e38")) {
             /* Weights are exactly 1 and 0 here (exp(0), exp(-inf)); lse is
                3e38 + log 1, up to one rounding of 3e38. */
-            tally_check(&T, close_to(d->o.data[0], v[2], TOL) && close_to(d->o.data[1], v[3], TOL) &&
+            tally_check(&T, close_to(((float *)d->o.data)[0], v[2], TOL) && close_to(((float *)d->o.data)[1], v[3], TOL) &&
                             close_to(d->lse[0], F, F * 1e-6),
                         "scores +-3e38 [%s %s]: o %g %g (want %g %g) lse %g (want 3e38)",
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), d->o.data[0],
-                        d->o.data[1], v[2], v[3], d->lse[0]);
+                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)d->o.data)[0],
+                        ((float *)d->o.data)[1], v[2], v[3], d->lse[0]);
         }
         /* q = 3e38 · k = 3e38 overflows to +inf: a NaN row. */
         q[0] = F;
         k[ks] = F;
         if (run_ok(&fx, &callers[ci], "score overflow to +inf"))
-            tally_check(&T, isnan(d->o.data[0]) && isnan(d->o.data[1]) && isnan(d->lse[0]),
+            tally_check(&T, isnan(((float *)d->o.data)[0]) && isnan(((float *)d->o.data)[1]) && isnan(d->lse[0]),
                         "score overflow [%s %s]: o %g lse %g, want NaN",
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), d->o.data[0],
+                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)d->o.data)[0],
                         d->lse[0]);
         /* The same with a soft-cap: +inf becomes the cap and -inf its
            negative, so all weight (up to e^-60) goes to key 1 again. */
         d->softcap = 30.0f;
         if (run_ok(&fx, &callers[ci], "score overflow with softcap"))
             tally_check(&T,
-                        close_to(d->o.data[0], v[2], TOL) && close_to(d->o.data[1], v[3], TOL) &&
+                        close_to(((float *)d->o.data)[0], v[2], TOL) && close_to(((float *)d->o.data)[1], v[3], TOL) &&
                             close_to(d->lse[0], 30.0, TOL * 31),
                         "score overflow with softcap [%s %s]: o %g %g want %g %g, lse %g want 30",
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), d->o.data[0],
-                        d->o.data[1], v[2], v[3], d->lse[0]);
+                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)d->o.data)[0],
+                        ((float *)d->o.data)[1], v[2], v[3], d->lse[0]);
         d->softcap = 0.0f;
         /* -FLT_MAX on every key: scores within rounding of -FLT_MAX are
            all equal, so the weights are uniform. */
@@ -997,10 +998,10 @@ static void test_huge_scores(void)
             const size_t vs = d->v.row_stride;
             const double m0 = (v[0] + v[vs] + v[2 * vs]) / 3.0;
             const double m1 = (v[1] + v[vs + 1] + v[2 * vs + 1]) / 3.0;
-            tally_check(&T, close_to(d->o.data[0], m0, TOL) && close_to(d->o.data[1], m1, TOL),
+            tally_check(&T, close_to(((float *)d->o.data)[0], m0, TOL) && close_to(((float *)d->o.data)[1], m1, TOL),
                         "mask -FLT_MAX [%s %s]: o %g %g, want the mean %g %g",
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), d->o.data[0],
-                        d->o.data[1], m0, m1);
+                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)d->o.data)[0],
+                        ((float *)d->o.data)[1], m0, m1);
         }
         fx_free(&fx);
     }

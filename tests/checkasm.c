@@ -338,7 +338,7 @@ static void test_seed(const qkv_funcs *f)
     d.head_dim = d.v_head_dim = 4;
     d.q = (qkv_tensor){seed_q, QKV_F32, 16, 16, 4};
     d.k = d.v = (qkv_tensor){seed_kv, QKV_F32, 12, 12, 4};
-    d.o = (qkv_out_tensor){&fused[0][0], 16, 16, 4};
+    d.o = (qkv_out_tensor){&fused[0][0], 16, 16, 4, QKV_F32};
     d.scale = 1.0f;
     d.lse = lse;
     check(f->attention(&d) == QKV_OK, "fused attention failed");
@@ -554,7 +554,8 @@ static void make_case(attn_case *c, int decode)
     d->k = (qkv_tensor){c->k, QKV_F32, lk.batch_stride, lk.head_stride, lk.row_stride};
     d->v = (qkv_tensor){c->v, QKV_F32, lv.batch_stride, lv.head_stride, lv.row_stride};
     c->o = guarded_alloc(c->lo.total);
-    d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride};
+    d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride,
+                            QKV_F32};
     d->scale = coin(80) ? qkv_default_scale(d->head_dim) : frand(0, 1);
 
     const int m = (int)urand(0, 2);
@@ -628,7 +629,7 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
     for (size_t b = 0; b < d.batch; b++)
         for (size_t h = 0; h < d.q_heads; h++)
             for (size_t i = 0; i < d.q_len; i++, row++) {
-                const float *o = d.o.data + b * d.o.batch_stride + h * d.o.head_stride + i * d.o.row_stride;
+                const float *o = (const float *)d.o.data + b * d.o.batch_stride + h * d.o.head_stride + i * d.o.row_stride;
                 for (size_t x = 0; x < d.v_head_dim; x++) {
                     const double e = fabs(o[x] - c->want_o[row * d.v_head_dim + x]);
                     worst = isnan(e) ? INFINITY : fmax(worst, e);
@@ -693,7 +694,7 @@ static void valid_desc(qkv_attention_desc *d, const float *q, const float *k, co
     d->q = (qkv_tensor){q, QKV_F32, 24, 12, 4};
     d->k = (qkv_tensor){k, QKV_F32, 20, 20, 4};
     d->v = (qkv_tensor){v, QKV_F32, 20, 20, 4};
-    d->o = (qkv_out_tensor){o, 24, 12, 4};
+    d->o = (qkv_out_tensor){o, 24, 12, 4, QKV_F32};
     d->scale = 0.5f;
 }
 

@@ -174,7 +174,7 @@ static void make_attention(int p, size_t batch, size_t qh, size_t kvh, size_t ql
     de->q = (qkv_tensor){a->q, QKV_F32, qh * ql * d, ql * d, d};
     de->k = (qkv_tensor){a->k, QKV_F32, kvh * kl * d, kl * d, d};
     de->v = (qkv_tensor){a->v, QKV_F32, kvh * kl * dv, kl * dv, dv};
-    de->o = (qkv_out_tensor){NULL, qh * ql * dv, ql * dv, dv};
+    de->o = (qkv_out_tensor){NULL, qh * ql * dv, ql * dv, dv, QKV_F32};
     out_len[p] = batch * qh * ql * dv;
     lse_len[p] = batch * qh * ql;
 }
@@ -290,7 +290,7 @@ static void *caller_thread(void *arg)
     }
     float *out = malloc(maxout * sizeof *out), *lse = malloc(maxlse * sizeof *lse);
     static const qkv_funcs dispatched = {QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_weighted_sum,
-                                         qkv_attention};
+                                         qkv_attention, qkv_convert, qkv_merge_states};
     for (unsigned long it = 0; it < iterations; it++) {
         const int p = (int)(rng_next(&seed) % NPROB);
         const int path = (int)(rng_next(&seed) % 4);

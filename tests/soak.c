@@ -62,7 +62,7 @@ static void problem_init(problem *p, size_t heads, size_t q_len, size_t kv_len, 
     d->q = (qkv_tensor){p->q, QKV_F32, 0, q_len * dim, dim};
     d->k = (qkv_tensor){p->k, QKV_F32, 0, 0, dim};
     d->v = (qkv_tensor){p->v, QKV_F32, 0, 0, dim};
-    d->o = (qkv_out_tensor){p->o, heads * q_len * dim, q_len * dim, dim};
+    d->o = (qkv_out_tensor){p->o, heads * q_len * dim, q_len * dim, dim, QKV_F32};
     d->lse = p->lse;
 }
 
