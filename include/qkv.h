@@ -34,6 +34,9 @@ extern "C" {
 #define QKV_API
 #endif
 
+/* The most stack any qkv entry point uses (see qkv_attention). */
+#define QKV_MAX_STACK_BYTES (48 * 1024)
+
 #define QKV_VERSION_MAJOR 0
 #define QKV_VERSION_MINOR 2
 #define QKV_VERSION_PATCH 0
@@ -256,6 +259,11 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * A call without a hook allocates nothing; a hooked call that splits the
  * keys (decode-like shapes) allocates one merge buffer of at most
  * 64 · 64 · (v_head_dim + 2) floats and may return QKV_ERR_NOMEM.
+ *
+ * Stack: every qkv entry point, on every ISA, uses at most
+ * QKV_MAX_STACK_BYTES of the calling thread's stack (and of each pool
+ * thread's), so it runs on small thread or fiber stacks (tested on a
+ * thread with a 64 KiB stack).
  */
 typedef struct qkv_attention_desc {
     /* Shapes. q_heads must be a multiple of kv_heads (GQA/MQA). head_dim is
