@@ -4,7 +4,8 @@
  * dispatched functions and the per-ISA qkv_funcs tables are thin wrappers.
  */
 #include "api.h"
-#include "dispatch.h"
+#include "isa_list.h"
+#include "registry.h"
 #include "validate.h"
 
 const char *qkv_status_string(qkv_status status)
@@ -24,7 +25,7 @@ float qkv_default_scale(size_t d)
     return d ? (float)(1.0 / sqrt((double)d)) : 0.0f;
 }
 
-qkv_status qkv_scores_with(const qkv_kernels *kern, size_t m, size_t n, size_t d, float scale,
+qkv_status qkv_scores_with(const qkv_ctx *kern, size_t m, size_t n, size_t d, float scale,
                            const float *q, size_t ldq, const float *k, size_t ldk,
                            float *s, size_t lds)
 {
@@ -44,7 +45,7 @@ qkv_status qkv_scores_with(const qkv_kernels *kern, size_t m, size_t n, size_t d
     return QKV_OK;
 }
 
-qkv_status qkv_softmax_with(const qkv_kernels *kern, size_t m, size_t n, float *s, size_t lds)
+qkv_status qkv_softmax_with(const qkv_ctx *kern, size_t m, size_t n, float *s, size_t lds)
 {
     if (!m || !n || !s || lds < n)
         return QKV_ERR_ARG;
@@ -56,7 +57,7 @@ qkv_status qkv_softmax_with(const qkv_kernels *kern, size_t m, size_t n, float *
     return QKV_OK;
 }
 
-qkv_status qkv_weighted_sum_with(const qkv_kernels *kern, size_t m, size_t n, size_t dv,
+qkv_status qkv_weighted_sum_with(const qkv_ctx *kern, size_t m, size_t n, size_t dv,
                                  const float *p, size_t ldp, const float *v, size_t ldv,
                                  float *o, size_t ldo)
 {
@@ -77,9 +78,9 @@ qkv_status qkv_weighted_sum_with(const qkv_kernels *kern, size_t m, size_t n, si
 
 /* The dispatched entry points: the process-wide choice. */
 
-static const qkv_kernels *chosen(void)
+static const qkv_ctx *chosen(void)
 {
-    return qkv_kernels_for(qkv_isa_get());
+    return qkv_ctx_for(qkv_isa_get());
 }
 
 qkv_status qkv_scores(size_t m, size_t n, size_t d, float scale,
@@ -124,51 +125,43 @@ qkv_status qkv_merge_states(size_t rows, size_t dv, float *o, size_t ldo, float 
                                     const float *q, size_t ldq, const float *k, size_t ldk, \
                                     float *s, size_t lds)                                   \
     {                                                                                       \
-        return qkv_scores_with(qkv_kernels_for(ISA), m, n, d, scale, q, ldq, k, ldk, s, lds); \
+        return qkv_scores_with(qkv_ctx_for(ISA), m, n, d, scale, q, ldq, k, ldk, s, lds); \
     }                                                                                       \
     static qkv_status softmax_##name(size_t m, size_t n, float *s, size_t lds)              \
     {                                                                                       \
-        return qkv_softmax_with(qkv_kernels_for(ISA), m, n, s, lds);                        \
+        return qkv_softmax_with(qkv_ctx_for(ISA), m, n, s, lds);                        \
     }                                                                                       \
     static qkv_status weighted_sum_##name(size_t m, size_t n, size_t dv,                    \
                                           const float *p, size_t ldp,                       \
                                           const float *v, size_t ldv, float *o, size_t ldo) \
     {                                                                                       \
-        return qkv_weighted_sum_with(qkv_kernels_for(ISA), m, n, dv, p, ldp, v, ldv, o, ldo); \
+        return qkv_weighted_sum_with(qkv_ctx_for(ISA), m, n, dv, p, ldp, v, ldv, o, ldo); \
     }                                                                                       \
     static qkv_status attention_##name(const qkv_attention_desc *desc)                      \
     {                                                                                       \
-        return qkv_attention_with(qkv_kernels_for(ISA), desc);                              \
+        return qkv_attention_with(qkv_ctx_for(ISA), desc);                              \
     }                                                                                       \
     static qkv_status convert_##name(size_t n, const void *src, qkv_dtype st, void *dst,    \
                                      qkv_dtype dt)                                          \
     {                                                                                       \
-        return qkv_convert_with(qkv_kernels_for(ISA), n, src, st, dst, dt);                 \
+        return qkv_convert_with(qkv_ctx_for(ISA), n, src, st, dst, dt);                 \
     }                                                                                       \
     static qkv_status merge_states_##name(size_t rows, size_t dv, float *o, size_t ldo,     \
                                           float *lse, const float *o2, size_t ldo2,         \
                                           const float *lse2)                                \
     {                                                                                       \
-        return qkv_merge_states_with(qkv_kernels_for(ISA), rows, dv, o, ldo, lse, o2, ldo2, lse2); \
+        return qkv_merge_states_with(qkv_ctx_for(ISA), rows, dv, o, ldo, lse, o2, ldo2, lse2); \
     }
 
-QKV_BOUND_FUNCS(QKV_ISA_SCALAR, scalar)
-QKV_BOUND_FUNCS(QKV_ISA_AVX2, avx2)
-QKV_BOUND_FUNCS(QKV_ISA_AVX512, avx512)
-QKV_BOUND_FUNCS(QKV_ISA_NEON, neon)
-QKV_BOUND_FUNCS(QKV_ISA_SVE, sve)
+#define X(E, n, P, f) QKV_BOUND_FUNCS(QKV_ISA_##E, n)
+QKV_ISA_LIST(X)
+#undef X
 
-#define QKV_FUNCS_ROW(ISA, name) \
-    [ISA] = {ISA, scores_##name, softmax_##name, weighted_sum_##name, attention_##name, \
-             convert_##name, merge_states_##name}
-
-static const qkv_funcs bound[QKV_ISA_COUNT] = {
-    QKV_FUNCS_ROW(QKV_ISA_SCALAR, scalar),
-    QKV_FUNCS_ROW(QKV_ISA_AVX2, avx2),
-    QKV_FUNCS_ROW(QKV_ISA_AVX512, avx512),
-    QKV_FUNCS_ROW(QKV_ISA_NEON, neon),
-    QKV_FUNCS_ROW(QKV_ISA_SVE, sve),
-};
+#define X(E, n, P, f)                                                                        \
+    [QKV_ISA_##E] = {QKV_ISA_##E, scores_##n, softmax_##n, weighted_sum_##n, attention_##n,    \
+                     convert_##n, merge_states_##n},
+static const qkv_funcs bound[QKV_ISA_COUNT] = {QKV_ISA_LIST(X)};
+#undef X
 
 qkv_status qkv_isa_funcs(qkv_isa isa, const qkv_funcs **out)
 {

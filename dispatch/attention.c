@@ -1,11 +1,6 @@
 /*
- * Fused attention: argument checks, then the work split into jobs (query
- * rows of one KV head against a range of its keys), run by the ISA's
- * attention kernel, and finished here: the sink term, 1/L and lse.
- *
- * The split depends on the shapes (and on whether a threading hook is
- * given), never on the number of threads: with a hook the output is
- * bit-identical for any thread count.
+ * Fused attention: the argument checks, then the planner (dispatch/plan.c)
+ * on the chosen ISA, if its context has what the dtypes need.
  */
 #include <math.h>
 #include <stdint.h>
@@ -13,26 +8,23 @@
 #include <string.h>
 
 #include "api.h"
+#include "plan.h"
 #include "validate.h"
-
-/* Splitting the keys pays only when the other dimensions give too few
-   tasks to keep a many-core machine busy; a split shorter than
-   SPLIT_MIN_KEYS would cost more in merging than it gains. */
-#define SPLIT_TARGET_TASKS 32
-#define SPLIT_MIN_KEYS 512
 
 /* ---- argument checks ---------------------------------------------------- */
 
-/* Bytes spanned by a strided 4-d tensor; 0 on overflow. */
+/* Bytes spanned by a strided 4-d tensor of a dtype; 0 on overflow. The
+   element count is checked as f32 (4 bytes, the widest), so the bytes of
+   any dtype fit too. */
 static size_t tensor_span(size_t n0, size_t s0, size_t n1, size_t s1, size_t n2, size_t s2,
-                          size_t len, size_t elem)
+                          size_t len, qkv_dtype t)
 {
     size_t off0, off1, off2, last;
     if (__builtin_mul_overflow(n0 - 1, s0, &off0) || __builtin_mul_overflow(n1 - 1, s1, &off1) ||
         __builtin_mul_overflow(n2 - 1, s2, &off2) || __builtin_add_overflow(off0, off1, &last) ||
-        __builtin_add_overflow(last, off2, &last))
+        __builtin_add_overflow(last, off2, &last) || __builtin_add_overflow(last, len, &last))
         return 0;
-    return qkv_span_bytes(1, 0, last + len, elem) ? (last + len) * elem : 0;
+    return qkv_span_bytes(1, 0, last, sizeof(float)) ? qkv_dtype_bytes(t, last) : 0;
 }
 
 /* Whether every (batch, head, row) of the output has rows of its own: with
@@ -66,17 +58,30 @@ static int all_finite(const float *x, size_t n)
     return 1;
 }
 
-static qkv_status check_dtype(qkv_dtype t)
+/* A dtype value, and the block layout rules of Q8_0/Q4_0: rows of whole
+   blocks starting on block boundaries. */
+static qkv_status check_dtype(const qkv_tensor *t, size_t dim)
 {
-    switch (t) {
-    case QKV_F32: return QKV_OK;
-    case QKV_F16:
-    case QKV_BF16:
-    case QKV_Q8_0:
-    case QKV_Q4_0: return QKV_ERR_UNSUPPORTED;
-    case QKV_DTYPE_COUNT: break;
-    }
-    return QKV_ERR_ARG;
+    if ((unsigned)t->dtype >= QKV_DTYPE_COUNT)
+        return QKV_ERR_ARG;
+    const size_t blk = qkv_dtype_block(t->dtype);
+    if (dim % blk || t->batch_stride % blk || t->head_stride % blk || t->row_stride % blk)
+        return QKV_ERR_ARG;
+    return QKV_OK;
+}
+
+/* Whether the ISA has what the dtypes need: a converter for every stored
+   dtype that is not f32; Q and O are never block-quantized. */
+static int dtypes_supported(const qkv_ctx *ctx, const qkv_attention_desc *d)
+{
+    if (d->q.dtype == QKV_Q8_0 || d->q.dtype == QKV_Q4_0 || d->o.dtype == QKV_Q8_0 ||
+        d->o.dtype == QKV_Q4_0)
+        return 0;
+    const qkv_dtype in[] = {d->q.dtype, d->k.dtype, d->v.dtype};
+    for (size_t i = 0; i < 3; i++)
+        if (in[i] != QKV_F32 && !ctx->conv.to_f32[in[i]])
+            return 0;
+    return d->o.dtype == QKV_F32 || ctx->conv.from_f32[d->o.dtype];
 }
 
 static qkv_status check_desc(const qkv_attention_desc *d)
@@ -101,24 +106,23 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         return QKV_ERR_ARG;
     if (d->pool && !d->parallel_for)
         return QKV_ERR_ARG;
-    qkv_status st;
-    if ((st = check_dtype(d->q.dtype)) != QKV_OK || (st = check_dtype(d->k.dtype)) != QKV_OK ||
-        (st = check_dtype(d->v.dtype)) != QKV_OK)
-        return st;
+    if (check_dtype(&d->q, d->head_dim) || check_dtype(&d->k, d->head_dim) ||
+        check_dtype(&d->v, d->v_head_dim) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
+        return QKV_ERR_ARG;
 
     const size_t f = sizeof(float);
     const size_t nq = tensor_span(d->batch, d->q.batch_stride, d->q_heads, d->q.head_stride,
-                                  d->q_len, d->q.row_stride, d->head_dim, f);
+                                  d->q_len, d->q.row_stride, d->head_dim, d->q.dtype);
     const size_t nk = tensor_span(d->batch, d->k.batch_stride, d->kv_heads, d->k.head_stride,
-                                  d->kv_len, d->k.row_stride, d->head_dim, f);
+                                  d->kv_len, d->k.row_stride, d->head_dim, d->k.dtype);
     const size_t nv = tensor_span(d->batch, d->v.batch_stride, d->kv_heads, d->v.head_stride,
-                                  d->kv_len, d->v.row_stride, d->v_head_dim, f);
+                                  d->kv_len, d->v.row_stride, d->v_head_dim, d->v.dtype);
     const size_t no = tensor_span(d->batch, d->o.batch_stride, d->q_heads, d->o.head_stride,
-                                  d->q_len, d->o.row_stride, d->v_head_dim, f);
+                                  d->q_len, d->o.row_stride, d->v_head_dim, d->o.dtype);
     size_t nm = 0, nlse = 0, rows;
     if (d->mask == QKV_MASK_ADDITIVE)
         nm = tensor_span(d->batch, d->mask_add.batch_stride, d->q_heads, d->mask_add.head_stride,
-                         d->q_len, d->mask_add.row_stride, d->kv_len, f);
+                         d->q_len, d->mask_add.row_stride, d->kv_len, QKV_F32);
     if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm))
         return QKV_ERR_OVERFLOW;
     if (__builtin_mul_overflow(d->batch, d->q_heads, &rows) ||
@@ -144,278 +148,12 @@ static qkv_status check_desc(const qkv_attention_desc *d)
     return QKV_OK;
 }
 
-/* ---- the plan ----------------------------------------------------------- */
-
-typedef struct plan {
-    const qkv_attention_desc *d;
-    const qkv_kernels *kern;
-    size_t group;                 /* query heads per KV head */
-    size_t heads_per_job, head_blocks;
-    size_t rows_per_job, row_blocks;
-    size_t jobs;                  /* batch · kv_heads · head_blocks · row_blocks */
-    size_t splits, split_len;     /* key ranges per job (1: no split) */
-    float *partial;               /* splits > 1: per task, rows · (v_head_dim + 2) */
-} plan;
-
-static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_kernels *kern)
-{
-    memset(p, 0, sizeof *p);
-    p->d = d;
-    p->kern = kern;
-    p->group = d->q_heads / d->kv_heads;
-    /* A job is a block of query rows; when there are few rows (decode),
-       it takes several heads of the GQA group so each key serves them all. */
-    p->rows_per_job = d->q_len < QKV_ATTN_MAX_ROWS ? d->q_len : QKV_ATTN_MAX_ROWS;
-    p->heads_per_job = QKV_ATTN_MAX_ROWS / p->rows_per_job;
-    if (p->heads_per_job > p->group)
-        p->heads_per_job = p->group;
-    p->head_blocks = (p->group + p->heads_per_job - 1) / p->heads_per_job;
-    p->row_blocks = (d->q_len + p->rows_per_job - 1) / p->rows_per_job;
-    p->jobs = d->batch * d->kv_heads * p->head_blocks * p->row_blocks;
-    p->splits = 1;
-    p->split_len = d->kv_len;
-    if (d->parallel_for && p->jobs < SPLIT_TARGET_TASKS && d->kv_len >= 2 * SPLIT_MIN_KEYS) {
-        size_t want = (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs;
-        if (want > d->kv_len / SPLIT_MIN_KEYS)
-            want = d->kv_len / SPLIT_MIN_KEYS;
-        /* Whole multiples of 64 keys keep the kernels' tiles aligned. */
-        p->split_len = ((d->kv_len + want - 1) / want + 63) / 64 * 64;
-        p->splits = (d->kv_len + p->split_len - 1) / p->split_len;
-    }
-}
-
-static size_t partial_floats(const plan *p)
-{
-    /* Only used with a merge buffer, whose size check covers this product. */
-    return QKV_ATTN_MAX_ROWS * (p->d->v_head_dim + 2);
-}
-
-/* The visible keys of query position pos within [lo, hi). */
-static void visible_keys(const qkv_attention_desc *d, ptrdiff_t pos, size_t lo, size_t hi,
-                         size_t *begin, size_t *end)
-{
-    if (d->mask == QKV_MASK_CAUSAL) {
-        const size_t last = pos < 0 ? 0 : (size_t)pos + 1;
-        if (hi > last)
-            hi = last;
-    }
-    /* Keys j > pos - window: only a position at least `window` keys in
-       cuts anything, and comparing in size_t keeps any window valid (a
-       cast to ptrdiff_t would turn windows >= 2^63 negative). */
-    if (d->window && pos >= 0 && (size_t)pos >= d->window) {
-        const size_t first = (size_t)pos - d->window + 1;
-        if (lo < first)
-            lo = first;
-    }
-    if (lo >= hi)
-        lo = hi = 0;
-    *begin = lo;
-    *end = hi;
-}
-
-/* Job coordinates of a job index. */
-typedef struct job_place {
-    size_t b, g, h0, h1, i0, i1;  /* batch, KV head, query heads [h0,h1), rows [i0,i1) */
-} job_place;
-
-static job_place place_of(const plan *p, size_t job)
-{
-    const qkv_attention_desc *d = p->d;
-    job_place w;
-    const size_t rb = job % p->row_blocks;
-    job /= p->row_blocks;
-    const size_t hb = job % p->head_blocks;
-    job /= p->head_blocks;
-    w.g = job % d->kv_heads;
-    w.b = job / d->kv_heads;
-    w.h0 = w.g * p->group + hb * p->heads_per_job;
-    w.h1 = w.h0 + p->heads_per_job;
-    if (w.h1 > (w.g + 1) * p->group)
-        w.h1 = (w.g + 1) * p->group;
-    w.i0 = rb * p->rows_per_job;
-    w.i1 = w.i0 + p->rows_per_job < d->q_len ? w.i0 + p->rows_per_job : d->q_len;
-    return w;
-}
-
-static float *out_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i)
-{
-    return (float *)d->o.data + b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
-}
-
-/* The softmax denominator joined by the sink, then o = acc / L and lse. */
-static void finish_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i,
-                       const float *acc, float max, float sum)
-{
-    float *o = out_row(d, b, h, i);
-    float scale = 1.0f;
-    if (d->sinks) {
-        const float sink = d->sinks[h];
-        if (sink > max) {          /* also when no key was seen (max = -inf) */
-            scale = expf(max - sink);
-            sum = sum * scale + 1.0f;
-            max = sink;
-        } else {
-            sum += expf(sink - max);
-        }
-    }
-    if (sum == 0.0f) {             /* no key and no sink: zeros, not 0/0 */
-        memset(o, 0, d->v_head_dim * sizeof *o);
-    } else {
-        const float inv = scale / sum;
-        for (size_t c = 0; c < d->v_head_dim; c++)
-            o[c] = acc[c] * inv;
-    }
-    if (d->lse)
-        d->lse[(b * d->q_heads + h) * d->q_len + i] = sum == 0.0f ? -INFINITY : max + logf(sum);
-}
-
-/* Fills the rows of a job for keys [lo, hi) and runs the kernel. Results go
-   to the output rows directly, or to `partial` (acc rows, then max and sum)
-   when the keys are split. */
-static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *partial)
-{
-    const qkv_attention_desc *d = p->d;
-    const job_place w = place_of(p, job);
-    qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
-    qkv_attn_job j = {
-        .k = (const float *)d->k.data + w.b * d->k.batch_stride + w.g * d->k.head_stride,
-        .ldk = d->k.row_stride,
-        .v = (const float *)d->v.data + w.b * d->v.batch_stride + w.g * d->v.head_stride,
-        .ldv = d->v.row_stride,
-        .head_dim = d->head_dim,
-        .v_head_dim = d->v_head_dim,
-        .scale = d->scale,
-        .softcap = d->softcap,
-        .kv_begin = SIZE_MAX,
-        .kv_end = 0,
-        .rows = 0,
-        .row = rows,
-    };
-    for (size_t h = w.h0; h < w.h1; h++) {
-        for (size_t i = w.i0; i < w.i1; i++) {
-            qkv_attn_row *r = &rows[j.rows];
-            r->q = (const float *)d->q.data + w.b * d->q.batch_stride + h * d->q.head_stride +
-                   i * d->q.row_stride;
-            r->acc = partial ? partial + j.rows * d->v_head_dim : out_row(d, w.b, h, i);
-            r->mask = d->mask == QKV_MASK_ADDITIVE
-                          ? d->mask_add.data + w.b * d->mask_add.batch_stride +
-                                h * d->mask_add.head_stride + i * d->mask_add.row_stride
-                          : NULL;
-            r->slope = d->alibi_slopes ? d->alibi_slopes[h] : 0.0f;
-            r->pos = (ptrdiff_t)i + (ptrdiff_t)d->kv_len - (ptrdiff_t)d->q_len;
-            visible_keys(d, r->pos, lo, hi, &r->kv_begin, &r->kv_end);
-            if (r->kv_begin < r->kv_end) {
-                if (r->kv_begin < j.kv_begin)
-                    j.kv_begin = r->kv_begin;
-                if (r->kv_end > j.kv_end)
-                    j.kv_end = r->kv_end;
-            }
-            j.rows++;
-        }
-    }
-    if (j.kv_begin >= j.kv_end)
-        j.kv_begin = j.kv_end = 0;
-    p->kern->attention(&j);
-
-    if (partial) {
-        float *max = partial + QKV_ATTN_MAX_ROWS * d->v_head_dim, *sum = max + QKV_ATTN_MAX_ROWS;
-        for (size_t r = 0; r < j.rows; r++) {
-            max[r] = rows[r].max;
-            sum[r] = rows[r].sum;
-        }
-        return;
-    }
-    size_t r = 0;
-    for (size_t h = w.h0; h < w.h1; h++)
-        for (size_t i = w.i0; i < w.i1; i++, r++)
-            finish_row(d, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
-}
-
-/* Merges the key splits of a job in split order (a fixed order, so the
-   result does not depend on which thread finished first). */
-static void merge_job(const plan *p, size_t job)
-{
-    const qkv_attention_desc *d = p->d;
-    const job_place w = place_of(p, job);
-    const size_t dv = d->v_head_dim, stride = partial_floats(p);
-    const float *first = p->partial + job * p->splits * stride;
-    size_t r = 0;
-    for (size_t h = w.h0; h < w.h1; h++) {
-        for (size_t i = w.i0; i < w.i1; i++, r++) {
-            float *acc = out_row(d, w.b, h, i);   /* accumulate in place */
-            float max = -INFINITY, sum = 0.0f;
-            memset(acc, 0, dv * sizeof *acc);
-            for (size_t s = 0; s < p->splits; s++) {
-                const float *part = first + s * stride;
-                const float *pacc = part + r * dv;
-                const float pmax = part[QKV_ATTN_MAX_ROWS * dv + r];
-                const float psum = part[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
-                /* A split that saw no key adds nothing. One whose scores were
-                   all NaN also reports max = -inf, but its sum is NaN and
-                   must reach the output: skip on the sum, not the max. */
-                if (psum == 0.0f)
-                    continue;
-                const float top = pmax > max ? pmax : max;
-                const float a = expf(max - top), c = expf(pmax - top);
-                sum = sum * a + psum * c;
-                for (size_t k = 0; k < dv; k++)
-                    acc[k] = acc[k] * a + pacc[k] * c;
-                max = top;
-            }
-            finish_row(d, w.b, h, i, acc, max, sum);
-        }
-    }
-}
-
-static void task_whole(void *ctx, size_t job)
-{
-    const plan *p = ctx;
-    run_job(p, job, 0, p->d->kv_len, NULL);
-}
-
-static void task_split(void *ctx, size_t index)
-{
-    const plan *p = ctx;
-    const size_t job = index / p->splits, s = index % p->splits;
-    const size_t lo = s * p->split_len;
-    const size_t hi = lo + p->split_len < p->d->kv_len ? lo + p->split_len : p->d->kv_len;
-    run_job(p, job, lo, hi, p->partial + index * partial_floats(p));
-}
-
-static void task_merge(void *ctx, size_t job)
-{
-    merge_job(ctx, job);
-}
-
-qkv_status qkv_attention_with(const qkv_kernels *kern, const qkv_attention_desc *desc)
+qkv_status qkv_attention_with(const qkv_ctx *ctx, const qkv_attention_desc *desc)
 {
     qkv_status st = check_desc(desc);
     if (st != QKV_OK)
         return st;
-    if (!kern)
+    if (!ctx || !dtypes_supported(ctx, desc))
         return QKV_ERR_UNSUPPORTED;
-    plan p;
-    make_plan(&p, desc, kern);
-    if (!desc->parallel_for) {
-        for (size_t job = 0; job < p.jobs; job++)
-            task_whole(&p, job);
-        return QKV_OK;
-    }
-    if (p.splits == 1) {
-        desc->parallel_for(desc->pool, p.jobs, task_whole, &p);
-        return QKV_OK;
-    }
-    /* jobs · splits < 2·SPLIT_TARGET_TASKS here; only a huge v_head_dim
-       could overflow the byte count. */
-    size_t floats, bytes;
-    if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
-        __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
-        return QKV_ERR_OVERFLOW;
-    p.partial = malloc(bytes);
-    if (!p.partial)
-        return QKV_ERR_NOMEM;
-    desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);
-    desc->parallel_for(desc->pool, p.jobs, task_merge, &p);
-    free(p.partial);
-    return QKV_OK;
+    return qkv_attention_run(ctx, desc);
 }

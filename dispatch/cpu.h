@@ -1,10 +1,42 @@
-/* CPU feature detection: which ISAs this CPU and OS can run. */
+/*
+ * CPU features, detected once per architecture (dispatch/cpu_<arch>.c). A
+ * feature bit is one thing the CPU and the OS provide; an ISA of qkv may
+ * need several (dispatch/isa_list.h), so the two are kept apart.
+ */
 #ifndef QKV_CPU_H
 #define QKV_CPU_H
 
-/* Bit (1u << isa) is set for every ISA the CPU and OS can run, whether or
-   not it is compiled in. Scalar is always set. Detected once per call; the
-   caller caches it. */
-unsigned qkv_cpu_isa_mask(void);
+#include <stdint.h>
+
+enum {
+    /* x86-64: instruction sets (CPUID) ... */
+    QKV_CPU_AVX2 = 1u << 0,
+    QKV_CPU_FMA = 1u << 1,
+    QKV_CPU_F16C = 1u << 2,
+    QKV_CPU_AVX512F = 1u << 3,
+    QKV_CPU_AVX512BW = 1u << 4,
+    QKV_CPU_AVX512DQ = 1u << 5,
+    QKV_CPU_AVX512VL = 1u << 6,
+    QKV_CPU_AVX512BF16 = 1u << 7,
+    QKV_CPU_AMX_TILE = 1u << 8,
+    QKV_CPU_AMX_BF16 = 1u << 9,
+    /* ... and the register state the OS saves (XCR0, arch_prctl) */
+    QKV_CPU_OS_YMM = 1u << 10,
+    QKV_CPU_OS_ZMM = 1u << 11,
+    QKV_CPU_OS_AMX = 1u << 12,
+    /* AArch64 (AT_HWCAP, AT_HWCAP2) */
+    QKV_CPU_ASIMD = 1u << 16,
+    QKV_CPU_SVE = 1u << 17,
+    QKV_CPU_ASIMDFHM = 1u << 18,
+    QKV_CPU_BF16 = 1u << 19,
+    QKV_CPU_SVEBF16 = 1u << 20,
+};
+
+/* The features of this CPU and OS. Called once; the caller caches it. */
+uint32_t qkv_cpu_features(void);
+
+/* A short name for one feature bit ("avx2", "OS ZMM state", ...); NULL for
+   an unknown bit. */
+const char *qkv_cpu_feature_name(uint32_t bit);
 
 #endif

@@ -2,23 +2,27 @@
 #include <sys/auxv.h>
 
 #include "cpu.h"
-#include "qkv.h"
 
-#ifndef HWCAP_ASIMD
-#define HWCAP_ASIMD (1ul << 1)
-#endif
-#ifndef HWCAP_SVE
-#define HWCAP_SVE (1ul << 22)
-#endif
+/* The bits of <asm/hwcap.h>, spelled out for older headers. */
+#define HWCAP_ASIMD_BIT (1ul << 1)
+#define HWCAP_ASIMDFHM_BIT (1ul << 23)
+#define HWCAP_SVE_BIT (1ul << 22)
+#define HWCAP2_SVEBF16_BIT (1ul << 12)
+#define HWCAP2_BF16_BIT (1ul << 14)
 
-unsigned qkv_cpu_isa_mask(void)
+uint32_t qkv_cpu_features(void)
 {
-    unsigned mask = 1u << QKV_ISA_SCALAR;
-    const unsigned long hwcap = getauxval(AT_HWCAP);
-    if (hwcap & HWCAP_ASIMD) {
-        mask |= 1u << QKV_ISA_NEON;
-        if (hwcap & HWCAP_SVE)
-            mask |= 1u << QKV_ISA_SVE;
-    }
-    return mask;
+    uint32_t f = 0;
+    const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+    if (hwcap & HWCAP_ASIMD_BIT)
+        f |= QKV_CPU_ASIMD;
+    if (hwcap & HWCAP_ASIMDFHM_BIT)
+        f |= QKV_CPU_ASIMDFHM;
+    if (hwcap & HWCAP_SVE_BIT)
+        f |= QKV_CPU_SVE;
+    if (hwcap2 & HWCAP2_BF16_BIT)
+        f |= QKV_CPU_BF16;
+    if (hwcap2 & HWCAP2_SVEBF16_BIT)
+        f |= QKV_CPU_SVEBF16;
+    return f;
 }

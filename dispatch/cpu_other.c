@@ -1,8 +1,7 @@
-/* Any other architecture: the scalar reference only. */
+/* Any other architecture: no feature qkv uses, the scalar reference only. */
 #include "cpu.h"
-#include "qkv.h"
 
-unsigned qkv_cpu_isa_mask(void)
+uint32_t qkv_cpu_features(void)
 {
-    return 1u << QKV_ISA_SCALAR;
+    return 0;
 }

@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #include "cpu.h"
-#include "qkv.h"
 
 #ifdef __AVX__
 #error "dispatch is built for the baseline: no ISA flags here"
@@ -26,29 +25,41 @@ static uint64_t xgetbv0(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-unsigned qkv_cpu_isa_mask(void)
+uint32_t qkv_cpu_features(void)
 {
-    unsigned mask = 1u << QKV_ISA_SCALAR;
+    uint32_t f = 0;
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
-        return mask;
-    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1;
-    const int avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
-    if (!osxsave || !avx)
-        return mask;
-    const uint64_t xcr0 = xgetbv0();
-    if ((xcr0 & XCR0_YMM) != XCR0_YMM)
-        return mask;
+        return f;
+    const int osxsave = (c >> 27) & 1;
+    if ((c >> 12) & 1)
+        f |= QKV_CPU_FMA;
+    if ((c >> 29) & 1)
+        f |= QKV_CPU_F16C;
+    if (osxsave) {
+        const uint64_t xcr0 = xgetbv0();
+        if ((xcr0 & XCR0_YMM) == XCR0_YMM && ((c >> 28) & 1))
+            f |= QKV_CPU_OS_YMM;
+        if ((xcr0 & XCR0_ZMM) == XCR0_ZMM)
+            f |= QKV_CPU_OS_ZMM;
+    }
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
-        return mask;
-    const int avx2 = (b >> 5) & 1;
-    const int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
-    const int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-    if (!(avx2 && fma && f16c))
-        return mask;
-    mask |= 1u << QKV_ISA_AVX2;
-    /* Levels are monotonic: AVX-512 is offered only on top of AVX2. */
-    if (avx512f && avx512dq && avx512bw && avx512vl && (xcr0 & XCR0_ZMM) == XCR0_ZMM)
-        mask |= 1u << QKV_ISA_AVX512;
-    return mask;
+        return f;
+    if ((b >> 5) & 1)
+        f |= QKV_CPU_AVX2;
+    if ((b >> 16) & 1)
+        f |= QKV_CPU_AVX512F;
+    if ((b >> 17) & 1)
+        f |= QKV_CPU_AVX512DQ;
+    if ((b >> 30) & 1)
+        f |= QKV_CPU_AVX512BW;
+    if ((b >> 31) & 1)
+        f |= QKV_CPU_AVX512VL;
+    if ((d >> 24) & 1)
+        f |= QKV_CPU_AMX_TILE;
+    if ((d >> 22) & 1)
+        f |= QKV_CPU_AMX_BF16;
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1))
+        f |= QKV_CPU_AVX512BF16;
+    return f;
 }

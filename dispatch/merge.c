@@ -2,7 +2,7 @@
    PLACEHOLDER until the merge kernels land (issue 14). */
 #include "api.h"
 
-qkv_status qkv_merge_states_with(const qkv_kernels *kern, size_t rows, size_t dv, float *o,
+qkv_status qkv_merge_states_with(const qkv_ctx *kern, size_t rows, size_t dv, float *o,
                                  size_t ldo, float *lse, const float *o_other, size_t ldo_other,
                                  const float *lse_other)
 {

@@ -2,23 +2,66 @@
  * The contract between the ISA-independent code (dispatch/) and the kernels
  * of one instruction set (kernels/<isa>/). Internal: not installed.
  *
- * Every ISA provides the four functions of qkv_kernels. Arguments are
- * already validated; kernels never fail and never allocate.
+ * Each ISA registers a context (qkv_ctx, in the style of BLIS's
+ * per-configuration contexts): its stage kernels, its fused-attention
+ * driver, its row converters per dtype and the block sizes the planner
+ * shares with the driver. A context starts as a copy of its parent's
+ * (dispatch/isa_list.h), so an ISA overrides only what it has. Arguments
+ * are validated before any kernel runs; kernels never fail and never
+ * allocate.
  */
 #ifndef QKV_KERNELS_H
 #define QKV_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "convert.h"
 #include "qkv.h"
 
-/* The most query rows one fused-attention job carries. Kernels may keep
-   per-row state for this many rows on the stack. */
-#define QKV_ATTN_MAX_ROWS 64
+/* The most query rows one fused-attention job carries (lanes of the
+   driver's score tile). 32 rather than 64: measured within noise on Zen 5
+   (prefill d = 64/128, n = 256/2048), and it halves the tile buffers. */
+#define QKV_ATTN_MAX_ROWS 32
+
+/* The workspace of one fused-attention job, in floats (40 KiB). It is the
+   bulk of qkv_attention's stack use (QKV_MAX_STACK_BYTES in qkv.h): the
+   planner gives each job its acc rows (when the output is not f32) and the
+   driver its tiles from it, choosing rows per job so that they fit. */
+#define QKV_ATTN_WS_FLOATS 10240
+
+/* Where the rows of one K or V operand are (one KV head of one sequence):
+   key j is row j % page_size of page pages[j / page_size], or row j of one
+   contiguous block when pages is NULL. Offsets in bytes, so that the same
+   addressing serves every dtype (a Q8_0 row of d values is d/32 blocks). */
+typedef struct qkv_kv_src {
+    const unsigned char *base; /* page 0 (or the block), row 0 */
+    size_t row_bytes;          /* between rows of a page */
+    size_t page_bytes;         /* between pages */
+    size_t page_size;          /* keys per page; SIZE_MAX when contiguous */
+    const int32_t *pages;      /* page ids, validated; NULL when contiguous */
+    qkv_dtype dtype;
+    qkv_to_f32_fn to_f32;      /* the ISA's converter; NULL for f32 */
+} qkv_kv_src;
+
+static inline const void *qkv_kv_row(const qkv_kv_src *s, size_t j)
+{
+    if (!s->pages)
+        return s->base + j * s->row_bytes;
+    return s->base + (size_t)s->pages[j / s->page_size] * s->page_bytes +
+           (j % s->page_size) * s->row_bytes;
+}
+
+/* The keys from j to the end of j's page: a tile never crosses a page, so
+   inside a tile rows are row_bytes apart. */
+static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j)
+{
+    return s->page_size - j % s->page_size;
+}
 
 /* One query row of a fused-attention job. */
 typedef struct qkv_attn_row {
-    const float *q;        /* head_dim floats */
+    const void  *q;        /* head_dim values of the job's q_dtype */
     float       *acc;      /* out: v_head_dim floats, Σ_j exp(s_j - max) · v_j */
     const float *mask;     /* additive mask row, mask[j] for key j; or NULL */
     float        slope;    /* ALiBi slope: s_j += slope · (j - pos); 0 for none */
@@ -30,20 +73,20 @@ typedef struct qkv_attn_row {
 } qkv_attn_row;
 
 /* Rows of queries that share one KV head (a block of query rows of one or
-   more heads of a GQA group), against a contiguous range of its keys.
-   For each row the kernel computes, for every key j of the row's range,
-       s_j = scale · dot(q, k_j)
+   more heads of a GQA group), against a range of its keys. For each row the
+   kernel computes, for every key j of the row's range,
+       s_j = scale · dot(q, k_j)                 (q and k_j widened exactly to f32)
        s_j = softcap · tanh(s_j / softcap)        if softcap > 0
        s_j += slope · (float)(j - pos)            (when slope != 0)
        s_j += mask[j]                             if mask
    and writes acc, max and sum as an online softmax would. A key whose s_j is
-   -INFINITY contributes nothing; a NaN propagates into acc and sum. Rows
-   with an empty range get acc = 0, max = -INFINITY, sum = 0. */
+   -INFINITY contributes nothing, even when its V row holds Inf or NaN; a
+   NaN propagates into acc and sum. Rows with an empty range get acc = 0,
+   max = -INFINITY, sum = 0. */
 typedef struct qkv_attn_job {
-    const float  *k;          /* key 0 of this KV head; key j at k + j·ldk */
-    size_t        ldk;
-    const float  *v;          /* value 0; value j at v + j·ldv */
-    size_t        ldv;
+    qkv_kv_src    k, v;
+    qkv_dtype     q_dtype;
+    qkv_to_f32_fn q_to_f32;   /* NULL for f32 */
     size_t        head_dim;
     size_t        v_head_dim;
     float         scale;
@@ -52,7 +95,16 @@ typedef struct qkv_attn_job {
     size_t        kv_end;     /* [kv_begin, kv_end) */
     size_t        rows;       /* 1 .. QKV_ATTN_MAX_ROWS */
     qkv_attn_row *row;
+    float        *ws;         /* the kernel's workspace, 64-byte aligned, */
+    size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape) */
 } qkv_attn_job;
+
+/* What a job's workspace depends on besides its row count. */
+typedef struct qkv_attn_shape {
+    size_t head_dim, v_head_dim;
+    qkv_dtype q_dtype, k_dtype, v_dtype;
+    int masked;               /* some row has an additive mask */
+} qkv_attn_shape;
 
 typedef void (*qkv_scores_kernel)(size_t m, size_t n, size_t d, float scale,
                                   const float *q, size_t ldq, const float *k, size_t ldk,
@@ -62,21 +114,37 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
                                         const float *p, size_t ldp, const float *v, size_t ldv,
                                         float *o, size_t ldo);
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
+/* Floats of workspace a job of `rows` rows of this shape needs. */
+typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape);
+/* qkv_merge_states on validated arguments. */
+typedef void (*qkv_merge_kernel)(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                                 const float *o_other, size_t ldo_other, const float *lse_other);
 
-/* The kernels of one ISA. dispatch/ fills one table per ISA with the scalar
-   kernels, then lets each ISA level override what it implements. */
-typedef struct qkv_kernels {
+/* Block sizes the planner (dispatch/plan.c) and the driver share. */
+typedef struct qkv_attn_blocks {
+    size_t tile_keys;     /* keys per KV tile; key splits are whole tiles */
+    size_t max_rows;      /* <= QKV_ATTN_MAX_ROWS query rows per job */
+} qkv_attn_blocks;
+
+/* The registry entry of one ISA. */
+typedef struct qkv_ctx {
+    qkv_isa                 isa;
     qkv_scores_kernel       scores;
     qkv_softmax_kernel      softmax;
     qkv_weighted_sum_kernel weighted_sum;
     qkv_attention_kernel    attention;
-} qkv_kernels;
+    qkv_attention_ws_fn     attention_ws;
+    qkv_attn_blocks         blocks;
+    qkv_converters          conv;
+    qkv_merge_kernel        merge_states;
+} qkv_ctx;
 
-/* Each ISA folder defines one of these; it overrides the entries it has. */
-void qkv_kernels_init_scalar(qkv_kernels *k);
-void qkv_kernels_init_avx2(qkv_kernels *k);
-void qkv_kernels_init_avx512(qkv_kernels *k);
-void qkv_kernels_init_neon(qkv_kernels *k);
-void qkv_kernels_init_sve(qkv_kernels *k);
+/* Each ISA folder defines qkv_ctx_init_<name> (dispatch/isa_list.h), which
+   overrides the entries it has in a copy of its parent's context. */
+void qkv_ctx_init_scalar(qkv_ctx *c);
+void qkv_ctx_init_avx2(qkv_ctx *c);
+void qkv_ctx_init_avx512(qkv_ctx *c);
+void qkv_ctx_init_neon(qkv_ctx *c);
+void qkv_ctx_init_sve(qkv_ctx *c);
 
 #endif /* QKV_KERNELS_H */

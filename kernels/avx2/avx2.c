@@ -149,10 +149,7 @@ V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 
 #include "x86/kernels_tmpl.h"
 
-void qkv_kernels_init_avx2(qkv_kernels *k)
+void qkv_ctx_init_avx2(qkv_ctx *c)
 {
-    k->scores = scores_f32_avx2;
-    k->softmax = softmax_f32_avx2;
-    k->weighted_sum = weighted_sum_f32_avx2;
-    k->attention = attention_f32_avx2;
+    X86_NAME(ctx_fill)(c);
 }

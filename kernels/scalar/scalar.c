@@ -81,19 +81,45 @@ static void weighted_sum_scalar(size_t m, size_t n, size_t dv,
     }
 }
 
+/* Values [c, c + n) of a row stored as `dtype`, widened to f32 (exactly):
+   in place for f32, else through the converter into buf (n <= 32, c a
+   multiple of 32 for the block types). */
+static const float *widen(const void *row, qkv_dtype dtype, qkv_to_f32_fn to_f32, size_t c,
+                          size_t n, float *buf)
+{
+    if (dtype == QKV_F32)
+        return (const float *)row + c;
+    to_f32(n, (const unsigned char *)row + qkv_dtype_bytes(dtype, c), buf);
+    return buf;
+}
+
+/* dot(q, k) of head_dim values, each widened to f32, in order. */
+static float dot_widened(const qkv_attn_job *job, const void *q, const void *k)
+{
+    float qb[32], kb[32], acc = 0.0f;
+    for (size_t c = 0; c < job->head_dim; c += 32) {
+        const size_t n = job->head_dim - c < 32 ? job->head_dim - c : 32;
+        const float *qc = widen(q, job->q_dtype, job->q_to_f32, c, n, qb);
+        const float *kc = widen(k, job->k.dtype, job->k.to_f32, c, n, kb);
+        for (size_t i = 0; i < n; i++)
+            acc += qc[i] * kc[i];
+    }
+    return acc;
+}
+
 /* All three steps at once, one key at a time (online softmax): keep the
    largest score so far and the sum of exp(score - largest); when a larger
    score arrives, rescale what was summed so far. No score matrix exists. */
 static void attention_scalar(const qkv_attn_job *job)
 {
-    const size_t d = job->head_dim, dv = job->v_head_dim;
+    const size_t dv = job->v_head_dim;
     for (size_t r = 0; r < job->rows; r++) {
         qkv_attn_row *row = &job->row[r];
         float max = -INFINITY, sum = 0.0f;
         for (size_t c = 0; c < dv; c++)
             row->acc[c] = 0.0f;
         for (size_t j = row->kv_begin; j < row->kv_end; j++) {
-            float s = job->scale * dot(row->q, job->k + j * job->ldk, d);
+            float s = job->scale * dot_widened(job, row->q, qkv_kv_row(&job->k, j));
             if (job->softcap > 0.0f)
                 s = job->softcap * tanhf(s / job->softcap);
             if (row->slope != 0.0f)
@@ -111,19 +137,34 @@ static void attention_scalar(const qkv_attn_job *job)
             }
             float w = expf(s - max);
             sum += w;
-            const float *value = job->v + j * job->ldv;
-            for (size_t c = 0; c < dv; c++)
-                row->acc[c] += w * value[c];
+            const void *value = qkv_kv_row(&job->v, j);
+            float vb[32];
+            for (size_t c0 = 0; c0 < dv; c0 += 32) {
+                const size_t n = dv - c0 < 32 ? dv - c0 : 32;
+                const float *vc = widen(value, job->v.dtype, job->v.to_f32, c0, n, vb);
+                for (size_t c = 0; c < n; c++)
+                    row->acc[c0 + c] += w * vc[c];
+            }
         }
         row->max = max;
         row->sum = sum;
     }
 }
 
-void qkv_kernels_init_scalar(qkv_kernels *k)
+/* The scalar attention keeps no tiles: it needs no workspace. */
+static size_t attention_ws_scalar(size_t rows, const qkv_attn_shape *shape)
 {
-    k->scores = scores_scalar;
-    k->softmax = softmax_scalar;
-    k->weighted_sum = weighted_sum_scalar;
-    k->attention = attention_scalar;
+    (void)rows, (void)shape;
+    return 0;
+}
+
+void qkv_ctx_init_scalar(qkv_ctx *c)
+{
+    c->scores = scores_scalar;
+    c->softmax = softmax_scalar;
+    c->weighted_sum = weighted_sum_scalar;
+    c->attention = attention_scalar;
+    c->attention_ws = attention_ws_scalar;
+    c->blocks.tile_keys = 64;
+    c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
 }

@@ -1,0 +1,352 @@
+/*
+ * The planner of the fused attention: the work of a validated descriptor
+ * split into jobs (query rows of one KV head against a range of its keys),
+ * each run by the ISA's attention kernel with a workspace on this stack,
+ * and finished here: the sink term, 1/L, the output dtype and lse.
+ *
+ * The split depends on the shapes, the dtypes and the ISA (and on whether a
+ * threading hook is given), never on the number of threads: with a hook
+ * the output is bit-identical for any thread count.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+/* Splitting the keys pays only when the other dimensions give too few
+   tasks to keep a many-core machine busy; a split shorter than
+   SPLIT_MIN_KEYS would cost more in merging than it gains. */
+#define SPLIT_TARGET_TASKS 32
+#define SPLIT_MIN_KEYS 512
+
+typedef struct plan {
+    const qkv_attention_desc *d;
+    const qkv_ctx *ctx;
+    size_t group;                 /* query heads per KV head */
+    size_t heads_per_job, head_blocks;
+    size_t rows_per_job, row_blocks;
+    size_t jobs;                  /* batch · kv_heads · head_blocks · row_blocks */
+    size_t splits, split_len;     /* key ranges per job (1: no split) */
+    size_t acc_floats;            /* per row, when acc cannot be the output row */
+    float *partial;               /* splits > 1: per task, rows · (v_head_dim + 2) */
+} plan;
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+/* The most rows a job can have so that its acc rows (when the output is
+   not f32) and the kernel's workspace fit QKV_ATTN_WS_FLOATS. */
+static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats)
+{
+    const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
+                              d->mask == QKV_MASK_ADDITIVE};
+    size_t rows = ctx->blocks.max_rows;
+    for (; rows > 1; rows /= 2)
+        if (rows * acc_floats + ctx->attention_ws(rows, &s) <= QKV_ATTN_WS_FLOATS)
+            break;
+    return rows;
+}
+
+static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
+{
+    memset(p, 0, sizeof *p);
+    p->d = d;
+    p->ctx = ctx;
+    p->group = d->q_heads / d->kv_heads;
+    p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
+    const size_t cap = rows_cap(ctx, d, p->acc_floats);
+    /* A job is a block of query rows; when there are few rows (decode),
+       it takes several heads of the GQA group so each key serves them all. */
+    p->rows_per_job = d->q_len < cap ? d->q_len : cap;
+    p->heads_per_job = cap / p->rows_per_job;
+    if (p->heads_per_job > p->group)
+        p->heads_per_job = p->group;
+    p->head_blocks = (p->group + p->heads_per_job - 1) / p->heads_per_job;
+    p->row_blocks = (d->q_len + p->rows_per_job - 1) / p->rows_per_job;
+    p->jobs = d->batch * d->kv_heads * p->head_blocks * p->row_blocks;
+    p->splits = 1;
+    p->split_len = d->kv_len;
+    if (d->parallel_for && p->jobs < SPLIT_TARGET_TASKS && d->kv_len >= 2 * SPLIT_MIN_KEYS) {
+        size_t want = (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs;
+        if (want > d->kv_len / SPLIT_MIN_KEYS)
+            want = d->kv_len / SPLIT_MIN_KEYS;
+        /* Whole tiles keep the kernels' tiles aligned. */
+        const size_t tile = ctx->blocks.tile_keys;
+        p->split_len = ((d->kv_len + want - 1) / want + tile - 1) / tile * tile;
+        p->splits = (d->kv_len + p->split_len - 1) / p->split_len;
+    }
+}
+
+static size_t partial_floats(const plan *p)
+{
+    /* Only used with a merge buffer, whose size check covers this product. */
+    return QKV_ATTN_MAX_ROWS * (p->d->v_head_dim + 2);
+}
+
+/* The visible keys of query position pos within [lo, hi). */
+static void visible_keys(const qkv_attention_desc *d, ptrdiff_t pos, size_t lo, size_t hi,
+                         size_t *begin, size_t *end)
+{
+    if (d->mask == QKV_MASK_CAUSAL) {
+        const size_t last = pos < 0 ? 0 : (size_t)pos + 1;
+        if (hi > last)
+            hi = last;
+    }
+    /* Keys j > pos - window: only a position at least `window` keys in
+       cuts anything, and comparing in size_t keeps any window valid (a
+       cast to ptrdiff_t would turn windows >= 2^63 negative). */
+    if (d->window && pos >= 0 && (size_t)pos >= d->window) {
+        const size_t first = (size_t)pos - d->window + 1;
+        if (lo < first)
+            lo = first;
+    }
+    if (lo >= hi)
+        lo = hi = 0;
+    *begin = lo;
+    *end = hi;
+}
+
+/* Job coordinates of a job index. */
+typedef struct job_place {
+    size_t b, g, h0, h1, i0, i1;  /* batch, KV head, query heads [h0,h1), rows [i0,i1) */
+} job_place;
+
+static job_place place_of(const plan *p, size_t job)
+{
+    const qkv_attention_desc *d = p->d;
+    job_place w;
+    const size_t rb = job % p->row_blocks;
+    job /= p->row_blocks;
+    const size_t hb = job % p->head_blocks;
+    job /= p->head_blocks;
+    w.g = job % d->kv_heads;
+    w.b = job / d->kv_heads;
+    w.h0 = w.g * p->group + hb * p->heads_per_job;
+    w.h1 = w.h0 + p->heads_per_job;
+    if (w.h1 > (w.g + 1) * p->group)
+        w.h1 = (w.g + 1) * p->group;
+    w.i0 = rb * p->rows_per_job;
+    w.i1 = w.i0 + p->rows_per_job < d->q_len ? w.i0 + p->rows_per_job : d->q_len;
+    return w;
+}
+
+/* Output row (b, h, i), in the output's dtype. */
+static void *out_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i)
+{
+    const size_t at = b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
+    return (unsigned char *)d->o.data + qkv_dtype_bytes(d->o.dtype, at);
+}
+
+/* The softmax denominator joined by the sink, then o = acc / L in the
+   output's dtype (acc is scaled in place when it is not the output row),
+   and lse. */
+static void finish_row(const plan *p, size_t b, size_t h, size_t i, float *acc, float max,
+                       float sum)
+{
+    const qkv_attention_desc *d = p->d;
+    void *o = out_row(d, b, h, i);
+    float scale = 1.0f;
+    if (d->sinks) {
+        const float sink = d->sinks[h];
+        if (sink > max) {          /* also when no key was seen (max = -inf) */
+            scale = expf(max - sink);
+            sum = sum * scale + 1.0f;
+            max = sink;
+        } else {
+            sum += expf(sink - max);
+        }
+    }
+    const size_t dv = d->v_head_dim;
+    if (sum == 0.0f) {             /* no key and no sink: zeros, not 0/0 */
+        memset(o, 0, qkv_dtype_bytes(d->o.dtype, dv));   /* +0 in every dtype */
+    } else {
+        const float inv = scale / sum;
+        float *f = d->o.dtype == QKV_F32 ? o : acc;
+        for (size_t c = 0; c < dv; c++)
+            f[c] = acc[c] * inv;
+        if (d->o.dtype != QKV_F32)
+            p->ctx->conv.from_f32[d->o.dtype](dv, acc, o);
+    }
+    if (d->lse)
+        d->lse[(b * d->q_heads + h) * d->q_len + i] = sum == 0.0f ? -INFINITY : max + logf(sum);
+}
+
+/* One operand's rows for KV head g of sequence b. */
+static qkv_kv_src kv_src(const qkv_ctx *ctx, const qkv_tensor *t, size_t dim, size_t b, size_t g)
+{
+    qkv_kv_src s;
+    s.base = (const unsigned char *)t->data +
+             qkv_dtype_bytes(t->dtype, b * t->batch_stride + g * t->head_stride);
+    s.row_bytes = qkv_dtype_bytes(t->dtype, t->row_stride);
+    s.page_bytes = 0;
+    s.page_size = SIZE_MAX;
+    s.pages = NULL;
+    s.dtype = t->dtype;
+    s.to_f32 = t->dtype == QKV_F32 ? NULL : ctx->conv.to_f32[t->dtype];
+    (void)dim;
+    return s;
+}
+
+/* Fills the rows of a job for keys [lo, hi) and runs the kernel. Results go
+   to the output rows directly (f32 output), through acc rows in the
+   workspace (other dtypes), or to `partial` (acc rows, then max and sum)
+   when the keys are split. */
+static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *partial)
+{
+    const qkv_attention_desc *d = p->d;
+    const job_place w = place_of(p, job);
+    _Alignas(64) float ws[QKV_ATTN_WS_FLOATS];
+    qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
+    const size_t acc_rows = partial ? 0 : p->acc_floats;   /* per row, in ws */
+    qkv_attn_job j = {
+        .k = kv_src(p->ctx, &d->k, d->head_dim, w.b, w.g),
+        .v = kv_src(p->ctx, &d->v, d->v_head_dim, w.b, w.g),
+        .q_dtype = d->q.dtype,
+        .q_to_f32 = d->q.dtype == QKV_F32 ? NULL : p->ctx->conv.to_f32[d->q.dtype],
+        .head_dim = d->head_dim,
+        .v_head_dim = d->v_head_dim,
+        .scale = d->scale,
+        .softcap = d->softcap,
+        .kv_begin = SIZE_MAX,
+        .kv_end = 0,
+        .rows = 0,
+        .row = rows,
+    };
+    for (size_t h = w.h0; h < w.h1; h++) {
+        for (size_t i = w.i0; i < w.i1; i++) {
+            qkv_attn_row *r = &rows[j.rows];
+            const size_t qat = w.b * d->q.batch_stride + h * d->q.head_stride + i * d->q.row_stride;
+            r->q = (const unsigned char *)d->q.data + qkv_dtype_bytes(d->q.dtype, qat);
+            r->acc = partial    ? partial + j.rows * d->v_head_dim
+                     : acc_rows ? ws + j.rows * acc_rows
+                                : out_row(d, w.b, h, i);
+            r->mask = d->mask == QKV_MASK_ADDITIVE
+                          ? d->mask_add.data + w.b * d->mask_add.batch_stride +
+                                h * d->mask_add.head_stride + i * d->mask_add.row_stride
+                          : NULL;
+            r->slope = d->alibi_slopes ? d->alibi_slopes[h] : 0.0f;
+            r->pos = (ptrdiff_t)i + (ptrdiff_t)d->kv_len - (ptrdiff_t)d->q_len;
+            visible_keys(d, r->pos, lo, hi, &r->kv_begin, &r->kv_end);
+            if (r->kv_begin < r->kv_end) {
+                if (r->kv_begin < j.kv_begin)
+                    j.kv_begin = r->kv_begin;
+                if (r->kv_end > j.kv_end)
+                    j.kv_end = r->kv_end;
+            }
+            j.rows++;
+        }
+    }
+    if (j.kv_begin >= j.kv_end)
+        j.kv_begin = j.kv_end = 0;
+    j.ws = ws + j.rows * acc_rows;
+    j.ws_floats = QKV_ATTN_WS_FLOATS - j.rows * acc_rows;
+    p->ctx->attention(&j);
+
+    if (partial) {
+        float *max = partial + QKV_ATTN_MAX_ROWS * d->v_head_dim, *sum = max + QKV_ATTN_MAX_ROWS;
+        for (size_t r = 0; r < j.rows; r++) {
+            max[r] = rows[r].max;
+            sum[r] = rows[r].sum;
+        }
+        return;
+    }
+    size_t r = 0;
+    for (size_t h = w.h0; h < w.h1; h++)
+        for (size_t i = w.i0; i < w.i1; i++, r++)
+            finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
+}
+
+/* Merges the key splits of a job in split order (a fixed order, so the
+   result does not depend on which thread finished first), into the first
+   split's acc rows. */
+static void merge_job(const plan *p, size_t job)
+{
+    const qkv_attention_desc *d = p->d;
+    const job_place w = place_of(p, job);
+    const size_t dv = d->v_head_dim, stride = partial_floats(p);
+    float *first = p->partial + job * p->splits * stride;
+    size_t r = 0;
+    for (size_t h = w.h0; h < w.h1; h++) {
+        for (size_t i = w.i0; i < w.i1; i++, r++) {
+            float *acc = first + r * dv;
+            float max = first[QKV_ATTN_MAX_ROWS * dv + r];
+            float sum = first[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
+            for (size_t s = 1; s < p->splits; s++) {
+                const float *part = first + s * stride;
+                const float *pacc = part + r * dv;
+                const float pmax = part[QKV_ATTN_MAX_ROWS * dv + r];
+                const float psum = part[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
+                /* A split that saw no key adds nothing. One whose scores were
+                   all NaN also reports max = -inf, but its sum is NaN and
+                   must reach the output: skip on the sum, not the max. */
+                if (psum == 0.0f)
+                    continue;
+                if (sum == 0.0f) {     /* nothing yet: take this split as it is */
+                    memcpy(acc, pacc, dv * sizeof *acc);
+                    max = pmax;
+                    sum = psum;
+                    continue;
+                }
+                const float top = pmax > max ? pmax : max;
+                const float a = expf(max - top), c = expf(pmax - top);
+                sum = sum * a + psum * c;
+                for (size_t k = 0; k < dv; k++)
+                    acc[k] = acc[k] * a + pacc[k] * c;
+                max = top;
+            }
+            finish_row(p, w.b, h, i, acc, max, sum);
+        }
+    }
+}
+
+static void task_whole(void *ctx, size_t job)
+{
+    const plan *p = ctx;
+    run_job(p, job, 0, p->d->kv_len, NULL);
+}
+
+static void task_split(void *ctx, size_t index)
+{
+    const plan *p = ctx;
+    const size_t job = index / p->splits, s = index % p->splits;
+    const size_t lo = s * p->split_len;
+    const size_t hi = lo + p->split_len < p->d->kv_len ? lo + p->split_len : p->d->kv_len;
+    run_job(p, job, lo, hi, p->partial + index * partial_floats(p));
+}
+
+static void task_merge(void *ctx, size_t job)
+{
+    merge_job(ctx, job);
+}
+
+qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
+{
+    plan p;
+    make_plan(&p, desc, ctx);
+    if (!desc->parallel_for) {
+        for (size_t job = 0; job < p.jobs; job++)
+            task_whole(&p, job);
+        return QKV_OK;
+    }
+    if (p.splits == 1) {
+        desc->parallel_for(desc->pool, p.jobs, task_whole, &p);
+        return QKV_OK;
+    }
+    /* jobs · splits < 2·SPLIT_TARGET_TASKS here; only a huge v_head_dim
+       could overflow the byte count. */
+    size_t floats, bytes;
+    if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
+        __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
+        return QKV_ERR_OVERFLOW;
+    p.partial = malloc(bytes);
+    if (!p.partial)
+        return QKV_ERR_NOMEM;
+    desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);
+    desc->parallel_for(desc->pool, p.jobs, task_merge, &p);
+    free(p.partial);
+    return QKV_OK;
+}

@@ -1,0 +1,14 @@
+/* Internal: the registry of ISA contexts and the process-wide choice. */
+#ifndef QKV_REGISTRY_H
+#define QKV_REGISTRY_H
+
+#include "kernels.h"
+
+/* The context of a supported ISA, or NULL when it is not supported here. */
+const qkv_ctx *qkv_ctx_for(qkv_isa isa);
+
+/* Why an ISA cannot run here ("not built", "the CPU lacks avx512bw", ...),
+   or NULL when it is supported. Never allocates. */
+const char *qkv_isa_unsupported_reason(qkv_isa isa);
+
+#endif

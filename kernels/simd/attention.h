@@ -1,0 +1,807 @@
+/*
+ * The fused-attention driver of every SIMD ISA, written once against a
+ * small vector vocabulary and compiled per ISA (as SLEEF and BLIS do): the
+ * ISA file defines its vocabulary and microkernels, then includes this
+ * header, which defines
+ *
+ *   static void   SIMD_NAME(attention)(const qkv_attn_job *job);
+ *   static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s);
+ *
+ * FlashAttention over KV tiles of at most ATT_BN keys, per tile:
+ *   1. S = scale · Q·Kᵀ, kept transposed as S[key][row]: the job's rows are
+ *      vector lanes, so the online softmax's per-row max, sum and rescale
+ *      are lane-wise operations with no horizontal reduction;
+ *   2. score modifiers (soft-cap, ALiBi, additive mask), each row's key
+ *      range, the online max;
+ *   3. P = exp(S - max) in place and the row sums; alpha = exp(old - new)
+ *      only for rows whose max grew;
+ *   4. acc = alpha · acc + P · V.
+ * Three forms of step 1 (chosen per job by its rows):
+ *   - GEMM: Qᵀ packed once per job as the microkernel's B, K rows broadcast
+ *     (no packing of K);
+ *   - DOT (rows <= VL/2, decode of a GQA group): dot products along
+ *     head_dim, 4 rows × VL/4 keys per vector, then scattered into S;
+ *   - ROWS4 (rows <= 4): S kept as [key][4], a vector is VL/4 keys × 4
+ *     rows, so exp/max/sum run on full vectors (the per-row state is kept
+ *     repeated in every group of 4 lanes, v_fold4_* combine the groups).
+ *
+ * Stored dtypes. Q, K and V may be f32 (read in place) or any dtype with a
+ * converter (job->k.to_f32 ...): K and V rows are converted into the
+ * workspace in chunks of keys, once per tile whatever the number of rows
+ * (a GQA group never re-converts per head), Q once per job.
+ *
+ * Pages. A tile never crosses a page of K/V (qkv_kv_run), so inside a tile
+ * rows are a constant stride apart and the microkernels read them in place.
+ *
+ * Hidden keys and non-finite V. A key a row does not see gets the weight
+ * -0.0, which exp() never returns; P·V multiplies it into V like any other
+ * weight, which is exact unless that V row holds an Inf or NaN (0·Inf =
+ * NaN would leak into rows that never see the key). So V rows are checked
+ * for finiteness (one FMA per vector, on rows about to be read anyway) and
+ * a chunk that is not finite goes through pv_exact, which skips the -0.0
+ * weights as the scalar reference skips the keys. A plain tile (every row
+ * sees all its keys, no modifier) hides no key and is not checked.
+ *
+ * The vocabulary (all `static inline`; vf a vector of floats, vm a lane
+ * mask; neither is stored in arrays or structs here, so SVE's sizeless
+ * types work):
+ *   SIMD_SUFFIX            _avx512, _neon, ...: ends every function name
+ *   VL, VL_MAX             lanes per vector (may be a run-time value), and a
+ *                          compile-time bound on it (a power of 2, >= 4)
+ *   v_zero v_set1 v_load v_store v_add v_sub v_mul v_div v_fmadd
+ *   v_max(x, m)            m where x is NaN
+ *   v_gt v_eq v_ne         v_ne: not equal or unordered
+ *   v_sel(m, a, b)         m ? b : a
+ *   v_any(m)               some lane set
+ *   v_tailmask(n)          the first n lanes, 1 <= n <= VL
+ *   v_loadm(p, m) v_loadm_or(p, m, fill) v_storem(p, m, x)
+ *                          masked lanes never touch memory
+ *   v_exp v_tanh           SLEEF, 1 ULP
+ *   v_in_range(lo, hi, j)  lanes i with lo[i] <= j < hi[i] (int32 arrays)
+ *   v_i32_to_f(p, j)       (float)(p[i] + j)
+ *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of
+ *                          its lane r over all the groups
+ *   v_prefetch(p)          a hint, may be a no-op
+ * and the microkernels:
+ *   GEMM_MR, GEMM_NR       the microkernel's tile (GEMM_NR may be run-time)
+ *   simd_gemm(mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
+ *                          C[i][coff + x] := post · (pre_i · C[i][coff + x]
+ *                          + Σ_p A[i][p] · B[p][x]) for i < mr <= GEMM_MR,
+ *                          x < nc <= GEMM_NR; A[i][p] = a[i·rsa + p·csa],
+ *                          B[p][x] = b[p·ldb + x], C rows by pointer c[i];
+ *                          load_c 0 starts from 0 (pre ignored), pre NULL
+ *                          means 1; cmax (NULL or nc floats rounded up to
+ *                          whole vectors) takes the max of what is stored.
+ *                          Never reads or writes past column nc.
+ *   simd_qk_dot4(q, d, k, ldk, n, scale, out)
+ *                          out[4j + r] = scale · dot(q[r], k + j·ldk) for
+ *                          r < 4 and j < round_up(n, VL/4); key rows j >= n
+ *                          are never read (the key n - 1 stands in).
+ *   simd_mask_t(mask, rows, key0, n, rp, mt)
+ *                          mt[j·rp + r] = mask[r][key0 + j] for j < n,
+ *                          r < rows (0 for a NULL mask row); may write
+ *                          lanes rows..rp-1 of those keys.
+ */
+#ifndef SIMD_SUFFIX
+#error "define SIMD_SUFFIX, the vocabulary and the microkernels before including simd/attention.h"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define SIMD_CAT_(a, b) a##b
+#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
+#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
+
+/* 64 keys a tile: a 64 × 32 score tile (8 KiB) stays in L1 between its
+   sweeps, and key splits (dispatch/plan.c) are whole tiles. */
+#define ATT_BN 64
+/* Lanes of the per-row state: the job's rows rounded up to whole vectors. */
+#define ATT_LANES (((QKV_ATTN_MAX_ROWS + VL_MAX - 1) / VL_MAX) * VL_MAX)
+/* Keys of K or V converted at a time when they are not f32, as preferred
+   by the planner: 16 rows of 128 floats, 8 KiB. */
+#define ATT_CONV_KEYS 16
+#define ATT_ALIGN(n) (((n) + 15) & ~(size_t)15)   /* whole 64-byte lines */
+
+enum { ATT_GEMM, ATT_DOT, ATT_ROWS4 };
+
+/* The lanes of S per key: rows rounded up to whole vectors (4 for ROWS4). */
+static size_t SIMD_NAME(att_rp)(int form, size_t rows)
+{
+    return form == ATT_ROWS4 ? 4 : (rows + VL - 1) / VL * VL;
+}
+
+/* Floats of workspace a form takes: S (and the mask tile in S's layout),
+   Q as the form wants it, and `conv` floats of converted K/V rows. */
+static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s, size_t conv)
+{
+    const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = ATT_BN + VL;
+    size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
+    if (form == ATT_GEMM)
+        n += ATT_ALIGN(rp * s->head_dim);
+    else if (s->q_dtype != QKV_F32)
+        n += ATT_ALIGN((rows + 3) / 4 * 4 * s->head_dim);
+    if (form == ATT_DOT)
+        n += ATT_ALIGN(keys * 4);
+    return n + ATT_ALIGN(conv);
+}
+
+/* The form of a job of this many rows in ws_floats of workspace. The dot
+   forms need Q (when converted) and one whole converted K row at once;
+   when a huge head_dim leaves no room for them, GEMM, which works in
+   chunks of head_dim, takes any job. */
+static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_floats)
+{
+    const int form = rows <= 4 ? ATT_ROWS4 : rows <= (size_t)VL / 2 ? ATT_DOT : ATT_GEMM;
+    if (form == ATT_GEMM)
+        return form;
+    size_t conv = s->k_dtype != QKV_F32 ? s->head_dim : 0;
+    conv = s->v_dtype != QKV_F32 && conv < 64 ? 64 : conv;
+    return SIMD_NAME(att_need)(form, rows, s, conv) <= ws_floats ? form : ATT_GEMM;
+}
+
+/* The workspace a job prefers: its form's needs with a chunk of
+   ATT_CONV_KEYS converted K/V rows. The planner picks rows per job so that
+   this fits; the kernel copes with less (smaller chunks). */
+static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
+{
+    size_t conv = 0;
+    if (s->k_dtype != QKV_F32)
+        conv = s->head_dim;
+    if (s->v_dtype != QKV_F32 && s->v_head_dim > conv)
+        conv = s->v_head_dim;
+    return SIMD_NAME(att_need)(SIMD_NAME(att_form)(rows, s, SIZE_MAX), rows, s,
+                               ATT_CONV_KEYS * conv);
+}
+
+static qkv_attn_shape SIMD_NAME(shape_of)(const qkv_attn_job *job)
+{
+    qkv_attn_shape s = {job->head_dim, job->v_head_dim, job->q_dtype, job->k.dtype,
+                        job->v.dtype, 0};
+    for (size_t r = 0; r < job->rows; r++)
+        s.masked |= job->row[r].mask != NULL;
+    return s;
+}
+
+/* ---- operands ------------------------------------------------------------- */
+
+/* A bump allocator over the job's workspace. */
+typedef struct SIMD_NAME(att_ws) {
+    float *p;
+    size_t left;
+} SIMD_NAME(att_ws);
+
+static float *SIMD_NAME(ws_take)(SIMD_NAME(att_ws) *w, size_t floats)
+{
+    float *p = w->p;
+    floats = ATT_ALIGN(floats);
+    floats = floats < w->left ? floats : w->left;
+    w->p += floats;
+    w->left -= floats;
+    return p;
+}
+
+/* Rows [j, j + n) of K or V as f32, columns [c0, c0 + len): in place when
+   stored as f32, else converted into buf (len floats a row). *ld is the
+   distance between the rows returned, in floats. c0 is a multiple of the
+   dtype's block (32 for Q8_0/Q4_0). */
+static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0,
+                                      size_t len, float *buf, size_t *ld)
+{
+    const unsigned char *row = qkv_kv_row(s, j);
+    if (s->dtype == QKV_F32) {
+        *ld = s->row_bytes / sizeof(float);
+        return (const float *)row + c0;
+    }
+    const size_t skip = qkv_dtype_bytes(s->dtype, c0);
+    for (size_t i = 0; i < n; i++)
+        s->to_f32(len, row + i * s->row_bytes + skip, buf + i * len);
+    *ld = len;
+    return buf;
+}
+
+/* Reads one byte of every cache line of rows [j0, j1) (len bytes each), in
+   a tight sweep of loads that nothing waits on. Decode streams K from
+   memory once, and its dot products leave few loads per instruction
+   window: spread between their FMAs, the loads keep too few misses in
+   flight to use the memory's bandwidth. Run first, they keep many in
+   flight, and the dot products then read the rows from cache. (Measured on
+   Zen 5, one thread, 32 query heads on 8 KV heads, 32768 keys, d = 128:
+   19 ms without, 11 ms with; software prefetch alone changes nothing.) */
+static void SIMD_NAME(touch_rows)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
+{
+    for (size_t j = j0; j < j1; j++) {
+        const volatile unsigned char *row = qkv_kv_row(s, j);
+        for (size_t c = 0; c < len; c += 64)
+            (void)row[c];
+        (void)row[len - 1];   /* the last line, when the row is not aligned */
+    }
+}
+
+/* Asks for the rows of keys [j, j + n) (clipped to the job and to j's
+   page) ATT_PF_KEYS keys ahead of use. (Measured on Zen 5: within noise of
+   the hardware prefetcher alone; kept because it costs nothing and helps
+   CPUs whose prefetchers stop at 4 KiB pages.) */
+#define ATT_PF_KEYS 256
+static void SIMD_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, size_t n)
+{
+    const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
+    const size_t vb = qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
+    if (j >= job->kv_end)
+        return;
+    const size_t run = qkv_kv_run(&job->k, j);
+    n = n < run ? n : run;
+    const unsigned char *kr = qkv_kv_row(&job->k, j), *vr = qkv_kv_row(&job->v, j);
+    for (size_t i = 0; i < n && j + i < job->kv_end; i++) {
+        for (size_t l = 0; l < kb; l += 64)
+            v_prefetch(kr + i * job->k.row_bytes + l);
+        for (size_t l = 0; l < vb; l += 64)
+            v_prefetch(vr + i * job->v.row_bytes + l);
+    }
+}
+
+/* qt[p][r] = q_r[pc + p] for r < rows, 0 up to rp: Qᵀ as the microkernel's
+   B, so that a step of the dot product is one vector per VL rows. A row
+   stored in another dtype is converted 32 values at a time. */
+static void SIMD_NAME(pack_qt)(float *qt, size_t rp, const qkv_attn_job *job, size_t pc,
+                               size_t kc)
+{
+    for (size_t r = 0; r < job->rows; r++) {
+        if (job->q_dtype == QKV_F32) {
+            const float *q = (const float *)job->row[r].q + pc;
+            for (size_t p = 0; p < kc; p++)
+                qt[p * rp + r] = q[p];
+            continue;
+        }
+        const unsigned char *q = job->row[r].q;
+        float part[32];
+        for (size_t p0 = 0; p0 < kc; p0 += 32) {
+            const size_t np = kc - p0 < 32 ? kc - p0 : 32;
+            job->q_to_f32(np, q + qkv_dtype_bytes(job->q_dtype, pc + p0), part);
+            for (size_t p = 0; p < np; p++)
+                qt[(p0 + p) * rp + r] = part[p];
+        }
+    }
+    for (size_t r = job->rows; r < rp; r++)
+        for (size_t p = 0; p < kc; p++)
+            qt[p * rp + r] = 0.0f;
+}
+
+/* Whether n rows of dv floats, ld apart, hold only finite numbers:
+   x · 0 + s keeps s = 0 for finite x and turns it NaN for an Inf or NaN. */
+static int SIMD_NAME(rows_finite)(const float *v, size_t ld, size_t n, size_t dv)
+{
+    const size_t nfull = dv / VL * VL;
+    const vm tm = v_tailmask(dv > nfull ? dv - nfull : VL);
+    const vf zero = v_zero();
+    vf s0 = zero, s1 = zero;
+    for (size_t j = 0; j < n; j++) {
+        const float *row = v + j * ld;
+        size_t c = 0;
+        for (; c + 2 * VL <= nfull; c += 2 * VL) {
+            s0 = v_fmadd(v_load(row + c), zero, s0);
+            s1 = v_fmadd(v_load(row + c + VL), zero, s1);
+        }
+        if (c < nfull)
+            s0 = v_fmadd(v_load(row + c), zero, s0);
+        if (nfull < dv)
+            s1 = v_fmadd(v_loadm(row + nfull, tm), zero, s1);
+    }
+    const vf s = v_add(s0, s1);
+    return !v_any(v_ne(s, s));
+}
+
+/* x[c] *= f for c < n, never touching x[n] or beyond. */
+static void SIMD_NAME(row_scale)(float *x, size_t n, float f)
+{
+    const size_t nfull = n / VL * VL;
+    const vf vf_ = v_set1(f);
+    for (size_t c = 0; c < nfull; c += VL)
+        v_store(x + c, v_mul(v_load(x + c), vf_));
+    if (nfull < n) {
+        const vm tm = v_tailmask(n - nfull);
+        v_storem(x + nfull, tm, v_mul(v_loadm(x + nfull, tm), vf_));
+    }
+}
+
+/* ---- P·V ------------------------------------------------------------------ */
+
+/* P·V of one tile for the keys [kmin, kmax) (relative to t0): acc_r =
+   alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
+   sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
+   blocks of GEMM_MR, each over the keys one of its rows sees. V comes in
+   chunks (in place when f32: one chunk); a chunk that is not finite takes
+   pv_exact. alpha is applied once per row, with the first chunk that
+   reaches it. */
+static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
+                               const float *st, size_t rp, const int32_t *lo, const int32_t *hi,
+                               const float *alpha, int plain, float *conv, size_t conv_floats)
+{
+    const size_t rows = job->rows, dv = job->v_head_dim;
+    const int f32 = job->v.dtype == QKV_F32;
+    /* Converted chunks: ch keys × cw columns, cw a multiple of 64 (whole
+       Q8_0/Q4_0 blocks, whole microkernel column blocks) unless all of dv. */
+    size_t cw = dv, ch = kmax - kmin;
+    if (!f32) {
+        if (conv_floats < dv) {
+            cw = conv_floats / 64 * 64;
+            cw = cw ? cw : 64;   /* the planner always leaves 64 floats */
+        }
+        ch = conv_floats / cw;
+        ch = ch < kmax - kmin ? ch : kmax - kmin;
+    }
+    for (size_t c0 = 0; c0 < dv; c0 += cw) {
+        const size_t nc_chunk = dv - c0 < cw ? dv - c0 : cw;
+        uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
+        for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
+            const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
+            size_t ldv;
+            const float *vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
+            const int finite = (plain && f32) || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
+            for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
+                const size_t mr = rows - i0 < GEMM_MR ? rows - i0 : GEMM_MR;
+                int32_t klo = (int32_t)k1, khi = (int32_t)k0;
+                for (size_t i = 0; i < mr; i++) {
+                    const int32_t b = lo[i0 + i] > (int32_t)k0 ? lo[i0 + i] : (int32_t)k0;
+                    const int32_t e = hi[i0 + i] < (int32_t)k1 ? hi[i0 + i] : (int32_t)k1;
+                    if (b < e) {
+                        klo = b < klo ? b : klo;
+                        khi = e > khi ? e : khi;
+                    }
+                }
+                if (klo >= khi)
+                    continue;          /* no key here for these rows */
+                /* alpha once per row: the rows of the block not done yet. */
+                const float *pre = NULL;
+                const uint64_t block = (((uint64_t)1 << mr) - 1) << i0;
+                if ((pre_done & block) != block) {
+                    int scale = 0;
+                    for (size_t i = 0; i < mr; i++)
+                        scale |= alpha[i0 + i] != 1.0f;
+                    pre = scale ? alpha + i0 : NULL;
+                    pre_done |= block;
+                }
+                float *crow[GEMM_MR];
+                for (size_t i = 0; i < mr; i++)
+                    crow[i] = job->row[i0 + i].acc;
+                if (!finite) {
+                    for (size_t i = 0; i < mr; i++) {
+                        float *o = crow[i] + c0;
+                        if (pre && pre[i] != 1.0f)
+                            SIMD_NAME(row_scale)(o, nc_chunk, pre[i]);
+                        const int32_t b = lo[i0 + i] > klo ? lo[i0 + i] : klo;
+                        const int32_t e = hi[i0 + i] < khi ? hi[i0 + i] : khi;
+                        for (int32_t j = b; j < e; j++) {
+                            const float p = st[(size_t)j * rp + i0 + i];
+                            uint32_t bits;
+                            memcpy(&bits, &p, sizeof bits);
+                            if (bits == 0x80000000u)
+                                continue;   /* hidden key: contributes nothing */
+                            const float *vr = vb + ((size_t)j - k0) * ldv;
+                            const vf vp = v_set1(p);
+                            size_t c = 0;
+                            for (; c + VL <= nc_chunk; c += VL)
+                                v_store(o + c, v_fmadd(vp, v_load(vr + c), v_load(o + c)));
+                            if (c < nc_chunk) {
+                                const vm tm = v_tailmask(nc_chunk - c);
+                                v_storem(o + c, tm, v_fmadd(vp, v_loadm(vr + c, tm), v_loadm(o + c, tm)));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                const float *pa = st + (size_t)klo * rp + i0;
+                const float *vk = vb + ((size_t)klo - k0) * ldv;
+                for (size_t jc = 0; jc < nc_chunk; jc += GEMM_NR) {
+                    const size_t nc = nc_chunk - jc < GEMM_NR ? nc_chunk - jc : GEMM_NR;
+                    simd_gemm((int)mr, nc, (size_t)(khi - klo), pa, 1, rp, vk + jc, ldv, crow,
+                              c0 + jc, 1, pre, 1.0f, NULL);
+                }
+            }
+        }
+    }
+}
+
+/* ---- the modifier pass -------------------------------------------------------- */
+
+/* The keys of row r in the tile at t0 of n keys, relative to t0. */
+static void SIMD_NAME(tile_range)(const qkv_attn_row *rw, size_t t0, size_t n, int32_t *lo,
+                                  int32_t *hi)
+{
+    size_t b = rw->kv_begin > t0 ? rw->kv_begin - t0 : 0;
+    size_t e = rw->kv_end > t0 ? rw->kv_end - t0 : 0;
+    b = b < n ? b : n;
+    e = e < n ? e : n;
+    if (b >= e)
+        b = e = 0;
+    *lo = (int32_t)b;
+    *hi = (int32_t)e;
+}
+
+/* The additive mask of keys [kmin, kmax) in S's layout, mt[j·rp + r]. */
+static void SIMD_NAME(mask_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
+                                 size_t rp, float *mt)
+{
+    const float *mask[ATT_LANES];
+    for (size_t r = 0; r < job->rows; r++)
+        mask[r] = job->row[r].mask;
+    simd_mask_t(mask, job->rows, t0 + kmin, kmax - kmin, rp, mt + kmin * rp);
+}
+
+/* ---- decode: rows <= 4 ------------------------------------------------------- */
+
+/* Q rows as f32: in place, or converted into buf (d floats a row). */
+static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t r0, size_t n, float *buf,
+                                  const float **q)
+{
+    for (size_t r = 0; r < n; r++) {
+        const size_t src = r0 + r < job->rows ? r0 + r : job->rows - 1;
+        if (job->q_dtype == QKV_F32) {
+            q[r] = job->row[src].q;
+        } else {
+            job->q_to_f32(job->head_dim, job->row[src].q, buf + r * job->head_dim);
+            q[r] = buf + r * job->head_dim;
+        }
+    }
+}
+
+/* S[j][r] = scale · dot(q_r, k_j) for the keys [kmin, kmax) of the tile,
+   4 rows at a time, into S as [key][rp] (rp = 4: written directly). K rows
+   stored in another dtype are converted ch keys at a time, once for all
+   the job's rows. */
+static void SIMD_NAME(qk_dot_tile)(const qkv_attn_job *job, const float *const *q, size_t t0,
+                                   size_t kmin, size_t kmax, float *st, size_t rp, float *st4,
+                                   float *conv, size_t conv_floats)
+{
+    const size_t d = job->head_dim, rows = job->rows;
+    SIMD_NAME(touch_rows)(&job->k, t0 + kmin, t0 + kmax, qkv_dtype_bytes(job->k.dtype, d));
+    size_t ch = kmax - kmin;
+    if (job->k.dtype != QKV_F32) {
+        ch = conv_floats / d;
+        ch = ch < kmax - kmin ? ch : kmax - kmin;
+    }
+    for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
+        const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
+        size_t ldk;
+        const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, 0, d, conv, &ldk);
+        for (size_t r0 = 0; r0 < rows; r0 += 4) {
+            if (r0 == 0)
+                SIMD_NAME(prefetch_rows)(job, t0 + k0 + ATT_PF_KEYS, k1 - k0);
+            if (rp == 4) {
+                simd_qk_dot4(q + r0, d, kb, ldk, k1 - k0, job->scale, st + k0 * 4);
+                continue;
+            }
+            simd_qk_dot4(q + r0, d, kb, ldk, k1 - k0, job->scale, st4);
+            /* 4 lanes from r0 stay inside rp: rp >= 4 · ceil(rows / 4). */
+            for (size_t j = k0; j < k1; j++)
+                memcpy(st + j * rp + r0, st4 + (j - k0) * 4, 4 * sizeof(float));
+        }
+    }
+}
+
+/* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
+   each). With one lane per row a vector of scores would be mostly idle, so
+   S and P are kept as [key][4] and a vector holds VL/4 keys × 4 rows
+   exactly as the dot products leave them: exp, max and sum then run on
+   full vectors (a quarter as many exp calls). */
+static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws) ws)
+{
+    const size_t rows = job->rows, dv = job->v_head_dim, keys = ATT_BN + VL;
+    const float cap = job->softcap;
+    _Alignas(64) float slope_l[VL_MAX], alpha_l[VL_MAX], out_l[VL_MAX];
+    _Alignas(64) int32_t lo_l[VL_MAX], hi_l[VL_MAX], dist_l[VL_MAX];
+    int32_t lo[4], hi[4];
+    int any_slope = 0, any_mask = 0;
+    for (size_t r = 0; r < rows; r++) {
+        any_slope |= job->row[r].slope != 0.0f;
+        any_mask |= job->row[r].mask != NULL;
+    }
+    float *st = SIMD_NAME(ws_take)(&ws, keys * 4);
+    float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * 4) : NULL;
+    float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 4 * job->head_dim) : NULL;
+    float *conv = ws.p;
+    const float *q[4];
+    SIMD_NAME(q_rows_f32)(job, 0, 4, qbuf, q);
+    for (size_t l = 0; l < (size_t)VL; l++) {
+        const size_t r = l % 4;
+        slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
+        dist_l[l] = 0;
+    }
+    if (mt)   /* lanes past the rows or past a tile's keys: hidden, but defined */
+        memset(mt, 0, keys * 4 * sizeof *mt);
+    const vf vzero = v_zero(), ninf = v_set1(-INFINITY), one = v_set1(1.0f);
+    const vf nzero = v_set1(-0.0f), vcap = v_set1(cap), vslope = v_load(slope_l);
+    for (size_t r = 0; r < rows; r++)
+        memset(job->row[r].acc, 0, dv * sizeof(float));
+    vf m_rep = ninf, l_rep = vzero;
+
+    for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
+        size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
+        const size_t run = qkv_kv_run(&job->k, t0);
+        n = n < run ? n : run;
+        size_t kmin = n, kmax = 0;
+        for (size_t r = 0; r < 4; r++) {
+            lo[r] = hi[r] = 0;
+            if (r < rows)
+                SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
+            if (lo[r] < hi[r]) {
+                kmin = (size_t)lo[r] < kmin ? (size_t)lo[r] : kmin;
+                kmax = (size_t)hi[r] > kmax ? (size_t)hi[r] : kmax;
+            }
+        }
+        if (kmin >= kmax) {
+            t0 += n;
+            continue;
+        }
+        /* Lane 4k + r is row r at key j0 + k of the vector that starts at
+           key j0: its range [lo, hi) is shifted by k, and so on. */
+        for (size_t l = 0; l < (size_t)VL; l++) {
+            const size_t r = l % 4, k = l / 4;
+            lo_l[l] = lo[r] - (int32_t)k;
+            hi_l[l] = hi[r] - (int32_t)k;
+            if (any_slope && r < rows)
+                dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
+        }
+
+        SIMD_NAME(qk_dot_tile)(job, q, t0, kmin, kmax, st, 4, NULL, conv, ws.left);
+        if (mt)
+            SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
+
+        vf tmax = ninf;
+        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)VL / 4) {
+            float *sp = st + j0 * 4;
+            vf x = v_load(sp);
+            if (cap > 0.0f)
+                x = v_mul(vcap, v_tanh(v_div(x, vcap)));
+            if (any_slope)
+                x = v_add(x, v_mul(vslope, v_i32_to_f(dist_l, (int32_t)j0)));
+            /* Also hides the keys past kmax of the last vector. */
+            const vm act = v_in_range(lo_l, hi_l, (int32_t)j0);
+            if (mt)
+                x = v_add(x, v_load(mt + j0 * 4));
+            x = v_sel(act, ninf, x);
+            v_store(sp, x);
+            tmax = v_max(x, tmax);
+        }
+        const vf m_new = v_max(v_fold4_max(tmax), m_rep);
+        const vm grown = v_gt(m_new, m_rep);
+        vf a = one;
+        if (v_any(grown))
+            a = v_sel(grown, one, v_exp(v_sub(m_rep, m_new)));
+        /* A row that so far saw only -INFINITY subtracts 0, so its
+           -INFINITY scores give exp(-inf) = 0 and not exp(NaN). */
+        const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
+        vf sum = vzero;
+        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)VL / 4) {
+            float *sp = st + j0 * 4;
+            const vf x = v_load(sp);
+            const vf e = v_sel(v_eq(x, ninf), v_exp(v_sub(x, msub)), nzero);
+            v_store(sp, e);
+            sum = v_add(sum, e);
+        }
+        l_rep = v_add(v_mul(l_rep, a), v_fold4_add(sum));
+        m_rep = m_new;
+        v_store(alpha_l, a);
+
+        SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, 4, lo, hi, alpha_l, 0, conv, ws.left);
+        t0 += n;
+    }
+
+    v_store(out_l, m_rep);
+    v_store(alpha_l, l_rep);
+    for (size_t r = 0; r < rows; r++) {
+        job->row[r].max = out_l[r];
+        job->row[r].sum = alpha_l[r];
+    }
+}
+
+/* ---- the general job ---------------------------------------------------------- */
+
+static void SIMD_NAME(attention)(const qkv_attn_job *job)
+{
+    SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
+    const qkv_attn_shape shape = SIMD_NAME(shape_of)(job);
+    const int form = SIMD_NAME(att_form)(job->rows, &shape, job->ws_floats);
+    if (form == ATT_ROWS4) {
+        SIMD_NAME(attention_rows4)(job, ws);
+        return;
+    }
+    const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
+    const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL, keys = ATT_BN + VL;
+    const float scale = job->scale, cap = job->softcap;
+
+    /* Per-row state, one lane per row, padded to whole vectors. */
+    _Alignas(64) float m_run[ATT_LANES], l_run[ATT_LANES], alpha[ATT_LANES], slope[ATT_LANES];
+    _Alignas(64) float tmax_of[ATT_LANES];
+    _Alignas(64) int32_t lo[ATT_LANES], hi[ATT_LANES], dist0[ATT_LANES];
+    int any_slope = 0, any_mask = 0;
+    for (size_t r = 0; r < rp; r++) {
+        m_run[r] = -INFINITY;
+        l_run[r] = 0.0f;
+        slope[r] = r < rows ? job->row[r].slope : 0.0f;
+        lo[r] = hi[r] = dist0[r] = 0;
+        any_slope |= slope[r] != 0.0f;
+        any_mask |= r < rows && job->row[r].mask != NULL;
+    }
+    for (size_t r = 0; r < rows; r++)
+        memset(job->row[r].acc, 0, dv * sizeof(float));
+
+    float *st = SIMD_NAME(ws_take)(&ws, keys * rp);        /* S, then P, as [key][row] */
+    float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
+    float *qt = NULL, *st4 = NULL;
+    const float *q[ATT_LANES];
+    size_t dc = d;
+    if (form == ATT_DOT) {
+        float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, (rows + 3) / 4 * 4 * d) : NULL;
+        SIMD_NAME(q_rows_f32)(job, 0, (rows + 3) / 4 * 4, qbuf, q);
+        st4 = SIMD_NAME(ws_take)(&ws, keys * 4);
+        memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
+    } else {
+        /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
+           (for the usual shapes it is packed once per job), leaving room
+           for at least one converted K row and 64 V columns when they are
+           not f32. */
+        size_t keep = job->k.dtype != QKV_F32 ? d : 0;
+        keep = job->v.dtype != QKV_F32 && keep < 64 ? 64 : keep;
+        if (rp * d + ATT_ALIGN(keep) > ws.left) {
+            keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
+            dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;   /* whole Q8_0/Q4_0 blocks */
+        }
+        qt = SIMD_NAME(ws_take)(&ws, rp * dc);
+        if (dc == d)
+            SIMD_NAME(pack_qt)(qt, rp, job, 0, d);
+    }
+    if (mt)                /* lanes past the rows: defined, and inactive */
+        memset(mt, 0, keys * rp * sizeof *mt);
+    float *conv = ws.p;
+
+    const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f), nzero = v_set1(-0.0f), vzero = v_zero();
+    const vf vcap = v_set1(cap);
+    float *crow[GEMM_MR];
+
+    for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
+        size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
+        const size_t run = qkv_kv_run(&job->k, t0);
+        n = n < run ? n : run;
+        /* Each row's keys within this tile, as [lo, hi) relative to t0. */
+        size_t kmin = n, kmax = 0;
+        for (size_t r = 0; r < rows; r++) {
+            SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
+            if (lo[r] < hi[r]) {
+                kmin = (size_t)lo[r] < kmin ? (size_t)lo[r] : kmin;
+                kmax = (size_t)hi[r] > kmax ? (size_t)hi[r] : kmax;
+            }
+        }
+        if (kmin >= kmax) {
+            t0 += n;
+            continue;          /* no row sees a key of this tile */
+        }
+        if (any_slope)
+            for (size_t r = 0; r < rows; r++)
+                dist0[r] = (int32_t)((ptrdiff_t)t0 - job->row[r].pos);
+        if (mt)
+            SIMD_NAME(mask_tile)(job, t0, kmin, kmax, rp, mt);
+
+        /* A plain tile: every row sees all of [kmin, kmax) and no score
+           modifier is on, so S needs no second look before its max, and
+           the microkernel takes the max while S is still in registers. */
+        int plain = form == ATT_GEMM && cap <= 0.0f && !any_slope && !any_mask;
+        for (size_t r = 0; r < rows && plain; r++)
+            plain = (size_t)lo[r] == kmin && (size_t)hi[r] == kmax;
+        for (size_t r = 0; r < rp; r++)
+            tmax_of[r] = -INFINITY;
+
+        /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
+        if (form == ATT_DOT)
+            SIMD_NAME(qk_dot_tile)(job, q, t0, kmin, kmax, st, rp, st4, conv, ws.left);
+        for (size_t pc = 0; pc < d && form == ATT_GEMM; pc += dc) {
+            const size_t kc = d - pc < dc ? d - pc : dc;
+            if (dc != d)
+                SIMD_NAME(pack_qt)(qt, rp, job, pc, kc);
+            const float post = pc + kc >= d ? scale : 1.0f;
+            size_t ch = kmax - kmin;
+            if (job->k.dtype != QKV_F32) {
+                ch = ws.left / kc;
+                ch = ch < kmax - kmin ? ch : kmax - kmin;
+                ch = ch >= GEMM_MR ? ch / GEMM_MR * GEMM_MR : ch;
+            }
+            for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
+                const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
+                size_t ldk;
+                const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, &ldk);
+                for (size_t j0 = k0; j0 < k1; j0 += GEMM_MR) {
+                    const size_t mr = k1 - j0 < GEMM_MR ? k1 - j0 : GEMM_MR;
+                    for (size_t i = 0; i < mr; i++)
+                        crow[i] = st + (j0 + i) * rp;
+                    const float *kj = kb + (j0 - k0) * ldk;
+                    for (size_t v0 = 0; v0 < rp; v0 += GEMM_NR) {
+                        const size_t nc = rp - v0 < GEMM_NR ? rp - v0 : GEMM_NR;
+                        simd_gemm((int)mr, nc, kc, kj, ldk, 1, qt + v0, rp, crow, v0, pc > 0, NULL,
+                                  post, plain && pc + kc >= d ? tmax_of + v0 : NULL);
+                    }
+                }
+            }
+        }
+
+        /* Score modifiers, the rows' key ranges, the online max; then
+           P = exp(S - max) in place and its row sums. */
+        for (size_t rv = 0; rv < rv_count; rv++) {
+            const size_t l0 = rv * VL;
+            const vf vslope = v_load(slope + l0);
+            vf tmax = v_load(tmax_of + l0);
+            for (size_t jj = kmin; jj < kmax && !plain; jj++) {
+                float *sp = st + jj * rp + l0;
+                vf x = v_load(sp);
+                if (cap > 0.0f)
+                    x = v_mul(vcap, v_tanh(v_div(x, vcap)));
+                if (any_slope)
+                    x = v_add(x, v_mul(vslope, v_i32_to_f(dist0 + l0, (int32_t)jj)));
+                const vm act = v_in_range(lo + l0, hi + l0, (int32_t)jj);
+                if (mt)
+                    x = v_add(x, v_load(mt + jj * rp + l0));
+                /* Keys a row does not see are -INFINITY: weight 0 below. */
+                x = v_sel(act, ninf, x);
+                v_store(sp, x);
+                tmax = v_max(x, tmax);
+            }
+            const vf m_old = v_load(m_run + l0);
+            const vf m_new = v_max(tmax, m_old);
+            const vm grown = v_gt(m_new, m_old);
+            vf a = one;
+            /* exp(-inf - m) = 0 for a row's first keys: acc is zero. */
+            if (v_any(grown))
+                a = v_sel(grown, one, v_exp(v_sub(m_old, m_new)));
+            /* A row that so far saw only -INFINITY subtracts 0, so its
+               -INFINITY scores give exp(-inf) = 0 and not exp(NaN). */
+            const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
+            vf sum0 = vzero, sum1 = vzero;
+            size_t jj = kmin;
+            /* A hidden key (-INFINITY) gets the weight -0.0, which exp()
+               never returns: it adds nothing, and pv_exact can tell it
+               from a weight that underflowed to +0.0. */
+            if (plain) {       /* nothing hidden: no marks to make */
+                for (; jj + 1 < kmax; jj += 2) {
+                    float *sp = st + jj * rp + l0;
+                    const vf e0 = v_exp(v_sub(v_load(sp), msub));
+                    const vf e1 = v_exp(v_sub(v_load(sp + rp), msub));
+                    v_store(sp, e0);
+                    v_store(sp + rp, e1);
+                    sum0 = v_add(sum0, e0);
+                    sum1 = v_add(sum1, e1);
+                }
+            } else {
+                for (; jj + 1 < kmax; jj += 2) {
+                    float *sp = st + jj * rp + l0;
+                    const vf x0 = v_load(sp), x1 = v_load(sp + rp);
+                    const vf e0 = v_sel(v_eq(x0, ninf), v_exp(v_sub(x0, msub)), nzero);
+                    const vf e1 = v_sel(v_eq(x1, ninf), v_exp(v_sub(x1, msub)), nzero);
+                    v_store(sp, e0);
+                    v_store(sp + rp, e1);
+                    sum0 = v_add(sum0, e0);
+                    sum1 = v_add(sum1, e1);
+                }
+            }
+            if (jj < kmax) {
+                float *sp = st + jj * rp + l0;
+                const vf x0 = v_load(sp);
+                const vf e0 = v_sel(v_eq(x0, ninf), v_exp(v_sub(x0, msub)), nzero);
+                v_store(sp, e0);
+                sum0 = v_add(sum0, e0);
+            }
+            v_store(m_run + l0, m_new);
+            v_store(l_run + l0, v_add(v_mul(v_load(l_run + l0), a), v_add(sum0, sum1)));
+            v_store(alpha + l0, a);
+        }
+
+        SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
+        t0 += n;
+    }
+
+    for (size_t r = 0; r < rows; r++) {
+        job->row[r].max = m_run[r];
+        job->row[r].sum = l_run[r];
+    }
+}
