@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "convert.h"
 #include "qkv.h"
 
 /* The most query rows one fused-attention job carries. Kernels may keep
@@ -70,6 +71,7 @@ typedef struct qkv_kernels {
     qkv_softmax_kernel      softmax;
     qkv_weighted_sum_kernel weighted_sum;
     qkv_attention_kernel    attention;
+    qkv_converters          conv;      /* dtype <-> f32 rows, kernels/convert.h */
 } qkv_kernels;
 
 /* Each ISA folder defines one of these; it overrides the entries it has. */

@@ -126,4 +126,5 @@ void qkv_kernels_init_scalar(qkv_kernels *k)
     k->softmax = softmax_scalar;
     k->weighted_sum = weighted_sum_scalar;
     k->attention = attention_scalar;
+    qkv_converters_init_scalar(&k->conv);
 }
