@@ -155,4 +155,5 @@ void qkv_kernels_init_avx2(qkv_kernels *k)
     k->softmax = softmax_f32_avx2;
     k->weighted_sum = weighted_sum_f32_avx2;
     k->attention = attention_f32_avx2;
+    qkv_converters_init_avx2(&k->conv);
 }
