@@ -155,4 +155,5 @@ void qkv_kernels_init_avx512(qkv_kernels *k)
     k->softmax = softmax_f32_avx512;
     k->weighted_sum = weighted_sum_f32_avx512;
     k->attention = attention_f32_avx512;
+    qkv_converters_init_avx512(&k->conv);
 }
