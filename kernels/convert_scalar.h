@@ -39,6 +39,20 @@ static inline float qkv_bits_f32(uint32_t u)
     return x;
 }
 
+/* qkv_convert takes any byte address for either side (its pointers are
+   void *), so single values move through memcpy, never a float lvalue. */
+static inline float qkv_load_f32(const float *p)
+{
+    float x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline void qkv_store_f32(float *p, float x)
+{
+    memcpy(p, &x, sizeof x);
+}
+
 /* ggml's blocks hold a little-endian f16; so do both hosts we build for. */
 static inline uint16_t qkv_load_u16(const void *p)
 {

@@ -247,7 +247,7 @@ static void cvt_f32_q4_0_avx2(size_t n, const float *src, void *dst)
             for (int k = 0; k < 4; k++)
                 hit |= (uint32_t)_mm256_movemask_ps(
                            _mm256_castsi256_ps(_mm256_cmpeq_epi32(x.a[k], x.amax))) << (8 * k);
-            max = src[__builtin_ctz(hit)];
+            max = qkv_load_f32(src + __builtin_ctz(hit));
         }
         uint16_t d16;
         float id;

@@ -198,7 +198,7 @@ static void cvt_f32_q4_0_avx512(size_t n, const float *src, void *dst)
             const __m512i m = _mm512_set1_epi32((int)x.amax);
             const uint32_t hit = (uint32_t)_mm512_cmpeq_epi32_mask(x.a[0], m) |
                                  (uint32_t)_mm512_cmpeq_epi32_mask(x.a[1], m) << 16;
-            max = src[__builtin_ctz(hit)];
+            max = qkv_load_f32(src + __builtin_ctz(hit));
         }
         uint16_t d16;
         float id;

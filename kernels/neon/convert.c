@@ -211,8 +211,8 @@ static void cvt_f32_q4_0_neon(size_t n, const float *src, void *dst)
            are zero (ggml starts from 0.0f). */
         float max = 0.0f;
         for (int j = 0; amax && j < QKV_BLOCK_VALUES; j++)
-            if ((qkv_f32_bits(src[j]) & 0x7fffffffu) == amax) {
-                max = src[j];
+            if ((qkv_f32_bits(qkv_load_f32(src + j)) & 0x7fffffffu) == amax) {
+                max = qkv_load_f32(src + j);
                 break;
             }
         uint16_t d16;

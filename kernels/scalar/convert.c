@@ -12,28 +12,28 @@ static void cvt_f16_f32_scalar(size_t n, const void *src, float *dst)
 {
     const unsigned char *s = src;
     for (size_t i = 0; i < n; i++)
-        dst[i] = qkv_f16_to_f32(qkv_load_u16(s + 2 * i));
+        qkv_store_f32(dst + i, qkv_f16_to_f32(qkv_load_u16(s + 2 * i)));
 }
 
 static void cvt_f32_f16_scalar(size_t n, const float *src, void *dst)
 {
     unsigned char *d = dst;
     for (size_t i = 0; i < n; i++)
-        qkv_store_u16(d + 2 * i, qkv_f32_to_f16(src[i]));
+        qkv_store_u16(d + 2 * i, qkv_f32_to_f16(qkv_load_f32(src + i)));
 }
 
 static void cvt_bf16_f32_scalar(size_t n, const void *src, float *dst)
 {
     const unsigned char *s = src;
     for (size_t i = 0; i < n; i++)
-        dst[i] = qkv_bf16_to_f32(qkv_load_u16(s + 2 * i));
+        qkv_store_f32(dst + i, qkv_bf16_to_f32(qkv_load_u16(s + 2 * i)));
 }
 
 static void cvt_f32_bf16_scalar(size_t n, const float *src, void *dst)
 {
     unsigned char *d = dst;
     for (size_t i = 0; i < n; i++)
-        qkv_store_u16(d + 2 * i, qkv_f32_to_bf16(src[i]));
+        qkv_store_u16(d + 2 * i, qkv_f32_to_bf16(qkv_load_f32(src + i)));
 }
 
 /* value = d·q, exact in f32 (11 by 8 significant bits). */
@@ -44,7 +44,7 @@ static void cvt_q8_0_f32_scalar(size_t n, const void *src, float *dst)
         const float d = qkv_f16_to_f32(qkv_load_u16(blk));
         const signed char *q = (const signed char *)(blk + 2);
         for (size_t j = 0; j < QKV_BLOCK_VALUES; j++)
-            *dst++ = (float)q[j] * d;
+            qkv_store_f32(dst++, (float)q[j] * d);
     }
 }
 
@@ -52,7 +52,8 @@ static void cvt_f32_q8_0_scalar(size_t n, const float *src, void *dst)
 {
     unsigned char *blk = dst;
     for (size_t b = 0; b < n / QKV_BLOCK_VALUES; b++, blk += QKV_Q8_0_BLOCK_BYTES) {
-        const float *x = src + b * QKV_BLOCK_VALUES;
+        float x[QKV_BLOCK_VALUES];
+        memcpy(x, src + b * QKV_BLOCK_VALUES, sizeof x);
         float amax = 0.0f;
         for (size_t j = 0; j < QKV_BLOCK_VALUES; j++) {
             if (!isfinite(x[j])) {
@@ -85,8 +86,8 @@ static void cvt_q4_0_f32_scalar(size_t n, const void *src, float *dst)
         const float d = qkv_f16_to_f32(qkv_load_u16(blk));
         const unsigned char *qs = blk + 2;
         for (size_t j = 0; j < QKV_BLOCK_VALUES / 2; j++) {
-            dst[j] = (float)((qs[j] & 15) - 8) * d;
-            dst[j + QKV_BLOCK_VALUES / 2] = (float)((qs[j] >> 4) - 8) * d;
+            qkv_store_f32(dst + j, (float)((qs[j] & 15) - 8) * d);
+            qkv_store_f32(dst + j + QKV_BLOCK_VALUES / 2, (float)((qs[j] >> 4) - 8) * d);
         }
         dst += QKV_BLOCK_VALUES;
     }
@@ -96,7 +97,8 @@ static void cvt_f32_q4_0_scalar(size_t n, const float *src, void *dst)
 {
     unsigned char *blk = dst;
     for (size_t b = 0; b < n / QKV_BLOCK_VALUES; b++, blk += QKV_Q4_0_BLOCK_BYTES) {
-        const float *x = src + b * QKV_BLOCK_VALUES;
+        float x[QKV_BLOCK_VALUES];
+        memcpy(x, src + b * QKV_BLOCK_VALUES, sizeof x);
         float amax = 0.0f, max = 0.0f;
         int nonfinite = 0;
         for (size_t j = 0; j < QKV_BLOCK_VALUES; j++) {
