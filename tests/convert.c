@@ -394,8 +394,10 @@ static void describe(char *buf, size_t len, qkv_dtype t, const unsigned char *p,
         memcpy(&u, p + 4 * i, 4);
         snprintf(buf, len, "0x%08" PRIx32 " (%g)", u, (double)bitsf(u));
     } else if (is_block(t)) {
-        snprintf(buf, len, "block with d16 0x%04x, q[0..1] %02x %02x", ld16(p + bytes_of(t, 32) * i),
-                 p[bytes_of(t, 32) * i + 2], p[bytes_of(t, 32) * i + 3]);
+        const unsigned char *b = p + bytes_of(t, 32) * i;
+        int k = snprintf(buf, len, "block d16 0x%04x q", ld16(b));
+        for (size_t j = 2; j < bytes_of(t, 32) && k > 0 && (size_t)k < len; j++)
+            k += snprintf(buf + k, len - (size_t)k, "%02x", b[j]);
     } else {
         snprintf(buf, len, "0x%04x", ld16(p + 2 * i));
     }
@@ -411,7 +413,7 @@ static int compare_out(const char *what, qkv_isa isa, size_t n, qkv_dtype st, co
         if (!same_elem(st, dt, got, want, i) && bad++ == 0)
             first = i;
     if (bad) {
-        char a[96], g[96], w[96];
+        char a[128], g[128], w[128];
         describe(a, sizeof a, st, src, is_block(dt) && !is_block(st) ? first * 32 : first);
         describe(g, sizeof g, dt, got, first);
         describe(w, sizeof w, dt, want, first);
