@@ -24,7 +24,10 @@ static size_t tensor_span(size_t n0, size_t s0, size_t n1, size_t s1, size_t n2,
         __builtin_mul_overflow(n2 - 1, s2, &off2) || __builtin_add_overflow(off0, off1, &last) ||
         __builtin_add_overflow(last, off2, &last) || __builtin_add_overflow(last, len, &last))
         return 0;
-    return qkv_span_bytes(1, 0, last, sizeof(float)) ? qkv_dtype_bytes(t, last) : 0;
+    if (!qkv_span_bytes(1, 0, last, sizeof(float)))
+        return 0;
+    const size_t blk = qkv_dtype_block(t);   /* whole blocks, also for a Q or O */
+    return qkv_dtype_bytes(t, (last + blk - 1) / blk * blk);
 }
 
 /* Whether every (batch, head, row) of the output has rows of its own: with
@@ -58,13 +61,14 @@ static int all_finite(const float *x, size_t n)
     return 1;
 }
 
-/* A dtype value, and the block layout rules of Q8_0/Q4_0: rows of whole
-   blocks starting on block boundaries. */
-static qkv_status check_dtype(const qkv_tensor *t, size_t dim)
+/* A dtype value, and for K and V the block layout rules of Q8_0/Q4_0:
+   rows of whole blocks that start on block boundaries. (For Q and O a
+   block type is valid but not supported: dtypes_supported.) */
+static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv)
 {
     if ((unsigned)t->dtype >= QKV_DTYPE_COUNT)
         return QKV_ERR_ARG;
-    const size_t blk = qkv_dtype_block(t->dtype);
+    const size_t blk = kv ? qkv_dtype_block(t->dtype) : 1;
     if (dim % blk || t->batch_stride % blk || t->head_stride % blk || t->row_stride % blk)
         return QKV_ERR_ARG;
     return QKV_OK;
@@ -106,8 +110,8 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         return QKV_ERR_ARG;
     if (d->pool && !d->parallel_for)
         return QKV_ERR_ARG;
-    if (check_dtype(&d->q, d->head_dim) || check_dtype(&d->k, d->head_dim) ||
-        check_dtype(&d->v, d->v_head_dim) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
+    if (check_dtype(&d->q, d->head_dim, 0) || check_dtype(&d->k, d->head_dim, 1) ||
+        check_dtype(&d->v, d->v_head_dim, 1) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
         return QKV_ERR_ARG;
 
     const size_t f = sizeof(float);

@@ -167,9 +167,13 @@ typedef enum qkv_dtype {
    d = max|x| / 127, or the value of largest magnitude / -8, rounded to
    nearest) and they convert back to f32. For Q8_0 and Q4_0, n must be a
    multiple of 32 and counts values, not blocks. src and dst must not
-   overlap. QKV_ERR_ARG for NULL pointers, n == 0, a bad n or overlap;
-   QKV_ERR_UNSUPPORTED for any other pair (e.g. Q8_0 -> f16); a same-type
-   pair is a copy. Runs on the process-wide ISA. */
+   overlap. QKV_ERR_ARG for NULL pointers, n == 0, a bad n, a value that is
+   no qkv_dtype or overlap; QKV_ERR_OVERFLOW when n values take more than
+   PTRDIFF_MAX bytes; QKV_ERR_UNSUPPORTED for any other pair (e.g. Q8_0 ->
+   f16); a same-type pair is a copy. Every ISA gives the same bits for every
+   input that is not NaN. A block holding NaN or Inf, or whose scale
+   overflows f16, is stored as a NaN block (32 NaNs); docs/errors.md lists
+   every such case. Runs on the process-wide ISA. */
 QKV_API qkv_status qkv_convert(size_t n, const void *src, qkv_dtype src_type, void *dst,
                                qkv_dtype dst_type);
 

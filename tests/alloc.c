@@ -225,7 +225,7 @@ static void problem_init(problem *p, const shape *s, int share_kv)
         .q = {p->q, QKV_F32, s->q_heads * s->q_len * dk, s->q_len * dk, dk},
         .k = {p->k, QKV_F32, kvh * s->kv_len * dk, share_kv ? 0 : s->kv_len * dk, dk},
         .v = {p->v, QKV_F32, kvh * s->kv_len * dv, share_kv ? 0 : s->kv_len * dv, dv},
-        .o = {p->o.data, s->q_heads * s->q_len * dv, s->q_len * dv, dv},
+        .o = {p->o.data, s->q_heads * s->q_len * dv, s->q_len * dv, dv, QKV_F32},
         .scale = qkv_default_scale(dk), .mask = s->mask, .lse = p->lse.data,
     };
     if (s->features) {

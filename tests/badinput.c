@@ -475,13 +475,14 @@ BAD(causal_data, QKV_ERR_ARG, d->mask = QKV_MASK_CAUSAL; d->mask_add.data = fx->
 BAD(mask_ld, QKV_ERR_ARG, d->mask = QKV_MASK_ADDITIVE; d->mask_add.data = fx->mask.data;
     d->mask_add.row_stride = d->kv_len - 1)
 BAD(pool_nohook, QKV_ERR_ARG, d->parallel_for = NULL; d->pool = (void *)fx)
-BAD(qdtype_f16, QKV_ERR_UNSUPPORTED, d->q.dtype = QKV_F16)
-BAD(kdtype_f16, QKV_ERR_UNSUPPORTED, d->k.dtype = QKV_F16)
-BAD(vdtype_f16, QKV_ERR_UNSUPPORTED, d->v.dtype = QKV_F16)
-BAD(kdtype_bf16, QKV_ERR_UNSUPPORTED, d->k.dtype = QKV_BF16)
-BAD(vdtype_bf16, QKV_ERR_UNSUPPORTED, d->v.dtype = QKV_BF16)
-BAD(kvdtype_bf16, QKV_ERR_UNSUPPORTED, d->k.dtype = QKV_BF16; d->v.dtype = QKV_BF16)
+/* Q and O are never block-quantized; K/V blocks need whole-block rows and
+   strides (the fixture's strides are not multiples of 32). */
+BAD(qdtype_q8, QKV_ERR_UNSUPPORTED, d->q.dtype = QKV_Q8_0)
+BAD(odtype_q4, QKV_ERR_UNSUPPORTED, d->o.dtype = QKV_Q4_0)
+BAD(kdtype_q8_layout, QKV_ERR_ARG, d->k.dtype = QKV_Q8_0)
+BAD(vdtype_q4_layout, QKV_ERR_ARG, d->v.dtype = QKV_Q4_0)
 BAD(dtype_enum, QKV_ERR_ARG, d->k.dtype = (qkv_dtype)9)
+BAD(odtype_enum, QKV_ERR_ARG, d->o.dtype = QKV_DTYPE_COUNT)
 BAD(o_is_q, QKV_ERR_ARG, d->o.data = fx->q.data)
 BAD(o_in_k, QKV_ERR_ARG, d->o.data = fx->k.data + fx->k.n / 2)
 BAD(o_in_v, QKV_ERR_ARG, d->o.data = fx->v.data + fx->v.n - 1)
@@ -521,10 +522,9 @@ static const bad_case bad_cases[] = {
     ROW(alibi_inf, QKV_ERR_ARG), ROW(sink_nan, QKV_ERR_ARG), ROW(sink_inf, QKV_ERR_ARG),
     ROW(mask_enum, QKV_ERR_ARG), ROW(mask_enum_neg, QKV_ERR_ARG), ROW(add_nodata, QKV_ERR_ARG),
     ROW(none_data, QKV_ERR_ARG), ROW(causal_data, QKV_ERR_ARG), ROW(mask_ld, QKV_ERR_ARG),
-    ROW(pool_nohook, QKV_ERR_ARG), ROW(qdtype_f16, QKV_ERR_UNSUPPORTED),
-    ROW(kdtype_f16, QKV_ERR_UNSUPPORTED), ROW(vdtype_f16, QKV_ERR_UNSUPPORTED),
-    ROW(kdtype_bf16, QKV_ERR_UNSUPPORTED), ROW(vdtype_bf16, QKV_ERR_UNSUPPORTED),
-    ROW(kvdtype_bf16, QKV_ERR_UNSUPPORTED), ROW(dtype_enum, QKV_ERR_ARG),
+    ROW(pool_nohook, QKV_ERR_ARG), ROW(qdtype_q8, QKV_ERR_UNSUPPORTED),
+    ROW(odtype_q4, QKV_ERR_UNSUPPORTED), ROW(kdtype_q8_layout, QKV_ERR_ARG),
+    ROW(vdtype_q4_layout, QKV_ERR_ARG), ROW(dtype_enum, QKV_ERR_ARG), ROW(odtype_enum, QKV_ERR_ARG),
     ROW(o_is_q, QKV_ERR_ARG), ROW(o_in_k, QKV_ERR_ARG), ROW(o_in_v, QKV_ERR_ARG),
     ROW(o_over_mask, QKV_ERR_ARG), ROW(o_over_alibi, QKV_ERR_ARG),
     ROW(o_over_sinks, QKV_ERR_ARG), ROW(lse_in_o, QKV_ERR_ARG), ROW(lse_in_q, QKV_ERR_ARG),

@@ -485,11 +485,12 @@ typedef struct layout {
     size_t batch_stride, head_stride, row_stride, total;
 } layout;
 
-/* [batch][head][row][dim] or [batch][row][head][dim], rows padded now and then. */
-static layout make_layout(size_t batch, size_t heads, size_t rows, size_t dim, int bshd)
+/* [batch][head][row][dim] or [batch][row][head][dim], rows padded now and
+   then (by whole blocks of blk values: 32 for Q8_0/Q4_0, else 1). */
+static layout make_layout(size_t batch, size_t heads, size_t rows, size_t dim, int bshd, size_t blk)
 {
     layout l;
-    const size_t padded = dim + (coin(30) ? urand(1, 7) : 0);
+    const size_t padded = dim + (coin(30) ? blk * urand(1, blk > 1 ? 2 : 7) : 0);
     if (bshd) {
         l.head_stride = padded;
         l.row_stride = heads * padded;
@@ -507,18 +508,47 @@ static layout make_layout(size_t batch, size_t heads, size_t rows, size_t dim, i
 typedef struct attn_case {
     qkv_attention_desc d;
     float *q, *k, *v, *mask, *slopes, *sinks;
+    void *q_st, *k_st, *v_st;   /* q, k, v as stored in their dtypes (NULL: f32) */
     layout lo;
     guarded o, lse;
     unsigned char *o_cells;
     double *want_o, *want_lse;
 } attn_case;
 
+static const char *const dtype_names[QKV_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+
 static void describe(const qkv_attention_desc *d, char *buf, size_t n)
 {
     snprintf(buf, n, "b=%zu hq=%zu hkv=%zu q_len=%zu kv_len=%zu d=%zu dv=%zu mask=%d window=%zu "
-             "softcap=%g alibi=%d sinks=%d lse=%d",
+             "softcap=%g alibi=%d sinks=%d lse=%d q/k/v/o=%s/%s/%s/%s",
              d->batch, d->q_heads, d->kv_heads, d->q_len, d->kv_len, d->head_dim, d->v_head_dim,
-             d->mask, d->window, d->softcap, !!d->alibi_slopes, !!d->sinks, !!d->lse);
+             d->mask, d->window, d->softcap, !!d->alibi_slopes, !!d->sinks, !!d->lse,
+             dtype_names[d->q.dtype], dtype_names[d->k.dtype], dtype_names[d->v.dtype],
+             dtype_names[d->o.dtype]);
+}
+
+/* A dtype for a tensor of rows of dim values: mostly f32, else 16-bit, and
+   for K/V (quant) the block types when dim is whole blocks. */
+static qkv_dtype pick_dtype(size_t dim, int quant)
+{
+    if (coin(40))
+        return QKV_F32;
+    const int blocks = quant && dim % 32 == 0;
+    return (qkv_dtype)urand(1, blocks ? 4 : 2);
+}
+
+/* Stores the n floats of x in dtype t (NULL for f32) and replaces x by the
+   stored values widened back, so that the oracle sees what the kernels
+   read. Through the scalar reference's converters. */
+static void *store_as(float *x, size_t n, qkv_dtype t)
+{
+    if (t == QKV_F32)
+        return NULL;
+    const size_t bytes = t == QKV_Q8_0 ? n / 32 * 34 : t == QKV_Q4_0 ? n / 32 * 18 : n * 2;
+    void *st = malloc(bytes);
+    scalar_funcs->convert(n, x, QKV_F32, st, t);
+    scalar_funcs->convert(n, st, t, x, QKV_F32);
+    return st;
 }
 
 static void make_case(attn_case *c, int decode)
@@ -543,19 +573,24 @@ static void make_case(attn_case *c, int decode)
     while (d->batch * d->q_heads * d->q_len * d->kv_len * (d->head_dim + d->v_head_dim) > 3000000)
         d->q_len = d->q_len / 2 + 1, d->kv_len = d->kv_len * 3 / 4 + 1;
     const int bshd = coin(40);
-    layout lq = make_layout(d->batch, d->q_heads, d->q_len, d->head_dim, bshd);
-    layout lk = make_layout(d->batch, d->kv_heads, d->kv_len, d->head_dim, bshd);
-    layout lv = make_layout(d->batch, d->kv_heads, d->kv_len, d->v_head_dim, bshd);
-    c->lo = make_layout(d->batch, d->q_heads, d->q_len, d->v_head_dim, coin(40));
+    const qkv_dtype qt = pick_dtype(d->head_dim, 0), kt = pick_dtype(d->head_dim, 1);
+    const qkv_dtype vt = pick_dtype(d->v_head_dim, 1), ot = pick_dtype(d->v_head_dim, 0);
+    layout lq = make_layout(d->batch, d->q_heads, d->q_len, d->head_dim, bshd, 1);
+    layout lk = make_layout(d->batch, d->kv_heads, d->kv_len, d->head_dim, bshd, kt >= QKV_Q8_0 ? 32 : 1);
+    layout lv = make_layout(d->batch, d->kv_heads, d->kv_len, d->v_head_dim, bshd, vt >= QKV_Q8_0 ? 32 : 1);
+    c->lo = make_layout(d->batch, d->q_heads, d->q_len, d->v_head_dim, coin(40), 1);
     c->q = input(lq.total, -1, 1);
     c->k = input(lk.total, -1, 1);
     c->v = input(lv.total, -1, 1);
-    d->q = (qkv_tensor){c->q, QKV_F32, lq.batch_stride, lq.head_stride, lq.row_stride};
-    d->k = (qkv_tensor){c->k, QKV_F32, lk.batch_stride, lk.head_stride, lk.row_stride};
-    d->v = (qkv_tensor){c->v, QKV_F32, lv.batch_stride, lv.head_stride, lv.row_stride};
-    c->o = guarded_alloc(c->lo.total);
-    d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride,
-                            QKV_F32};
+    c->q_st = store_as(c->q, lq.total, qt);
+    c->k_st = store_as(c->k, lk.total, kt);
+    c->v_st = store_as(c->v, lv.total, vt);
+    d->q = (qkv_tensor){c->q_st ? c->q_st : c->q, qt, lq.batch_stride, lq.head_stride, lq.row_stride};
+    d->k = (qkv_tensor){c->k_st ? c->k_st : c->k, kt, lk.batch_stride, lk.head_stride, lk.row_stride};
+    d->v = (qkv_tensor){c->v_st ? c->v_st : c->v, vt, lv.batch_stride, lv.head_stride, lv.row_stride};
+    /* A 16-bit output lives in the first half of as many guarded floats. */
+    c->o = guarded_alloc(ot == QKV_F32 ? c->lo.total : (c->lo.total + 1) / 2);
+    d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride, ot};
     d->scale = coin(80) ? qkv_default_scale(d->head_dim) : frand(0, 1);
 
     const int m = (int)urand(0, 2);
@@ -597,12 +632,56 @@ static void make_case(attn_case *c, int decode)
                            i * c->lo.row_stride, 1, d->v_head_dim);
     c->want_o = malloc(rows * d->v_head_dim * sizeof(double));
     c->want_lse = malloc(rows * sizeof(double));
-    oracle_attention(d, c->want_o, c->want_lse);
+    /* The oracle on the values as stored, widened. */
+    qkv_attention_desc wide = *d;
+    wide.q.data = c->q, wide.q.dtype = QKV_F32;
+    wide.k.data = c->k, wide.k.dtype = QKV_F32;
+    wide.v.data = c->v, wide.v.dtype = QKV_F32;
+    oracle_attention(&wide, c->want_o, c->want_lse);
+}
+
+/* Half a unit in the last place of a 16-bit output near |x| <= 2: f16
+   keeps 11 significant bits (subnormal spacing 2^-24), bf16 8. */
+static double half_ulp(qkv_dtype t, double x)
+{
+    if (t == QKV_F32)
+        return 0;
+    int e;
+    frexp(fabs(x), &e);   /* |x| in [2^(e-1), 2^e) */
+    if (t == QKV_F16)
+        return ldexp(1, (e - 1 > -14 ? e - 1 : -14) - 11);
+    return ldexp(1, e - 1 - 8);
+}
+
+/* The output element at `at` (an element index) as f32, whatever its dtype. */
+static float out_value(const qkv_out_tensor *o, size_t at)
+{
+    if (o->dtype == QKV_F32)
+        return ((const float *)o->data)[at];
+    float x;
+    scalar_funcs->convert(1, (const uint16_t *)o->data + at, o->dtype, &x, QKV_F32);
+    return x;
+}
+
+/* For a 16-bit output: its halves outside the written cells still hold the
+   halves of the sentinel floats. */
+static int guarded_intact16(const guarded *g, const unsigned char *cells, size_t n16)
+{
+    if (!guards_intact(g))
+        return 0;
+    uint16_t sentinel[2];
+    memcpy(sentinel, &SENTINEL_BITS, sizeof sentinel);
+    const uint16_t *h = (const uint16_t *)g->data;
+    for (size_t i = 0; i < 2 * g->n; i++)
+        if (!(i < n16 && cells[i]) && h[i] != sentinel[i % 2])
+            return 0;
+    return 1;
 }
 
 static void free_case(attn_case *c)
 {
     free(c->q), free(c->k), free(c->v), free(c->mask), free(c->slopes), free(c->sinks);
+    free(c->q_st), free(c->k_st), free(c->v_st);
     free(c->o_cells), free(c->want_o), free(c->want_lse);
     guarded_free(&c->o), guarded_free(&c->lse);
 }
@@ -629,11 +708,15 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
     for (size_t b = 0; b < d.batch; b++)
         for (size_t h = 0; h < d.q_heads; h++)
             for (size_t i = 0; i < d.q_len; i++, row++) {
-                const float *o = (const float *)d.o.data + b * d.o.batch_stride + h * d.o.head_stride + i * d.o.row_stride;
+                const size_t at = b * d.o.batch_stride + h * d.o.head_stride + i * d.o.row_stride;
                 for (size_t x = 0; x < d.v_head_dim; x++) {
-                    const double e = fabs(o[x] - c->want_o[row * d.v_head_dim + x]);
+                    /* A 16-bit output is the f32 result rounded to nearest:
+                       within TOL plus half its unit in the last place. */
+                    const double want = c->want_o[row * d.v_head_dim + x];
+                    const float o = out_value(&d.o, at + x);
+                    const double e = fabs(o - want) - half_ulp(d.o.dtype, fabs(want) + TOL);
                     worst = isnan(e) ? INFINITY : fmax(worst, e);
-                    keep[row * d.v_head_dim + x] = o[x];
+                    keep[row * d.v_head_dim + x] = o;
                 }
                 if (d.lse) {
                     const double w = c->want_lse[row], g = d.lse[row];
@@ -644,7 +727,9 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
             }
     check(worst <= TOL, "%s (%s): output error %.3g", text, what, worst);
     check(worst_lse <= TOL_LSE_REL, "%s (%s): lse relative error %.3g", text, what, worst_lse);
-    check(guarded_intact(&c->o, c->o_cells), "%s (%s): wrote outside the output rows", text, what);
+    check(d.o.dtype == QKV_F32 ? guarded_intact(&c->o, c->o_cells)
+                               : guarded_intact16(&c->o, c->o_cells, c->lo.total),
+          "%s (%s): wrote outside the output rows", text, what);
     check(d.lse ? guards_intact(&c->lse) : all_untouched(&c->lse),
           "%s (%s): wrote outside lse, or lse although none was asked", text, what);
 }
@@ -770,9 +855,10 @@ static void test_badinput(const qkv_funcs *f)
     EXPECT_DESC(QKV_ERR_ARG, d.sinks = bad_slopes);
     EXPECT_DESC(QKV_ERR_ARG, d.pool = pools[2]);             /* a pool but no hook */
     EXPECT_DESC(QKV_ERR_ARG, d.q.dtype = (qkv_dtype)9);
-    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.k.dtype = QKV_F16);
-    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.v.dtype = QKV_BF16);
-    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.q.dtype = QKV_BF16);
+    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.q.dtype = QKV_Q8_0);
+    EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.o.dtype = QKV_Q4_0);
+    EXPECT_DESC(QKV_ERR_ARG, d.k.dtype = QKV_Q8_0);           /* head_dim 4: no whole blocks */
+    EXPECT_DESC(QKV_ERR_ARG, d.o.dtype = (qkv_dtype)9);
     EXPECT_DESC(QKV_ERR_OVERFLOW, d.k.row_stride = big);
     EXPECT_DESC(QKV_ERR_OVERFLOW, (d.q_len = big, d.o.batch_stride = 0, d.o.head_stride = 0));
     EXPECT_DESC(QKV_ERR_ARG, d.o.data = (float *)q);          /* O overlaps Q */

@@ -152,4 +152,5 @@ V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
 void qkv_ctx_init_avx512(qkv_ctx *c)
 {
     X86_NAME(ctx_fill)(c);
+    qkv_converters_init_avx512(&c->conv);
 }

@@ -167,4 +167,5 @@ void qkv_ctx_init_scalar(qkv_ctx *c)
     c->attention_ws = attention_ws_scalar;
     c->blocks.tile_keys = 64;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
+    qkv_converters_init_scalar(&c->conv);
 }

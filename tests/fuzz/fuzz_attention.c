@@ -194,9 +194,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             want = QKV_ERR_ARG;
             break;
         case 10: d.pool = pool_of(1); d.parallel_for = NULL; want = QKV_ERR_ARG; break;
-        case 11: d.k.dtype = QKV_F16; want = QKV_ERR_UNSUPPORTED; break;
-        case 12: d.v.dtype = QKV_BF16; want = QKV_ERR_UNSUPPORTED; break;
-        case 13: d.q.dtype = (qkv_dtype)(3 + rd_u8(r)); want = QKV_ERR_ARG; break;
+        case 11: d.q.dtype = QKV_Q8_0; want = QKV_ERR_UNSUPPORTED; break;
+        case 12: d.o.dtype = QKV_Q4_0; want = QKV_ERR_UNSUPPORTED; break;
+        case 13: d.q.dtype = (qkv_dtype)(QKV_DTYPE_COUNT + rd_u8(r)); want = QKV_ERR_ARG; break;
         case 14: d.alibi_slopes = sl.data; sl.data[rd_u8(r) % d.q_heads] = NAN; want = QKV_ERR_ARG; break;
         case 15: d.sinks = sk.data; sk.data[rd_u8(r) % d.q_heads] = -INFINITY; want = QKV_ERR_ARG; break;
         case 16: d.v.batch_stride = SIZE_MAX / (1 + rd_u8(r) % 3); d.batch = 2; want = QKV_ERR_OVERFLOW; break;
