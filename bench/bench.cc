@@ -165,9 +165,34 @@ void set_counters(benchmark::State &st, double flops, double bytes)
 
 /* ---- fused attention ---------------------------------------------------- */
 
+/* Bytes of n values stored as t (n a multiple of 32 for the block types). */
+size_t kv_dtype_bytes(qkv_dtype t, size_t n)
+{
+    switch (t) {
+    case QKV_F16:
+    case QKV_BF16: return 2 * n;
+    case QKV_Q8_0: return n / 32 * 34;
+    case QKV_Q4_0: return n / 32 * 18;
+    default: return 4 * n;
+    }
+}
+
+const char *dtype_name(qkv_dtype t)
+{
+    static const char *const names[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
 struct AttnShape {
     size_t q_heads, kv_heads, q_len, kv_len, d;
     bool causal;
+    qkv_dtype kv = QKV_F32;    /* how K and V are stored */
+
+    /* Bytes of K and V as stored. */
+    double kv_bytes() const
+    {
+        return (double)kv_dtype_bytes(kv, 2 * kv_heads * kv_len * d);
+    }
 
     double flops() const
     {
@@ -179,12 +204,13 @@ struct AttnShape {
     }
     double bytes() const
     {
-        return 4.0 * (2.0 * (double)(q_heads * q_len * d) + 2.0 * (double)(kv_heads * kv_len * d));
+        return 4.0 * 2.0 * (double)(q_heads * q_len * d) + kv_bytes();
     }
 };
 
 struct Tensors {
-    float *q, *k, *v, *o;
+    float *q, *o;
+    void *k, *v;           /* in the shape's kv dtype */
 };
 
 /* Bytes of the memory probe's buffer, also the least the decode benchmark
@@ -199,22 +225,48 @@ constexpr size_t kColdBytes = (size_t)128 << 20;
    tiles many times over and is timed on one copy. */
 size_t kv_copies(const AttnShape &s)
 {
-    const size_t bytes = 2 * s.kv_heads * s.kv_len * s.d * sizeof(float);
+    const size_t bytes = (size_t)s.kv_bytes();
     return s.q_len == 1 ? (kColdBytes + bytes - 1) / bytes : 1;
 }
 
 /* The tensors of call i: copy i % kv_copies of K and V. */
 Tensors tensors_at(const AttnShape &s, const Tensors &t, size_t i)
 {
-    const size_t per = s.kv_heads * s.kv_len * s.d, c = i % kv_copies(s);
-    return {t.q, t.k + c * per, t.v + c * per, t.o};
+    const size_t per = kv_dtype_bytes(s.kv, s.kv_heads * s.kv_len * s.d), c = i % kv_copies(s);
+    return {t.q, t.o, (char *)t.k + c * per, (char *)t.v + c * per};
+}
+
+/* K or V stored as `dtype`: the role's f32 values converted once (by the
+   best ISA) into a buffer kept for the next case of the same dtype. */
+void *stored(Role role, qkv_dtype dtype, size_t n)
+{
+    float *f = buffer(role, n);
+    if (!f || dtype == QKV_F32)
+        return f;
+    struct Conv {
+        void *p = nullptr;
+        size_t n = 0;
+        qkv_dtype t = QKV_F32;
+    };
+    static Conv conv[kRoles];
+    Conv &c = conv[role];
+    if (c.n >= n && c.t == dtype)
+        return c.p;
+    std::free(c.p);
+    c = Conv{};
+    c.p = std::aligned_alloc(64, (kv_dtype_bytes(dtype, n) + 63) / 64 * 64);
+    if (!c.p || qkv_convert(n, f, QKV_F32, c.p, dtype) != QKV_OK)
+        return nullptr;
+    c.n = n;
+    c.t = dtype;
+    return c.p;
 }
 
 bool get_tensors(const AttnShape &s, Tensors *t)
 {
     t->q = buffer(kQ, s.q_heads * s.q_len * s.d);
-    t->k = buffer(kK, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
-    t->v = buffer(kV, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
+    t->k = stored(kK, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
+    t->v = stored(kV, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
     t->o = buffer(kO, s.q_heads * s.q_len * s.d);
     return t->q && t->k && t->v && t->o;
 }
@@ -231,8 +283,8 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.head_dim = s.d;
     desc.v_head_dim = s.d;
     desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
-    desc.k = {t.k, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
-    desc.v = {t.v, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.k = {t.k, s.kv, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
+    desc.v = {t.v, s.kv, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
     desc.o = {o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d, QKV_F32};
     desc.scale = qkv_default_scale(s.d);
     desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
@@ -324,7 +376,7 @@ bool openblas_pipeline(const AttnShape &s, const Tensors &t, float *S, qkv_pool 
         const size_t g = s.q_len == 1 ? h : h / group;     /* KV head */
         const float *q = t.q + h * rows * d;
         float *o = t.o + h * rows * d;
-        const float *k = t.k + g * n * d, *v = t.v + g * n * d;
+        const float *k = (const float *)t.k + g * n * d, *v = (const float *)t.v + g * n * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d,
                     qkv_default_scale(d), q, (int)d, k, (int)d, 0.0f, S, (int)n);
         SoftmaxJob job;
@@ -635,6 +687,31 @@ void register_all(const Config &cfg)
             if (z.scale_everything || kv == z.scaling_kv)
                 for (unsigned t : threads)
                     add_fused(im, prefix, s, t);
+        }
+        /* The stored K/V dtypes, on the scaling shapes: decode reads a
+           half (16-bit) or about a quarter (Q8_0) of f32's bytes; prefill
+           must not lose speed to the conversion. (f32 rows are the ones
+           above, named without a kv key so that reports of older commits
+           compare.) Not for scalar or the OpenBLAS peer. */
+        if (im.is_scalar || im.is_blas)
+            continue;
+        for (qkv_dtype dt : {QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0}) {
+            const std::string kvkey = std::string("/kv:") + dtype_name(dt);
+            AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
+            s.kv = dt;
+            const std::string prefix = "decode/" + im.name + key("kv_len", z.scaling_kv) + kvkey;
+            add_fused(im, prefix, s, 1);
+            for (unsigned t : threads)
+                add_fused(im, prefix, s, t);
+            if (dt != QKV_F16 && dt != QKV_BF16)
+                continue;
+            for (size_t d : z.prefill_d)
+                for (int causal = 0; causal < 2; causal++) {
+                    AttnShape p{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, d, causal != 0};
+                    p.kv = dt;
+                    add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", d) +
+                                      key("causal", (size_t)causal) + kvkey, p, 1);
+                }
         }
     }
 }

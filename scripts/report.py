@@ -170,10 +170,14 @@ def time_cell(r, base, bound_ms=None):
     return fmt_num(r.ms) + ' ms' + (' (' + ', '.join(notes) + ')' if notes else '')
 
 
-def decode_kv_bytes(ctx, kv_len):
+# Bytes per value of each stored K/V dtype (Q8_0: 34 bytes per 32 values).
+DTYPE_BYTES = {'f32': 4.0, 'f16': 2.0, 'bf16': 2.0, 'q8_0': 34 / 32, 'q4_0': 18 / 32}
+
+
+def decode_kv_bytes(ctx, kv_len, dtype='f32'):
     m = re.search(r'kv_heads=(\d+) d=(\d+)', ctx.get('decode_shape', ''))
     kv_heads, d = (int(m.group(1)), int(m.group(2))) if m else (8, 128)
-    return 2 * kv_heads * kv_len * d * 4
+    return 2 * kv_heads * kv_len * d * DTYPE_BYTES.get(dtype, 4.0)
 
 
 def render_markdown(doc, results):
@@ -246,7 +250,7 @@ def render_markdown(doc, results):
             % ctx.get('prefill_heads', '8'),
             'attention', lambda r: (p(r, 'd'), p(r, 'causal'), p(r, 'n')),
             lambda k: 'd=%d n=%d%s' % (k[0], k[2], ' causal' if k[1] else ''),
-            gflops, filt=lambda r: p(r, 'threads', 1) == 1)
+            gflops, filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32')
 
     def decode_cell(r, base, impl, k):
         return time_cell(r, base, decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3 if bw else None)
@@ -254,10 +258,60 @@ def render_markdown(doc, results):
     section('Decode: one token, %s, 1 thread — ms per call (%% BW = time to stream K+V '
             'at the measured bandwidth / time taken)' % ctx.get('decode_shape', ''),
             'decode', lambda r: p(r, 'kv_len'), lambda k: 'kv_len=%d' % k, decode_cell,
-            filt=lambda r: p(r, 'threads', 1) == 1,
+            filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32',
             extra_col=('K+V MiB, bound ms', lambda k: '%.0f, %s' % (
                 decode_kv_bytes(ctx, k) / 2 ** 20,
                 fmt_num(decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3) if bw else '?')))
+
+    # Stored K/V dtypes against f32 on the same ISA and case.
+    dtyped = [r for r in results.values()
+              if r.kind in ('attention', 'decode') and p(r, 'threads', 1) == 1 and 'kv' in r.params]
+    if dtyped:
+        def f32_twin(r):
+            name = r.name.replace('/kv:%s' % p(r, 'kv'), '')
+            return results.get(name)
+        lines.append('')
+        lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
+                     'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; %% BW), '
+                     'prefill GFLOP/s (×f32, %% of peak)')
+        lines.append('')
+        here = [c for c in cols if any(r.impl == c for r in dtyped)]
+        rows = {}
+        for r in dtyped:
+            case = (r.kind, tuple(sorted((k, v) for k, v in r.params.items() if k not in ('threads',))))
+            rows.setdefault(case, {})[r.impl] = r
+        body = []
+        for case in sorted(rows, key=lambda c: (c[0] != 'decode', str(c[1]))):
+            kind, params = case
+            prm = dict(params)
+            dt = prm['kv']
+            label = kind + ' ' + ' '.join('%s=%s' % (k, v) for k, v in params if k != 'kv') + ' kv=' + dt
+            row = [label]
+            for c in here:
+                r = rows[case].get(c)
+                if r is None or r.error:
+                    row.append('—' if r is None else 'error')
+                    continue
+                twin = f32_twin(r)
+                if kind == 'decode':
+                    notes = []
+                    if twin is not None and not twin.error and r.ms > 0:
+                        notes.append('×%s of ×%s' % (fmt_num(twin.ms / r.ms),
+                                                     fmt_num(4.0 / DTYPE_BYTES.get(dt, 4.0))))
+                    if bw:
+                        bound = decode_kv_bytes(ctx, prm['kv_len'], dt) / (bw * 1e9) * 1e3
+                        notes.append('%.0f%% BW' % (100 * bound / r.ms))
+                    row.append(fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')')
+                else:
+                    notes = []
+                    if twin is not None and twin.flops and r.flops:
+                        notes.append('×%s' % fmt_num(r.flops / twin.flops))
+                    pk = peak_for(ctx, c)
+                    if pk and r.flops:
+                        notes.append('%.0f%%' % (100 * r.flops / 1e9 / pk))
+                    row.append(fmt_num((r.flops or 0) / 1e9) + ' (' + ', '.join(notes) + ')')
+            body.append(row)
+        lines.append(md_table(['case'] + here, body))
 
     # Thread scaling: every fused case measured at more than one thread count.
     multi = {}
@@ -308,7 +362,8 @@ def render_markdown(doc, results):
                                            ctx_float(ctx, 'read_gbs_t%d' % t)) if x] or [0])
                     if case[0] == 'decode' and tbw and r.ms > 0:
                         kv = dict(case[1:]).get('kv_len', 0)
-                        notes.append('%.0f%% BW' % (100 * decode_kv_bytes(ctx, kv) / (tbw * 1e9) * 1e3 / r.ms))
+                        dt = dict(case[1:]).get('kv', 'f32')
+                        notes.append('%.0f%% BW' % (100 * decode_kv_bytes(ctx, kv, dt) / (tbw * 1e9) * 1e3 / r.ms))
                     row.append(fmt_num(r.flops / 1e9) + (' (' + ', '.join(notes) + ')' if notes else ''))
             body.append(row)
         lines.append(md_table(['case'] + cols, body))
