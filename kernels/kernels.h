@@ -63,6 +63,15 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
                                         float *o, size_t ldo);
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
 
+/* Merges a second partial attention state into the first, row by row, by
+   their log-sum-exp: the semantics of qkv_merge_states in qkv.h, whose
+   rules for -INFINITY, +INFINITY and NaN every ISA follows bit for bit
+   (kernels/merge_row.h decides them once per row for all ISAs). rows and
+   dv >= 1, ldo and ldo2 >= dv, o/lse do not overlap o2/lse2 or each other.
+   Implementations: merge_states_f32_<isa> below. */
+typedef void (*qkv_merge_states_kernel)(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                                        const float *o2, size_t ldo2, const float *lse2);
+
 /* The kernels of one ISA. dispatch/ fills one table per ISA with the scalar
    kernels, then lets each ISA level override what it implements. */
 typedef struct qkv_kernels {
@@ -70,6 +79,7 @@ typedef struct qkv_kernels {
     qkv_softmax_kernel      softmax;
     qkv_weighted_sum_kernel weighted_sum;
     qkv_attention_kernel    attention;
+    qkv_merge_states_kernel merge_states;
 } qkv_kernels;
 
 /* Each ISA folder defines one of these; it overrides the entries it has. */
@@ -78,5 +88,19 @@ void qkv_kernels_init_avx2(qkv_kernels *k);
 void qkv_kernels_init_avx512(qkv_kernels *k);
 void qkv_kernels_init_neon(qkv_kernels *k);
 void qkv_kernels_init_sve(qkv_kernels *k);
+
+/* The merge kernels, declared here because the x86 ones are defined by
+   kernels/x86/merge_tmpl.h at the end of avx2.c / avx512.c, after the init
+   that takes their address. */
+void merge_states_f32_scalar(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                             const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_avx2(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                           const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_avx512(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                             const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_neon(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                           const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_sve(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                          const float *o2, size_t ldo2, const float *lse2);
 
 #endif /* QKV_KERNELS_H */

@@ -155,4 +155,7 @@ void qkv_kernels_init_avx2(qkv_kernels *k)
     k->softmax = softmax_f32_avx2;
     k->weighted_sum = weighted_sum_f32_avx2;
     k->attention = attention_f32_avx2;
+    k->merge_states = merge_states_f32_avx2;
 }
+
+#include "x86/merge_tmpl.h"

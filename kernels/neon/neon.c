@@ -370,4 +370,5 @@ void qkv_kernels_init_neon(qkv_kernels *k)
     k->softmax = softmax_f32_neon;
     k->weighted_sum = weighted_sum_f32_neon;
     k->attention = attention_f32_neon;
+    k->merge_states = merge_states_f32_neon;
 }

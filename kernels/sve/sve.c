@@ -305,4 +305,5 @@ void qkv_kernels_init_sve(qkv_kernels *k)
     k->softmax = softmax_f32_sve;
     k->weighted_sum = weighted_sum_f32_sve;
     k->attention = attention_f32_sve;
+    k->merge_states = merge_states_f32_sve;
 }
