@@ -318,16 +318,34 @@ typedef struct qkv_attention_desc {
 QKV_API qkv_status qkv_attention(const qkv_attention_desc *desc);
 
 /* Merges a partial attention result computed over other keys into (o, lse),
-   in place, by their log-sum-exp: for each of the rows,
+   in place, by their log-sum-exp (FlashInfer's merge_state; split-KV
+   decoding, cascade and ring attention, KV sharded across machines). Both
+   sides are qkv_attention results with lse for the same query rows over
+   disjoint sets of keys (sinks given to one side only); the merge is the
+   result over both sets. For each of the rows,
        lse' = log(exp(lse) + exp(lse_other))
        o'   = o · exp(lse - lse') + o_other · exp(lse_other - lse')
-   (FlashInfer's merge_state; split-KV decoding, cascade and ring attention,
-   KV sharded across machines). A row whose lse is -INFINITY (it saw no key)
-   takes the other side exactly, and both -INFINITY leave o as it is (zeros,
-   as qkv_attention writes them). A NaN in either side's lse or o makes the
-   merged values NaN as qkv_attention would. Rows are ldo / ldo_other floats
-   apart (>= dv); o_other and lse_other must not overlap o or lse.
-   QKV_ERR_ARG for NULL pointers, rows or dv == 0, ld < dv or overlap. */
+   with these exact rules, the same on every ISA:
+     - lse_other == -INFINITY (that side saw no key): the row and its lse
+       stay as they are, bit for bit, whatever o_other holds;
+     - lse == -INFINITY, lse_other not: the row and lse become o_other's
+       and lse_other, bit for bit; both -INFINITY: unchanged;
+     - a NaN or +INFINITY lse on either side: the whole row and lse become
+       NaN (qkv_attention gives no +INFINITY lse: a +inf score makes its
+       row NaN, and exp(inf - inf) has no value);
+     - otherwise NaN and infinities in o and o_other go through the
+       formula: a NaN stays NaN, also where its side's weight underflows
+       to 0, and there an infinity becomes NaN (0 · inf).
+   Every ISA gives the scalar reference's bits, and swapping the two sides
+   gives the same bits (but for NaN payloads and rows with both lse
+   -INFINITY). Like float addition the merge is not associative: merging
+   several parts in another order or grouping changes the last bits.
+   Rows are ldo / ldo_other floats apart (>= dv); lse and lse_other hold
+   `rows` floats. o and lse must not overlap each other, o_other or
+   lse_other, where o spans (rows - 1)·ldo + dv floats and o_other likewise
+   (the two inputs may share memory). QKV_ERR_ARG for NULL pointers, rows or
+   dv == 0, ldo or ldo_other < dv, or overlap; QKV_ERR_OVERFLOW when a span
+   overflows size_t or exceeds PTRDIFF_MAX bytes. */
 QKV_API qkv_status qkv_merge_states(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
                                     const float *o_other, size_t ldo_other,
                                     const float *lse_other);

@@ -116,7 +116,12 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
 /* Floats of workspace a job of `rows` rows of this shape needs. */
 typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape);
-/* qkv_merge_states on validated arguments. */
+/* Merges a second partial attention state into the first, row by row, by
+   their log-sum-exp: the semantics of qkv_merge_states in qkv.h, whose
+   rules for -INFINITY, +INFINITY and NaN every ISA follows bit for bit
+   (kernels/merge_row.h decides them once per row for all ISAs). rows and
+   dv >= 1, ldo and ldo_other >= dv, o/lse do not overlap the other side or
+   each other. Implementations: merge_states_f32_<isa> below. */
 typedef void (*qkv_merge_kernel)(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
                                  const float *o_other, size_t ldo_other, const float *lse_other);
 
@@ -146,5 +151,19 @@ void qkv_ctx_init_avx2(qkv_ctx *c);
 void qkv_ctx_init_avx512(qkv_ctx *c);
 void qkv_ctx_init_neon(qkv_ctx *c);
 void qkv_ctx_init_sve(qkv_ctx *c);
+
+/* The merge kernels, declared here because the x86 ones are defined by
+   kernels/x86/merge_tmpl.h at the end of avx2.c / avx512.c, after the init
+   that takes their address. */
+void merge_states_f32_scalar(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                             const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_avx2(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                           const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_avx512(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                             const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_neon(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                           const float *o2, size_t ldo2, const float *lse2);
+void merge_states_f32_sve(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                          const float *o2, size_t ldo2, const float *lse2);
 
 #endif /* QKV_KERNELS_H */

@@ -19,6 +19,8 @@ if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 
 # Build and test on this machine.
 base=(build-essential meson ninja-build pkg-config python3 libsleef-dev qemu-user valgrind)
+# KV sharded across MPI ranks (examples/mpi_attention.c).
+mpi=(libopenmpi-dev openmpi-bin)
 # Benchmarks and the report.
 bench=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox)
 # Reliability jobs: libFuzzer and the sanitizer runtimes come with clang.
@@ -29,7 +31,7 @@ arm_foreign=(libsleef-dev:arm64 libbenchmark-dev:arm64)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-want=("${base[@]}" "${bench[@]}" "${reliability[@]}")
+want=("${base[@]}" "${mpi[@]}" "${bench[@]}" "${reliability[@]}")
 if [ "$arm" = 1 ] && [ "$(dpkg --print-architecture)" = amd64 ]; then
   want+=("${arm_native[@]}" "${arm_foreign[@]}")
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -62,7 +62,7 @@ job_valgrind() {
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
   local b=build-rel-valgrind/tests ok=0
-  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick"; do
+  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick"; do
     local exe=${t%% *}
     if [ ! -x "$b/$exe" ]; then echo "valgrind: $b/$exe not built"; ok=1; continue; fi
     say "${vg[@]}" "$b/$t"

@@ -30,6 +30,19 @@ ninja -C build-test
 step "test suite on this CPU"
 meson test -C build-test --print-errorlogs
 
+step "MPI: one sequence's KV sharded across 4 ranks, merged with qkv_merge_states"
+mpi_example=build-test/examples/mpi_attention
+if [ ! -x "$mpi_example" ]; then
+  # A build directory configured before MPI was installed has not looked again.
+  meson setup --reconfigure build-test >/dev/null
+  ninja -C build-test
+fi
+# Open MPI refuses to start as root unless told twice; CI runs as root.
+mpi_env=()
+if [ "$(id -u)" -eq 0 ]; then mpi_env=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1); fi
+env "${mpi_env[@]}" mpirun --oversubscribe -np 4 "$mpi_example"
+env "${mpi_env[@]}" mpirun --oversubscribe -np 3 "$mpi_example" --kv-len=1001 --ring-len=333 --seed=3
+
 # qemu-user's x86 CPU models: the same binary must pick only what the
 # model has, and refuse (not crash on) a forced ISA it lacks.
 checkasm=build-test/tests/checkasm

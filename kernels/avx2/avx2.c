@@ -153,4 +153,7 @@ void qkv_ctx_init_avx2(qkv_ctx *c)
 {
     X86_NAME(ctx_fill)(c);
     qkv_converters_init_avx2(&c->conv);
+    c->merge_states = merge_states_f32_avx2;
 }
+
+#include "x86/merge_tmpl.h"

@@ -371,4 +371,5 @@ void qkv_kernels_init_neon(qkv_kernels *k)
     k->weighted_sum = weighted_sum_f32_neon;
     k->attention = attention_f32_neon;
     qkv_converters_init_neon(&k->conv);
+    k->merge_states = merge_states_f32_neon;
 }

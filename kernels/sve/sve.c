@@ -306,4 +306,5 @@ void qkv_kernels_init_sve(qkv_kernels *k)
     k->weighted_sum = weighted_sum_f32_sve;
     k->attention = attention_f32_sve;
     qkv_converters_init_sve(&k->conv);
+    k->merge_states = merge_states_f32_sve;
 }
