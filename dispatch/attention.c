@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "geometry.h"
 #include "plan.h"
 #include "validate.h"
 
@@ -33,9 +34,9 @@ static size_t tensor_span(size_t n0, size_t s0, size_t n1, size_t s1, size_t n2,
 /* Whether every (batch, head, row) of the output has rows of its own: with
    the dimensions sorted by stride, each stride must step over everything
    the smaller ones span. */
-static int output_rows_distinct(const qkv_attention_desc *d)
+static int output_rows_distinct(const qkv_attention_desc *d, size_t batch)
 {
-    size_t count[3] = {d->batch, d->q_heads, d->q_len};
+    size_t count[3] = {batch, d->q_heads, d->q_len};
     size_t stride[3] = {d->o.batch_stride, d->o.head_stride, d->o.row_stride};
     for (int a = 0; a < 3; a++)         /* three elements: insertion sort */
         for (int b = a; b > 0 && stride[b] < stride[b - 1]; b--) {
@@ -88,6 +89,65 @@ static int dtypes_supported(const qkv_ctx *ctx, const qkv_attention_desc *d)
     return d->o.dtype == QKV_F32 || ctx->conv.from_f32[d->o.dtype];
 }
 
+/* Ragged batches: q_start from 0, never decreasing, ending at q_len;
+   kv_lens within [0, kv_len]. *max_rows: the most query rows of one
+   sequence. */
+static qkv_status check_ragged(const qkv_attention_desc *d, size_t *max_rows)
+{
+    *max_rows = d->q_len;
+    if (d->q_start) {
+        if (d->q_start[0] != 0 || (size_t)d->q_start[d->batch] != d->q_len)
+            return QKV_ERR_ARG;
+        *max_rows = 0;
+        for (size_t b = 0; b < d->batch; b++) {
+            if (d->q_start[b + 1] < d->q_start[b])
+                return QKV_ERR_ARG;
+            const size_t rows = (size_t)(d->q_start[b + 1] - d->q_start[b]);
+            *max_rows = rows > *max_rows ? rows : *max_rows;
+        }
+    }
+    if (d->kv_lens)
+        for (size_t b = 0; b < d->batch; b++)
+            if (d->kv_lens[b] < 0 || (size_t)d->kv_lens[b] > d->kv_len)
+                return QKV_ERR_ARG;
+    return QKV_OK;
+}
+
+/* Paged K/V: a table, pages of whole blocks, and every id the call will
+   read within [0, num_pages). Reads only the table. */
+static qkv_status check_pages(const qkv_attention_desc *d)
+{
+    if (!d->page_size)
+        return d->page_table || d->num_pages ? QKV_ERR_ARG : QKV_OK;
+    if (!d->page_table || !d->num_pages || d->num_pages > INT32_MAX)
+        return QKV_ERR_ARG;
+    if (d->k_page_stride % qkv_dtype_block(d->k.dtype) ||
+        d->v_page_stride % qkv_dtype_block(d->v.dtype))
+        return QKV_ERR_ARG;
+    const size_t most = (d->kv_len + d->page_size - 1) / d->page_size;
+    if (d->batch > 1 && d->page_table_stride < most)
+        return QKV_ERR_ARG;
+    for (size_t b = 0; b < d->batch; b++) {
+        const int32_t *ids = d->page_table + b * d->page_table_stride;
+        for (size_t i = 0; i < seq_pages(d, b); i++)
+            if (ids[i] < 0 || (size_t)ids[i] >= d->num_pages)
+                return QKV_ERR_ARG;
+    }
+    return QKV_OK;
+}
+
+/* Bytes K or V spans: one block per (batch, KV head), or the page pool. */
+static size_t kv_span(const qkv_attention_desc *d, const qkv_tensor *t, size_t page_stride,
+                      size_t dim)
+{
+    if (!d->page_size)
+        return tensor_span(d->batch, t->batch_stride, d->kv_heads, t->head_stride, d->kv_len,
+                           t->row_stride, dim, t->dtype);
+    const size_t rows = d->page_size < d->kv_len ? d->page_size : d->kv_len;
+    return tensor_span(d->num_pages, page_stride, d->kv_heads, t->head_stride, rows,
+                       t->row_stride, dim, t->dtype);
+}
+
 static qkv_status check_desc(const qkv_attention_desc *d)
 {
     if (!d)
@@ -110,37 +170,51 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         return QKV_ERR_ARG;
     if (d->pool && !d->parallel_for)
         return QKV_ERR_ARG;
+    if ((unsigned)d->fpmath > QKV_FPMATH_BF16)
+        return QKV_ERR_ARG;
     if (check_dtype(&d->q, d->head_dim, 0) || check_dtype(&d->k, d->head_dim, 1) ||
         check_dtype(&d->v, d->v_head_dim, 1) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
         return QKV_ERR_ARG;
+    size_t max_rows;
+    qkv_status st;
+    if ((st = check_ragged(d, &max_rows)) != QKV_OK || (st = check_pages(d)) != QKV_OK)
+        return st;
 
+    /* A ragged batch's q and o are one packed block of q_len rows. */
+    const size_t qb = d->q_start ? 1 : d->batch;
     const size_t f = sizeof(float);
-    const size_t nq = tensor_span(d->batch, d->q.batch_stride, d->q_heads, d->q.head_stride,
+    const size_t nq = tensor_span(qb, d->q.batch_stride, d->q_heads, d->q.head_stride,
                                   d->q_len, d->q.row_stride, d->head_dim, d->q.dtype);
-    const size_t nk = tensor_span(d->batch, d->k.batch_stride, d->kv_heads, d->k.head_stride,
-                                  d->kv_len, d->k.row_stride, d->head_dim, d->k.dtype);
-    const size_t nv = tensor_span(d->batch, d->v.batch_stride, d->kv_heads, d->v.head_stride,
-                                  d->kv_len, d->v.row_stride, d->v_head_dim, d->v.dtype);
-    const size_t no = tensor_span(d->batch, d->o.batch_stride, d->q_heads, d->o.head_stride,
+    const size_t nk = kv_span(d, &d->k, d->k_page_stride, d->head_dim);
+    const size_t nv = kv_span(d, &d->v, d->v_page_stride, d->v_head_dim);
+    const size_t no = tensor_span(qb, d->o.batch_stride, d->q_heads, d->o.head_stride,
                                   d->q_len, d->o.row_stride, d->v_head_dim, d->o.dtype);
-    size_t nm = 0, nlse = 0, rows;
+    size_t nm = 0, nlse = 0, npt = 0, rows;
     if (d->mask == QKV_MASK_ADDITIVE)
-        nm = tensor_span(d->batch, d->mask_add.batch_stride, d->q_heads, d->mask_add.head_stride,
-                         d->q_len, d->mask_add.row_stride, d->kv_len, QKV_F32);
-    if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm))
+        nm = max_rows ? tensor_span(d->batch, d->mask_add.batch_stride, d->q_heads,
+                                    d->mask_add.head_stride, max_rows, d->mask_add.row_stride,
+                                    d->kv_len, QKV_F32)
+                      : 1;
+    if (d->page_size)
+        npt = tensor_span(d->batch, d->page_table_stride, 1, 0, 1, 0,
+                          (d->kv_len + d->page_size - 1) / d->page_size, QKV_F32);
+    if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm) ||
+        (d->page_size && !npt))
         return QKV_ERR_OVERFLOW;
-    if (__builtin_mul_overflow(d->batch, d->q_heads, &rows) ||
+    if (__builtin_mul_overflow(qb, d->q_heads, &rows) ||
         __builtin_mul_overflow(rows, d->q_len, &rows) || !(nlse = qkv_span_bytes(1, 0, rows, f)))
         return QKV_ERR_OVERFLOW;
     if (!d->lse)
         nlse = 0;
 
-    if (!output_rows_distinct(d))
+    if (!output_rows_distinct(d, qb))
         return QKV_ERR_ARG;
     const void *in[] = {d->q.data, d->k.data, d->v.data, d->mask_add.data,
-                        d->alibi_slopes, d->sinks};
+                        d->alibi_slopes, d->sinks, d->page_table, d->q_start, d->kv_lens};
     const size_t nin[] = {nq, nk, nv, nm, d->alibi_slopes ? d->q_heads * f : 0,
-                          d->sinks ? d->q_heads * f : 0};
+                          d->sinks ? d->q_heads * f : 0, npt,
+                          d->q_start ? (d->batch + 1) * sizeof(int32_t) : 0,
+                          d->kv_lens ? d->batch * sizeof(int32_t) : 0};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         if (qkv_overlap(d->o.data, no, in[i], nin[i]) || qkv_overlap(d->lse, nlse, in[i], nin[i]))
             return QKV_ERR_ARG;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "geometry.h"
 #include "plan.h"
 
 /* Splitting the keys pays only when the other dimensions give too few
@@ -25,13 +26,35 @@ typedef struct plan {
     const qkv_attention_desc *d;
     const qkv_ctx *ctx;
     size_t group;                 /* query heads per KV head */
-    size_t heads_per_job, head_blocks;
-    size_t rows_per_job, row_blocks;
-    size_t jobs;                  /* batch · kv_heads · head_blocks · row_blocks */
+    size_t cap;                   /* the most rows a job may have */
+    size_t jobs;                  /* over all sequences */
+    size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     float *partial;               /* splits > 1: per task, rows · (v_head_dim + 2) */
 } plan;
+
+/* How the rows of one sequence are cut into jobs: a job is a block of
+   query rows; when there are few rows (decode) it takes several heads of
+   the GQA group, so that each key serves them all. */
+typedef struct seq_split {
+    size_t rows_per_job, row_blocks, heads_per_job, head_blocks, jobs;
+} seq_split;
+
+static seq_split split_of(const plan *p, size_t rows)
+{
+    seq_split s = {0, 0, 0, 0, 0};
+    if (!rows)
+        return s;
+    s.rows_per_job = rows < p->cap ? rows : p->cap;
+    s.heads_per_job = p->cap / s.rows_per_job;
+    if (s.heads_per_job > p->group)
+        s.heads_per_job = p->group;
+    s.head_blocks = (p->group + s.heads_per_job - 1) / s.heads_per_job;
+    s.row_blocks = (rows + s.rows_per_job - 1) / s.rows_per_job;
+    s.jobs = p->d->kv_heads * s.head_blocks * s.row_blocks;
+    return s;
+}
 
 static size_t round16(size_t n)
 {
@@ -58,16 +81,14 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->ctx = ctx;
     p->group = d->q_heads / d->kv_heads;
     p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
-    const size_t cap = rows_cap(ctx, d, p->acc_floats);
-    /* A job is a block of query rows; when there are few rows (decode),
-       it takes several heads of the GQA group so each key serves them all. */
-    p->rows_per_job = d->q_len < cap ? d->q_len : cap;
-    p->heads_per_job = cap / p->rows_per_job;
-    if (p->heads_per_job > p->group)
-        p->heads_per_job = p->group;
-    p->head_blocks = (p->group + p->heads_per_job - 1) / p->heads_per_job;
-    p->row_blocks = (d->q_len + p->rows_per_job - 1) / p->rows_per_job;
-    p->jobs = d->batch * d->kv_heads * p->head_blocks * p->row_blocks;
+    p->cap = rows_cap(ctx, d, p->acc_floats);
+    if (!d->q_start) {
+        p->seq_jobs = split_of(p, d->q_len).jobs;
+        p->jobs = d->batch * p->seq_jobs;
+    } else {
+        for (size_t b = 0; b < d->batch; b++)
+            p->jobs += split_of(p, seq_rows(d, b)).jobs;
+    }
     p->splits = 1;
     p->split_len = d->kv_len;
     if (d->parallel_for && p->jobs < SPLIT_TARGET_TASKS && d->kv_len >= 2 * SPLIT_MIN_KEYS) {
@@ -113,31 +134,47 @@ static void visible_keys(const qkv_attention_desc *d, ptrdiff_t pos, size_t lo, 
 /* Job coordinates of a job index. */
 typedef struct job_place {
     size_t b, g, h0, h1, i0, i1;  /* batch, KV head, query heads [h0,h1), rows [i0,i1) */
+    size_t keys;                  /* the sequence's keys */
 } job_place;
 
+/* Jobs go sequence by sequence; a ragged batch finds its sequence by
+   walking them (O(batch) per job, no memory). */
 static job_place place_of(const plan *p, size_t job)
 {
     const qkv_attention_desc *d = p->d;
     job_place w;
-    const size_t rb = job % p->row_blocks;
-    job /= p->row_blocks;
-    const size_t hb = job % p->head_blocks;
-    job /= p->head_blocks;
-    w.g = job % d->kv_heads;
-    w.b = job / d->kv_heads;
-    w.h0 = w.g * p->group + hb * p->heads_per_job;
-    w.h1 = w.h0 + p->heads_per_job;
+    w.b = 0;
+    if (!d->q_start) {
+        w.b = job / p->seq_jobs;
+        job %= p->seq_jobs;
+    } else {
+        for (;; w.b++) {
+            const size_t n = split_of(p, seq_rows(d, w.b)).jobs;
+            if (job < n)
+                break;
+            job -= n;
+        }
+    }
+    const size_t rows = seq_rows(d, w.b);
+    const seq_split s = split_of(p, rows);
+    const size_t rb = job % s.row_blocks;
+    job /= s.row_blocks;
+    const size_t hb = job % s.head_blocks;
+    w.g = job / s.head_blocks;
+    w.h0 = w.g * p->group + hb * s.heads_per_job;
+    w.h1 = w.h0 + s.heads_per_job;
     if (w.h1 > (w.g + 1) * p->group)
         w.h1 = (w.g + 1) * p->group;
-    w.i0 = rb * p->rows_per_job;
-    w.i1 = w.i0 + p->rows_per_job < d->q_len ? w.i0 + p->rows_per_job : d->q_len;
+    w.i0 = rb * s.rows_per_job;
+    w.i1 = w.i0 + s.rows_per_job < rows ? w.i0 + s.rows_per_job : rows;
+    w.keys = seq_keys(d, w.b);
     return w;
 }
 
 /* Output row (b, h, i), in the output's dtype. */
 static void *out_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i)
 {
-    const size_t at = b * d->o.batch_stride + h * d->o.head_stride + i * d->o.row_stride;
+    const size_t at = row_offset(d, d->o.batch_stride, d->o.head_stride, d->o.row_stride, b, h, i);
     return (unsigned char *)d->o.data + qkv_dtype_bytes(d->o.dtype, at);
 }
 
@@ -172,39 +209,50 @@ static void finish_row(const plan *p, size_t b, size_t h, size_t i, float *acc, 
             p->ctx->conv.from_f32[d->o.dtype](dv, acc, o);
     }
     if (d->lse)
-        d->lse[(b * d->q_heads + h) * d->q_len + i] = sum == 0.0f ? -INFINITY : max + logf(sum);
+        d->lse[lse_index(d, b, h, i)] = sum == 0.0f ? -INFINITY : max + logf(sum);
 }
 
 /* One operand's rows for KV head g of sequence b. */
-static qkv_kv_src kv_src(const qkv_ctx *ctx, const qkv_tensor *t, size_t dim, size_t b, size_t g)
+static qkv_kv_src kv_src(const plan *p, const qkv_tensor *t, size_t page_stride, size_t b,
+                         size_t g)
 {
+    const qkv_attention_desc *d = p->d;
     qkv_kv_src s;
-    s.base = (const unsigned char *)t->data +
-             qkv_dtype_bytes(t->dtype, b * t->batch_stride + g * t->head_stride);
     s.row_bytes = qkv_dtype_bytes(t->dtype, t->row_stride);
-    s.page_bytes = 0;
-    s.page_size = SIZE_MAX;
-    s.pages = NULL;
     s.dtype = t->dtype;
-    s.to_f32 = t->dtype == QKV_F32 ? NULL : ctx->conv.to_f32[t->dtype];
-    (void)dim;
+    s.to_f32 = t->dtype == QKV_F32 ? NULL : p->ctx->conv.to_f32[t->dtype];
+    if (d->page_size) {
+        s.base = (const unsigned char *)t->data + qkv_dtype_bytes(t->dtype, g * t->head_stride);
+        s.page_bytes = qkv_dtype_bytes(t->dtype, page_stride);
+        s.page_size = d->page_size;
+        s.pages = d->page_table + b * d->page_table_stride;
+    } else {
+        s.base = (const unsigned char *)t->data +
+                 qkv_dtype_bytes(t->dtype, b * t->batch_stride + g * t->head_stride);
+        s.page_bytes = 0;
+        s.page_size = SIZE_MAX;
+        s.pages = NULL;
+    }
     return s;
 }
 
-/* Fills the rows of a job for keys [lo, hi) and runs the kernel. Results go
-   to the output rows directly (f32 output), through acc rows in the
-   workspace (other dtypes), or to `partial` (acc rows, then max and sum)
-   when the keys are split. */
-static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *partial)
+/* Fills the rows of a job for the keys of split s (all keys when not
+   split) and runs the kernel. Results go to the output rows directly (f32
+   output), through acc rows in the workspace (other dtypes), or to
+   `partial` (acc rows, then max and sum) when the keys are split. */
+static void run_job(const plan *p, size_t job, size_t s, float *partial)
 {
     const qkv_attention_desc *d = p->d;
     const job_place w = place_of(p, job);
+    size_t lo = s * p->split_len, hi = lo + p->split_len;
+    hi = hi < w.keys ? hi : w.keys;
+    lo = lo < hi ? lo : hi;
     _Alignas(64) float ws[QKV_ATTN_WS_FLOATS];
     qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
     const size_t acc_rows = partial ? 0 : p->acc_floats;   /* per row, in ws */
     qkv_attn_job j = {
-        .k = kv_src(p->ctx, &d->k, d->head_dim, w.b, w.g),
-        .v = kv_src(p->ctx, &d->v, d->v_head_dim, w.b, w.g),
+        .k = kv_src(p, &d->k, d->k_page_stride, w.b, w.g),
+        .v = kv_src(p, &d->v, d->v_page_stride, w.b, w.g),
         .q_dtype = d->q.dtype,
         .q_to_f32 = d->q.dtype == QKV_F32 ? NULL : p->ctx->conv.to_f32[d->q.dtype],
         .head_dim = d->head_dim,
@@ -219,7 +267,8 @@ static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *part
     for (size_t h = w.h0; h < w.h1; h++) {
         for (size_t i = w.i0; i < w.i1; i++) {
             qkv_attn_row *r = &rows[j.rows];
-            const size_t qat = w.b * d->q.batch_stride + h * d->q.head_stride + i * d->q.row_stride;
+            const size_t qat =
+                row_offset(d, d->q.batch_stride, d->q.head_stride, d->q.row_stride, w.b, h, i);
             r->q = (const unsigned char *)d->q.data + qkv_dtype_bytes(d->q.dtype, qat);
             r->acc = partial    ? partial + j.rows * d->v_head_dim
                      : acc_rows ? ws + j.rows * acc_rows
@@ -229,7 +278,7 @@ static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *part
                                 h * d->mask_add.head_stride + i * d->mask_add.row_stride
                           : NULL;
             r->slope = d->alibi_slopes ? d->alibi_slopes[h] : 0.0f;
-            r->pos = (ptrdiff_t)i + (ptrdiff_t)d->kv_len - (ptrdiff_t)d->q_len;
+            r->pos = (ptrdiff_t)i + (ptrdiff_t)w.keys - (ptrdiff_t)seq_rows(d, w.b);
             visible_keys(d, r->pos, lo, hi, &r->kv_begin, &r->kv_end);
             if (r->kv_begin < r->kv_end) {
                 if (r->kv_begin < j.kv_begin)
@@ -305,17 +354,13 @@ static void merge_job(const plan *p, size_t job)
 
 static void task_whole(void *ctx, size_t job)
 {
-    const plan *p = ctx;
-    run_job(p, job, 0, p->d->kv_len, NULL);
+    run_job(ctx, job, 0, NULL);
 }
 
 static void task_split(void *ctx, size_t index)
 {
     const plan *p = ctx;
-    const size_t job = index / p->splits, s = index % p->splits;
-    const size_t lo = s * p->split_len;
-    const size_t hi = lo + p->split_len < p->d->kv_len ? lo + p->split_len : p->d->kv_len;
-    run_job(p, job, lo, hi, p->partial + index * partial_floats(p));
+    run_job(p, index / p->splits, index % p->splits, p->partial + index * partial_floats(p));
 }
 
 static void task_merge(void *ctx, size_t job)

@@ -21,6 +21,7 @@
 #define QKV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -313,6 +314,42 @@ typedef struct qkv_attention_desc {
 
     /* Precision the kernels may trade for speed; 0 = QKV_FPMATH_STRICT. */
     qkv_fpmath fpmath;
+
+    /* Paged K/V (vLLM's block tables, OpenVINO's PagedAttention). With
+       page_size > 0, k.data and v.data point at page 0 of a pool of
+       num_pages pages, and key j of sequence b is row j % page_size of page
+       page_table[b · page_table_stride + j / page_size]. Inside a page, rows
+       are k.row_stride and KV heads k.head_stride apart, and pages
+       k_page_stride elements apart (likewise for v); k.batch_stride and
+       v.batch_stride are not used. So [pages][kv_heads][page_size][dim]
+       (row_stride = dim, head_stride = page_size·dim) and
+       [pages][page_size][kv_heads][dim] (head_stride = dim, row_stride =
+       kv_heads·dim) both need no copy. Every page id the call reads (the
+       first ceil(kv_len_b / page_size) of each sequence) must be in
+       [0, num_pages): otherwise QKV_ERR_ARG before anything is read or
+       written. Sequences may share pages (prefix caching). */
+    size_t         page_size;          /* 0: K and V are not paged */
+    size_t         num_pages;
+    const int32_t *page_table;
+    size_t         page_table_stride;  /* entries between sequences */
+    size_t         k_page_stride;
+    size_t         v_page_stride;
+
+    /* Ragged batches (FlashAttention's cu_seqlens, vLLM's query_start_loc).
+       With q_start set, sequence b owns the q_start[b + 1] - q_start[b]
+       query rows that start at packed row q_start[b] of q and o (rows
+       row_stride apart; q.batch_stride and o.batch_stride are not used),
+       q_len is the number of packed rows (= q_start[batch]) and kv_lens[b]
+       (required with q_start) its number of keys, at most kv_len. Causal
+       alignment, ALiBi positions and the window are per sequence: p(i) =
+       i + kv_lens[b] - (its query rows). A sequence may have no query rows
+       or no keys. lse, if given, is [q_heads][q_len] over the packed rows.
+       The additive mask is indexed per sequence as [b][h][i][j]. K and V are
+       found by batch_stride (a padded cache) or by pages. q_start must start
+       at 0 and never decrease; negative or out-of-range values are
+       QKV_ERR_ARG. */
+    const int32_t *q_start;
+    const int32_t *kv_lens;
 } qkv_attention_desc;
 
 QKV_API qkv_status qkv_attention(const qkv_attention_desc *desc);

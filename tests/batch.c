@@ -1,0 +1,480 @@
+/*
+ * batch: what an engine's batch looks like, on every ISA. Random ragged
+ * batches (packed Q/O by q_start, keys per sequence by kv_lens, empty
+ * sequences, more query rows than keys) over contiguous or paged K/V
+ * (shuffled page tables, pages shared between sequences, page sizes 1..256
+ * including non-powers of two, both vLLM page layouts, 16-bit K/V), each
+ * checked against the double oracle run per sequence on a gathered
+ * contiguous copy; bit-identical for 1 and 3 pool threads; and the bad
+ * page tables and offsets, which must write nothing.
+ *
+ *   batch [--seed=N] [--quick]
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "oracle.h"
+#include "qkvtest.h"
+
+/* API.md's accuracy contract, as in checkasm: 1e-5 absolute for the output,
+   1e-5 relative to max(1, |lse|) for lse. */
+#define TOL 1e-5
+#define TOL_LSE_REL 1e-5
+
+static tally T;
+static uint64_t seed;
+
+static size_t pick(uint64_t *s, const size_t *from, size_t n)
+{
+    return from[rng_next(s) % n];
+}
+
+static int coin(uint64_t *s, int percent)
+{
+    return (int)(rng_next(s) % 100) < percent;
+}
+
+typedef struct batch_case {
+    qkv_attention_desc d;
+    size_t rows[8], keys[8];         /* per sequence */
+    int32_t q_start[9], kv_lens[8];
+    int32_t *table;
+    float *q, *k, *v, *mask, *slopes, *sinks;
+    void *k_st, *v_st;               /* K, V as stored (16-bit), or NULL */
+    size_t nq, nk, nv, no, nlse;
+    double *want_o, *want_lse;       /* [b][h][i][c] over the packed rows, [h][row] */
+} batch_case;
+
+static const size_t page_sizes[] = {1, 3, 16, 17, 64, 100, 256};
+static const size_t dims[] = {16, 33, 64, 128};
+static const size_t row_counts[] = {0, 1, 2, 7, 33, 70};
+static const size_t key_counts[] = {0, 1, 5, 64, 100, 300};
+
+/* Key j of sequence b, KV head g, as an element offset in the K (or V)
+   buffer of the case. */
+static size_t kv_at(const qkv_attention_desc *d, const qkv_tensor *t, size_t page_stride, size_t b,
+                    size_t g, size_t j)
+{
+    if (!d->page_size)
+        return b * t->batch_stride + g * t->head_stride + j * t->row_stride;
+    const int32_t page = d->page_table[b * d->page_table_stride + j / d->page_size];
+    return (size_t)page * page_stride + g * t->head_stride + (j % d->page_size) * t->row_stride;
+}
+
+/* The oracle on one sequence: its Q rows and gathered K/V, contiguous. */
+static void oracle_sequence(batch_case *c, size_t b)
+{
+    const qkv_attention_desc *d = &c->d;
+    const size_t rows = c->rows[b], keys = c->keys[b], hd = d->head_dim, dv = d->v_head_dim;
+    if (!rows)
+        return;
+    double *o = malloc(d->q_heads * rows * dv * sizeof *o), *lse = malloc(d->q_heads * rows * sizeof *lse);
+    if (!keys) {           /* no key: zero rows, lse -inf (or the sink) */
+        memset(o, 0, d->q_heads * rows * dv * sizeof *o);
+        for (size_t h = 0; h < d->q_heads; h++)
+            for (size_t i = 0; i < rows; i++)
+                lse[h * rows + i] = d->sinks ? d->sinks[h] : -INFINITY;
+    } else {
+        float *q = malloc(d->q_heads * rows * hd * sizeof *q);
+        float *k = malloc(d->kv_heads * keys * hd * sizeof *k);
+        float *v = malloc(d->kv_heads * keys * dv * sizeof *v);
+        for (size_t h = 0; h < d->q_heads; h++)
+            for (size_t i = 0; i < rows; i++)
+                memcpy(q + (h * rows + i) * hd,
+                       c->q + ((size_t)c->q_start[b] + i) * d->q.row_stride + h * d->q.head_stride,
+                       hd * sizeof *q);
+        for (size_t g = 0; g < d->kv_heads; g++)
+            for (size_t j = 0; j < keys; j++) {
+                memcpy(k + (g * keys + j) * hd, c->k + kv_at(d, &d->k, d->k_page_stride, b, g, j),
+                       hd * sizeof *k);
+                memcpy(v + (g * keys + j) * dv, c->v + kv_at(d, &d->v, d->v_page_stride, b, g, j),
+                       dv * sizeof *v);
+            }
+        qkv_attention_desc s = *d;
+        s.batch = 1;
+        s.q_len = rows;
+        s.kv_len = keys;
+        s.q = (qkv_tensor){q, QKV_F32, 0, rows * hd, hd};
+        s.k = (qkv_tensor){k, QKV_F32, 0, keys * hd, hd};
+        s.v = (qkv_tensor){v, QKV_F32, 0, keys * dv, dv};
+        s.page_size = s.num_pages = 0;
+        s.page_table = NULL;
+        s.q_start = s.kv_lens = NULL;
+        if (d->mask == QKV_MASK_ADDITIVE)
+            s.mask_add.data = c->mask + b * d->mask_add.batch_stride;
+        oracle_attention(&s, o, lse);
+        free(q), free(k), free(v);
+    }
+    for (size_t h = 0; h < d->q_heads; h++)
+        for (size_t i = 0; i < rows; i++) {
+            const size_t row = (size_t)c->q_start[b] + i;
+            memcpy(c->want_o + (h * d->q_len + row) * dv, o + (h * rows + i) * dv, dv * sizeof *o);
+            c->want_lse[h * d->q_len + row] = lse[h * rows + i];
+        }
+    free(o), free(lse);
+}
+
+static void make_case(batch_case *c, uint64_t *s, int quick)
+{
+    memset(c, 0, sizeof *c);
+    qkv_attention_desc *d = &c->d;
+    d->batch = 1 + rng_next(s) % (quick ? 3 : 5);
+    d->kv_heads = 1 + rng_next(s) % 2;
+    d->q_heads = d->kv_heads * (size_t[]){1, 2, 4}[rng_next(s) % 3];
+    d->head_dim = pick(s, dims, 4);
+    d->v_head_dim = coin(s, 70) ? d->head_dim : pick(s, dims, 4);
+    /* Per-sequence lengths; a regular batch now and then (kv_lens only, or
+       neither) to cover the paths in between. */
+    const int ragged = coin(s, 75), per_seq_keys = ragged || coin(s, 50);
+    size_t total = 0, most_keys = 1, most_rows = 0;
+    const size_t same_rows = 1 + rng_next(s) % 40;
+    for (size_t b = 0; b < d->batch; b++) {
+        c->rows[b] = ragged ? pick(s, row_counts, 6) : same_rows;
+        c->keys[b] = per_seq_keys ? pick(s, key_counts, 6) : 0;
+        c->q_start[b] = (int32_t)total;
+        total += c->rows[b];
+        most_rows = c->rows[b] > most_rows ? c->rows[b] : most_rows;
+        most_keys = c->keys[b] > most_keys ? c->keys[b] : most_keys;
+    }
+    if (!total) {           /* at least one query row in the batch */
+        c->rows[0] = 1;
+        for (size_t b = 1; b <= d->batch; b++)
+            c->q_start[b] = 1;
+        total = most_rows = 1;
+    }
+    c->q_start[d->batch] = (int32_t)total;
+    d->kv_len = most_keys + (coin(s, 30) ? rng_next(s) % 5 : 0);
+    for (size_t b = 0; b < d->batch; b++) {
+        if (!per_seq_keys)
+            c->keys[b] = d->kv_len;
+        c->kv_lens[b] = (int32_t)c->keys[b];
+    }
+    if (!ragged)
+        for (size_t b = 0; b <= d->batch; b++)
+            c->q_start[b] = (int32_t)(b * same_rows);
+    d->q_len = ragged ? total : same_rows;
+    if (ragged)
+        d->q_start = c->q_start;
+    if (per_seq_keys)
+        d->kv_lens = c->kv_lens;
+
+    /* Q and O: packed [row][head][dim] (ragged) or [b][row][head][dim]. */
+    const size_t hd = d->head_dim, dv = d->v_head_dim, rows_all = d->batch * 0 + total;
+    d->q.row_stride = d->q_heads * hd;
+    d->q.head_stride = hd;
+    d->q.batch_stride = ragged ? 0 : d->q_len * d->q.row_stride;
+    d->o.row_stride = d->q_heads * dv + (coin(s, 30) ? 3 : 0);
+    d->o.head_stride = dv;
+    d->o.batch_stride = ragged ? 0 : d->q_len * d->o.row_stride;
+    c->nq = total * d->q.row_stride;
+    c->no = (total - 1) * d->o.row_stride + d->q_heads * dv;
+    (void)rows_all;
+
+    /* K and V: 16-bit now and then, paged or one block per sequence. */
+    const qkv_dtype kt = coin(s, 25) ? QKV_F16 : coin(s, 15) ? QKV_BF16 : QKV_F32;
+    const qkv_dtype vt = coin(s, 25) ? QKV_BF16 : QKV_F32;
+    if (coin(s, 70)) {
+        d->page_size = pick(s, page_sizes, 7);
+        size_t needed = 0;
+        for (size_t b = 0; b < d->batch; b++)
+            needed += (c->keys[b] + d->page_size - 1) / d->page_size;
+        d->num_pages = needed + 1 + rng_next(s) % 3;
+        const size_t per_seq = (d->kv_len + d->page_size - 1) / d->page_size;
+        d->page_table_stride = per_seq + (coin(s, 50) ? 2 : 0);
+        c->table = malloc((d->batch * d->page_table_stride + 1) * sizeof *c->table);
+        /* A shuffled pool; each sequence takes fresh pages, except that now
+           and then it shares its first page with sequence 0 (a common
+           prefix, as prefix caching makes it). */
+        int32_t *perm = malloc(d->num_pages * sizeof *perm);
+        for (size_t i = 0; i < d->num_pages; i++)
+            perm[i] = (int32_t)i;
+        for (size_t i = d->num_pages; i > 1; i--) {
+            const size_t j = rng_next(s) % i;
+            const int32_t t = perm[i - 1];
+            perm[i - 1] = perm[j], perm[j] = t;
+        }
+        size_t next = 0;
+        for (size_t b = 0; b < d->batch; b++)
+            for (size_t i = 0; i < d->page_table_stride; i++) {
+                int32_t id = -1;   /* past the pages a sequence reads: never looked at */
+                if (i < (c->keys[b] + d->page_size - 1) / d->page_size)
+                    id = b > 0 && i == 0 && c->keys[0] && coin(s, 30) ? c->table[0] : perm[next++];
+                c->table[b * d->page_table_stride + i] = id;
+            }
+        free(perm);
+        d->page_table = c->table;
+        const int shd = coin(s, 50);   /* [pages][page_size][kv_heads][dim] or [pages][kv_heads][...] */
+        const size_t ks = hd + (coin(s, 30) ? 1 : 0), vs = dv;
+        if (shd) {
+            d->k.head_stride = ks, d->k.row_stride = d->kv_heads * ks;
+            d->v.head_stride = vs, d->v.row_stride = d->kv_heads * vs;
+        } else {
+            d->k.row_stride = ks, d->k.head_stride = d->page_size * ks;
+            d->v.row_stride = vs, d->v.head_stride = d->page_size * vs;
+        }
+        d->k_page_stride = d->page_size * d->kv_heads * ks;
+        d->v_page_stride = d->page_size * d->kv_heads * vs;
+        c->nk = d->num_pages * d->k_page_stride;
+        c->nv = d->num_pages * d->v_page_stride;
+    } else {
+        d->k.row_stride = hd, d->k.head_stride = d->kv_len * hd;
+        d->k.batch_stride = d->kv_heads * d->k.head_stride;
+        d->v.row_stride = dv, d->v.head_stride = d->kv_len * dv;
+        d->v.batch_stride = d->kv_heads * d->v.head_stride;
+        c->nk = d->batch * d->k.batch_stride;
+        c->nv = d->batch * d->v.batch_stride;
+    }
+    c->q = malloc(c->nq * sizeof *c->q);
+    c->k = malloc(c->nk * sizeof *c->k);
+    c->v = malloc(c->nv * sizeof *c->v);
+    fill_unit(s, c->q, c->nq);
+    fill_unit(s, c->k, c->nk);
+    fill_unit(s, c->v, c->nv);
+    const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
+    if (kt != QKV_F32) {   /* stored 16-bit; the oracle sees the same values */
+        c->k_st = malloc(c->nk * 2);
+        scalar->convert(c->nk, c->k, QKV_F32, c->k_st, kt);
+        scalar->convert(c->nk, c->k_st, kt, c->k, QKV_F32);
+    }
+    if (vt != QKV_F32) {
+        c->v_st = malloc(c->nv * 2);
+        scalar->convert(c->nv, c->v, QKV_F32, c->v_st, vt);
+        scalar->convert(c->nv, c->v_st, vt, c->v, QKV_F32);
+    }
+    d->q.data = c->q, d->q.dtype = QKV_F32;
+    d->k.data = c->k_st ? c->k_st : c->k, d->k.dtype = kt;
+    d->v.data = c->v_st ? c->v_st : c->v, d->v.dtype = vt;
+    d->scale = qkv_default_scale(hd);
+
+    d->mask = (qkv_mask_kind)(rng_next(s) % 3);
+    if (d->mask == QKV_MASK_ADDITIVE) {
+        const size_t ld = d->kv_len, hs = most_rows * ld, bs = d->q_heads * hs;
+        const size_t n = d->batch * bs;
+        c->mask = malloc((n ? n : 1) * sizeof *c->mask);
+        fill_unit(s, c->mask, n);
+        for (size_t i = 0; i < n; i++)
+            if (coin(s, 10))
+                c->mask[i] = -INFINITY;
+        d->mask_add = (qkv_float_mask){c->mask, bs, hs, ld};
+    }
+    if (coin(s, 20))
+        d->window = 1 + rng_next(s) % (d->kv_len + 2);
+    if (coin(s, 20))
+        d->softcap = 3.0f;
+    if (coin(s, 20)) {
+        c->slopes = malloc(d->q_heads * sizeof *c->slopes);
+        for (size_t h = 0; h < d->q_heads; h++)
+            c->slopes[h] = 0.05f * (float)(h + 1);
+        d->alibi_slopes = c->slopes;
+    }
+    if (coin(s, 20)) {
+        c->sinks = malloc(d->q_heads * sizeof *c->sinks);
+        fill_unit(s, c->sinks, d->q_heads);
+        d->sinks = c->sinks;
+    }
+    c->nlse = ragged ? d->q_heads * total : d->batch * d->q_heads * d->q_len;
+
+    /* The oracle, sequence by sequence, in the test's own packed layout:
+       want_o[h][packed row][c], want_lse[h][packed row]. */
+    c->want_o = calloc(d->q_heads * total * dv, sizeof *c->want_o);
+    c->want_lse = calloc(d->q_heads * total, sizeof *c->want_lse);
+    const size_t saved = d->q_len;
+    d->q_len = total;    /* the want arrays are over all packed rows */
+    for (size_t b = 0; b < d->batch; b++)
+        oracle_sequence(c, b);
+    d->q_len = saved;
+}
+
+static void free_case(batch_case *c)
+{
+    free(c->table), free(c->q), free(c->k), free(c->v), free(c->mask), free(c->slopes);
+    free(c->sinks), free(c->k_st), free(c->v_st), free(c->want_o), free(c->want_lse);
+}
+
+static void describe(const batch_case *c, char *buf, size_t n)
+{
+    const qkv_attention_desc *d = &c->d;
+    int at = snprintf(buf, n, "b=%zu hq=%zu hkv=%zu d=%zu dv=%zu q_len=%zu kv_len=%zu %s%s "
+                      "page_size=%zu mask=%d window=%zu dtypes k/v=%d/%d rows/keys:",
+                      d->batch, d->q_heads, d->kv_heads, d->head_dim, d->v_head_dim, d->q_len,
+                      d->kv_len, d->q_start ? "ragged" : "regular", d->kv_lens ? "+kv_lens" : "",
+                      d->page_size, d->mask, d->window, d->k.dtype, d->v.dtype);
+    for (size_t b = 0; b < d->batch && at > 0 && (size_t)at < n; b++)
+        at += snprintf(buf + at, n - (size_t)at, " %zu/%zu", c->rows[b], c->keys[b]);
+}
+
+/* One run: every output row against the oracle, nothing outside them. */
+static void run(batch_case *c, const qkv_funcs *f, qkv_pool *pool, float *keep, const char *what)
+{
+    qkv_attention_desc d = c->d;
+    const size_t dv = d.v_head_dim;
+    pbuf o = pbuf_new(c->no), lse = pbuf_new(c->nlse);
+    d.o.data = o.data;
+    d.o.dtype = QKV_F32;
+    d.lse = lse.data;
+    if (pool) {
+        d.parallel_for = qkv_pool_parallel_for;
+        d.pool = pool;
+    }
+    char text[512];
+    describe(c, text, sizeof text);
+    const qkv_status st = f->attention(&d);
+    if (!tally_check(&T, st == QKV_OK, "[%s] %s (%s): status %s (seed %" PRIu64 ")",
+                     qkv_isa_name(f->isa), text, what, qkv_status_string(st), seed)) {
+        pbuf_free(&o), pbuf_free(&lse);
+        return;
+    }
+    double worst = 0, worst_lse = 0;
+    unsigned char *own = calloc(c->no, 1);
+    size_t k = 0;
+    for (size_t b = 0; b < d.batch; b++)
+        for (size_t h = 0; h < d.q_heads; h++)
+            for (size_t i = 0; i < c->rows[b]; i++) {
+                const size_t row = (size_t)c->q_start[b] + i;
+                const size_t at = d.q_start ? row * d.o.row_stride + h * d.o.head_stride
+                                            : b * d.o.batch_stride + h * d.o.head_stride +
+                                                  i * d.o.row_stride;
+                const size_t li = d.q_start ? h * d.q_len + row : (b * d.q_heads + h) * d.q_len + i;
+                const size_t wrow = h * (size_t)c->q_start[d.batch] + row;
+                memset(own + at, 1, dv);
+                for (size_t x = 0; x < dv; x++) {
+                    const double e = fabs(o.data[at + x] - c->want_o[wrow * dv + x]);
+                    worst = isnan(e) ? INFINITY : fmax(worst, e);
+                    keep[k++] = o.data[at + x];
+                }
+                const double w = c->want_lse[wrow], g = lse.data[li];
+                const double e = isinf(w) ? (g == w ? 0 : INFINITY) : fabs(g - w) / fmax(1, fabs(w));
+                worst_lse = isnan(e) ? INFINITY : fmax(worst_lse, e);
+                keep[k++] = lse.data[li];
+            }
+    tally_check(&T, worst <= TOL && worst_lse <= TOL_LSE_REL,
+                "[%s] %s (%s): output error %.3g, lse %.3g (seed %" PRIu64 ")",
+                qkv_isa_name(f->isa), text, what, worst, worst_lse, seed);
+    tally_check(&T, gaps_untouched(&o, own) && pbuf_guards_ok(&lse),
+                "[%s] %s (%s): wrote outside the output rows (seed %" PRIu64 ")",
+                qkv_isa_name(f->isa), text, what, seed);
+    free(own);
+    pbuf_free(&o), pbuf_free(&lse);
+}
+
+static void test_random(int cases, int quick, qkv_pool *one, qkv_pool *three)
+{
+    qkv_isa isas[QKV_ISA_COUNT];
+    const int n = supported_isas(isas);
+    uint64_t s = seed;
+    for (int t = 0; t < cases; t++) {
+        batch_case c;
+        make_case(&c, &s, quick);
+        size_t cells = 0;
+        for (size_t b = 0; b < c.d.batch; b++)
+            cells += c.rows[b] * c.d.q_heads * (c.d.v_head_dim + 1);
+        float *a = malloc((cells + 1) * sizeof *a), *b1 = malloc((cells + 1) * sizeof *b1);
+        for (int i = 0; i < n; i++) {
+            const qkv_funcs *f = funcs_of(isas[i]);
+            run(&c, f, NULL, a, "calling thread");
+            if (t % 2 == 0) {
+                /* The split follows from the shapes: 1 and 3 threads agree. */
+                run(&c, f, one, a, "pool of 1");
+                run(&c, f, three, b1, "pool of 3");
+                char text[512];
+                describe(&c, text, sizeof text);
+                tally_check(&T, memcmp(a, b1, cells * sizeof *a) == 0,
+                            "[%s] %s: 1 and 3 threads differ (seed %" PRIu64 ")",
+                            qkv_isa_name(isas[i]), text, seed);
+            }
+        }
+        free(a), free(b1);
+        free_case(&c);
+    }
+}
+
+/* ---- bad page tables and offsets: QKV_ERR_ARG, nothing written ------------- */
+
+static void test_bad(void)
+{
+    /* Two sequences, page_size 4, 6 keys each (2 pages), 3 pages in the pool. */
+    float q[2 * 2 * 8], kv[3 * 4 * 8];
+    fill_unit(&(uint64_t){7}, q, sizeof q / sizeof *q);
+    fill_unit(&(uint64_t){8}, kv, sizeof kv / sizeof *kv);
+    static const char *const what[] = {
+        "page id past num_pages", "negative page id", "num_pages 0", "no page table",
+        "page table without page_size", "page_table_stride below the pages a sequence needs",
+        "q_start[0] != 0", "q_start decreasing", "q_start[batch] != q_len", "negative kv_lens",
+        "kv_lens past kv_len", "o over the page table", "lse over kv_lens",
+    };
+    const size_t ncases = sizeof what / sizeof what[0];
+    qkv_isa isas[QKV_ISA_COUNT];
+    const int n = supported_isas(isas);
+    for (size_t t = 0; t < ncases; t++) {
+        for (int i = 0; i < n; i++) {
+            int32_t tb[4] = {0, 1, 2, 0}, qs[3] = {0, 1, 2}, kl[2] = {6, 5};
+            pbuf o = pbuf_new(2 * 2 * 8), lse = pbuf_new(4);
+            qkv_attention_desc d = {0};
+            d.batch = 2, d.q_heads = 2, d.kv_heads = 1, d.q_len = 2, d.kv_len = 6;
+            d.head_dim = d.v_head_dim = 8;
+            d.q = (qkv_tensor){q, QKV_F32, 0, 8, 16};
+            d.k = d.v = (qkv_tensor){kv, QKV_F32, 0, 32, 8};
+            d.k_page_stride = d.v_page_stride = 32;
+            d.o = (qkv_out_tensor){o.data, 0, 8, 16, QKV_F32};
+            d.lse = lse.data;
+            d.scale = 0.3f;
+            d.page_size = 4, d.num_pages = 3, d.page_table = tb, d.page_table_stride = 2;
+            d.q_start = qs, d.kv_lens = kl;
+            /* The unedited descriptor is valid. */
+            if (t == 0)
+                tally_check(&T, funcs_of(isas[i])->attention(&d) == QKV_OK,
+                            "[%s] the valid paged ragged descriptor fails", qkv_isa_name(isas[i]));
+            pbuf_reset(&o), pbuf_reset(&lse);
+            switch (t) {
+            case 0: tb[3] = 3; break;
+            case 1: tb[1] = -1; break;
+            case 2: d.num_pages = 0; break;
+            case 3: d.page_table = NULL; break;
+            case 4: d.page_size = 0; break;
+            case 5: d.page_table_stride = 1; break;
+            case 6: qs[0] = 1; break;
+            case 7: qs[1] = 2, qs[2] = 1, d.q_len = 1; break;
+            case 8: d.q_len = 3; break;
+            case 9: kl[1] = -1; break;
+            case 10: kl[0] = 7; break;
+            case 11: d.o.data = tb; break;
+            case 12: d.lse = (float *)kl; break;
+            }
+            const qkv_status st = funcs_of(isas[i])->attention(&d);
+            tally_check(&T, st == QKV_ERR_ARG, "[%s] %s: status %s, want invalid argument",
+                        qkv_isa_name(isas[i]), what[t], qkv_status_string(st));
+            tally_check(&T, pbuf_untouched(&o) && pbuf_untouched(&lse),
+                        "[%s] %s: an output was written", qkv_isa_name(isas[i]), what[t]);
+            pbuf_free(&o), pbuf_free(&lse);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0;
+    seed = (uint64_t)time(NULL);
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--seed=", 7) == 0)
+            seed = strtoull(argv[i] + 7, NULL, 0);
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--seed=N] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    printf("batch: seed %" PRIu64 "\n", seed);
+    qkv_pool *one = NULL, *three = NULL;
+    if (qkv_pool_create(1, &one) != QKV_OK || qkv_pool_create(3, &three) != QKV_OK)
+        return 1;
+    test_random(quick ? 12 : 40, quick, one, three);
+    test_bad();
+    qkv_pool_destroy(one);
+    qkv_pool_destroy(three);
+    return tally_finish(&T);
+}
