@@ -187,6 +187,7 @@ struct AttnShape {
     size_t q_heads, kv_heads, q_len, kv_len, d;
     bool causal;
     qkv_dtype kv = QKV_F32;    /* how K and V are stored */
+    size_t page_size = 0;      /* > 0: K and V read through a shuffled page table */
 
     /* Bytes of K and V as stored. */
     double kv_bytes() const
@@ -271,6 +272,26 @@ bool get_tensors(const AttnShape &s, Tensors *t)
     return t->q && t->k && t->v && t->o;
 }
 
+/* A page table over [kv_heads][kv_len][d]: page p of every head is keys
+   p·page_size.., pages visited in a shuffled order as an engine's cache
+   hands them out (the same order for every copy of K and V). */
+const int32_t *page_table(const AttnShape &s)
+{
+    static std::vector<int32_t> table;
+    const size_t n = (s.kv_len + s.page_size - 1) / s.page_size;
+    if (table.size() != n) {
+        table.resize(n);
+        for (size_t i = 0; i < n; i++)
+            table[i] = (int32_t)i;
+        uint64_t x = 0x2545F4914F6CDD1Dull;
+        for (size_t i = n; i > 1; i--) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            std::swap(table[i - 1], table[(x >> 33) % i]);
+        }
+    }
+    return table.data();
+}
+
 /* The fused call on the benchmark tensors, [head][row][dim] layout, writing o. */
 qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv_pool *pool)
 {
@@ -290,6 +311,14 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     desc.parallel_for = qkv_pool_parallel_for;
     desc.pool = pool;
+    if (s.page_size) {
+        /* Page p of head g starts at g·kv_len·d + p·page_size·d. */
+        desc.page_size = s.page_size;
+        desc.num_pages = (s.kv_len + s.page_size - 1) / s.page_size;
+        desc.page_table = page_table(s);
+        desc.page_table_stride = desc.num_pages;
+        desc.k_page_stride = desc.v_page_stride = s.page_size * s.d;
+    }
     return desc;
 }
 
@@ -322,6 +351,149 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     }
     qkv_pool_destroy(pool);
     set_counters(st, s.flops(), s.bytes());
+}
+
+/* ---- an engine's batch and merging --------------------------------------- */
+
+/* 16 sequences of the decode shape, lengths from 1 to 4096 keys (evenly on
+   a log scale); the odd ones decode one token, the even ones prefill all
+   their keys (a causal chunk). K and V in pages of 16 keys. */
+constexpr size_t kBatchSeqs = 16, kBatchPage = 16;
+
+struct BatchData {
+    std::vector<size_t> rows, keys;
+    std::vector<int32_t> q_start, kv_lens, table;
+    size_t total_rows = 0, pages = 0, max_keys = 0;
+    float *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
+    double flops = 0;
+};
+
+const BatchData *batch_data()
+{
+    static BatchData b;
+    if (b.q)
+        return &b;
+    const size_t d = kDecodeDim, hq = kDecodeQHeads, hkv = kDecodeKvHeads;
+    b.q_start.push_back(0);
+    for (size_t i = 0; i < kBatchSeqs; i++) {
+        const size_t len = (size_t)std::lround(std::pow(4096.0, (double)i / (kBatchSeqs - 1)));
+        const size_t rows = i % 2 ? 1 : len;
+        b.rows.push_back(rows);
+        b.keys.push_back(len);
+        b.total_rows += rows;
+        b.q_start.push_back((int32_t)b.total_rows);
+        b.kv_lens.push_back((int32_t)len);
+        b.max_keys = std::max(b.max_keys, len);
+        /* Useful flops: causal for the prefill rows, all keys for decode. */
+        const double pairs = rows == 1 ? (double)len : (double)len * (double)(len + 1) / 2;
+        b.flops += 4.0 * (double)hq * pairs * (double)d;
+    }
+    const size_t per_seq = (b.max_keys + kBatchPage - 1) / kBatchPage;
+    for (size_t i = 0; i < kBatchSeqs; i++) {
+        for (size_t p = 0; p < per_seq; p++)
+            b.table.push_back(p < (b.keys[i] + kBatchPage - 1) / kBatchPage ? (int32_t)b.pages++ : 0);
+    }
+    /* Pages [pages][kv_heads][page][d], visited in table order: fine. */
+    b.q = buffer(kQ, b.total_rows * hq * d);
+    b.k = buffer(kK, b.pages * hkv * kBatchPage * d);
+    b.v = buffer(kV, b.pages * hkv * kBatchPage * d);
+    b.o = buffer(kO, b.total_rows * hq * d);
+    return &b;
+}
+
+/* The descriptor of the whole batch, or of sequence `only` alone. */
+qkv_attention_desc batch_desc(const BatchData &b, qkv_pool *pool, long only)
+{
+    const size_t d = kDecodeDim, hq = kDecodeQHeads, hkv = kDecodeKvHeads;
+    const size_t per_seq = (b.max_keys + kBatchPage - 1) / kBatchPage;
+    qkv_attention_desc desc{};
+    desc.q_heads = hq;
+    desc.kv_heads = hkv;
+    desc.head_dim = desc.v_head_dim = d;
+    desc.q = {b.q, QKV_F32, 0, d, hq * d};
+    desc.k = {b.k, QKV_F32, 0, kBatchPage * d, d};
+    desc.v = {b.v, QKV_F32, 0, kBatchPage * d, d};
+    desc.o = {b.o, 0, d, hq * d, QKV_F32};
+    desc.scale = qkv_default_scale(d);
+    desc.mask = QKV_MASK_CAUSAL;
+    desc.page_size = kBatchPage;
+    desc.num_pages = b.pages;
+    desc.k_page_stride = desc.v_page_stride = hkv * kBatchPage * d;
+    desc.page_table_stride = per_seq;
+    desc.parallel_for = qkv_pool_parallel_for;
+    desc.pool = pool;
+    if (only < 0) {
+        desc.batch = kBatchSeqs;
+        desc.q_len = b.total_rows;
+        desc.kv_len = b.max_keys;
+        desc.q_start = b.q_start.data();
+        desc.kv_lens = b.kv_lens.data();
+        desc.page_table = b.table.data();
+    } else {
+        const size_t i = (size_t)only;
+        desc.batch = 1;
+        desc.q_len = b.rows[i];
+        desc.kv_len = b.keys[i];
+        desc.page_table = b.table.data() + i * per_seq;
+        desc.q.data = b.q + (size_t)b.q_start[i] * hq * d;
+        desc.o.data = b.o + (size_t)b.q_start[i] * hq * d;
+    }
+    return desc;
+}
+
+void bm_batch(benchmark::State &st, const qkv_funcs *f, unsigned threads, bool one_call)
+{
+    const BatchData *b = batch_data();
+    qkv_pool *pool = nullptr;
+    if (!b->q || !b->k || !b->v || !b->o || qkv_pool_create(threads, &pool) != QKV_OK) {
+        st.SkipWithError("setup failed");
+        return;
+    }
+    std::vector<qkv_attention_desc> desc;
+    if (one_call)
+        desc.push_back(batch_desc(*b, pool, -1));
+    else
+        for (size_t i = 0; i < kBatchSeqs; i++)
+            desc.push_back(batch_desc(*b, pool, (long)i));
+    for (auto _ : st) {
+        for (const qkv_attention_desc &dd : desc) {
+            const qkv_status rc = f->attention(&dd);
+            if (rc != QKV_OK) {
+                st.SkipWithError(qkv_status_string(rc));
+                break;
+            }
+        }
+        benchmark::ClobberMemory();
+    }
+    qkv_pool_destroy(pool);
+    set_counters(st, b->flops, 0);
+}
+
+/* Merging two partial results of kMergeRows rows of dv: reads both sides
+   and writes one (12 bytes an element), from memory. */
+constexpr size_t kMergeRows = 262144;
+
+void bm_merge(benchmark::State &st, const qkv_funcs *f, size_t rows, size_t dv)
+{
+    float *o = buffer(kO, rows * dv), *o2 = buffer(kS, rows * dv);
+    std::vector<float> lse(rows), lse2(rows);
+    if (!o || !o2) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        lse[r] = (float)(r % 7);
+        lse2[r] = (float)(r % 5);
+    }
+    for (auto _ : st) {
+        const qkv_status rc = f->merge_states(rows, dv, o, dv, lse.data(), o2, dv, lse2.data());
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    set_counters(st, 0, 12.0 * (double)(rows * dv));
 }
 
 #ifdef QKV_BENCH_OPENBLAS
@@ -695,6 +867,26 @@ void register_all(const Config &cfg)
            compare.) Not for scalar or the OpenBLAS peer. */
         if (im.is_scalar || im.is_blas)
             continue;
+        /* Paged K/V: the same decode through a shuffled page table. */
+        for (size_t ps : {(size_t)16, (size_t)128}) {
+            AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
+            s.page_size = ps;
+            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
+        }
+        /* An engine's batch: one ragged call against the same work as
+           separate calls, with the scaling thread counts. */
+        for (unsigned t : threads) {
+            const qkv_funcs *f = im.f;
+            reg.add("batch/" + im.name + "/calls:one" + key("threads", t),
+                    [=](benchmark::State &st) { bm_batch(st, f, t, true); });
+            reg.add("batch/" + im.name + "/calls:separate" + key("threads", t),
+                    [=](benchmark::State &st) { bm_batch(st, f, t, false); });
+        }
+        {
+            const qkv_funcs *f = im.f;
+            reg.add("merge/" + im.name + key("rows", kMergeRows) + key("dv", kDecodeDim),
+                    [=](benchmark::State &st) { bm_merge(st, f, kMergeRows, kDecodeDim); });
+        }
         for (qkv_dtype dt : {QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0}) {
             const std::string kvkey = std::string("/kv:") + dtype_name(dt);
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};

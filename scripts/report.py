@@ -258,10 +258,44 @@ def render_markdown(doc, results):
     section('Decode: one token, %s, 1 thread — ms per call (%% BW = time to stream K+V '
             'at the measured bandwidth / time taken)' % ctx.get('decode_shape', ''),
             'decode', lambda r: p(r, 'kv_len'), lambda k: 'kv_len=%d' % k, decode_cell,
-            filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32',
+            filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params,
             extra_col=('K+V MiB, bound ms', lambda k: '%.0f, %s' % (
                 decode_kv_bytes(ctx, k) / 2 ** 20,
                 fmt_num(decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3) if bw else '?')))
+
+    # Paged decode against the contiguous one; the ragged batch in one call
+    # against separate calls; merging partial results against bandwidth.
+    paged = [r for r in results.values() if r.kind == 'decode' and 'page' in r.params]
+    if paged:
+        def paged_cell(r, base, impl, k):
+            if r is None or r.error:
+                return '—' if r is None else 'error'
+            twin = results.get(r.name.replace('/page:%d' % p(r, 'page'), ''))
+            ratio = (' (×%s of contiguous)' % fmt_num(twin.ms / r.ms)) if twin and r.ms > 0 else ''
+            return fmt_num(r.ms) + ' ms' + ratio
+        section('Paged decode (%s, K/V through a shuffled page table), 1 thread — ms per call'
+                % ctx.get('decode_shape', ''), 'decode', lambda r: p(r, 'page'),
+                lambda k: 'page_size=%d' % k, paged_cell, filt=lambda r: 'page' in r.params)
+
+    def batch_cell(r, base, impl, k):
+        if r is None or r.error:
+            return '—' if r is None else 'error'
+        twin = results.get(r.name.replace('calls:one', 'calls:separate'))
+        note = (' (separate calls %s ms: ×%s)' % (fmt_num(twin.ms), fmt_num(twin.ms / r.ms))
+                if twin and twin is not r and r.ms > 0 else '')
+        return fmt_num(r.ms) + ' ms' + note
+    section('A ragged batch of 16 sequences (1..4096 keys, half decoding one token, half '
+            'prefilling, pages of 16) in one call against 16 separate calls — ms',
+            'batch', lambda r: p(r, 'threads', 1), lambda k: 'threads=%d' % k, batch_cell,
+            filt=lambda r: p(r, 'calls') == 'one')
+
+    def merge_cell(r, base, impl, k):
+        if r is None or r.error or not r.bytes_per_s:
+            return time_cell(r, base)
+        g = r.bytes_per_s / 1e9
+        return '%s GB/s%s' % (fmt_num(g), (' (%.0f%% of read BW)' % (100 * g / bw)) if bw else '')
+    section('qkv_merge_states, two partial results from memory (12 bytes an element) — GB/s',
+            'merge', lambda r: (p(r, 'rows'), p(r, 'dv')), lambda k: 'rows=%d dv=%d' % k, merge_cell)
 
     # Stored K/V dtypes against f32 on the same ISA and case.
     dtyped = [r for r in results.values()
