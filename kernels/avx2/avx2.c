@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <sleef.h>
 
 #include "kernels.h"
@@ -145,6 +146,44 @@ V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
     const __m256i before = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)lo), vj);
     const __m256i inside = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)hi), vj);
     return _mm256_castsi256_ps(_mm256_andnot_si256(before, inside));
+}
+
+/* VL stored values widened exactly to f32, for the decode kernels that
+   read K and V in place: f16, bf16 (a shift), the int8 of Q8_0, the
+   nibbles of Q4_0 minus 8. v_loadn_*: the first n < VL values only,
+   through a buffer (AVX2 has no 16-bit masked load). */
+V_INLINE vf v_load_f16(const void *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+V_INLINE vf v_load_bf16(const void *p)
+{
+    const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+}
+V_INLINE vf v_load_i8(const void *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+V_INLINE vf v_load_q4(const void *p, int high)
+{
+    __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    if (high)
+        x = _mm256_srli_epi32(x, 4);
+    x = _mm256_sub_epi32(_mm256_and_si256(x, _mm256_set1_epi32(15)), _mm256_set1_epi32(8));
+    return _mm256_cvtepi32_ps(x);
+}
+V_INLINE vf v_loadn_f16(const void *p, size_t n)
+{
+    uint16_t h[8] = {0};
+    memcpy(h, p, 2 * n);
+    return v_load_f16(h);
+}
+V_INLINE vf v_loadn_bf16(const void *p, size_t n)
+{
+    uint16_t h[8] = {0};
+    memcpy(h, p, 2 * n);
+    return v_load_bf16(h);
 }
 
 #include "x86/kernels_tmpl.h"

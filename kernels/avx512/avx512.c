@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <sleef.h>
 
 #include "kernels.h"
@@ -145,6 +146,40 @@ V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
     const __m512i vj = _mm512_set1_epi32(j);
     return _mm512_cmple_epi32_mask(_mm512_loadu_si512(lo), vj) &
            _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(hi), vj);
+}
+
+/* VL stored values widened exactly to f32, for the decode kernels that
+   read K and V in place: f16, bf16 (a shift), the int8 of Q8_0, the
+   nibbles of Q4_0 minus 8. v_loadn_*: the first n < VL values only. */
+V_INLINE vf v_load_f16(const void *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+V_INLINE vf v_load_bf16(const void *p)
+{
+    const __m512i x = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+}
+V_INLINE vf v_load_i8(const void *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+V_INLINE vf v_load_q4(const void *p, int high)
+{
+    __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    if (high)
+        x = _mm512_srli_epi32(x, 4);
+    x = _mm512_sub_epi32(_mm512_and_si512(x, _mm512_set1_epi32(15)), _mm512_set1_epi32(8));
+    return _mm512_cvtepi32_ps(x);
+}
+V_INLINE vf v_loadn_f16(const void *p, size_t n)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(v_tailmask(n), p));
+}
+V_INLINE vf v_loadn_bf16(const void *p, size_t n)
+{
+    const __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(v_tailmask(n), p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
 }
 
 #include "x86/kernels_tmpl.h"

@@ -16,22 +16,27 @@
  *   3. P = exp(S - max) in place and the row sums; alpha = exp(old - new)
  *      only for rows whose max grew;
  *   4. acc = alpha · acc + P · V.
- * Three forms of step 1 (chosen per job by its rows):
+ * Three forms (chosen per job by its rows):
  *   - GEMM: Qᵀ packed once per job as the microkernel's B, K rows broadcast
- *     (no packing of K);
- *   - DOT (rows <= VL/2, decode of a GQA group): dot products along
- *     head_dim, 4 rows × VL/4 keys per vector, then scattered into S;
+ *     (no packing of K); P·V by the same microkernel;
+ *   - DOT (5..8 rows where VL >= 16, decode of a GQA group of 8): dot
+ *     products along head_dim, 8 rows × VL/8 keys per vector, into S; P·V
+ *     with all rows' accumulators in registers;
  *   - ROWS4 (rows <= 4): S kept as [key][4], a vector is VL/4 keys × 4
  *     rows, so exp/max/sum run on full vectors (the per-row state is kept
  *     repeated in every group of 4 lanes, v_fold4_* combine the groups).
  *
- * Stored dtypes. Q, K and V may be f32 (read in place) or any dtype with a
- * converter (job->k.to_f32 ...): K and V rows are converted into the
- * workspace in chunks of keys, once per tile whatever the number of rows
- * (a GQA group never re-converts per head), Q once per job.
+ * Stored dtypes. Q, K and V may be f32 or any dtype with a converter. The
+ * decode forms read K and V in place and widen them in registers
+ * (simd/load_dt.h): each K and V vector is loaded once per tile and serves
+ * every row of the job (a GQA group never re-converts per head). GEMM
+ * converts K and V into the workspace in chunks of keys, once per tile, Q
+ * once per job.
  *
- * Pages. A tile never crosses a page of K/V (qkv_kv_run), so inside a tile
- * rows are a constant stride apart and the microkernels read them in place.
+ * Pages. The decode forms take K and V rows by pointer, so their tiles
+ * cross pages freely; a GEMM tile never crosses a page (qkv_kv_run), so
+ * inside it rows are a constant stride apart and the microkernel reads
+ * them in place.
  *
  * Hidden keys and non-finite V. A key a row does not see gets the weight
  * -0.0, which exp() never returns; P·V multiplies it into V like any other
@@ -62,6 +67,7 @@
  *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of
  *                          its lane r over all the groups
  *   v_prefetch(p)          a hint, may be a no-op
+ *   and what simd/load_dt.h lists (stored dtypes widened in registers),
  * and the microkernels:
  *   GEMM_MR, GEMM_NR       the microkernel's tile (GEMM_NR may be run-time)
  *   simd_gemm(mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
@@ -73,10 +79,17 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
- *   simd_qk_dot4(q, d, k, ldk, n, scale, out)
- *                          out[4j + r] = scale · dot(q[r], k + j·ldk) for
- *                          r < 4 and j < round_up(n, VL/4); key rows j >= n
- *                          are never read (the key n - 1 stands in).
+ *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors)
+ *                          R = 4 or 8 (<= VL) query rows q[r] (f32, d
+ *                          values) against n keys stored as t at krow[j]:
+ *                          out[j·ors + r] = scale · dot(q[r], K_j) for
+ *                          r < R, j < round_up(n, VL/R); krow[j >= n] is
+ *                          never read (the key n - 1 stands in).
+ *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre)
+ *                          rows <= 8: acc[r][c] = pre_r · acc[r][c] +
+ *                          Σ_{j<n} p[j·prs + r] · V_j[c], c < dv, V_j
+ *                          stored as t at vrow[j]; pre NULL means 1. May
+ *                          read p's lanes up to 4 (8) past the rows.
  *   simd_mask_t(mask, rows, key0, n, rp, mt)
  *                          mt[j·rp + r] = mask[r][key0 + j] for j < n,
  *                          r < rows (0 for a NULL mask row); may write
@@ -92,9 +105,11 @@
 
 #include "kernels.h"
 
+#ifndef SIMD_NAME
 #define SIMD_CAT_(a, b) a##b
 #define SIMD_CAT(a, b) SIMD_CAT_(a, b)
 #define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
+#endif
 
 /* 64 keys a tile: a 64 × 32 score tile (8 KiB) stays in L1 between its
    sweeps, and key splits (dispatch/plan.c) are whole tiles. */
@@ -121,31 +136,31 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = ATT_BN + VL;
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
     if (form == ATT_GEMM)
-        n += ATT_ALIGN(rp * s->head_dim);
+        n += ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
     else if (s->q_dtype != QKV_F32)
-        n += ATT_ALIGN((rows + 3) / 4 * 4 * s->head_dim);
-    if (form == ATT_DOT)
-        n += ATT_ALIGN(keys * 4);
-    return n + ATT_ALIGN(conv);
+        n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * s->head_dim);
+    return n;
 }
 
 /* The form of a job of this many rows in ws_floats of workspace. The dot
-   forms need Q (when converted) and one whole converted K row at once;
-   when a huge head_dim leaves no room for them, GEMM, which works in
-   chunks of head_dim, takes any job. */
+   forms read block types only where a vector never spans two blocks (VL
+   divides 32), and need Q (when converted) in the workspace; where that
+   does not fit (a huge head_dim), GEMM, which works in chunks of head_dim,
+   takes any job. */
 static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_floats)
 {
-    const int form = rows <= 4 ? ATT_ROWS4 : rows <= (size_t)VL / 2 ? ATT_DOT : ATT_GEMM;
+    const int form = rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= 16 ? ATT_DOT : ATT_GEMM;
     if (form == ATT_GEMM)
         return form;
-    size_t conv = s->k_dtype != QKV_F32 ? s->head_dim : 0;
-    conv = s->v_dtype != QKV_F32 && conv < 64 ? 64 : conv;
-    return SIMD_NAME(att_need)(form, rows, s, conv) <= ws_floats ? form : ATT_GEMM;
+    const int blocks = qkv_dtype_block(s->k_dtype) > 1 || qkv_dtype_block(s->v_dtype) > 1;
+    if (blocks && 32 % VL)
+        return ATT_GEMM;
+    return SIMD_NAME(att_need)(form, rows, s, 0) <= ws_floats ? form : ATT_GEMM;
 }
 
-/* The workspace a job prefers: its form's needs with a chunk of
-   ATT_CONV_KEYS converted K/V rows. The planner picks rows per job so that
-   this fits; the kernel copes with less (smaller chunks). */
+/* The workspace a job prefers: its form's needs, with a chunk of
+   ATT_CONV_KEYS converted K/V rows for GEMM. The planner picks rows per job
+   so that this fits; the kernel copes with less (smaller chunks). */
 static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
 {
     size_t conv = 0;
@@ -211,10 +226,10 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
    flight, and the dot products then read the rows from cache. (Measured on
    Zen 5, one thread, 32 query heads on 8 KV heads, 32768 keys, d = 128:
    19 ms without, 11 ms with; software prefetch alone changes nothing.) */
-static void SIMD_NAME(touch_rows)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
+static void SIMD_NAME(touch_rows)(const unsigned char *const *rows, size_t n, size_t len)
 {
-    for (size_t j = j0; j < j1; j++) {
-        const volatile unsigned char *row = qkv_kv_row(s, j);
+    for (size_t j = 0; j < n; j++) {
+        const volatile unsigned char *row = rows[j];
         for (size_t c = 0; c < len; c += 64)
             (void)row[c];
         (void)row[len - 1];   /* the last line, when the row is not aligned */
@@ -230,16 +245,12 @@ static void SIMD_NAME(prefetch_rows)(const qkv_attn_job *job, size_t j, size_t n
 {
     const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
     const size_t vb = qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
-    if (j >= job->kv_end)
-        return;
-    const size_t run = qkv_kv_run(&job->k, j);
-    n = n < run ? n : run;
-    const unsigned char *kr = qkv_kv_row(&job->k, j), *vr = qkv_kv_row(&job->v, j);
     for (size_t i = 0; i < n && j + i < job->kv_end; i++) {
+        const unsigned char *kr = qkv_kv_row(&job->k, j + i), *vr = qkv_kv_row(&job->v, j + i);
         for (size_t l = 0; l < kb; l += 64)
-            v_prefetch(kr + i * job->k.row_bytes + l);
+            v_prefetch(kr + l);
         for (size_t l = 0; l < vb; l += 64)
-            v_prefetch(vr + i * job->v.row_bytes + l);
+            v_prefetch(vr + l);
     }
 }
 
@@ -431,14 +442,14 @@ static void SIMD_NAME(mask_tile)(const qkv_attn_job *job, size_t t0, size_t kmin
     simd_mask_t(mask, job->rows, t0 + kmin, kmax - kmin, rp, mt + kmin * rp);
 }
 
-/* ---- decode: rows <= 4 ------------------------------------------------------- */
+/* ---- decode: the dot forms -------------------------------------------------- */
 
-/* Q rows as f32: in place, or converted into buf (d floats a row). */
-static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t r0, size_t n, float *buf,
-                                  const float **q)
+/* Q rows as f32: in place, or converted into buf (d floats a row); rows
+   past the job's repeat its last. */
+static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t n, float *buf, const float **q)
 {
     for (size_t r = 0; r < n; r++) {
-        const size_t src = r0 + r < job->rows ? r0 + r : job->rows - 1;
+        const size_t src = r < job->rows ? r : job->rows - 1;
         if (job->q_dtype == QKV_F32) {
             q[r] = job->row[src].q;
         } else {
@@ -448,38 +459,109 @@ static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t r0, size_t n, 
     }
 }
 
-/* S[j][r] = scale · dot(q_r, k_j) for the keys [kmin, kmax) of the tile,
-   4 rows at a time, into S as [key][rp] (rp = 4: written directly). K rows
-   stored in another dtype are converted ch keys at a time, once for all
-   the job's rows. */
-static void SIMD_NAME(qk_dot_tile)(const qkv_attn_job *job, const float *const *q, size_t t0,
-                                   size_t kmin, size_t kmax, float *st, size_t rp, float *st4,
-                                   float *conv, size_t conv_floats)
+/* The rows of keys [t0 + kmin, t0 + kmax) by pointer (any page), their K
+   rows swept into cache, and the K and V rows ATT_PF_KEYS keys ahead asked
+   for. */
+static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, size_t t0, size_t kmin,
+                                     size_t kmax, const unsigned char **krow,
+                                     const unsigned char **vrow)
 {
-    const size_t d = job->head_dim, rows = job->rows;
-    SIMD_NAME(touch_rows)(&job->k, t0 + kmin, t0 + kmax, qkv_dtype_bytes(job->k.dtype, d));
-    size_t ch = kmax - kmin;
-    if (job->k.dtype != QKV_F32) {
-        ch = conv_floats / d;
-        ch = ch < kmax - kmin ? ch : kmax - kmin;
+    for (size_t j = kmin; j < kmax; j++) {
+        krow[j] = qkv_kv_row(&job->k, t0 + j);
+        vrow[j] = qkv_kv_row(&job->v, t0 + j);
     }
-    for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
-        const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
-        size_t ldk;
-        const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, 0, d, conv, &ldk);
-        for (size_t r0 = 0; r0 < rows; r0 += 4) {
-            if (r0 == 0)
-                SIMD_NAME(prefetch_rows)(job, t0 + k0 + ATT_PF_KEYS, k1 - k0);
-            if (rp == 4) {
-                simd_qk_dot4(q + r0, d, kb, ldk, k1 - k0, job->scale, st + k0 * 4);
-                continue;
+    SIMD_NAME(touch_rows)(krow + kmin, kmax - kmin, qkv_dtype_bytes(job->k.dtype, job->head_dim));
+    SIMD_NAME(prefetch_rows)(job, t0 + kmin + ATT_PF_KEYS, kmax - kmin);
+}
+
+/* Whether n V rows (by pointer, stored as t) hold only finite numbers:
+   x · 0 + s keeps s = 0 for finite x and turns it NaN for an Inf or NaN. */
+static int SIMD_NAME(rows_finite_dt)(const unsigned char *const *rows, size_t n, size_t dv,
+                                     qkv_dtype t)
+{
+    const size_t nfull = dv / VL * VL;
+    const vf zero = v_zero();
+    vf s0 = zero, s1 = zero;
+    for (size_t j = 0; j < n; j++) {
+        size_t c = 0;
+        for (; c + 2 * VL <= nfull; c += 2 * VL) {
+            s0 = v_fmadd(SIMD_NAME(load_dt)(t, rows[j], c), zero, s0);
+            s1 = v_fmadd(SIMD_NAME(load_dt)(t, rows[j], c + VL), zero, s1);
+        }
+        if (c < nfull)
+            s0 = v_fmadd(SIMD_NAME(load_dt)(t, rows[j], c), zero, s0);
+        if (nfull < dv)
+            s1 = v_fmadd(SIMD_NAME(load_dtn)(t, rows[j], nfull, dv - nfull), zero, s1);
+    }
+    const vf s = v_add(s0, s1);
+    return !v_any(v_ne(s, s));
+}
+
+/* P·V of a decode tile whose V rows hold an Inf or NaN: row by row, key
+   by key, skipping the hidden keys (weight -0.0) exactly as the reference
+   does. Rare, so simple. */
+static void SIMD_NAME(pv_exact_dt)(const qkv_attn_job *job, const float *p, size_t prs,
+                                   const unsigned char *const *vrow, size_t kmin,
+                                   const int32_t *lo, const int32_t *hi, const float *alpha)
+{
+    const size_t dv = job->v_head_dim, nfull = dv / VL * VL;
+    const qkv_dtype t = job->v.dtype;
+    for (size_t r = 0; r < job->rows; r++) {
+        if (lo[r] >= hi[r])
+            continue;          /* no key here: max unchanged, alpha 1 */
+        float *o = job->row[r].acc;
+        if (alpha[r] != 1.0f)
+            SIMD_NAME(row_scale)(o, dv, alpha[r]);
+        for (size_t j = (size_t)lo[r]; j < (size_t)hi[r]; j++) {
+            const float w = p[(j - kmin) * prs + r];
+            uint32_t bits;
+            memcpy(&bits, &w, sizeof bits);
+            if (bits == 0x80000000u)
+                continue;      /* hidden key: contributes nothing */
+            const vf vw = v_set1(w);
+            for (size_t c = 0; c < nfull; c += VL)
+                v_store(o + c, v_fmadd(vw, SIMD_NAME(load_dt)(t, vrow[j], c), v_load(o + c)));
+            if (nfull < dv) {
+                const vm tm = v_tailmask(dv - nfull);
+                v_storem(o + nfull, tm,
+                         v_fmadd(vw, SIMD_NAME(load_dtn)(t, vrow[j], nfull, dv - nfull),
+                                 v_loadm(o + nfull, tm)));
             }
-            simd_qk_dot4(q + r0, d, kb, ldk, k1 - k0, job->scale, st4);
-            /* 4 lanes from r0 stay inside rp: rp >= 4 · ceil(rows / 4). */
-            for (size_t j = k0; j < k1; j++)
-                memcpy(st + j * rp + r0, st4 + (j - k0) * 4, 4 * sizeof(float));
         }
     }
+}
+
+/* P·V of a decode tile: every row of the job at once, V read once; the
+   finiteness check only where a key can be hidden (plain: none is). */
+static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size_t prs,
+                                   const unsigned char *const *vrow, size_t kmin, size_t kmax,
+                                   const int32_t *lo, const int32_t *hi, const float *alpha,
+                                   int plain)
+{
+    const size_t n = kmax - kmin, dv = job->v_head_dim;
+    if (!plain && !SIMD_NAME(rows_finite_dt)(vrow + kmin, n, dv, job->v.dtype)) {
+        SIMD_NAME(pv_exact_dt)(job, p, prs, vrow, kmin, lo, hi, alpha);
+        return;
+    }
+    int scale = 0;
+    for (size_t r = 0; r < job->rows; r++)
+        scale |= alpha[r] != 1.0f;
+    float *acc[8];
+    for (size_t r = 0; r < job->rows; r++)
+        acc[r] = job->row[r].acc;
+    simd_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, job->v.dtype, acc, scale ? alpha : NULL);
+}
+
+/* Whether every row sees all of [kmin, kmax) and no mask can hide a key. */
+static int SIMD_NAME(tile_plain)(const qkv_attn_job *job, const int32_t *lo, const int32_t *hi,
+                                 size_t kmin, size_t kmax, int masked)
+{
+    if (masked)
+        return 0;
+    for (size_t r = 0; r < job->rows; r++)
+        if ((size_t)lo[r] != kmin || (size_t)hi[r] != kmax)
+            return 0;
+    return 1;
 }
 
 /* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
@@ -494,6 +576,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
     _Alignas(64) float slope_l[VL_MAX], alpha_l[VL_MAX], out_l[VL_MAX];
     _Alignas(64) int32_t lo_l[VL_MAX], hi_l[VL_MAX], dist_l[VL_MAX];
     int32_t lo[4], hi[4];
+    const unsigned char *krow[ATT_BN], *vrow[ATT_BN];
     int any_slope = 0, any_mask = 0;
     for (size_t r = 0; r < rows; r++) {
         any_slope |= job->row[r].slope != 0.0f;
@@ -502,9 +585,8 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
     float *st = SIMD_NAME(ws_take)(&ws, keys * 4);
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * 4) : NULL;
     float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 4 * job->head_dim) : NULL;
-    float *conv = ws.p;
     const float *q[4];
-    SIMD_NAME(q_rows_f32)(job, 0, 4, qbuf, q);
+    SIMD_NAME(q_rows_f32)(job, 4, qbuf, q);
     for (size_t l = 0; l < (size_t)VL; l++) {
         const size_t r = l % 4;
         slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
@@ -519,9 +601,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
     vf m_rep = ninf, l_rep = vzero;
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
-        size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
-        const size_t run = qkv_kv_run(&job->k, t0);
-        n = n < run ? n : run;
+        const size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
         size_t kmin = n, kmax = 0;
         for (size_t r = 0; r < 4; r++) {
             lo[r] = hi[r] = 0;
@@ -546,7 +626,9 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
                 dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
         }
 
-        SIMD_NAME(qk_dot_tile)(job, q, t0, kmin, kmax, st, 4, NULL, conv, ws.left);
+        SIMD_NAME(dot_tile_rows)(job, t0, kmin, kmax, krow, vrow);
+        simd_qk_dot(4, job->k.dtype, q, job->head_dim, krow + kmin, kmax - kmin, job->scale,
+                    st + kmin * 4, 4);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
 
@@ -586,7 +668,8 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
         m_rep = m_new;
         v_store(alpha_l, a);
 
-        SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, 4, lo, hi, alpha_l, 0, conv, ws.left);
+        SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, vrow, kmin, kmax, lo, hi, alpha_l,
+                               SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
         t0 += n;
     }
 
@@ -631,13 +714,13 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 
     float *st = SIMD_NAME(ws_take)(&ws, keys * rp);        /* S, then P, as [key][row] */
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
-    float *qt = NULL, *st4 = NULL;
-    const float *q[ATT_LANES];
+    float *qt = NULL;
+    const float *q[8];
+    const unsigned char *krow[ATT_BN], *vrow[ATT_BN];
     size_t dc = d;
     if (form == ATT_DOT) {
-        float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, (rows + 3) / 4 * 4 * d) : NULL;
-        SIMD_NAME(q_rows_f32)(job, 0, (rows + 3) / 4 * 4, qbuf, q);
-        st4 = SIMD_NAME(ws_take)(&ws, keys * 4);
+        float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
+        SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
         /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
@@ -665,7 +748,8 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
         const size_t run = qkv_kv_run(&job->k, t0);
-        n = n < run ? n : run;
+        if (form == ATT_GEMM)  /* in place, strided: within one page */
+            n = n < run ? n : run;
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
         size_t kmin = n, kmax = 0;
         for (size_t r = 0; r < rows; r++) {
@@ -695,8 +779,10 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             tmax_of[r] = -INFINITY;
 
         /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
-        if (form == ATT_DOT)
-            SIMD_NAME(qk_dot_tile)(job, q, t0, kmin, kmax, st, rp, st4, conv, ws.left);
+        if (form == ATT_DOT) {
+            SIMD_NAME(dot_tile_rows)(job, t0, kmin, kmax, krow, vrow);
+            simd_qk_dot(8, job->k.dtype, q, d, krow + kmin, kmax - kmin, scale, st + kmin * rp, rp);
+        }
         for (size_t pc = 0; pc < d && form == ATT_GEMM; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
             if (dc != d)
@@ -796,7 +882,11 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             v_store(alpha + l0, a);
         }
 
-        SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
+        if (form == ATT_DOT)
+            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, vrow, kmin, kmax, lo, hi, alpha,
+                                   SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
+        else
+            SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
         t0 += n;
     }
 

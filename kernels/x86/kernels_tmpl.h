@@ -357,48 +357,195 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
 
 /* ---- the microkernels of the fused driver --------------------------------- */
 
-/* Dot products for a job of few rows (decode: a GQA group). Lanes as rows
-   would leave most of each vector idle, so here the vectors run along
-   head_dim instead: blocks of 4 rows × VL/4 keys keep VL dot products in
-   flight (each K load serves 4 rows), and one transposing reduction turns
-   them into one vector, lane 4·key + row: out[4j + r] = scale · dot(q_r,
-   k_j), for j < round_up(n, VL/4). */
-#define DOT_KEYS (VL / 4)
-static void X86_NAME(qk_dot4)(const float *const *q, size_t d, const float *k, size_t ldk,
-                              size_t n, float scale, float *out)
+#define SIMD_SUFFIX X86_ISA_SUFFIX
+#define VL_MAX VL
+V_INLINE float v_f16_scalar(const void *p)
 {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+#include "simd/load_dt.h"
+
+/* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
+   rows). Lanes as rows would leave most of each vector idle, so here the
+   vectors run along head_dim instead: blocks of R rows × VL/R keys keep VL
+   dot products in flight (each K load serves R rows), and one transposing
+   reduction turns them into one vector, lane R·key + row. K rows are read
+   in place in their stored dtype, widened in registers:
+   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R). */
+V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q, size_t d,
+                                 const unsigned char *const *krow, size_t n, float scale,
+                                 float *out, size_t ors)
+{
+    const int KK = VL / R;
     const size_t nfull = d / VL * VL;
     const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
     const vf vscale = v_set1(scale);
-    for (size_t j0 = 0; j0 < n; j0 += DOT_KEYS) {
-        const float *kr[DOT_KEYS];
-        for (size_t kk = 0; kk < DOT_KEYS; kk++)   /* keys past n repeat the last */
-            kr[kk] = k + (j0 + kk < n ? j0 + kk : n - 1) * ldk;
+    for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
+        const unsigned char *kr[VL / 4];
+X86_UNROLL
+        for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
+            kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
         vf acc[VL];
+X86_UNROLL
         for (int i = 0; i < VL; i++)
             acc[i] = v_zero();
         size_t c = 0;
         for (; c < nfull; c += VL) {
-            vf qv[4];
-            for (int r = 0; r < 4; r++)
+            vf qv[8];
+X86_UNROLL
+            for (int r = 0; r < R; r++)
                 qv[r] = v_load(q[r] + c);
-            for (int kk = 0; kk < DOT_KEYS; kk++) {
-                const vf kv = v_load(kr[kk] + c);
-                for (int r = 0; r < 4; r++)
-                    acc[kk * 4 + r] = v_fmadd(kv, qv[r], acc[kk * 4 + r]);
+X86_UNROLL
+            for (int kk = 0; kk < KK; kk++) {
+                const vf kv = SIMD_NAME(load_dt)(t, kr[kk], c);
+X86_UNROLL
+                for (int r = 0; r < R; r++)
+                    acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
         }
         if (c < d) {   /* the partial last vector of the rows, masked */
-            vf qv[4];
-            for (int r = 0; r < 4; r++)
+            vf qv[8];
+X86_UNROLL
+            for (int r = 0; r < R; r++)
                 qv[r] = v_loadm(q[r] + c, dm);
-            for (int kk = 0; kk < DOT_KEYS; kk++) {
-                const vf kv = v_loadm(kr[kk] + c, dm);
-                for (int r = 0; r < 4; r++)
-                    acc[kk * 4 + r] = v_fmadd(kv, qv[r], acc[kk * 4 + r]);
+X86_UNROLL
+            for (int kk = 0; kk < KK; kk++) {
+                const vf kv = SIMD_NAME(load_dtn)(t, kr[kk], c, d - c);
+X86_UNROLL
+                for (int r = 0; r < R; r++)
+                    acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
         }
-        v_store(out + j0 * 4, v_mul(v_hsum_lanes(acc), vscale));
+        const vf s = v_mul(v_hsum_lanes(acc), vscale);
+        if (ors == (size_t)R) {
+            v_store(out + j0 * (size_t)R, s);
+            continue;
+        }
+        X86_ALIGN float tmp[VL];
+        v_store(tmp, s);
+        for (int kk = 0; kk < KK; kk++)
+            memcpy(out + (j0 + (size_t)kk) * ors, tmp + kk * R, (size_t)R * sizeof(float));
+    }
+}
+
+static void X86_NAME(qk_dot)(int rows, qkv_dtype t, const float *const *q, size_t d,
+                             const unsigned char *const *krow, size_t n, float scale, float *out,
+                             size_t ors)
+{
+#define QK_DOT_T(R_)                                                                         \
+    switch (t) {                                                                             \
+    case QKV_F16: X86_NAME(qk_dot_t)(R_, QKV_F16, q, d, krow, n, scale, out, ors); break;    \
+    case QKV_BF16: X86_NAME(qk_dot_t)(R_, QKV_BF16, q, d, krow, n, scale, out, ors); break;  \
+    case QKV_Q8_0: X86_NAME(qk_dot_t)(R_, QKV_Q8_0, q, d, krow, n, scale, out, ors); break;  \
+    case QKV_Q4_0: X86_NAME(qk_dot_t)(R_, QKV_Q4_0, q, d, krow, n, scale, out, ors); break;  \
+    default: X86_NAME(qk_dot_t)(R_, QKV_F32, q, d, krow, n, scale, out, ors); break;         \
+    }
+    if (rows == 4)
+        QK_DOT_T(4)
+    else
+        QK_DOT_T(8)
+#undef QK_DOT_T
+}
+
+/* P·V for a job of few rows (R = 4 or 8 lanes of P, rows <= R of them
+   real): acc_r = pre_r · acc_r + Σ_j P[j·prs + r] · V_j over n keys, for
+   the columns [c0, c0 + nv·VL) (the last vector `tail` columns when
+   tail > 0), V rows read in place in their stored dtype and widened once:
+   every row of the job takes each V vector from registers. */
+V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
+                               size_t rows, const float *p, size_t prs,
+                               const unsigned char *const *vrow, size_t n, size_t c0,
+                               size_t tail, float *const *acc, const float *pre)
+{
+    vf a[8][4];
+    const vm tm = v_tailmask(tailed ? tail : VL);
+X86_UNROLL
+    for (int r = 0; r < R; r++) {
+        /* Lanes past the job's rows load the last row and never store. */
+        const float *ar = acc[(size_t)r < rows ? (size_t)r : rows - 1] + c0;
+        const vf s = pre ? v_set1(pre[(size_t)r < rows ? (size_t)r : rows - 1]) : v_set1(1.0f);
+X86_UNROLL
+        for (int v = 0; v < NV; v++) {
+            const vf x = tailed && v == NV - 1 ? v_loadm(ar + v * VL, tm) : v_load(ar + v * VL);
+            a[r][v] = pre ? v_mul(x, s) : x;
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        vf b[4];
+X86_UNROLL
+        for (int v = 0; v < NV; v++)
+            b[v] = tailed && v == NV - 1 ? SIMD_NAME(load_dtn)(t, vrow[j], c0 + (size_t)v * VL, tail)
+                                         : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
+        const float *pj = p + j * prs;
+X86_UNROLL
+        for (int r = 0; r < R; r++) {
+            const vf w = v_set1(pj[r]);
+X86_UNROLL
+            for (int v = 0; v < NV; v++)
+                a[r][v] = v_fmadd(w, b[v], a[r][v]);
+        }
+    }
+X86_UNROLL
+    for (int r = 0; r < R; r++) {
+        if ((size_t)r >= rows)
+            break;
+X86_UNROLL
+        for (int v = 0; v < NV; v++) {
+            if (tailed && v == NV - 1)
+                v_storem(acc[r] + c0 + v * VL, tm, a[r][v]);
+            else
+                v_store(acc[r] + c0 + v * VL, a[r][v]);
+        }
+    }
+}
+
+/* Columns per block: R × NV accumulators stay in registers (AVX-512:
+   4 × 4 or 8 × 2 of 32 zmm; AVX2: 4 × 2 or 8 × 1 of 16 ymm). */
+#define PV_NV4 (GEMM_NV)
+#define PV_NV8 (GEMM_NV / 2)
+
+static void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
+                              const unsigned char *const *vrow, size_t n, size_t dv, qkv_dtype t,
+                              float *const *acc, const float *pre)
+{
+    const int R = rows <= 4 ? 4 : 8, NB = R == 4 ? PV_NV4 : PV_NV8;
+    for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
+        const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
+        const int nv = (int)((nc + VL - 1) / VL);
+        const size_t tail = nc % VL;
+#define PV_CALL(R_, NV_, TL_, T_) \
+    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre)
+#define PV_T(R_, NV_)                                                            \
+    do {                                                                         \
+        if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
+            if (t == QKV_F16) PV_CALL(R_, NV_, 1, QKV_F16);                      \
+            else if (t == QKV_BF16) PV_CALL(R_, NV_, 1, QKV_BF16);               \
+            else PV_CALL(R_, NV_, 1, QKV_F32);                                   \
+        } else {                                                                 \
+            switch (t) {                                                         \
+            case QKV_F16: PV_CALL(R_, NV_, 0, QKV_F16); break;                   \
+            case QKV_BF16: PV_CALL(R_, NV_, 0, QKV_BF16); break;                 \
+            case QKV_Q8_0: PV_CALL(R_, NV_, 0, QKV_Q8_0); break;                 \
+            case QKV_Q4_0: PV_CALL(R_, NV_, 0, QKV_Q4_0); break;                 \
+            default: PV_CALL(R_, NV_, 0, QKV_F32); break;                        \
+            }                                                                    \
+        }                                                                        \
+    } while (0)
+        if (R == 4) {
+#if GEMM_NV == 4
+            if (nv == 4) PV_T(4, 4); else if (nv == 3) PV_T(4, 3); else
+#endif
+            if (nv == 2) PV_T(4, 2); else PV_T(4, 1);
+        } else {
+#if GEMM_NV == 4
+            if (nv == 2) PV_T(8, 2); else
+#endif
+            PV_T(8, 1);
+        }
+#undef PV_T
+#undef PV_CALL
     }
 }
 
@@ -435,10 +582,9 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
     }
 }
 
-#define SIMD_SUFFIX X86_ISA_SUFFIX
-#define VL_MAX VL
 #define simd_gemm gemm_any
-#define simd_qk_dot4 X86_NAME(qk_dot4)
+#define simd_qk_dot X86_NAME(qk_dot)
+#define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
 V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }

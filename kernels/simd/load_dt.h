@@ -1,0 +1,54 @@
+/*
+ * Stored K/V values widened exactly to f32 in registers, written once over
+ * the vector vocabulary (see simd/attention.h) for the decode kernels,
+ * which read K and V in place, so a tile is converted as it is loaded and
+ * never through a buffer. The includer defines the vocabulary, plus
+ *   v_load_f16(p) v_load_bf16(p)    VL 16-bit values
+ *   v_loadn_f16(p, n) v_loadn_bf16(p, n)   the first n < VL of them
+ *   v_load_i8(p)                    VL int8 (Q8_0's quants)
+ *   v_load_q4(p, high)              the low (high) nibbles of VL bytes, minus 8
+ *   v_f16_scalar(p)                 one f16 (a block's scale) as a float
+ * Block types need VL to divide 32 (a vector never spans two blocks).
+ */
+#ifndef SIMD_SUFFIX
+#error "define the vocabulary before including simd/load_dt.h"
+#endif
+
+#include "convert.h"
+
+#ifndef SIMD_NAME
+#define SIMD_CAT_(a, b) a##b
+#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
+#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
+#endif
+
+/* VL values of a row stored as t, from value c (a multiple of VL). The
+   block types' d·q is exact in f32 (an 11-bit scale times an 8-bit int). */
+V_INLINE vf SIMD_NAME(load_dt)(const qkv_dtype t, const unsigned char *row, size_t c)
+{
+    if (t == QKV_F16)
+        return v_load_f16(row + 2 * c);
+    if (t == QKV_BF16)
+        return v_load_bf16(row + 2 * c);
+    if (t == QKV_Q8_0) {
+        const unsigned char *b = row + c / QKV_BLOCK_VALUES * QKV_Q8_0_BLOCK_BYTES;
+        return v_mul(v_load_i8(b + 2 + c % QKV_BLOCK_VALUES), v_set1(v_f16_scalar(b)));
+    }
+    if (t == QKV_Q4_0) {
+        const unsigned char *b = row + c / QKV_BLOCK_VALUES * QKV_Q4_0_BLOCK_BYTES;
+        const size_t j = c % QKV_BLOCK_VALUES;
+        return v_mul(v_load_q4(b + 2 + j % 16, j >= 16), v_set1(v_f16_scalar(b)));
+    }
+    return v_load((const float *)row + c);
+}
+
+/* The n < VL values of a row's tail from value c (f32, f16, bf16: block
+   rows have no tails); the other lanes 0. */
+V_INLINE vf SIMD_NAME(load_dtn)(const qkv_dtype t, const unsigned char *row, size_t c, size_t n)
+{
+    if (t == QKV_F16)
+        return v_loadn_f16(row + 2 * c, n);
+    if (t == QKV_BF16)
+        return v_loadn_bf16(row + 2 * c, n);
+    return v_loadm((const float *)row + c, v_tailmask(n));
+}
