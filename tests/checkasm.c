@@ -51,7 +51,7 @@ static float *input(size_t n, float lo, float hi)
     return new_floats_in(&rng, n, lo, hi);
 }
 
-/* ---- pbuf outputs: pbuf (qkvtest.h), written cells flagged ------------ */
+/* ---- guarded outputs: pbuf (qkvtest.h), written cells flagged --------- */
 
 /* The flags of a rows × len matrix with leading dimension ld. */
 static unsigned char *matrix_cells(size_t rows, size_t ld, size_t len)
