@@ -31,6 +31,7 @@ typedef struct plan {
     size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
+    size_t ws_floats;             /* each job's workspace (on run_job's stack) */
     float *partial;               /* splits > 1: per task, rows · (v_head_dim + 2) */
 } plan;
 
@@ -62,15 +63,21 @@ static size_t round16(size_t n)
 }
 
 /* The most rows a job can have so that its acc rows (when the output is
-   not f32) and the kernel's workspace fit QKV_ATTN_WS_FLOATS. */
-static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats)
+   not f32) and the kernel's workspace fit QKV_ATTN_WS_FLOATS, and the
+   workspace that takes (all of it for a head_dim so large that even one
+   row does not fit: the kernel then works in chunks). */
+static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats,
+                       size_t *ws_floats)
 {
     const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
                               d->mask == QKV_MASK_ADDITIVE};
-    size_t rows = ctx->blocks.max_rows;
-    for (; rows > 1; rows /= 2)
-        if (rows * acc_floats + ctx->attention_ws(rows, &s) <= QKV_ATTN_WS_FLOATS)
+    size_t rows = ctx->blocks.max_rows, need = 0;
+    for (;; rows /= 2) {
+        need = rows * acc_floats + ctx->attention_ws(rows, &s);
+        if (need <= QKV_ATTN_WS_FLOATS || rows == 1)
             break;
+    }
+    *ws_floats = need < QKV_ATTN_WS_FLOATS ? (need ? need : 1) : QKV_ATTN_WS_FLOATS;
     return rows;
 }
 
@@ -81,7 +88,7 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->ctx = ctx;
     p->group = d->q_heads / d->kv_heads;
     p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
-    p->cap = rows_cap(ctx, d, p->acc_floats);
+    p->cap = rows_cap(ctx, d, p->acc_floats, &p->ws_floats);
     if (!d->q_start) {
         p->seq_jobs = split_of(p, d->q_len).jobs;
         p->jobs = d->batch * p->seq_jobs;
@@ -247,7 +254,8 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
     size_t lo = s * p->split_len, hi = lo + p->split_len;
     hi = hi < w.keys ? hi : w.keys;
     lo = lo < hi ? lo : hi;
-    _Alignas(64) float ws[QKV_ATTN_WS_FLOATS];
+    /* At most QKV_ATTN_WS_FLOATS: the bound of the stack this call uses. */
+    _Alignas(64) float ws[p->ws_floats];
     qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
     const size_t acc_rows = partial ? 0 : p->acc_floats;   /* per row, in ws */
     qkv_attn_job j = {
@@ -292,7 +300,7 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
     if (j.kv_begin >= j.kv_end)
         j.kv_begin = j.kv_end = 0;
     j.ws = ws + j.rows * acc_rows;
-    j.ws_floats = QKV_ATTN_WS_FLOATS - j.rows * acc_rows;
+    j.ws_floats = p->ws_floats - j.rows * acc_rows;
     p->ctx->attention(&j);
 
     if (partial) {

@@ -24,11 +24,13 @@
    (prefill d = 64/128, n = 256/2048), and it halves the tile buffers. */
 #define QKV_ATTN_MAX_ROWS 32
 
-/* The workspace of one fused-attention job, in floats (40 KiB). It is the
-   bulk of qkv_attention's stack use (QKV_MAX_STACK_BYTES in qkv.h): the
-   planner gives each job its acc rows (when the output is not f32) and the
-   driver its tiles from it, choosing rows per job so that they fit. */
-#define QKV_ATTN_WS_FLOATS 10240
+/* The workspace of one fused-attention job, in floats (36 KiB). It is the
+   bulk of qkv_attention's stack use (QKV_MAX_STACK_BYTES in qkv.h, tested
+   by tests/stack): the planner gives each job its acc rows (when the
+   output is not f32) and the driver its tiles from it, choosing rows per
+   job so that they fit (32 rows of head_dim 128 with a mask, or 16 of
+   head_dim 256). */
+#define QKV_ATTN_WS_FLOATS 9216
 
 /* Where the rows of one K or V operand are (one KV head of one sequence):
    key j is row j % page_size of page pages[j / page_size], or row j of one

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sanitizer and memory jobs (issue 6), each in its own build directory:
 #   asan      ASan+UBSan build, the whole `meson test` suite
-#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc and convert
+#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc, convert, merge and stack
 #   tsan      TSan build, tests/concurrency (and soak --quick)
 #   scripts/test-sanitizers.sh [asan] [valgrind] [tsan]    default: all three
 # Exits non-zero if any job fails; prints each command and a summary.
@@ -62,7 +62,7 @@ job_valgrind() {
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
   local b=build-rel-valgrind/tests ok=0
-  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick"; do
+  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick" "stack"; do
     local exe=${t%% *}
     if [ ! -x "$b/$exe" ]; then echo "valgrind: $b/$exe not built"; ok=1; continue; fi
     say "${vg[@]}" "$b/$t"

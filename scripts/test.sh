@@ -46,10 +46,12 @@ env "${mpi_env[@]}" mpirun --oversubscribe -np 3 "$mpi_example" --kv-len=1001 --
 # qemu-user's x86 CPU models: the same binary must pick only what the
 # model has, and refuse (not crash on) a forced ISA it lacks.
 checkasm=build-test/tests/checkasm
+stack=build-test/tests/stack
 qemu_x86() { qemu-x86_64 -cpu "$1" "${@:2}" 2> >(grep -v 'TCG doesn.t support' >&2); }
 step "qemu-x86_64 -cpu Nehalem (no AVX): scalar only"
 qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
 qemu_x86 Nehalem build-test/tests/convert --quick
+qemu_x86 Nehalem $stack
 for isa in avx2 avx512; do
   QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
 done
@@ -58,6 +60,7 @@ haswell_isas=scalar
 if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
 qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${haswell_isas##*,}
 qemu_x86 Haswell build-test/tests/convert --quick
+qemu_x86 Haswell $stack
 QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
 
 step "install into a prefix and build a program with pkg-config"

@@ -140,16 +140,7 @@ static int all_finite(const float *x, size_t n)
     return 1;
 }
 
-static float *random_floats(uint64_t *seed, size_t n)   /* outside any window */
-{
-    float *p = malloc(n * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "alloc: out of memory for %zu test floats\n", n);
-        exit(2);
-    }
-    fill_unit(seed, p, n);
-    return p;
-}
+/* Test buffers are made outside any window (new_unit_floats, pbuf_new). */
 
 /* QKV_OK and a finite output prove the call really ran. */
 static void expect_none(const char *what, const char *who, qkv_status st, counts c,
@@ -165,9 +156,9 @@ static void expect_none(const char *what, const char *who, qkv_status st, counts
 static void stages(const qkv_funcs *f, const char *who, size_t m, size_t n, size_t d)
 {
     uint64_t seed = 1;
-    float *q = random_floats(&seed, m * d), *k = random_floats(&seed, n * d);
-    float *v = random_floats(&seed, n * d), *s = random_floats(&seed, m * n);
-    float *o = random_floats(&seed, m * d);
+    float *q = new_unit_floats(&seed, m * d), *k = new_unit_floats(&seed, n * d);
+    float *v = new_unit_floats(&seed, n * d), *s = new_unit_floats(&seed, m * n);
+    float *o = new_unit_floats(&seed, m * d);
     for (size_t i = 0; i < m * n; i++)   /* a NaN: an output left unwritten shows */
         s[i] = sentinel();
     for (size_t i = 0; i < m * d; i++)
@@ -217,8 +208,8 @@ static void problem_init(problem *p, const shape *s, int share_kv)
     uint64_t seed = 2;
     const size_t dk = s->head_dim, dv = s->v_head_dim, kvh = share_kv ? 1 : s->kv_heads;
     const size_t nq = s->batch * s->q_heads * s->q_len, nk = s->batch * kvh * s->kv_len;
-    *p = (problem){.q = random_floats(&seed, nq * dk), .k = random_floats(&seed, nk * dk),
-                   .v = random_floats(&seed, nk * dv), .o = pbuf_new(nq * dv), .lse = pbuf_new(nq)};
+    *p = (problem){.q = new_unit_floats(&seed, nq * dk), .k = new_unit_floats(&seed, nk * dk),
+                   .v = new_unit_floats(&seed, nk * dv), .o = pbuf_new(nq * dv), .lse = pbuf_new(nq)};
     p->d = (qkv_attention_desc){
         .batch = s->batch, .q_heads = s->q_heads, .kv_heads = s->kv_heads, .q_len = s->q_len,
         .kv_len = s->kv_len, .head_dim = dk, .v_head_dim = dv,
@@ -229,9 +220,9 @@ static void problem_init(problem *p, const shape *s, int share_kv)
         .scale = qkv_default_scale(dk), .mask = s->mask, .lse = p->lse.data,
     };
     if (s->features) {
-        p->mask = random_floats(&seed, s->q_len * s->kv_len);
-        p->sinks = random_floats(&seed, s->q_heads);
-        p->slopes = random_floats(&seed, s->q_heads);
+        p->mask = new_unit_floats(&seed, s->q_len * s->kv_len);
+        p->sinks = new_unit_floats(&seed, s->q_heads);
+        p->slopes = new_unit_floats(&seed, s->q_heads);
         for (size_t h = 0; h < s->q_heads; h++)
             p->slopes[h] = 1.0f / (float)(8 << h);
         p->d.mask_add = (qkv_float_mask){p->mask, 0, 0, s->kv_len};   /* broadcast */

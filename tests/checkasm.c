@@ -12,147 +12,46 @@
  * ASan or valgrind see any read past the end. The seed is printed; rerun
  * with --seed to reproduce. Ends with "N passed, M failed".
  */
-#include <inttypes.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "oracle.h"
-#include "qkv.h"
+#include "qkvtest.h"
 
-/* The accuracy contract of API.md: for f32 inputs in [-1, 1] and |V| <= 1
-   every ISA stays within 1e-5 (absolute) of the double oracle. */
-#define TOL 1e-5
-/* lse is a logarithm of a sum that can reach kv_len·e^max: its float error
-   grows with its magnitude, so it gets the same bound relative to
-   max(1, |lse|). */
-#define TOL_LSE_REL 1e-5
+/* ---- reporting: one tally, failures name the ISA, the group and the seed */
 
-/* ---- reporting ---------------------------------------------------------- */
-
-static int passed, failed, verbose;
+static tally T;
+static int verbose;
 static uint64_t seed;
-static const char *ctx_isa = "-", *ctx_fn = "-";
 
-static void check(int ok, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    if (failed > 50)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL [%s] %s: ", ctx_isa, ctx_fn);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (seed %" PRIu64 ")\n", seed);
-    va_end(ap);
-}
+#define check(...) tally_check(&T, __VA_ARGS__)
 
-/* ---- random numbers: splitmix64, the same sequence on every machine ---- */
+/* ---- random numbers: one stream, so that --seed=N reproduces a whole run */
 
 static uint64_t rng;
 
-static uint64_t rnd64(void)
-{
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static float frand(float lo, float hi)
 {
-    return lo + (hi - lo) * (float)((rnd64() >> 40) * (1.0 / 16777216.0));
+    return rng_float(&rng, lo, hi);
 }
 
 static size_t urand(size_t lo, size_t hi) /* inclusive */
 {
-    return lo + (size_t)(rnd64() % (hi - lo + 1));
+    return rng_range(&rng, lo, hi);
 }
 
 static int coin(int percent)
 {
-    return (int)(rnd64() % 100) < percent;
-}
-
-static void fill(float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = frand(lo, hi);
+    return rng_percent(&rng, percent);
 }
 
 /* An input of exactly n floats in [lo, hi]: no slack to hide over-reads. */
 static float *input(size_t n, float lo, float hi)
 {
-    float *x = malloc(n * sizeof *x);
-    fill(x, n, lo, hi);
-    return x;
+    return new_floats_in(&rng, n, lo, hi);
 }
 
-/* ---- guarded outputs ------------------------------------------------------ */
-
-#define GUARD 64
-static const uint32_t SENTINEL_BITS = 0x7fa5a5a5u; /* a NaN no kernel makes */
-
-typedef struct guarded {
-    float *base, *data;
-    size_t n;
-} guarded;
-
-static guarded guarded_alloc(size_t n)
-{
-    guarded g = {malloc((n + 2 * GUARD) * sizeof(float)), NULL, n};
-    for (size_t i = 0; i < n + 2 * GUARD; i++)
-        memcpy(&g.base[i], &SENTINEL_BITS, sizeof SENTINEL_BITS);
-    g.data = g.base + GUARD;
-    return g;
-}
-
-static int is_sentinel(const float *x)
-{
-    uint32_t bits;
-    memcpy(&bits, x, sizeof bits);
-    return bits == SENTINEL_BITS;
-}
-
-static void guarded_reset(guarded *g)
-{
-    for (size_t i = 0; i < g->n + 2 * GUARD; i++)
-        memcpy(&g->base[i], &SENTINEL_BITS, sizeof SENTINEL_BITS);
-}
-
-/* Guards intact, and every element whose `written` flag is 0 untouched. */
-static int guarded_intact(const guarded *g, const unsigned char *written)
-{
-    for (size_t i = 0; i < GUARD; i++)
-        if (!is_sentinel(&g->base[i]) || !is_sentinel(&g->data[g->n + i]))
-            return 0;
-    for (size_t i = 0; i < g->n; i++)
-        if (!(written && written[i]) && !is_sentinel(&g->data[i]))
-            return 0;
-    return 1;
-}
-
-static int all_untouched(const guarded *g)
-{
-    return guarded_intact(g, NULL);
-}
-
-static int guards_intact(const guarded *g)
-{
-    for (size_t i = 0; i < GUARD; i++)
-        if (!is_sentinel(&g->base[i]) || !is_sentinel(&g->data[g->n + i]))
-            return 0;
-    return 1;
-}
+/* ---- guarded outputs: pbuf (qkvtest.h), written cells flagged --------- */
 
 /* The flags of a rows × len matrix with leading dimension ld. */
 static unsigned char *matrix_cells(size_t rows, size_t ld, size_t len)
@@ -163,11 +62,6 @@ static unsigned char *matrix_cells(size_t rows, size_t ld, size_t len)
     for (size_t i = 0; i < rows; i++)
         memset(w + i * ld, 1, len);
     return w;
-}
-
-static void guarded_free(guarded *g)
-{
-    free(g->base);
 }
 
 static double max_err_matrix(const float *got, size_t ld, const double *want,
@@ -229,7 +123,7 @@ static void find_isas(const char *only)
 
 static void test_api(void)
 {
-    ctx_fn = "api";
+    T.fn = "api";
     const qkv_status all[] = {QKV_OK, QKV_ERR_ARG, QKV_ERR_OVERFLOW, QKV_ERR_UNSUPPORTED,
                               QKV_ERR_NOMEM};
     for (size_t i = 0; i < 5; i++) {
@@ -306,12 +200,11 @@ static const double seed_context[4][4] = {
     {0.334759, 0.909969, 0.090031, 0.665241},
     {0.788058, 0.788058, 0.211942, 0.211942},
 };
-/* The constants above are rounded to 6 decimals. */
-#define TOL_SEED 1e-6
+/* The constants above are rounded to 6 decimals: TOL_SEED. */
 
 static void test_seed(const qkv_funcs *f)
 {
-    ctx_fn = "seed";
+    T.fn = "seed";
     float s[4][3], o[4][4];
     check(f->scores(4, 3, 4, 1.0f, &seed_q[0][0], 4, &seed_kv[0][0], 4, &s[0][0], 3) == QKV_OK,
           "scores failed");
@@ -376,7 +269,7 @@ static size_t pad(void)
 
 static void test_scores(int cases)
 {
-    ctx_fn = "scores";
+    T.fn = "scores";
     for (int t = 0; t < cases; t++) {
         const size_t m = pick_rows(), n = pick_size(), d = head_dims[urand(0, COUNT(head_dims) - 1)];
         const size_t ldq = d + pad(), ldk = d + pad(), lds = n + pad();
@@ -384,29 +277,29 @@ static void test_scores(int cases)
         float *q = input((m - 1) * ldq + d, -1, 1), *k = input((n - 1) * ldk + d, -1, 1);
         double *want = malloc(m * n * sizeof *want);
         oracle_scores(m, n, d, scale, q, ldq, k, ldk, want);
-        guarded s = guarded_alloc((m - 1) * lds + n), ref = guarded_alloc((m - 1) * lds + n);
+        pbuf s = pbuf_new((m - 1) * lds + n), ref = pbuf_new((m - 1) * lds + n);
         unsigned char *cells = matrix_cells(m, lds, n);
         scalar_funcs->scores(m, n, d, scale, q, ldq, k, ldk, ref.data, lds);
         for (size_t i = 0; i < n_isas; i++) {
-            ctx_isa = qkv_isa_name(isas[i]->isa);
-            guarded_reset(&s);
+            T.isa = qkv_isa_name(isas[i]->isa);
+            pbuf_reset(&s);
             qkv_status st = isas[i]->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
             double e = max_err_matrix(s.data, lds, want, m, n);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu d=%zu: status %d, error %.3g vs oracle",
                   m, n, d, st, e);
-            check(guarded_intact(&s, cells), "m=%zu n=%zu d=%zu lds=%zu: wrote outside S", m, n, d, lds);
+            check(gaps_untouched(&s, cells), "m=%zu n=%zu d=%zu lds=%zu: wrote outside S", m, n, d, lds);
             const double worst = max_diff(s.data, ref.data, m, lds, n);
             check(worst <= 2 * TOL, "m=%zu n=%zu d=%zu: %.3g from scalar", m, n, d, worst);
         }
-        ctx_isa = "-";
+        T.isa = "-";
         free(q), free(k), free(want), free(cells);
-        guarded_free(&s), guarded_free(&ref);
+        pbuf_free(&s), pbuf_free(&ref);
     }
 }
 
 static void test_softmax(int cases)
 {
-    ctx_fn = "softmax";
+    T.fn = "softmax";
     for (int t = 0; t < cases; t++) {
         const size_t m = pick_size(), n = pick_size() + (coin(30) ? urand(0, 300) : 0);
         const size_t lds = n + pad();
@@ -423,28 +316,28 @@ static void test_softmax(int cases)
         }
         double *want = malloc(m * n * sizeof *want);
         oracle_softmax(m, n, in, lds, want);
-        guarded s = guarded_alloc((m - 1) * lds + n);
+        pbuf s = pbuf_new((m - 1) * lds + n);
         unsigned char *cells = matrix_cells(m, lds, n);
         for (size_t i = 0; i < n_isas; i++) {
-            ctx_isa = qkv_isa_name(isas[i]->isa);
-            guarded_reset(&s);
+            T.isa = qkv_isa_name(isas[i]->isa);
+            pbuf_reset(&s);
             for (size_t r = 0; r < m; r++)
                 memcpy(s.data + r * lds, in + r * lds, n * sizeof(float));
             qkv_status st = isas[i]->softmax(m, n, s.data, lds);
             double e = max_err_matrix(s.data, lds, want, m, n);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu: status %d, error %.3g (NaN rows must stay NaN, "
                   "hidden rows zero)", m, n, st, e);
-            check(guarded_intact(&s, cells), "m=%zu n=%zu lds=%zu: wrote outside the rows", m, n, lds);
+            check(gaps_untouched(&s, cells), "m=%zu n=%zu lds=%zu: wrote outside the rows", m, n, lds);
         }
-        ctx_isa = "-";
+        T.isa = "-";
         free(in), free(want), free(cells);
-        guarded_free(&s);
+        pbuf_free(&s);
     }
 }
 
 static void test_weighted_sum(int cases)
 {
-    ctx_fn = "weighted_sum";
+    T.fn = "weighted_sum";
     for (int t = 0; t < cases; t++) {
         const size_t m = pick_rows(), n = pick_size() + (coin(30) ? urand(0, 300) : 0);
         const size_t dv = head_dims[urand(0, COUNT(head_dims) - 1)];
@@ -460,19 +353,19 @@ static void test_weighted_sum(int cases)
         }
         double *want = malloc(m * dv * sizeof *want);
         oracle_weighted_sum(m, n, dv, p, ldp, v, ldv, want);
-        guarded o = guarded_alloc((m - 1) * ldo + dv);
+        pbuf o = pbuf_new((m - 1) * ldo + dv);
         unsigned char *cells = matrix_cells(m, ldo, dv);
         for (size_t i = 0; i < n_isas; i++) {
-            ctx_isa = qkv_isa_name(isas[i]->isa);
-            guarded_reset(&o);
+            T.isa = qkv_isa_name(isas[i]->isa);
+            pbuf_reset(&o);
             qkv_status st = isas[i]->weighted_sum(m, n, dv, p, ldp, v, ldv, o.data, ldo);
             double e = max_err_matrix(o.data, ldo, want, m, dv);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu dv=%zu: status %d, error %.3g", m, n, dv, st, e);
-            check(guarded_intact(&o, cells), "m=%zu n=%zu dv=%zu ldo=%zu: wrote outside O", m, n, dv, ldo);
+            check(gaps_untouched(&o, cells), "m=%zu n=%zu dv=%zu ldo=%zu: wrote outside O", m, n, dv, ldo);
         }
-        ctx_isa = "-";
+        T.isa = "-";
         free(p), free(v), free(want), free(cells);
-        guarded_free(&o);
+        pbuf_free(&o);
     }
 }
 
@@ -510,7 +403,7 @@ typedef struct attn_case {
     float *q, *k, *v, *mask, *slopes, *sinks;
     void *q_st, *k_st, *v_st;   /* q, k, v as stored in their dtypes (NULL: f32) */
     layout lo;
-    guarded o, lse;
+    pbuf o, lse;
     unsigned char *o_cells;
     double *want_o, *want_lse;
 } attn_case;
@@ -589,7 +482,7 @@ static void make_case(attn_case *c, int decode)
     d->k = (qkv_tensor){c->k_st ? c->k_st : c->k, kt, lk.batch_stride, lk.head_stride, lk.row_stride};
     d->v = (qkv_tensor){c->v_st ? c->v_st : c->v, vt, lv.batch_stride, lv.head_stride, lv.row_stride};
     /* A 16-bit output lives in the first half of as many guarded floats. */
-    c->o = guarded_alloc(ot == QKV_F32 ? c->lo.total : (c->lo.total + 1) / 2);
+    c->o = pbuf_new(ot == QKV_F32 ? c->lo.total : (c->lo.total + 1) / 2);
     d->o = (qkv_out_tensor){c->o.data, c->lo.batch_stride, c->lo.head_stride, c->lo.row_stride, ot};
     d->scale = coin(80) ? qkv_default_scale(d->head_dim) : frand(0, 1);
 
@@ -620,7 +513,7 @@ static void make_case(attn_case *c, int decode)
         d->sinks = c->sinks;
     }
     const size_t rows = d->batch * d->q_heads * d->q_len;
-    c->lse = guarded_alloc(rows);
+    c->lse = pbuf_new(rows);
     if (coin(60))
         d->lse = c->lse.data;
 
@@ -665,12 +558,13 @@ static float out_value(const qkv_out_tensor *o, size_t at)
 
 /* For a 16-bit output: its halves outside the written cells still hold the
    halves of the sentinel floats. */
-static int guarded_intact16(const guarded *g, const unsigned char *cells, size_t n16)
+static int guarded_intact16(const pbuf *g, const unsigned char *cells, size_t n16)
 {
-    if (!guards_intact(g))
+    if (!pbuf_guards_ok(g))
         return 0;
     uint16_t sentinel[2];
-    memcpy(sentinel, &SENTINEL_BITS, sizeof sentinel);
+    const uint32_t bits = SENTINEL_BITS;
+    memcpy(sentinel, &bits, sizeof sentinel);
     const uint16_t *h = (const uint16_t *)g->data;
     for (size_t i = 0; i < 2 * g->n; i++)
         if (!(i < n16 && cells[i]) && h[i] != sentinel[i % 2])
@@ -683,7 +577,7 @@ static void free_case(attn_case *c)
     free(c->q), free(c->k), free(c->v), free(c->mask), free(c->slopes), free(c->sinks);
     free(c->q_st), free(c->k_st), free(c->v_st);
     free(c->o_cells), free(c->want_o), free(c->want_lse);
-    guarded_free(&c->o), guarded_free(&c->lse);
+    pbuf_free(&c->o), pbuf_free(&c->lse);
 }
 
 /* Runs one ISA on the case and checks it against the oracle; keeps the
@@ -695,8 +589,8 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
         d.parallel_for = qkv_pool_parallel_for;
         d.pool = pools[threads];
     }
-    guarded_reset(&c->o);
-    guarded_reset(&c->lse);
+    pbuf_reset(&c->o);
+    pbuf_reset(&c->lse);
     char text[300];
     describe(&d, text, sizeof text);
     const qkv_status st = f->attention(&d);
@@ -727,16 +621,16 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
             }
     check(worst <= TOL, "%s (%s): output error %.3g", text, what, worst);
     check(worst_lse <= TOL_LSE_REL, "%s (%s): lse relative error %.3g", text, what, worst_lse);
-    check(d.o.dtype == QKV_F32 ? guarded_intact(&c->o, c->o_cells)
+    check(d.o.dtype == QKV_F32 ? gaps_untouched(&c->o, c->o_cells)
                                : guarded_intact16(&c->o, c->o_cells, c->lo.total),
           "%s (%s): wrote outside the output rows", text, what);
-    check(d.lse ? guards_intact(&c->lse) : all_untouched(&c->lse),
+    check(d.lse ? pbuf_guards_ok(&c->lse) : pbuf_untouched(&c->lse),
           "%s (%s): wrote outside lse, or lse although none was asked", text, what);
 }
 
 static void test_attention(int cases, int decode_cases)
 {
-    ctx_fn = "attention";
+    T.fn = "attention";
     for (int t = 0; t < cases + decode_cases; t++) {
         attn_case c;
         make_case(&c, t >= cases);
@@ -747,7 +641,7 @@ static void test_attention(int cases, int decode_cases)
         char text[300];
         describe(&c.d, text, sizeof text);
         for (size_t i = 0; i < n_isas; i++) {
-            ctx_isa = qkv_isa_name(isas[i]->isa);
+            T.isa = qkv_isa_name(isas[i]->isa);
             run_case(&c, isas[i], 0, ref, "calling thread");
             /* With a hook the split follows from the shapes only: the same
                bits for one thread as for three. */
@@ -758,7 +652,7 @@ static void test_attention(int cases, int decode_cases)
                       "%s: 1 and 3 threads differ", text);
             }
         }
-        ctx_isa = "-";
+        T.isa = "-";
         free(ref), free(one), free(three);
         free_case(&c);
     }
@@ -785,9 +679,9 @@ static void valid_desc(qkv_attention_desc *d, const float *q, const float *k, co
 
 static void test_badinput(const qkv_funcs *f)
 {
-    ctx_fn = "badinput";
+    T.fn = "badinput";
     float *q = input(24, -1, 1), *k = input(20, -1, 1), *v = input(20, -1, 1);
-    guarded s = guarded_alloc(64);
+    pbuf s = pbuf_new(64);
     const size_t big = SIZE_MAX / 2;
     struct expectation { qkv_status want, got; const char *what; } r[80];
     size_t n = 0;
@@ -866,10 +760,10 @@ static void test_badinput(const qkv_funcs *f)
     EXPECT_DESC(QKV_ERR_ARG, (d.alibi_slopes = slopes, d.lse = slopes));
     for (size_t i = 0; i < n; i++)
         check(r[i].got == r[i].want, "%s returned %d, want %d", r[i].what, r[i].got, r[i].want);
-    check(all_untouched(&s), "an output was written by a call that failed");
+    check(pbuf_untouched(&s), "an output was written by a call that failed");
     (void)lse;
     free(q), free(k), free(v);
-    guarded_free(&s);
+    pbuf_free(&s);
 #undef EXPECT
 #undef EXPECT_DESC
 }
@@ -902,7 +796,7 @@ static void nested_task(void *arg, size_t i)
 
 static void test_pool(void)
 {
-    ctx_fn = "pool";
+    T.fn = "pool";
     check(qkv_pool_create(2, NULL) == QKV_ERR_ARG, "qkv_pool_create(NULL out)");
     qkv_pool_destroy(NULL);
     const unsigned threads[] = {0, 1, 2, 4};
@@ -946,7 +840,7 @@ static int same_bits_as_direct(const qkv_funcs *f)
 
 static void test_dispatch(const char *expect_isas, const char *expect_best)
 {
-    ctx_fn = "dispatch";
+    T.fn = "dispatch";
     const char *env = getenv("QKV_ISA");
     if (env && *env) {
         qkv_isa named = QKV_ISA_NONE;
@@ -960,7 +854,7 @@ static void test_dispatch(const char *expect_isas, const char *expect_best)
             printf("QKV_ISA=%s cannot run here: checking that the entry points refuse\n", env);
             check(qkv_isa_get() == (known ? named : QKV_ISA_NONE), "QKV_ISA=%s: qkv_isa_get() = %d",
                   env, qkv_isa_get());
-            guarded s = guarded_alloc(16);
+            pbuf s = pbuf_new(16);
             float x[16] = {0};
             qkv_attention_desc d;
             valid_desc(&d, x, x, x, s.data);
@@ -970,8 +864,8 @@ static void test_dispatch(const char *expect_isas, const char *expect_best)
                   qkv_weighted_sum(2, 2, 2, x, 2, x, 2, s.data, 2) == QKV_ERR_UNSUPPORTED &&
                   qkv_attention(&d) == QKV_ERR_UNSUPPORTED,
                   "QKV_ISA=%s: an entry point did not return QKV_ERR_UNSUPPORTED", env);
-            check(all_untouched(&s), "QKV_ISA=%s: a refused call wrote its output", env);
-            guarded_free(&s);
+            check(pbuf_untouched(&s), "QKV_ISA=%s: a refused call wrote its output", env);
+            pbuf_free(&s);
             check(qkv_isa_set(qkv_isa_best()) == QKV_OK && qkv_isa_get() == qkv_isa_best(),
                   "qkv_isa_set(best) after a bad QKV_ISA");
         }
@@ -1045,6 +939,7 @@ int main(int argc, char **argv)
         }
     }
     rng = seed;
+    T.seed = &seed;
     find_isas(only_isa);
     printf("checkasm: seed %" PRIu64 ", ISAs:", seed);
     for (size_t i = 0; i < n_isas; i++)
@@ -1066,13 +961,13 @@ int main(int argc, char **argv)
     if (GROUP("pool"))
         test_pool();
     for (size_t i = 0; i < n_isas; i++) {
-        ctx_isa = qkv_isa_name(isas[i]->isa);
+        T.isa = qkv_isa_name(isas[i]->isa);
         if (GROUP("seed"))
             test_seed(isas[i]);
         if (GROUP("badinput"))
             test_badinput(isas[i]);
     }
-    ctx_isa = "-";
+    T.isa = "-";
     if (GROUP("scores"))
         test_scores(15 * scale);
     if (GROUP("softmax"))
@@ -1086,6 +981,5 @@ int main(int argc, char **argv)
 
     for (unsigned t = 1; t <= 3; t++)
         qkv_pool_destroy(pools[t]);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tally_finish(&T);
 }

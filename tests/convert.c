@@ -422,7 +422,7 @@ static int compare_out(const char *what, qkv_isa isa, size_t n, qkv_dtype st, co
                     dtype_names[dt], n, bad, m, first, a, is_block(dt) ? " (first value)" : "", g, w);
         return 0;
     }
-    tally_check(&T, 1, "");
+    tally_check(&T, 1, "%s", what);
     return 1;
 }
 

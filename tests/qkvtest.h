@@ -1,7 +1,9 @@
 /*
- * Small helpers shared by the reliability tests (badinput, concurrency,
- * soak) and the fuzz targets: a seeded generator, sentinel-filled padded
- * buffers, a pass/fail tally, and the list of ISAs this machine runs.
+ * The one test support header: the tolerances and why, a seeded generator,
+ * sentinel-guarded buffers, a pass/fail tally, and the list of ISAs this
+ * machine runs. checkasm, the reliability tests (badinput, concurrency,
+ * soak, alloc, stack) and the fuzz targets all use it, so a seed means the
+ * same numbers and a sentinel the same bits everywhere.
  *
  * Header-only with static inline functions so that each test is one source
  * file plus the oracle, and unused helpers cost no -Wunused warning.
@@ -9,6 +11,7 @@
 #ifndef QKV_TEST_H
 #define QKV_TEST_H
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -19,15 +22,34 @@
 
 #include "qkv.h"
 
+/* ---- tolerances --------------------------------------------------------- */
+
+/* The accuracy contract of API.md and include/qkv.h: for f32 inputs in
+   [-1, 1] and |V| <= 1 every ISA stays within 1e-5 (absolute) of the double
+   oracle. Outputs that are not bounded by 1 (scores, sums of n products)
+   scale it by their magnitude where they assert it. */
+#define TOL 1e-5
+/* lse is a logarithm of a sum that can reach kv_len·e^max: its float error
+   grows with its magnitude, so it gets the same bound relative to
+   max(1, |lse|). */
+#define TOL_LSE_REL 1e-5
+/* The tutorial's worked example (checkasm's seed group) states its numbers
+   to 6 decimals. */
+#define TOL_SEED 1e-6
+
 /* ---- tally -------------------------------------------------------------- */
 
 typedef struct tally {
     unsigned long passed, failed;
+    /* Optional context printed with a failure: "FAIL [isa] fn: ..." and
+       "(seed N)", so that a failure in CI can be rerun as it happened. */
+    const char *isa, *fn;
+    const uint64_t *seed;
 } tally;
 
 /* Records one assertion; prints the failing case (printf-style) so that a
    failure in CI can be reproduced without a debugger. Returns cond. */
-static inline int tally_check(tally *t, int cond, const char *fmt, ...)
+static inline int tally_vcheck(tally *t, int cond, const char *fmt, va_list ap)
 {
     if (cond) {
         t->passed++;
@@ -35,14 +57,28 @@ static inline int tally_check(tally *t, int cond, const char *fmt, ...)
     }
     t->failed++;
     if (t->failed <= 200) {           /* a systematic bug would flood the log */
-        va_list ap;
-        va_start(ap, fmt);
-        fputs("FAIL: ", stdout);
+        fputs("FAIL", stdout);
+        if (t->isa || t->fn)
+            printf(" [%s] %s", t->isa ? t->isa : "-", t->fn ? t->fn : "-");
+        fputs(": ", stdout);
         vprintf(fmt, ap);
+        if (t->seed)
+            printf(" (seed %" PRIu64 ")", *t->seed);
         fputc('\n', stdout);
-        va_end(ap);
     }
     return 0;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static inline int tally_check(tally *t, int cond, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int ok = tally_vcheck(t, cond, fmt, ap);
+    va_end(ap);
+    return ok;
 }
 
 /* The closing line CI reads, and the exit status. */
@@ -75,7 +111,9 @@ static inline const qkv_funcs *funcs_of(qkv_isa isa)
 
 /* ---- random numbers ----------------------------------------------------- */
 
-/* splitmix64: tiny, seedable, and good enough for test data. */
+/* splitmix64: tiny, seedable, the same sequence on every machine. Each test
+   keeps its own state; the derived draws below are fixed, so that a printed
+   seed reproduces a run after this header changes. */
 static inline uint64_t rng_next(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -84,10 +122,29 @@ static inline uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Uniform in [-1, 1]: the range the accuracy promise of API.md covers. */
+/* Uniform in [-1, 1] from 53 bits: the range the accuracy promise of API.md
+   covers. */
 static inline float rng_unit(uint64_t *s)
 {
     return (float)((double)(rng_next(s) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+}
+
+/* Uniform in [lo, hi) from 24 bits, one float's mantissa (checkasm's draw). */
+static inline float rng_float(uint64_t *s, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rng_next(s) >> 40) * (1.0 / 16777216.0));
+}
+
+/* An integer in [lo, hi], both included. */
+static inline size_t rng_range(uint64_t *s, size_t lo, size_t hi)
+{
+    return lo + (size_t)(rng_next(s) % (hi - lo + 1));
+}
+
+/* 1 with the given chance in percent. */
+static inline int rng_percent(uint64_t *s, int percent)
+{
+    return (int)(rng_next(s) % 100) < percent;
 }
 
 static inline void fill_unit(uint64_t *s, float *x, size_t n)
@@ -96,10 +153,44 @@ static inline void fill_unit(uint64_t *s, float *x, size_t n)
         x[i] = rng_unit(s);
 }
 
+static inline void fill_range(uint64_t *s, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_float(s, lo, hi);
+}
+
+/* malloc that ends the test on failure: a test has no better answer. */
+static inline void *test_malloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory for a test buffer of %zu bytes\n", bytes);
+        exit(2);
+    }
+    return p;
+}
+
+/* Inputs of exactly n floats, no slack around them, so that ASan and
+   valgrind see any read past the end. */
+static inline float *new_unit_floats(uint64_t *s, size_t n)
+{
+    float *x = test_malloc(n * sizeof *x);
+    fill_unit(s, x, n);
+    return x;
+}
+
+static inline float *new_floats_in(uint64_t *s, size_t n, float lo, float hi)
+{
+    float *x = test_malloc(n * sizeof *x);
+    fill_range(s, x, n, lo, hi);
+    return x;
+}
+
 /* ---- sentinel buffers --------------------------------------------------- */
 
-/* A NaN with a payload no computation produces: a stray write of any
-   computed value, NaN included, changes the bits. */
+/* A NaN with a payload no kernel produces (a computed NaN is the default
+   quiet NaN 0x7fc00000 or its sign flip, or carries an input's payload):
+   a stray write of any computed value, NaN included, changes the bits. */
 #define SENTINEL_BITS 0x7fa5a5a5u
 
 static inline float sentinel(void)
@@ -128,11 +219,7 @@ typedef struct pbuf {
 static inline pbuf pbuf_new(size_t n)
 {
     pbuf b = {NULL, NULL, n, PBUF_PAD};
-    b.base = malloc((n + 2 * b.pad) * sizeof(float));
-    if (!b.base) {
-        fprintf(stderr, "out of memory for a test buffer of %zu floats\n", n);
-        exit(2);
-    }
+    b.base = test_malloc((n + 2 * b.pad) * sizeof(float));
     b.data = b.base + b.pad;
     for (size_t i = 0; i < n + 2 * b.pad; i++)
         b.base[i] = sentinel();
@@ -234,18 +321,31 @@ static inline size_t rss_bytes(void)
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Whether this build runs under a sanitizer whose allocator holds freed
-   memory (quarantine) or shadows it, so RSS figures mean nothing. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define QKV_TEST_SANITIZED 1
+/* Whether this build runs under AddressSanitizer, whose redzones and fake
+   stacks change stack frames, and whose allocator holds freed memory
+   (quarantine) and shadows it; ThreadSanitizer shadows memory too. Under
+   either, RSS figures mean nothing. */
+#if defined(__SANITIZE_ADDRESS__)
+#define QKV_TEST_ASAN 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define QKV_TEST_SANITIZED 1
+#if __has_feature(address_sanitizer)
+#define QKV_TEST_ASAN 1
 #endif
 #endif
-#ifndef QKV_TEST_SANITIZED
-#define QKV_TEST_SANITIZED 0
+#ifndef QKV_TEST_ASAN
+#define QKV_TEST_ASAN 0
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define QKV_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QKV_TEST_TSAN 1
+#endif
+#endif
+#ifndef QKV_TEST_TSAN
+#define QKV_TEST_TSAN 0
+#endif
+#define QKV_TEST_SANITIZED (QKV_TEST_ASAN || QKV_TEST_TSAN)
 
 /* Whether the process runs under valgrind, whose own shadow memory shows in
    RSS: valgrind preloads its vgpreload_*.so into the client. */

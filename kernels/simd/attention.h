@@ -129,11 +129,18 @@ static size_t SIMD_NAME(att_rp)(int form, size_t rows)
     return form == ATT_ROWS4 ? 4 : (rows + VL - 1) / VL * VL;
 }
 
+/* Keys of the score tile: the dot forms write whole vectors of keys past
+   the tile's last. */
+static size_t SIMD_NAME(att_keys)(int form)
+{
+    return form == ATT_GEMM ? ATT_BN : ATT_BN + VL;
+}
+
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
    Q as the form wants it, and `conv` floats of converted K/V rows. */
 static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s, size_t conv)
 {
-    const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = ATT_BN + VL;
+    const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = SIMD_NAME(att_keys)(form);
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
     if (form == ATT_GEMM)
         n += ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
@@ -693,7 +700,8 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         return;
     }
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
-    const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL, keys = ATT_BN + VL;
+    const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL;
+    const size_t keys = SIMD_NAME(att_keys)(form);
     const float scale = job->scale, cap = job->softcap;
 
     /* Per-row state, one lane per row, padded to whole vectors. */

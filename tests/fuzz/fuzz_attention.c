@@ -61,12 +61,10 @@ static const size_t dims[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_init_once();
     reader rd = {data, size}, *r = &rd;
+    const enum fuzz_mode mode = fuzz_begin(r);
     qkv_isa isas[QKV_ISA_COUNT];
     const int nisa = fuzz_isas(isas);
-    const enum fuzz_mode mode = rd_mode(r);
-    fuzz_cases[mode]++;
 
     qkv_attention_desc d;
     memset(&d, 0, sizeof d);
@@ -312,11 +310,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      qkv_isa_name(isas[a]), b, h, i, c, o[c]);
                     else if (!touched && a > 0)
                         /* A clean row: same as scalar within the promise. */
-                        FUZZ_REQUIRE(close_to(o[c], o0[c], FUZZ_TOL),
+                        FUZZ_REQUIRE(close_to(o[c], o0[c], TOL),
                                      "%s: row b%zu h%zu i%zu o[%zu] = %.9g, scalar %.9g",
                                      qkv_isa_name(isas[a]), b, h, i, c, o[c], o0[c]);
                     if (!touched && a == 0 && mode == MODE_COMPARE)
-                        FUZZ_REQUIRE(close_to(o[c], ro[row * d.v_head_dim + c], FUZZ_TOL),
+                        FUZZ_REQUIRE(close_to(o[c], ro[row * d.v_head_dim + c], TOL),
                                      "scalar: row b%zu h%zu i%zu o[%zu] = %.9g, oracle %.9g", b, h,
                                      i, c, o[c], ro[row * d.v_head_dim + c]);
                 }
@@ -327,11 +325,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  qkv_isa_name(isas[a]), b, h, i, *lse);
                 else if (!touched && a > 0)
                     /* lse is a log-sum: its error grows with its size. */
-                    FUZZ_REQUIRE(close_to(*lse, lses[0].data[row], FUZZ_TOL * (1 + fabsf(*lse))),
+                    FUZZ_REQUIRE(close_to(*lse, lses[0].data[row], TOL_LSE_REL * (1 + fabsf(*lse))),
                                  "%s: row b%zu h%zu i%zu lse %.9g, scalar %.9g",
                                  qkv_isa_name(isas[a]), b, h, i, *lse, lses[0].data[row]);
                 if (!touched && a == 0 && mode == MODE_COMPARE)
-                    FUZZ_REQUIRE(close_to(*lse, rl[row], FUZZ_TOL * (1 + fabs(rl[row]))),
+                    FUZZ_REQUIRE(close_to(*lse, rl[row], TOL_LSE_REL * (1 + fabs(rl[row]))),
                                  "scalar: row b%zu h%zu i%zu lse %.9g, oracle %.9g", b, h, i, *lse,
                                  rl[row]);
             }

@@ -17,9 +17,6 @@
 
 #include "../qkvtest.h"
 
-/* API.md: within 1e-5 (absolute) for f32 inputs in [-1, 1] and |V| <= 1. */
-#define FUZZ_TOL 1e-5
-
 /* Library bugs the fuzzers found: while a switch is 1, the decoders steer
    around that bug so fuzzing keeps finding new things. All are fixed now
    (0), and the inputs in corpus/ named regress-* cover them.
@@ -86,7 +83,7 @@ static inline float rd_unit01(reader *r)
 
 /* How data is drawn for one input. */
 enum fuzz_mode {
-    MODE_COMPARE,     /* inputs in [-1, 1]: every ISA within FUZZ_TOL of scalar */
+    MODE_COMPARE,     /* inputs in [-1, 1]: every ISA within TOL of scalar */
     MODE_SPECIAL,     /* NaN, +-Inf, +-3e38 sprinkled: no crash, no stray write,
                          NaN stays in its rows, clean rows still compare */
     MODE_INVALID      /* one invalid argument: the documented error, nothing written */
@@ -149,6 +146,16 @@ static inline void fuzz_init_once(void)
         done = 1;
         atexit(fuzz_print_counts);
     }
+}
+
+/* What every target does first: the counters, and the mode of this input
+   (its first byte). */
+static inline enum fuzz_mode fuzz_begin(reader *r)
+{
+    fuzz_init_once();
+    const enum fuzz_mode mode = rd_mode(r);
+    fuzz_cases[mode]++;
+    return mode;
 }
 
 #endif /* QKV_FUZZ_COMMON_H */

@@ -7,12 +7,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_init_once();
     reader rd = {data, size}, *r = &rd;
+    const enum fuzz_mode mode = fuzz_begin(r);
     qkv_isa isas[QKV_ISA_COUNT];
     const int nisa = fuzz_isas(isas);
-    const enum fuzz_mode mode = rd_mode(r);
-    fuzz_cases[mode]++;
 
     const int big = rd_u8(r) % 8 == 0;       /* past the kernels' register tiles */
     size_t m = big ? rd_range(r, 1, 70) : rd_range(r, 1, 12);
@@ -89,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 else if (!special)
                     /* Scores are not bounded by 1: the promise scales with
                        the size of the terms summed (d rounding steps). */
-                    FUZZ_REQUIRE(close_to(s, s0, FUZZ_TOL * (1 + scale * mag)),
+                    FUZZ_REQUIRE(close_to(s, s0, TOL * (1 + scale * mag)),
                                  "%s: s[%zu][%zu] = %.9g, scalar %.9g (m %zu n %zu d %zu)",
                                  qkv_isa_name(isas[i]), a, j, s, s0, m, n, d);
             }

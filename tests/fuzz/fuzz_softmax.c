@@ -7,12 +7,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_init_once();
     reader rd = {data, size}, *r = &rd;
+    const enum fuzz_mode mode = fuzz_begin(r);
     qkv_isa isas[QKV_ISA_COUNT];
     const int nisa = fuzz_isas(isas);
-    const enum fuzz_mode mode = rd_mode(r);
-    fuzz_cases[mode]++;
 
     size_t m = rd_range(r, 1, 12), n = rd_range(r, 1, rd_u8(r) & 1 ? 300 : 40);
     size_t lds = n + rd_range(r, 0, 3);
@@ -87,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     FUZZ_REQUIRE(y[j] == 0.0f, "%s: hidden row %zu[%zu] = %g, want 0",
                                  qkv_isa_name(isas[i]), row, j, y[j]);
                 else if (i > 0)    /* weights in [0, 1]: 1e-5 absolute */
-                    FUZZ_REQUIRE(close_to(y[j], y0[j], FUZZ_TOL),
+                    FUZZ_REQUIRE(close_to(y[j], y0[j], TOL),
                                  "%s: row %zu[%zu] = %.9g, scalar %.9g (n %zu)",
                                  qkv_isa_name(isas[i]), row, j, y[j], y0[j], n);
             }

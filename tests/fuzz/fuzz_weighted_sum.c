@@ -6,12 +6,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_init_once();
     reader rd = {data, size}, *r = &rd;
+    const enum fuzz_mode mode = fuzz_begin(r);
     qkv_isa isas[QKV_ISA_COUNT];
     const int nisa = fuzz_isas(isas);
-    const enum fuzz_mode mode = rd_mode(r);
-    fuzz_cases[mode]++;
 
     const int big = rd_u8(r) % 8 == 0;
     size_t m = big ? rd_range(r, 1, 70) : rd_range(r, 1, 12);
@@ -93,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  qkv_isa_name(isas[i]), a, c, o);
                 else if (!p_special && !v_special && i > 0)
                     /* 1e-5 of the size of the terms: n rounding steps. */
-                    FUZZ_REQUIRE(close_to(o, o0, FUZZ_TOL * (1 + mag)),
+                    FUZZ_REQUIRE(close_to(o, o0, TOL * (1 + mag)),
                                  "%s: o[%zu][%zu] = %.9g, scalar %.9g (m %zu n %zu dv %zu)",
                                  qkv_isa_name(isas[i]), a, c, o, o0, m, n, dv);
             }
