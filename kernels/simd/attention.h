@@ -736,10 +736,12 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
            for at least one converted K row and 64 V columns when they are
            not f32. */
         size_t keep = job->k.dtype != QKV_F32 ? d : 0;
-        keep = job->v.dtype != QKV_F32 && keep < 64 ? 64 : keep;
-        if (rp * d + ATT_ALIGN(keep) > ws.left) {
+        const size_t vkeep = dv < 64 ? dv : 64;   /* pv_tile's narrowest chunk */
+        keep = job->v.dtype != QKV_F32 && keep < vkeep ? vkeep : keep;
+        if (ATT_ALIGN(rp * d) + ATT_ALIGN(keep) > ws.left) {
             keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
-            dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;   /* whole Q8_0/Q4_0 blocks */
+            /* whole Q8_0/Q4_0 blocks; the planner leaves room for 32 */
+            dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
         }
         qt = SIMD_NAME(ws_take)(&ws, rp * dc);
         if (dc == d)
