@@ -262,7 +262,7 @@ static qkv_status attend(const qkv_funcs *f, problem *p, int fail, counts *c)
 
 /* The dispatched entry points, walked like an ISA's table. */
 static const qkv_funcs dispatched = {QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_weighted_sum,
-                                     qkv_attention};
+                                     qkv_attention, qkv_convert, qkv_merge_states};
 
 /* ---- 2 and 3. with a hook, and when memory runs out ---------------------- */
 
