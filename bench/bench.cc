@@ -233,7 +233,7 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
     desc.k = {t.k, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
     desc.v = {t.v, QKV_F32, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
-    desc.o = {o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.o = {o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d, QKV_F32};
     desc.scale = qkv_default_scale(s.d);
     desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     desc.parallel_for = qkv_pool_parallel_for;
