@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "error.h"
 #include "validate.h"
 
 /* Splitting the keys pays only when the other dimensions give too few
@@ -66,45 +67,79 @@ static int all_finite(const float *x, size_t n)
     return 1;
 }
 
-static qkv_status check_dtype(qkv_dtype t)
+static qkv_status check_dtype(qkv_dtype t, const char *field)
 {
+    static const char *const names[] = {"QKV_F32", "QKV_F16", "QKV_BF16", "QKV_Q8_0", "QKV_Q4_0"};
     switch (t) {
     case QKV_F32: return QKV_OK;
     case QKV_F16:
     case QKV_BF16:
     case QKV_Q8_0:
-    case QKV_Q4_0: return QKV_ERR_UNSUPPORTED;
+    case QKV_Q4_0:
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "desc.%s.dtype %s: attention is built for QKV_F32 only",
+                        field, names[t]);
     case QKV_DTYPE_COUNT: break;
     }
-    return QKV_ERR_ARG;
+    return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype %d is no qkv_dtype", field, (int)t);
+}
+
+/* The first zero size among the shapes, for the error detail. */
+static const char *zero_size(const qkv_attention_desc *d)
+{
+    return !d->batch ? "batch" : !d->q_heads ? "q_heads" : !d->kv_heads ? "kv_heads"
+         : !d->q_len ? "q_len" : !d->kv_len ? "kv_len" : !d->head_dim ? "head_dim" : "v_head_dim";
 }
 
 static qkv_status check_desc(const qkv_attention_desc *d)
 {
     if (!d)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc is NULL");
     if (!d->batch || !d->q_heads || !d->kv_heads || !d->q_len || !d->kv_len ||
-        !d->head_dim || !d->v_head_dim || d->q_heads % d->kv_heads)
-        return QKV_ERR_ARG;
+        !d->head_dim || !d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.%s is 0", zero_size(d));
+    if (d->q_heads % d->kv_heads)
+        return qkv_fail(QKV_ERR_ARG, "desc.q_heads %zu is not a multiple of kv_heads %zu",
+                        d->q_heads, d->kv_heads);
     if (!d->q.data || !d->k.data || !d->v.data || !d->o.data)
-        return QKV_ERR_ARG;
-    if (d->q.row_stride < d->head_dim || d->k.row_stride < d->head_dim ||
-        d->v.row_stride < d->v_head_dim || d->o.row_stride < d->v_head_dim)
-        return QKV_ERR_ARG;
-    if (!qkv_finite_nonneg(d->scale) || !qkv_finite_nonneg(d->softcap))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.%s.data is NULL",
+                        !d->q.data ? "q" : !d->k.data ? "k" : !d->v.data ? "v" : "o");
+    if (d->q.row_stride < d->head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.q.row_stride %zu < head_dim %zu", d->q.row_stride,
+                        d->head_dim);
+    if (d->k.row_stride < d->head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.k.row_stride %zu < head_dim %zu", d->k.row_stride,
+                        d->head_dim);
+    if (d->v.row_stride < d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.v.row_stride %zu < v_head_dim %zu", d->v.row_stride,
+                        d->v_head_dim);
+    if (d->o.row_stride < d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.o.row_stride %zu < v_head_dim %zu", d->o.row_stride,
+                        d->v_head_dim);
+    if (!qkv_finite_nonneg(d->scale))
+        return qkv_fail(QKV_ERR_ARG, "desc.scale %g is not finite and >= 0", (double)d->scale);
+    if (!qkv_finite_nonneg(d->softcap))
+        return qkv_fail(QKV_ERR_ARG, "desc.softcap %g is not finite and >= 0 (0 = off)",
+                        (double)d->softcap);
     if (d->mask != QKV_MASK_NONE && d->mask != QKV_MASK_CAUSAL && d->mask != QKV_MASK_ADDITIVE)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask %d is no qkv_mask_kind", (int)d->mask);
     if ((d->mask == QKV_MASK_ADDITIVE) != (d->mask_add.data != NULL))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask_add.data %s but desc.mask is %sQKV_MASK_ADDITIVE",
+                        d->mask_add.data ? "is set" : "is NULL", d->mask_add.data ? "not " : "");
     if (d->mask == QKV_MASK_ADDITIVE && d->mask_add.row_stride < d->kv_len)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask_add.row_stride %zu < kv_len %zu",
+                        d->mask_add.row_stride, d->kv_len);
     if (d->pool && !d->parallel_for)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.pool is set but desc.parallel_for is NULL");
     qkv_status st;
-    if ((st = check_dtype(d->q.dtype)) != QKV_OK || (st = check_dtype(d->k.dtype)) != QKV_OK ||
-        (st = check_dtype(d->v.dtype)) != QKV_OK)
+    if ((st = check_dtype(d->q.dtype, "q")) != QKV_OK ||
+        (st = check_dtype(d->k.dtype, "k")) != QKV_OK ||
+        (st = check_dtype(d->v.dtype, "v")) != QKV_OK)
         return st;
+    /* The kernels write f32: any other output dtype would be overrun. */
+    if (d->o.dtype != QKV_F32)
+        return qkv_fail(d->o.dtype == QKV_F16 || d->o.dtype == QKV_BF16 ? QKV_ERR_UNSUPPORTED
+                                                                        : QKV_ERR_ARG,
+                        "desc.o.dtype %d: only QKV_F32 output is built yet", (int)d->o.dtype);
 
     const size_t f = sizeof(float);
     const size_t nq = tensor_span(d->batch, d->q.batch_stride, d->q_heads, d->q.head_stride,
@@ -120,27 +155,34 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         nm = tensor_span(d->batch, d->mask_add.batch_stride, d->q_heads, d->mask_add.head_stride,
                          d->q_len, d->mask_add.row_stride, d->kv_len, f);
     if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "desc.%s: sizes x strides exceed PTRDIFF_MAX bytes",
+                        !nq ? "q" : !nk ? "k" : !nv ? "v" : !no ? "o" : "mask_add");
     if (__builtin_mul_overflow(d->batch, d->q_heads, &rows) ||
         __builtin_mul_overflow(rows, d->q_len, &rows) || !(nlse = qkv_span_bytes(1, 0, rows, f)))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW,
+                        "desc.lse: batch x q_heads x q_len floats exceed PTRDIFF_MAX bytes");
     if (!d->lse)
         nlse = 0;
 
     if (!output_rows_distinct(d))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.o strides (batch %zu, head %zu, row %zu) make two "
+                        "output rows share elements", d->o.batch_stride, d->o.head_stride,
+                        d->o.row_stride);
     const void *in[] = {d->q.data, d->k.data, d->v.data, d->mask_add.data,
                         d->alibi_slopes, d->sinks};
     const size_t nin[] = {nq, nk, nv, nm, d->alibi_slopes ? d->q_heads * f : 0,
                           d->sinks ? d->q_heads * f : 0};
+    static const char *const in_name[] = {"q", "k", "v", "mask_add", "alibi_slopes", "sinks"};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         if (qkv_overlap(d->o.data, no, in[i], nin[i]) || qkv_overlap(d->lse, nlse, in[i], nin[i]))
-            return QKV_ERR_ARG;
+            return qkv_fail(QKV_ERR_ARG, "desc.%s overlaps desc.%s",
+                            qkv_overlap(d->o.data, no, in[i], nin[i]) ? "o" : "lse", in_name[i]);
     if (qkv_overlap(d->o.data, no, d->lse, nlse))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.lse overlaps desc.o");
     if ((d->alibi_slopes && !all_finite(d->alibi_slopes, d->q_heads)) ||
         (d->sinks && !all_finite(d->sinks, d->q_heads)))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.%s holds a NaN or an infinity",
+                        d->sinks && !all_finite(d->sinks, d->q_heads) ? "sinks" : "alibi_slopes");
     return QKV_OK;
 }
 
@@ -393,7 +435,7 @@ qkv_status qkv_attention_with(const qkv_kernels *kern, const qkv_attention_desc 
     if (st != QKV_OK)
         return st;
     if (!kern)
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa_choice();
     plan p;
     make_plan(&p, desc, kern);
     if (!desc->parallel_for) {
@@ -410,10 +452,12 @@ qkv_status qkv_attention_with(const qkv_kernels *kern, const qkv_attention_desc 
     size_t floats, bytes;
     if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
         __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "desc.v_head_dim %zu: the merge buffer size overflows",
+                        desc->v_head_dim);
     p.partial = malloc(bytes);
     if (!p.partial)
-        return QKV_ERR_NOMEM;
+        return qkv_fail(QKV_ERR_NOMEM, "no memory for the key-split merge buffer (%zu bytes)",
+                        bytes);
     desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);
     desc->parallel_for(desc->pool, p.jobs, task_merge, &p);
     free(p.partial);

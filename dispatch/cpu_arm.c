@@ -22,3 +22,17 @@ unsigned qkv_cpu_isa_mask(void)
     }
     return mask;
 }
+
+const char *qkv_cpu_isa_reason(qkv_isa isa)
+{
+    const unsigned long hwcap = getauxval(AT_HWCAP);
+    if (isa == QKV_ISA_SCALAR)
+        return NULL;
+    if (isa != QKV_ISA_NEON && isa != QKV_ISA_SVE)
+        return "not an AArch64 ISA";
+    if (!(hwcap & HWCAP_ASIMD))
+        return "the kernel reports no Advanced SIMD (AT_HWCAP bit ASIMD)";
+    if (isa == QKV_ISA_SVE && !(hwcap & HWCAP_SVE))
+        return "the CPU lacks SVE, or the kernel does not enable it (AT_HWCAP bit SVE)";
+    return NULL;
+}

@@ -6,11 +6,13 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
 #include "dispatch.h"
+#include "error.h"
 #include "qkv_config.h"
 
 static const char *const isa_names[QKV_ISA_COUNT] = {
@@ -45,6 +47,18 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static qkv_kernels tables[QKV_ISA_COUNT];
 static unsigned supported;        /* bit per ISA: compiled in and runnable */
 static atomic_int current;        /* the process-wide choice, a qkv_isa */
+static char env_choice[40];       /* QKV_ISA as read at init, for error details */
+
+static int isa_by_name(const char *name, qkv_isa *out)
+{
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        if (strcmp(name, isa_names[i]) == 0) {
+            *out = (qkv_isa)i;
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* The highest level in `levels` (they climb) among the supported ISAs. */
 static qkv_isa best_supported(void)
@@ -61,8 +75,9 @@ static qkv_isa choice_from_environment(void)
     const char *name = getenv("QKV_ISA");
     if (!name || !*name)
         return best_supported();
+    snprintf(env_choice, sizeof env_choice, "%s", name);
     qkv_isa isa;
-    if (qkv_isa_from_name(name, &isa) != QKV_OK)
+    if (!isa_by_name(name, &isa))
         return QKV_ISA_NONE;
     return isa;   /* maybe unsupported: the entry points then refuse */
 }
@@ -104,14 +119,11 @@ const char *qkv_isa_name(qkv_isa isa)
 qkv_status qkv_isa_from_name(const char *name, qkv_isa *out)
 {
     if (!name || !out)
-        return QKV_ERR_ARG;
-    for (int i = 0; i < QKV_ISA_COUNT; i++) {
-        if (strcmp(name, isa_names[i]) == 0) {
-            *out = (qkv_isa)i;
-            return QKV_OK;
-        }
-    }
-    return QKV_ERR_UNSUPPORTED;
+        return qkv_fail(QKV_ERR_ARG, "qkv_isa_from_name: %s is NULL", !name ? "name" : "out");
+    if (!isa_by_name(name, out))
+        return qkv_fail(QKV_ERR_UNSUPPORTED,
+                        "\"%.32s\": unknown ISA name (known: " QKV_ISA_NAMES_LIST ")", name);
+    return QKV_OK;
 }
 
 int qkv_isa_supported(qkv_isa isa)
@@ -129,7 +141,7 @@ qkv_isa qkv_isa_best(void)
 qkv_status qkv_isa_set(qkv_isa isa)
 {
     if (!qkv_isa_supported(isa))
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa("qkv_isa_set", isa);
     atomic_store(&current, isa);
     return QKV_OK;
 }
@@ -138,6 +150,12 @@ qkv_isa qkv_isa_get(void)
 {
     ensure_init();
     return (qkv_isa)atomic_load(&current);
+}
+
+const char *qkv_isa_env_choice(void)
+{
+    ensure_init();
+    return env_choice;
 }
 
 const qkv_kernels *qkv_kernels_for(qkv_isa isa)
