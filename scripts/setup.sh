@@ -19,6 +19,9 @@ if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 
 # Build and test on this machine.
 base=(build-essential meson ninja-build pkg-config python3 libsleef-dev qemu-user valgrind)
+# What users meet: CMake's find_package, the Python binding (numpy, its
+# pytest tests, an offline pip install into a venv), the man page.
+user=(cmake python3-numpy python3-pytest python3-venv python3-pip man-db)
 # Benchmarks and the report.
 bench=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox)
 # Reliability jobs: libFuzzer and the sanitizer runtimes come with clang.
@@ -29,7 +32,7 @@ arm_foreign=(libsleef-dev:arm64 libbenchmark-dev:arm64)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-want=("${base[@]}" "${bench[@]}" "${reliability[@]}")
+want=("${base[@]}" "${user[@]}" "${bench[@]}" "${reliability[@]}")
 if [ "$arm" = 1 ] && [ "$(dpkg --print-architecture)" = amd64 ]; then
   want+=("${arm_native[@]}" "${arm_foreign[@]}")
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
