@@ -632,9 +632,11 @@ static int cmd_bench(int argc, char **argv)
     float *out = malloc(z.o * sizeof(float));
     float *k32 = malloc(z.k * sizeof(float)), *v32 = malloc(z.v * sizeof(float));
     unsigned char *kv = malloc(z.copies * (z.k_bytes + z.v_bytes));
+    qkv_pool *pool = NULL;
+    int rc = 1;
     if (!q || !o_ref || !out || !k32 || !v32 || !kv) {
         fprintf(stderr, "qkv bench: not enough memory for this shape\n");
-        return 1;
+        goto done;
     }
     for (size_t i = 0; i < z.q; i++)
         q[i] = rng_uniform();
@@ -656,17 +658,15 @@ static int cmd_bench(int argc, char **argv)
     }
     if (st != QKV_OK) {
         print_dtype_refusal(st, "qkv_convert from f32", s);
-        return st == QKV_ERR_UNSUPPORTED ? EXIT_UNSUPPORTED : 1;
+        rc = st == QKV_ERR_UNSUPPORTED ? EXIT_UNSUPPORTED : 1;
+        goto done;
     }
-    free(k32);
-    free(v32);
     for (size_t c = 1; c < z.copies; c++)
         memcpy(kv + c * (z.k_bytes + z.v_bytes), kv, z.k_bytes + z.v_bytes);
 
-    qkv_pool *pool = NULL;
     if ((st = qkv_pool_create(o.threads, &pool)) != QKV_OK) {
         fprintf(stderr, "qkv bench: %s: %s\n", qkv_status_string(st), qkv_last_error_detail());
-        return 1;
+        goto done;
     }
     peaks pk;
     memset(&pk, 0, sizeof pk);
@@ -713,7 +713,8 @@ static int cmd_bench(int argc, char **argv)
             snprintf(r->detail, sizeof r->detail, "%s", qkv_last_error_detail());
             if (isa == QKV_ISA_SCALAR && r->status != QKV_ERR_UNSUPPORTED) {
                 fprintf(stderr, "qkv bench: %s: %s\n", qkv_status_string(r->status), r->detail);
-                return r->status == QKV_ERR_NOMEM ? 1 : EXIT_USAGE;
+                rc = r->status == QKV_ERR_NOMEM ? 1 : EXIT_USAGE;
+                goto done;
             }
             if (wanted)
                 nres++;
@@ -752,8 +753,6 @@ static int cmd_bench(int argc, char **argv)
         r->ms = 1e3 * (reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]));
         nres++;
     }
-    qkv_pool_destroy(pool);
-
     double scalar_ms = 0;
     for (int i = 0; i < nres; i++)
         if (res[i].isa == QKV_ISA_SCALAR && res[i].status == QKV_OK)
@@ -809,7 +808,8 @@ static int cmd_bench(int argc, char **argv)
             printf("}");
         }
         printf("]}\n");
-        return ok ? 0 : EXIT_UNSUPPORTED;
+        rc = ok ? 0 : EXIT_UNSUPPORTED;
+        goto done;
     }
 
     printf("qkv %s bench: batch %zu, heads %zu/%zu, q_len %zu, kv_len %zu, dim %zu", qkv_version_string(),
@@ -851,9 +851,11 @@ static int cmd_bench(int argc, char **argv)
         printf("%-8s %10.4g %9.4g %7s %9.4g %7s %8s %11s\n", qkv_isa_name(r->isa), r->ms, gf,
                peak, gb, bw, up, err);
     }
-    if (!ok && unsupported)
-        return EXIT_UNSUPPORTED;
-    return ok ? 0 : 1;
+    rc = ok ? 0 : unsupported ? EXIT_UNSUPPORTED : 1;
+done:
+    qkv_pool_destroy(pool);
+    free(q), free(o_ref), free(out), free(k32), free(v32), free(kv);
+    return rc;
 }
 
 /* ---- main ------------------------------------------------------------------- */
