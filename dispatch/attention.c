@@ -76,8 +76,8 @@ static qkv_status check_dtype(qkv_dtype t, const char *field)
     case QKV_BF16:
     case QKV_Q8_0:
     case QKV_Q4_0:
-        return qkv_fail(QKV_ERR_UNSUPPORTED, "desc.%s.dtype %s: attention is built for QKV_F32 only",
-                        field, names[t]);
+        return qkv_fail(QKV_ERR_UNSUPPORTED,
+                        "desc.%s.dtype %s: attention is built for QKV_F32 only", field, names[t]);
     case QKV_DTYPE_COUNT: break;
     }
     return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype %d is no qkv_dtype", field, (int)t);
@@ -136,10 +136,12 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         (st = check_dtype(d->v.dtype, "v")) != QKV_OK)
         return st;
     /* The kernels write f32: any other output dtype would be overrun. */
+    if (d->o.dtype == QKV_F16 || d->o.dtype == QKV_BF16)
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "desc.o.dtype %s: output is built for QKV_F32 only",
+                        d->o.dtype == QKV_F16 ? "QKV_F16" : "QKV_BF16");
     if (d->o.dtype != QKV_F32)
-        return qkv_fail(d->o.dtype == QKV_F16 || d->o.dtype == QKV_BF16 ? QKV_ERR_UNSUPPORTED
-                                                                        : QKV_ERR_ARG,
-                        "desc.o.dtype %d: only QKV_F32 output is built yet", (int)d->o.dtype);
+        return qkv_fail(QKV_ERR_ARG, "desc.o.dtype %d is no output dtype (QKV_F32, QKV_F16, "
+                        "QKV_BF16)", (int)d->o.dtype);
 
     const size_t f = sizeof(float);
     const size_t nq = tensor_span(d->batch, d->q.batch_stride, d->q_heads, d->q.head_stride,

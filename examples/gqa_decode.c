@@ -104,7 +104,8 @@ int main(void)
     qkv_pool *pool;
     qkv_status st = qkv_pool_create(2, &pool);
     if (st != QKV_OK) {
-        fprintf(stderr, "qkv_pool_create: %s: %s\n", qkv_status_string(st), qkv_last_error_detail());
+        fprintf(stderr, "qkv_pool_create: %s: %s\n", qkv_status_string(st),
+                qkv_last_error_detail());
         return 1;
     }
     /* The prompt: all its tokens' K and V, then one causal call. */
@@ -113,8 +114,8 @@ int main(void)
     fill_queries(PROMPT);
     st = attend(PROMPT, PROMPT, pool);
     double worst = st == QKV_OK ? check(PROMPT, PROMPT) : 0;
-    printf("prefill: %d sequences x %d tokens, %d query heads on %d KV heads, dim %d: max |err| %.2g\n",
-           BATCH, PROMPT, Q_HEADS, KV_HEADS, DIM, worst);
+    printf("prefill: %d sequences x %d tokens, %d query heads on %d KV heads, dim %d: "
+           "max |err| %.2g\n", BATCH, PROMPT, Q_HEADS, KV_HEADS, DIM, worst);
     /* Decode: one token per step. */
     for (size_t len = PROMPT + 1; st == QKV_OK && len <= MAX_TOKENS; len++) {
         append_kv(len - 1);

@@ -323,8 +323,8 @@ static int cmd_info(int argc, char **argv)
         json_string(stdout, arch_name());
         printf(", \"cpu\": ");
         json_string(stdout, model);
-        printf(", \"cpus\": %ld, \"simd\": %s, \"qkv_isa_env\": ", cpus,
-               QKV_HAVE_AVX2 || QKV_HAVE_AVX512 || QKV_HAVE_NEON || QKV_HAVE_SVE ? "true" : "false");
+        const int simd = QKV_HAVE_AVX2 || QKV_HAVE_AVX512 || QKV_HAVE_NEON || QKV_HAVE_SVE;
+        printf(", \"cpus\": %ld, \"simd\": %s, \"qkv_isa_env\": ", cpus, simd ? "true" : "false");
         if (env)
             json_string(stdout, env);
         else
@@ -340,8 +340,8 @@ static int cmd_info(int argc, char **argv)
             const char *why = qkv_isa_unsupported_reason((qkv_isa)i);
             printf("%s\n  {\"name\": ", i ? "," : "");
             json_string(stdout, qkv_isa_name((qkv_isa)i));
-            printf(", \"built\": %s, \"runs\": %s, \"why_not\": ", isa_built((qkv_isa)i) ? "true" : "false",
-                   why ? "false" : "true");
+            printf(", \"built\": %s, \"runs\": %s, \"why_not\": ",
+                   isa_built((qkv_isa)i) ? "true" : "false", why ? "false" : "true");
             if (why)
                 json_string(stdout, why);
             else
@@ -625,8 +625,8 @@ static int cmd_bench(int argc, char **argv)
     if (!get_sizes(&o, &z))
         die_usage("the shape's sizes overflow");
     if (s->dtype >= QKV_Q8_0 && (s->dim % 32 || s->v_dim % 32))
-        die_usage("--dtype %s stores blocks of 32 values: --dim and --v-dim must be multiples of 32",
-                  dtype_names[s->dtype]);
+        die_usage("--dtype %s stores blocks of 32 values: --dim and --v-dim must be "
+                  "multiples of 32", dtype_names[s->dtype]);
 
     float *q = malloc(z.q * sizeof(float)), *o_ref = malloc(z.o * sizeof(float));
     float *out = malloc(z.o * sizeof(float));
@@ -768,9 +768,9 @@ static int cmd_bench(int argc, char **argv)
         cpu_model(model, sizeof model);
         printf(", \"cpu\": ");
         json_string(stdout, model);
-        printf(",\n \"shape\": {\"batch\": %zu, \"q_heads\": %zu, \"kv_heads\": %zu, \"q_len\": %zu, "
-               "\"kv_len\": %zu, \"dim\": %zu, \"v_dim\": %zu, \"dtype\": \"%s\", \"causal\": %s, "
-               "\"window\": %zu, \"threads\": %u, \"kv_copies\": %zu},\n",
+        printf(",\n \"shape\": {\"batch\": %zu, \"q_heads\": %zu, \"kv_heads\": %zu, "
+               "\"q_len\": %zu, \"kv_len\": %zu, \"dim\": %zu, \"v_dim\": %zu, \"dtype\": \"%s\", "
+               "\"causal\": %s, \"window\": %zu, \"threads\": %u, \"kv_copies\": %zu},\n",
                s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim, s->v_dim,
                dtype_names[s->dtype], s->causal ? "true" : "false", s->window, o.threads,
                z.copies);
@@ -812,8 +812,8 @@ static int cmd_bench(int argc, char **argv)
         goto done;
     }
 
-    printf("qkv %s bench: batch %zu, heads %zu/%zu, q_len %zu, kv_len %zu, dim %zu", qkv_version_string(),
-           s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim);
+    printf("qkv %s bench: batch %zu, heads %zu/%zu, q_len %zu, kv_len %zu, dim %zu",
+           qkv_version_string(), s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim);
     if (s->v_dim != s->dim)
         printf("/%zu", s->v_dim);
     printf(", K/V %s, %s%s", dtype_names[s->dtype], s->causal ? "causal" : "no mask",
