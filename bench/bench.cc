@@ -965,6 +965,7 @@ void add_context(const Config &cfg)
                                                     " d=" + std::to_string(kDecodeDim));
 #ifdef QKV_BENCH_OPENBLAS
     benchmark::AddCustomContext("openblas", openblas_get_config());
+    benchmark::AddCustomContext("openblas_core", openblas_get_corename());
     /* A forced core type (e.g. Haswell kernels on an AVX-512 CPU) makes the
        peer slower than it can be; the report says so next to its numbers. */
     if (const char *core = std::getenv("OPENBLAS_CORETYPE"))

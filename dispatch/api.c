@@ -6,6 +6,7 @@
 #include "api.h"
 #include "isa_list.h"
 #include "registry.h"
+#include "error.h"
 #include "validate.h"
 
 const char *qkv_status_string(qkv_status status)
@@ -29,30 +30,43 @@ qkv_status qkv_scores_with(const qkv_ctx *kern, size_t m, size_t n, size_t d, fl
                            const float *q, size_t ldq, const float *k, size_t ldk,
                            float *s, size_t lds)
 {
-    if (!m || !n || !d || !q || !k || !s || ldq < d || ldk < d || lds < n ||
-        !qkv_finite_nonneg(scale))
-        return QKV_ERR_ARG;
+    if (!m || !n || !d)
+        return qkv_fail(QKV_ERR_ARG, "m %zu, n %zu, d %zu: sizes must be >= 1", m, n, d);
+    if (!q || !k || !s)
+        return qkv_fail(QKV_ERR_ARG, "%s is NULL", !q ? "q" : !k ? "k" : "s");
+    if (ldq < d || ldk < d)
+        return qkv_fail(QKV_ERR_ARG, "%s %zu < d %zu", ldq < d ? "ldq" : "ldk",
+                        ldq < d ? ldq : ldk, d);
+    if (lds < n)
+        return qkv_fail(QKV_ERR_ARG, "lds %zu < n %zu", lds, n);
+    if (!qkv_finite_nonneg(scale))
+        return qkv_fail(QKV_ERR_ARG, "scale %g is not finite and >= 0", (double)scale);
     const size_t nq = qkv_span_bytes(m, ldq, d, sizeof *q);
     const size_t nk = qkv_span_bytes(n, ldk, d, sizeof *k);
     const size_t ns = qkv_span_bytes(m, lds, n, sizeof *s);
     if (!nq || !nk || !ns)
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "%s: rows x leading dimension exceed PTRDIFF_MAX bytes",
+                        !nq ? "q" : !nk ? "k" : "s");
     if (qkv_overlap(s, ns, q, nq) || qkv_overlap(s, ns, k, nk))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "s overlaps %s", qkv_overlap(s, ns, q, nq) ? "q" : "k");
     if (!kern)
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa_choice();
     kern->scores(m, n, d, scale, q, ldq, k, ldk, s, lds);
     return QKV_OK;
 }
 
 qkv_status qkv_softmax_with(const qkv_ctx *kern, size_t m, size_t n, float *s, size_t lds)
 {
-    if (!m || !n || !s || lds < n)
-        return QKV_ERR_ARG;
+    if (!m || !n)
+        return qkv_fail(QKV_ERR_ARG, "m %zu, n %zu: sizes must be >= 1", m, n);
+    if (!s)
+        return qkv_fail(QKV_ERR_ARG, "s is NULL");
+    if (lds < n)
+        return qkv_fail(QKV_ERR_ARG, "lds %zu < n %zu", lds, n);
     if (!qkv_span_bytes(m, lds, n, sizeof *s))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "s: rows x leading dimension exceed PTRDIFF_MAX bytes");
     if (!kern)
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa_choice();
     kern->softmax(m, n, s, lds);
     return QKV_OK;
 }
@@ -61,17 +75,25 @@ qkv_status qkv_weighted_sum_with(const qkv_ctx *kern, size_t m, size_t n, size_t
                                  const float *p, size_t ldp, const float *v, size_t ldv,
                                  float *o, size_t ldo)
 {
-    if (!m || !n || !dv || !p || !v || !o || ldp < n || ldv < dv || ldo < dv)
-        return QKV_ERR_ARG;
+    if (!m || !n || !dv)
+        return qkv_fail(QKV_ERR_ARG, "m %zu, n %zu, dv %zu: sizes must be >= 1", m, n, dv);
+    if (!p || !v || !o)
+        return qkv_fail(QKV_ERR_ARG, "%s is NULL", !p ? "p" : !v ? "v" : "o");
+    if (ldp < n)
+        return qkv_fail(QKV_ERR_ARG, "ldp %zu < n %zu", ldp, n);
+    if (ldv < dv || ldo < dv)
+        return qkv_fail(QKV_ERR_ARG, "%s %zu < dv %zu", ldv < dv ? "ldv" : "ldo",
+                        ldv < dv ? ldv : ldo, dv);
     const size_t np = qkv_span_bytes(m, ldp, n, sizeof *p);
     const size_t nv = qkv_span_bytes(n, ldv, dv, sizeof *v);
     const size_t no = qkv_span_bytes(m, ldo, dv, sizeof *o);
     if (!np || !nv || !no)
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "%s: rows x leading dimension exceed PTRDIFF_MAX bytes",
+                        !np ? "p" : !nv ? "v" : "o");
     if (qkv_overlap(o, no, p, np) || qkv_overlap(o, no, v, nv))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "o overlaps %s", qkv_overlap(o, no, p, np) ? "p" : "v");
     if (!kern)
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa_choice();
     kern->weighted_sum(m, n, dv, p, ldp, v, ldv, o, ldo);
     return QKV_OK;
 }
@@ -166,9 +188,9 @@ static const qkv_funcs bound[QKV_ISA_COUNT] = {QKV_ISA_LIST(X)};
 qkv_status qkv_isa_funcs(qkv_isa isa, const qkv_funcs **out)
 {
     if (!out)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "qkv_isa_funcs: out is NULL");
     if (!qkv_isa_supported(isa))
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa("qkv_isa_funcs", isa);
     *out = &bound[isa];
     return QKV_OK;
 }

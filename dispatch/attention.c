@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "error.h"
 #include "geometry.h"
 #include "plan.h"
 #include "validate.h"
@@ -65,14 +66,26 @@ static int all_finite(const float *x, size_t n)
 /* A dtype value, and for K and V the block layout rules of Q8_0/Q4_0:
    rows of whole blocks that start on block boundaries. (For Q and O a
    block type is valid but not supported: dtypes_supported.) */
-static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv)
+static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv, const char *field)
 {
     if ((unsigned)t->dtype >= QKV_DTYPE_COUNT)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype %d is no qkv_dtype", field, (int)t->dtype);
     const size_t blk = kv ? qkv_dtype_block(t->dtype) : 1;
-    if (dim % blk || t->batch_stride % blk || t->head_stride % blk || t->row_stride % blk)
-        return QKV_ERR_ARG;
+    if (dim % blk)
+        return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype is a block type: its dimension %zu must be a "
+                        "multiple of 32", field, dim);
+    if (t->batch_stride % blk || t->head_stride % blk || t->row_stride % blk)
+        return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype is a block type: its strides (%zu, %zu, %zu) "
+                        "must be multiples of 32", field, t->batch_stride, t->head_stride,
+                        t->row_stride);
     return QKV_OK;
+}
+
+/* The first zero size among the shapes, for the error detail. */
+static const char *zero_size(const qkv_attention_desc *d)
+{
+    return !d->batch ? "batch" : !d->q_heads ? "q_heads" : !d->kv_heads ? "kv_heads"
+         : !d->q_len ? "q_len" : !d->kv_len ? "kv_len" : !d->head_dim ? "head_dim" : "v_head_dim";
 }
 
 /* Whether the ISA has what the dtypes need: a converter for every stored
@@ -96,20 +109,25 @@ static qkv_status check_ragged(const qkv_attention_desc *d, size_t *max_rows)
 {
     *max_rows = d->q_len;
     if (d->q_start) {
-        if (d->q_start[0] != 0 || (size_t)d->q_start[d->batch] != d->q_len)
-            return QKV_ERR_ARG;
+        if (d->q_start[0] != 0)
+            return qkv_fail(QKV_ERR_ARG, "desc.q_start[0] %d is not 0", (int)d->q_start[0]);
         *max_rows = 0;
         for (size_t b = 0; b < d->batch; b++) {
             if (d->q_start[b + 1] < d->q_start[b])
-                return QKV_ERR_ARG;
+                return qkv_fail(QKV_ERR_ARG, "desc.q_start[%zu] %d < q_start[%zu] %d", b + 1,
+                                (int)d->q_start[b + 1], b, (int)d->q_start[b]);
             const size_t rows = (size_t)(d->q_start[b + 1] - d->q_start[b]);
             *max_rows = rows > *max_rows ? rows : *max_rows;
         }
+        if ((size_t)d->q_start[d->batch] != d->q_len)
+            return qkv_fail(QKV_ERR_ARG, "desc.q_start[batch] %d is not q_len %zu",
+                            (int)d->q_start[d->batch], d->q_len);
     }
     if (d->kv_lens)
         for (size_t b = 0; b < d->batch; b++)
             if (d->kv_lens[b] < 0 || (size_t)d->kv_lens[b] > d->kv_len)
-                return QKV_ERR_ARG;
+                return qkv_fail(QKV_ERR_ARG, "desc.kv_lens[%zu] %d is not in [0, kv_len %zu]", b,
+                                (int)d->kv_lens[b], d->kv_len);
     return QKV_OK;
 }
 
@@ -118,20 +136,27 @@ static qkv_status check_ragged(const qkv_attention_desc *d, size_t *max_rows)
 static qkv_status check_pages(const qkv_attention_desc *d)
 {
     if (!d->page_size)
-        return d->page_table || d->num_pages ? QKV_ERR_ARG : QKV_OK;
-    if (!d->page_table || !d->num_pages || d->num_pages > INT32_MAX)
-        return QKV_ERR_ARG;
+        return d->page_table || d->num_pages
+                   ? qkv_fail(QKV_ERR_ARG, "desc.page_table or num_pages set but page_size is 0")
+                   : QKV_OK;
+    if (!d->page_table)
+        return qkv_fail(QKV_ERR_ARG, "desc.page_size %zu but page_table is NULL", d->page_size);
+    if (!d->num_pages || d->num_pages > INT32_MAX)
+        return qkv_fail(QKV_ERR_ARG, "desc.num_pages %zu is not in [1, INT32_MAX]", d->num_pages);
     if (d->k_page_stride % qkv_dtype_block(d->k.dtype) ||
         d->v_page_stride % qkv_dtype_block(d->v.dtype))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.k_page_stride / v_page_stride must be multiples of 32 "
+                        "for a block type");
     const size_t most = (d->kv_len + d->page_size - 1) / d->page_size;
     if (d->batch > 1 && d->page_table_stride < most)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.page_table_stride %zu < the %zu pages of kv_len %zu",
+                        d->page_table_stride, most, d->kv_len);
     for (size_t b = 0; b < d->batch; b++) {
         const int32_t *ids = d->page_table + b * d->page_table_stride;
         for (size_t i = 0; i < seq_pages(d, b); i++)
             if (ids[i] < 0 || (size_t)ids[i] >= d->num_pages)
-                return QKV_ERR_ARG;
+                return qkv_fail(QKV_ERR_ARG, "desc.page_table[%zu][%zu] = %d is not a page in "
+                                "[0, num_pages %zu)", b, i, (int)ids[i], d->num_pages);
     }
     return QKV_OK;
 }
@@ -151,32 +176,53 @@ static size_t kv_span(const qkv_attention_desc *d, const qkv_tensor *t, size_t p
 static qkv_status check_desc(const qkv_attention_desc *d)
 {
     if (!d)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc is NULL");
     if (!d->batch || !d->q_heads || !d->kv_heads || !d->q_len || !d->kv_len ||
-        !d->head_dim || !d->v_head_dim || d->q_heads % d->kv_heads)
-        return QKV_ERR_ARG;
+        !d->head_dim || !d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.%s is 0", zero_size(d));
+    if (d->q_heads % d->kv_heads)
+        return qkv_fail(QKV_ERR_ARG, "desc.q_heads %zu is not a multiple of kv_heads %zu",
+                        d->q_heads, d->kv_heads);
     if (!d->q.data || !d->k.data || !d->v.data || !d->o.data)
-        return QKV_ERR_ARG;
-    if (d->q.row_stride < d->head_dim || d->k.row_stride < d->head_dim ||
-        d->v.row_stride < d->v_head_dim || d->o.row_stride < d->v_head_dim)
-        return QKV_ERR_ARG;
-    if (!qkv_finite_nonneg(d->scale) || !qkv_finite_nonneg(d->softcap))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.%s.data is NULL",
+                        !d->q.data ? "q" : !d->k.data ? "k" : !d->v.data ? "v" : "o");
+    if (d->q.row_stride < d->head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.q.row_stride %zu < head_dim %zu", d->q.row_stride,
+                        d->head_dim);
+    if (d->k.row_stride < d->head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.k.row_stride %zu < head_dim %zu", d->k.row_stride,
+                        d->head_dim);
+    if (d->v.row_stride < d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.v.row_stride %zu < v_head_dim %zu", d->v.row_stride,
+                        d->v_head_dim);
+    if (d->o.row_stride < d->v_head_dim)
+        return qkv_fail(QKV_ERR_ARG, "desc.o.row_stride %zu < v_head_dim %zu", d->o.row_stride,
+                        d->v_head_dim);
+    if (!qkv_finite_nonneg(d->scale))
+        return qkv_fail(QKV_ERR_ARG, "desc.scale %g is not finite and >= 0", (double)d->scale);
+    if (!qkv_finite_nonneg(d->softcap))
+        return qkv_fail(QKV_ERR_ARG, "desc.softcap %g is not finite and >= 0 (0 = off)",
+                        (double)d->softcap);
     if (d->mask != QKV_MASK_NONE && d->mask != QKV_MASK_CAUSAL && d->mask != QKV_MASK_ADDITIVE)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask %d is no qkv_mask_kind", (int)d->mask);
     if ((d->mask == QKV_MASK_ADDITIVE) != (d->mask_add.data != NULL))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask_add.data %s but desc.mask is %sQKV_MASK_ADDITIVE",
+                        d->mask_add.data ? "is set" : "is NULL", d->mask_add.data ? "not " : "");
     if (d->mask == QKV_MASK_ADDITIVE && d->mask_add.row_stride < d->kv_len)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.mask_add.row_stride %zu < kv_len %zu",
+                        d->mask_add.row_stride, d->kv_len);
     if (d->pool && !d->parallel_for)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.pool is set but desc.parallel_for is NULL");
     if ((unsigned)d->fpmath > QKV_FPMATH_BF16)
-        return QKV_ERR_ARG;
-    if (check_dtype(&d->q, d->head_dim, 0) || check_dtype(&d->k, d->head_dim, 1) ||
-        check_dtype(&d->v, d->v_head_dim, 1) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
-        return QKV_ERR_ARG;
-    size_t max_rows;
+        return qkv_fail(QKV_ERR_ARG, "desc.fpmath %d is no qkv_fpmath", (int)d->fpmath);
     qkv_status st;
+    if ((st = check_dtype(&d->q, d->head_dim, 0, "q")) != QKV_OK ||
+        (st = check_dtype(&d->k, d->head_dim, 1, "k")) != QKV_OK ||
+        (st = check_dtype(&d->v, d->v_head_dim, 1, "v")) != QKV_OK)
+        return st;
+    if ((unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
+        return qkv_fail(QKV_ERR_ARG, "desc.o.dtype %d is no qkv_dtype", (int)d->o.dtype);
+    size_t max_rows;
     if ((st = check_ragged(d, &max_rows)) != QKV_OK || (st = check_pages(d)) != QKV_OK)
         return st;
 
@@ -200,29 +246,38 @@ static qkv_status check_desc(const qkv_attention_desc *d)
                           (d->kv_len + d->page_size - 1) / d->page_size, QKV_F32);
     if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm) ||
         (d->page_size && !npt))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "desc.%s: sizes x strides exceed PTRDIFF_MAX bytes",
+                        !nq ? "q" : !nk ? "k" : !nv ? "v" : !no ? "o" : !npt ? "page_table"
+                                                                          : "mask_add");
     if (__builtin_mul_overflow(qb, d->q_heads, &rows) ||
         __builtin_mul_overflow(rows, d->q_len, &rows) || !(nlse = qkv_span_bytes(1, 0, rows, f)))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW,
+                        "desc.lse: batch x q_heads x q_len floats exceed PTRDIFF_MAX bytes");
     if (!d->lse)
         nlse = 0;
 
     if (!output_rows_distinct(d, qb))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.o strides (batch %zu, head %zu, row %zu) make two "
+                        "output rows share elements", d->o.batch_stride, d->o.head_stride,
+                        d->o.row_stride);
     const void *in[] = {d->q.data, d->k.data, d->v.data, d->mask_add.data,
                         d->alibi_slopes, d->sinks, d->page_table, d->q_start, d->kv_lens};
     const size_t nin[] = {nq, nk, nv, nm, d->alibi_slopes ? d->q_heads * f : 0,
                           d->sinks ? d->q_heads * f : 0, npt,
                           d->q_start ? (d->batch + 1) * sizeof(int32_t) : 0,
                           d->kv_lens ? d->batch * sizeof(int32_t) : 0};
+    static const char *const in_name[] = {"q", "k", "v", "mask_add", "alibi_slopes", "sinks",
+                                          "page_table", "q_start", "kv_lens"};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         if (qkv_overlap(d->o.data, no, in[i], nin[i]) || qkv_overlap(d->lse, nlse, in[i], nin[i]))
-            return QKV_ERR_ARG;
+            return qkv_fail(QKV_ERR_ARG, "desc.%s overlaps desc.%s",
+                            qkv_overlap(d->o.data, no, in[i], nin[i]) ? "o" : "lse", in_name[i]);
     if (qkv_overlap(d->o.data, no, d->lse, nlse))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.lse overlaps desc.o");
     if ((d->alibi_slopes && !all_finite(d->alibi_slopes, d->q_heads)) ||
         (d->sinks && !all_finite(d->sinks, d->q_heads)))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "desc.%s holds a NaN or an infinity",
+                        d->sinks && !all_finite(d->sinks, d->q_heads) ? "sinks" : "alibi_slopes");
     return QKV_OK;
 }
 
@@ -231,7 +286,11 @@ qkv_status qkv_attention_with(const qkv_ctx *ctx, const qkv_attention_desc *desc
     qkv_status st = check_desc(desc);
     if (st != QKV_OK)
         return st;
-    if (!ctx || !dtypes_supported(ctx, desc))
-        return QKV_ERR_UNSUPPORTED;
+    if (!ctx)
+        return qkv_fail_isa_choice();
+    if (!dtypes_supported(ctx, desc))
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "dtypes q %d, k %d, v %d, o %d: not supported on %s "
+                        "(q and o are f32, f16 or bf16)", (int)desc->q.dtype, (int)desc->k.dtype,
+                        (int)desc->v.dtype, (int)desc->o.dtype, qkv_isa_name(ctx->isa));
     return qkv_attention_run(ctx, desc);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "geometry.h"
 #include "plan.h"
 
@@ -394,10 +395,12 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
     size_t floats, bytes;
     if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
         __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "desc.v_head_dim %zu: the merge buffer size overflows",
+                        desc->v_head_dim);
     p.partial = malloc(bytes);
     if (!p.partial)
-        return QKV_ERR_NOMEM;
+        return qkv_fail(QKV_ERR_NOMEM, "no memory for the key-split merge buffer (%zu bytes)",
+                        bytes);
     desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);
     desc->parallel_for(desc->pool, p.jobs, task_merge, &p);
     free(p.partial);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "error.h"
 #include "qkv.h"
 
 struct qkv_pool {
@@ -76,22 +77,24 @@ static void stop_workers(qkv_pool *pool, unsigned started)
 qkv_status qkv_pool_create(unsigned threads, qkv_pool **out)
 {
     if (!out)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "qkv_pool_create: out is NULL");
     const unsigned extra = threads > 1 ? threads - 1 : 0;
     qkv_pool *pool = calloc(1, sizeof *pool + extra * sizeof(pthread_t));
     if (!pool)
-        return QKV_ERR_NOMEM;
+        return qkv_fail(QKV_ERR_NOMEM, "qkv_pool_create(%u): no memory for the pool", threads);
     pthread_mutex_init(&pool->submit, NULL);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->idle, NULL);
     atomic_init(&pool->next, 0);
     for (unsigned t = 0; t < extra; t++) {
-        if (pthread_create(&pool->threads[t], NULL, worker, pool) != 0) {
+        const int err = pthread_create(&pool->threads[t], NULL, worker, pool);
+        if (err != 0) {
             stop_workers(pool, t);
             pool->nthreads = 0;
             qkv_pool_destroy(pool);
-            return QKV_ERR_NOMEM;
+            return qkv_fail(QKV_ERR_NOMEM, "qkv_pool_create(%u): pthread_create failed (error %d) "
+                            "for worker %u", threads, err, t + 1);
         }
     }
     pool->nthreads = extra;

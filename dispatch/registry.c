@@ -7,9 +7,11 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "isa_list.h"
 #include "qkv_config.h"
 #include "registry.h"
@@ -57,6 +59,18 @@ static qkv_ctx ctxs[QKV_ISA_COUNT];
 static uint32_t cpu;              /* qkv_cpu_features() */
 static unsigned supported;        /* bit per ISA: compiled in and runnable */
 static atomic_int current;        /* the process-wide choice, a qkv_isa */
+static char env_choice[40];       /* QKV_ISA as read at init, for error details */
+
+static int isa_by_name(const char *name, qkv_isa *out)
+{
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        if (strcmp(name, rows[i].name) == 0) {
+            *out = (qkv_isa)i;
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* Everything an ISA needs: its features and its ancestors'. */
 static uint32_t needs(qkv_isa isa)
@@ -101,8 +115,9 @@ static qkv_isa choice_from_environment(void)
     const char *name = getenv("QKV_ISA");
     if (!name || !*name)
         return best_supported();
+    snprintf(env_choice, sizeof env_choice, "%s", name);
     qkv_isa isa;
-    if (qkv_isa_from_name(name, &isa) != QKV_OK)
+    if (!isa_by_name(name, &isa))
         return QKV_ISA_NONE;
     return isa;   /* maybe unsupported: the entry points then refuse */
 }
@@ -145,14 +160,25 @@ const char *qkv_isa_name(qkv_isa isa)
 qkv_status qkv_isa_from_name(const char *name, qkv_isa *out)
 {
     if (!name || !out)
-        return QKV_ERR_ARG;
-    for (int i = 0; i < QKV_ISA_COUNT; i++) {
-        if (strcmp(name, rows[i].name) == 0) {
-            *out = (qkv_isa)i;
-            return QKV_OK;
-        }
-    }
-    return QKV_ERR_UNSUPPORTED;
+        return qkv_fail(QKV_ERR_ARG, "qkv_isa_from_name: %s is NULL", !name ? "name" : "out");
+    if (!isa_by_name(name, out))
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "\"%.32s\": unknown ISA name (known: %s)", name,
+                        qkv_isa_names_list());
+    return QKV_OK;
+}
+
+const char *qkv_isa_names_list(void)
+{
+#define X(E, n, P, f) ", " #n
+    static const char list[] = QKV_ISA_LIST(X);
+#undef X
+    return list + 2;
+}
+
+const char *qkv_isa_env_choice(void)
+{
+    ensure_init();
+    return env_choice;
 }
 
 int qkv_isa_supported(qkv_isa isa)
@@ -170,7 +196,7 @@ qkv_isa qkv_isa_best(void)
 qkv_status qkv_isa_set(qkv_isa isa)
 {
     if (!qkv_isa_supported(isa))
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail_isa("qkv_isa_set", isa);
     atomic_store(&current, isa);
     return QKV_OK;
 }
@@ -190,19 +216,28 @@ static const struct {
     uint32_t bit;
     const char *name, *why;       /* why: the reason an ISA lacking it gives */
 } feature_names[] = {
-#define CPU_BIT(bit, name) {bit, name, "the CPU lacks " name}
-    CPU_BIT(QKV_CPU_AVX2, "avx2"),         CPU_BIT(QKV_CPU_FMA, "fma"),
-    CPU_BIT(QKV_CPU_F16C, "f16c"),         CPU_BIT(QKV_CPU_AVX512F, "avx512f"),
-    CPU_BIT(QKV_CPU_AVX512BW, "avx512bw"), CPU_BIT(QKV_CPU_AVX512DQ, "avx512dq"),
-    CPU_BIT(QKV_CPU_AVX512VL, "avx512vl"), CPU_BIT(QKV_CPU_AVX512BF16, "avx512_bf16"),
-    CPU_BIT(QKV_CPU_AMX_TILE, "amx_tile"), CPU_BIT(QKV_CPU_AMX_BF16, "amx_bf16"),
-    CPU_BIT(QKV_CPU_ASIMD, "asimd"),       CPU_BIT(QKV_CPU_SVE, "sve"),
-    CPU_BIT(QKV_CPU_ASIMDFHM, "asimdfhm"), CPU_BIT(QKV_CPU_BF16, "bf16"),
-    CPU_BIT(QKV_CPU_SVEBF16, "svebf16"),
+#define CPU_BIT(bit, name, where) {bit, name, "the CPU lacks " name " (" where ")"}
+    CPU_BIT(QKV_CPU_AVX2, "AVX2", "CPUID.7.0:EBX bit 5"),
+    CPU_BIT(QKV_CPU_FMA, "FMA", "CPUID.1:ECX bit 12"),
+    CPU_BIT(QKV_CPU_F16C, "F16C", "CPUID.1:ECX bit 29"),
+    {QKV_CPU_OS_YMM, "OS_YMM",
+     "the CPU lacks AVX, or the OS does not save the YMM registers (CPUID.1:ECX AVX, OSXSAVE; "
+     "XCR0 bits 1-2)"},
+    CPU_BIT(QKV_CPU_AVX512F, "AVX512F", "CPUID.7.0:EBX bit 16"),
+    CPU_BIT(QKV_CPU_AVX512DQ, "AVX512DQ", "CPUID.7.0:EBX bit 17"),
+    CPU_BIT(QKV_CPU_AVX512BW, "AVX512BW", "CPUID.7.0:EBX bit 30"),
+    CPU_BIT(QKV_CPU_AVX512VL, "AVX512VL", "CPUID.7.0:EBX bit 31"),
+    {QKV_CPU_OS_ZMM, "OS_ZMM", "the OS does not save the ZMM and opmask registers (XCR0 bits 5-7)"},
+    CPU_BIT(QKV_CPU_AVX512BF16, "AVX512_BF16", "CPUID.7.1:EAX bit 5"),
+    CPU_BIT(QKV_CPU_AMX_TILE, "AMX-TILE", "CPUID.7.0:EDX bit 24"),
+    CPU_BIT(QKV_CPU_AMX_BF16, "AMX-BF16", "CPUID.7.0:EDX bit 22"),
+    {QKV_CPU_OS_AMX, "OS_AMX", "the OS refused the AMX tile state (arch_prctl XTILEDATA)"},
+    {QKV_CPU_ASIMD, "ASIMD", "the kernel reports no Advanced SIMD (AT_HWCAP bit ASIMD)"},
+    {QKV_CPU_SVE, "SVE", "the CPU lacks SVE, or the kernel does not enable it (AT_HWCAP bit SVE)"},
+    CPU_BIT(QKV_CPU_ASIMDFHM, "FHM", "AT_HWCAP bit ASIMDFHM"),
+    CPU_BIT(QKV_CPU_BF16, "BF16", "AT_HWCAP2 bit BF16"),
+    CPU_BIT(QKV_CPU_SVEBF16, "SVE BF16", "AT_HWCAP2 bit SVEBF16"),
 #undef CPU_BIT
-    {QKV_CPU_OS_YMM, "os_ymm", "the OS does not save the YMM registers (XCR0)"},
-    {QKV_CPU_OS_ZMM, "os_zmm", "the OS does not save the ZMM and mask registers (XCR0)"},
-    {QKV_CPU_OS_AMX, "os_amx", "the OS refused the AMX tile state (arch_prctl)"},
 };
 
 const char *qkv_cpu_feature_name(uint32_t bit)
@@ -220,7 +255,8 @@ const char *qkv_isa_unsupported_reason(qkv_isa isa)
     if (qkv_isa_supported(isa))
         return NULL;
     if (!built(isa))
-        return "not built into this library (its architecture, compiler or SLEEF)";
+        return "not built into this library (another architecture, -Dsimd=disabled or "
+               "-D<isa>=disabled, or the compiler cannot build it)";
     /* The first missing feature names the reason; the text is static. */
     const uint32_t missing = needs(isa) & ~cpu;
     for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++)

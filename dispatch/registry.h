@@ -11,4 +11,10 @@ const qkv_ctx *qkv_ctx_for(qkv_isa isa);
    or NULL when it is supported. Never allocates. */
 const char *qkv_isa_unsupported_reason(qkv_isa isa);
 
+/* The names of all ISAs, ", "-separated, for "known: ..." details. */
+const char *qkv_isa_names_list(void);
+
+/* QKV_ISA as it was when the choice was made ("" if unset), for details. */
+const char *qkv_isa_env_choice(void);
+
 #endif

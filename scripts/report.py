@@ -194,7 +194,11 @@ def render_markdown(doc, results):
     lines.append('- CPU: %s, %s CPUs usable, %s MHz nominal' %
                  (cpu, ctx.get('qkv_cpus', ctx.get('num_cpus', '?')), ctx.get('mhz_per_cpu', '?')))
     blas = ctx.get('openblas', 'not built')
-    if ctx.get('openblas_coretype_env'):
+    if ctx.get('openblas_core'):
+        blas += ', ran on its %s kernels' % ctx['openblas_core']
+    if ctx.get('openblas_core_note'):
+        blas += ' (%s)' % ctx['openblas_core_note']
+    elif ctx.get('openblas_coretype_env'):
         blas += ' (kernels forced by OPENBLAS_CORETYPE=%s)' % ctx['openblas_coretype_env']
     lines.append('- ISAs: %s (best: %s); OpenBLAS: %s' %
                  (ctx.get('qkv_isas', '?').replace(',', ', '), ctx.get('qkv_isa_best', '?'), blas))
@@ -614,6 +618,98 @@ def git_commit(repo):
         return 'unknown'
 
 
+# ---------------------------------------------------------------------------
+# OpenBLAS's kernels
+# ---------------------------------------------------------------------------
+
+# OpenBLAS picks its kernels by CPUID when it loads; a CPU its release does
+# not know (OpenBLAS 0.3.21 on a Xeon of family 6 model 207) falls back to a
+# generic core such as Prescott (SSE3), which makes the peer a straw man at
+# a sixth of its speed. Cores with AVX2 kernels or better:
+OPENBLAS_AVX2_CORES = {'haswell', 'zen', 'skylakex', 'cooperlake', 'sapphirerapids'}
+
+
+def pick_openblas_core(auto_core, cpu_flags, ships):
+    """The OPENBLAS_CORETYPE to run the peer with, or None to keep OpenBLAS's
+    own choice: only when it chose a core without AVX2 kernels on a CPU
+    with AVX2 (or AVX-512), the best core for this CPU that this OpenBLAS
+    ships (ships(name) says whether it does)."""
+    flags = set(cpu_flags)
+    if not auto_core or auto_core.lower() in OPENBLAS_AVX2_CORES or not {'avx2', 'fma'} <= flags:
+        return None
+    want = []
+    if {'avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512cd'} <= flags:
+        if 'avx512_bf16' in flags:
+            want.append('Cooperlake')
+        want.append('SkylakeX')
+    want.append('Haswell')
+    return next((core for core in want if ships(core)), None)
+
+
+def openblas_library(binary):
+    """The libopenblas the benchmark loads (from ldd), or None."""
+    try:
+        out = subprocess.run(['ldd', binary], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'libopenblas[^ ]*\s*=>\s*(\S+)', out)
+    return m.group(1) if m else None
+
+
+def openblas_corename(lib, coretype=None):
+    """The core OpenBLAS runs on when loaded with OPENBLAS_CORETYPE=coretype
+    (None: unset), asked in a separate process since it decides at load."""
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_CORETYPE'}
+    if coretype:
+        env['OPENBLAS_CORETYPE'] = coretype
+    code = ('import ctypes, sys; l = ctypes.CDLL(sys.argv[1]); '
+            'l.openblas_get_corename.restype = ctypes.c_char_p; '
+            'print(l.openblas_get_corename().decode())')
+    try:
+        r = subprocess.run([sys.executable, '-c', code, lib], env=env, capture_output=True,
+                           text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return line.split(':', 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def openblas_environment(binary):
+    """(environment for the benchmark, a note for the report). Keeps an
+    OPENBLAS_CORETYPE the user set; otherwise sets one only when OpenBLAS
+    would pick a generic core on this CPU. For tests on any machine,
+    QKV_REPORT_OPENBLAS_AUTO pretends OpenBLAS detected that core and
+    QKV_REPORT_CPU_FLAGS that the CPU has those /proc/cpuinfo flags."""
+    env = dict(os.environ)
+    if env.get('OPENBLAS_CORETYPE'):
+        return env, 'OPENBLAS_CORETYPE=%s set in the environment' % env['OPENBLAS_CORETYPE']
+    lib = openblas_library(binary)
+    if not lib:
+        return env, ''
+    auto = env.pop('QKV_REPORT_OPENBLAS_AUTO', None) or openblas_corename(lib)
+    flags = env.pop('QKV_REPORT_CPU_FLAGS', None)
+    flags = flags.split() if flags is not None else cpu_flags()
+    core = pick_openblas_core(auto, flags,
+                              lambda c: (openblas_corename(lib, c) or '').lower() == c.lower())
+    if not core:
+        return env, ''
+    env['OPENBLAS_CORETYPE'] = core
+    note = ('OpenBLAS detected %s, a generic core on this CPU: the report set OPENBLAS_CORETYPE=%s'
+            % (auto, core))
+    print('report: ' + note, flush=True)
+    return env, note
+
+
 def run(args):
     out_dir = args.out
     raw_dir = os.path.join(out_dir, 'raw')
@@ -641,6 +737,7 @@ def run(args):
         by_group.setdefault((kind, impl), []).append(n)
     groups = list(by_group.items())
 
+    bench_env, blas_note = openblas_environment(args.bin)
     start = time.time()
     docs = []
     done, total = 0, len(names)
@@ -658,7 +755,8 @@ def run(args):
             '--benchmark_out=' + path, '--benchmark_out_format=json',
             # The machine limits are measured once, with the first group.
             '--qkv_probe=' + ('1' if i == 0 else '0')]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                env=bench_env)
         for line in proc.stdout:
             line = line.rstrip()
             # Echo the result lines (medians when aggregated) and anything
@@ -680,6 +778,8 @@ def run(args):
         merged['benchmarks'] += d.get('benchmarks', [])
     merged['context']['qkv_commit'] = git_commit(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     merged['context']['report_seconds'] = '%.0f' % (time.time() - start)
+    if blas_note:
+        merged['context']['openblas_core_note'] = blas_note
     with open(os.path.join(out_dir, 'results.json'), 'w') as f:
         json.dump(merged, f, indent=1)
         f.write('\n')

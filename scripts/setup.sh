@@ -21,6 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 base=(build-essential meson ninja-build pkg-config python3 libsleef-dev qemu-user valgrind)
 # KV sharded across MPI ranks (examples/mpi_attention.c).
 mpi=(libopenmpi-dev openmpi-bin)
+# What users meet: CMake's find_package, the Python binding (numpy, its
+# pytest tests, an offline pip install into a venv), the man page.
+user=(cmake python3-numpy python3-pytest python3-venv python3-pip man-db)
 # Benchmarks and the report.
 bench=(g++ libbenchmark-dev libopenblas-dev gnuplot-nox)
 # Reliability jobs: libFuzzer and the sanitizer runtimes come with clang.
@@ -31,7 +34,7 @@ arm_foreign=(libsleef-dev:arm64 libbenchmark-dev:arm64)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-want=("${base[@]}" "${mpi[@]}" "${bench[@]}" "${reliability[@]}")
+want=("${base[@]}" "${mpi[@]}" "${user[@]}" "${bench[@]}" "${reliability[@]}")
 if [ "$arm" = 1 ] && [ "$(dpkg --print-architecture)" = amd64 ]; then
   want+=("${arm_native[@]}" "${arm_foreign[@]}")
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then

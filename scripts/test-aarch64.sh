@@ -80,6 +80,14 @@ on_cpu() {
     run env QEMU_CPU="$cpu" QKV_ISA="$lacking" "${qemu[@]}" "$checkasm" --function=dispatch \
         --expect-isas="$isas" --expect-best="$best"
   fi
+  if [ -x "$build/tools/qkv" ]; then
+    step "QEMU_CPU=$cpu: qkv info chooses $best${lacking:+ and says why not $lacking}"
+    run env QEMU_CPU="$cpu" "${qemu[@]}" "$build/tools/qkv" info | tee "$build/qkv-info.txt"
+    grep -q "^  $best .*<- chosen" "$build/qkv-info.txt"
+    if [ -n "$lacking" ]; then
+      grep -q "^  $lacking .*AT_HWCAP" "$build/qkv-info.txt"
+    fi
+  fi
 }
 
 on_cpu neoverse-n1 scalar,neon neon sve

@@ -87,4 +87,57 @@ threads = {p for n in names for p in n.split('/') if p.startswith('threads:')}
 if not names or bad or threads != {'threads:1', 'threads:2'}:
     sys.exit('test-report: --filter/--threads not honoured: %s' % names)
 PY
+# The OpenBLAS peer's kernels. The choice itself, for CPUs this machine is
+# not: a generic core on an AVX2/AVX-512 CPU is replaced by the best the
+# library ships; a core with AVX2 kernels, or a CPU without AVX2, is left.
+python3 - "$root/scripts" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from report import pick_openblas_core as pick
+avx2 = ['sse3', 'avx', 'avx2', 'fma']
+avx512 = avx2 + ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512cd']
+every = lambda core: True
+cases = [
+    (('Prescott', avx512 + ['avx512_bf16'], every), 'Cooperlake'),   # the issue's Xeon
+    (('Prescott', avx512, every), 'SkylakeX'),
+    (('Nehalem', avx512, lambda c: c == 'Haswell'), 'Haswell'),       # only Haswell shipped
+    (('Core2', avx2, every), 'Haswell'),
+    (('Sandybridge', avx2, lambda c: False), None),                  # nothing better shipped
+    (('Haswell', avx512, every), None),                              # OpenBLAS's own AVX2 choice
+    (('Zen', avx512 + ['avx512_bf16'], every), None),
+    (('Cooperlake', avx512, every), None),
+    (('Prescott', ['sse3', 'avx'], every), None),                    # no AVX2: generic is right
+    (('', avx512, every), None),
+]
+bad = [(args[:2], want, pick(*args)) for args, want in cases if pick(*args) != want]
+if bad:
+    sys.exit('test-report: pick_openblas_core: %s' % bad)
+PY
+if grep -q QKV_BENCH_OPENBLAS "${QKV_REPORT_BUILD:-$root/build-report}/build.ninja" 2>/dev/null; then
+  # End to end, as on an AVX2 CPU where OpenBLAS detected Prescott: the
+  # peer runs on Haswell kernels (whatever OpenBLAS would pick here), and
+  # says so; an OPENBLAS_CORETYPE the user set is kept.
+  env -u OPENBLAS_CORETYPE QKV_REPORT_OPENBLAS_AUTO=Prescott QKV_REPORT_CPU_FLAGS='avx avx2 fma' \
+    "$root/scripts/report.sh" --quick --filter '^scores/openblas' \
+    --out "$tmp/blas" >"$tmp/log3" 2>&1 || { cat "$tmp/log3" >&2; exit 1; }
+  OPENBLAS_CORETYPE=Haswell "$root/scripts/report.sh" --quick --filter '^scores/openblas' \
+    --out "$tmp/blas-env" >"$tmp/log4" 2>&1 || { cat "$tmp/log4" >&2; exit 1; }
+  python3 - "$root/scripts" "$tmp" <<'PY'
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import report
+tmp = sys.argv[2]
+ctx = json.load(open(os.path.join(tmp, 'blas', 'results.json')))['context']
+core = ctx.get('openblas_core', '')
+if core != 'Haswell' or 'detected Prescott' not in ctx.get('openblas_core_note', ''):
+    sys.exit('test-report: generic core not replaced by Haswell: %s' % ctx)
+md = open(os.path.join(tmp, 'blas', 'report.md')).read()
+if 'ran on its Haswell kernels' not in md or 'OPENBLAS_CORETYPE=Haswell' not in md:
+    sys.exit('test-report: report.md does not say which core OpenBLAS ran on')
+ctx = json.load(open(os.path.join(tmp, 'blas-env', 'results.json')))['context']
+if ctx.get('openblas_core') != 'Haswell' or 'set in the environment' not in ctx.get('openblas_core_note', ''):
+    sys.exit('test-report: OPENBLAS_CORETYPE=Haswell from the environment not kept: %s' % ctx)
+print('test-report: OpenBLAS core: Haswell when it looks generic on an AVX2 CPU; the environment\'s kept')
+PY
+fi
 echo "test-report: ok"

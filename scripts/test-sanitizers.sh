@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer and memory jobs (issue 6), each in its own build directory:
 #   asan      ASan+UBSan build, the whole `meson test` suite
-#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc, convert, merge and stack
-#   tsan      TSan build, tests/concurrency (and soak --quick)
+#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc, convert, merge, stack and errdetail
+#   tsan      TSan build, tests/concurrency, soak --quick and errdetail (per-thread details)
 #   scripts/test-sanitizers.sh [asan] [valgrind] [tsan]    default: all three
 # Exits non-zero if any job fails; prints each command and a summary.
 set -uo pipefail
@@ -62,7 +62,7 @@ job_valgrind() {
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
   local b=build-rel-valgrind/tests ok=0
-  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick" "stack"; do
+  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick" "stack" "errdetail"; do
     local exe=${t%% *}
     if [ ! -x "$b/$exe" ]; then echo "valgrind: $b/$exe not built"; ok=1; continue; fi
     say "${vg[@]}" "$b/$t"
@@ -88,7 +88,7 @@ job_tsan() {
   fi
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
   local ok=0
-  for t in "concurrency" "soak --quick"; do
+  for t in "concurrency" "soak --quick" "errdetail"; do
     say "${pre[@]}" "build-tsan/tests/$t"
     # shellcheck disable=SC2086
     if ! "${pre[@]}" build-tsan/tests/$t >"build-tsan/tsan-${t%% *}.log" 2>&1; then

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the test suite on
-# this CPU, the same runner under qemu CPU models without AVX (Nehalem) and
-# without AVX-512 (Haswell), the installed-library check, the AArch64 cross
-# build under qemu, the sanitizer and fuzzing jobs and the report smoke test.
+# this CPU (with the examples and the Python binding's tests), the same
+# runner under qemu CPU models without AVX (Nehalem) and without AVX-512
+# (Haswell), the installed library from every side a user meets it
+# (scripts/test-install.sh), the AArch64 cross build under qemu, the
+# sanitizer and fuzzing jobs and the report smoke test.
 #   scripts/test.sh [--fuzz-seconds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,12 @@ qemu_x86 Nehalem build-test/tests/convert --quick
 qemu_x86 Nehalem $stack
 for isa in avx2 avx512; do
   QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
+  # The error detail says why (the missing CPUID bit), and qkv info too.
+  QKV_ISA=$isa qemu_x86 Nehalem build-test/tests/errdetail
 done
+qemu_x86 Nehalem build-test/tests/errdetail
+qemu_x86 Nehalem build-test/tools/qkv info | tee build-test/qkv-info-nehalem.txt
+grep -q '^  avx2 .*the CPU lacks AVX (CPUID' build-test/qkv-info-nehalem.txt
 step "qemu-x86_64 -cpu Haswell (AVX2, no AVX-512)"
 haswell_isas=scalar
 if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
@@ -62,19 +69,11 @@ qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${h
 qemu_x86 Haswell build-test/tests/convert --quick
 qemu_x86 Haswell $stack
 QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
+QKV_ISA=avx512 qemu_x86 Haswell build-test/tests/errdetail
+qemu_x86 Haswell build-test/tests/errdetail
 
-step "install into a prefix and build a program with pkg-config"
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-meson install -C build-test --destdir "$prefix" --quiet
-root=$prefix/usr/local
-libdir=$(find "$root" -name qkv.pc -printf '%h\n' | head -n1)
-export PKG_CONFIG_PATH=$libdir PKG_CONFIG_SYSROOT_DIR=$prefix
-cc -std=c11 -Wall -Wextra -Werror examples/seed.c -o "$prefix/seed" \
-   $(pkg-config --cflags qkv) $(pkg-config --libs qkv)
-LD_LIBRARY_PATH=$(dirname "$libdir") "$prefix/seed" | tee "$prefix/seed.out"
-grep -q '0.577681 0.844638 0.155362 0.422319' "$prefix/seed.out"
-unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+step "installed qkv: pkg-config, rpath, static, CMake, the qkv command, Python; no-SLEEF setup"
+JOBS=${JOBS:-2} bash scripts/test-install.sh
 
 step "qkv as a Meson subproject"
 user=$(mktemp -d)

@@ -1,12 +1,13 @@
 /*
- * Machine-limit probes for the benchmark report: the single-core FP peak of
- * each ISA and the memory read bandwidth (one core, and N threads). The report divides
- * measured GFLOP/s by these to give "% of peak" and compares decode times
- * with the time it takes just to stream K and V from memory.
+ * Machine-limit probes for the benchmark report and `qkv bench`: the
+ * single-core FP peak of each ISA and the memory read bandwidth (one core,
+ * and N threads). Measured GFLOP/s divided by these gives "% of peak", and
+ * decode times are compared with the time it takes just to stream K and V
+ * from memory.
  *
  * Each ISA's probe lives in its own file built with that ISA's flags only
- * (the rule the library follows too), and bench.cc calls it only when
- * qkv_isa_supported() says the CPU can run it.
+ * (the rule the library follows too); callers (bench/bench.cc, tools/qkv.c)
+ * call it only when qkv_isa_supported() says the CPU can run it.
  */
 #ifndef QKV_BENCH_PROBE_H
 #define QKV_BENCH_PROBE_H

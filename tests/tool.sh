@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The qkv command: `info` names every ISA and the chosen one (and why a bad
+# QKV_ISA cannot run), `bench` runs a small shape on every runnable ISA
+# within the accuracy contract, in text and valid JSON, a dtype this build
+# lacks ends with status 3 and one line, a bad option with status 2.
+#   tests/tool.sh path/to/qkv
+set -uo pipefail
+qkv=$1
+fail=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+py=/usr/bin/python3
+
+out=$("$qkv" info); rc=$?
+echo "$out"
+check "info exits 0" '[ $rc -eq 0 ]'
+for isa in scalar avx2 avx512 neon sve; do
+  check "info lists $isa" 'grep -q "^  $isa " <<<"$out"'
+done
+check "info names the chosen ISA" 'grep -q "<- chosen" <<<"$out"'
+
+out=$(QKV_ISA=AVX2 "$qkv" info)
+check "info explains QKV_ISA=AVX2" 'grep -q "QKV_ISA=AVX2: unknown ISA name; names are lower case: avx2" <<<"$out"'
+
+out=$("$qkv" bench --heads 4/2 --q-len 3 --kv-len 70 --dim 24 --causal --repeats 2 \
+      --min-time 0 --no-probe); rc=$?
+echo "$out"
+check "bench exits 0" '[ $rc -eq 0 ]'
+check "bench has a scalar row" 'grep -q "^scalar " <<<"$out"'
+
+json=$("$qkv" bench --heads 4/2 --q-len 5 --kv-len 100 --dim 16 --v-dim 8 --window 7 \
+       --threads 2 --repeats 1 --min-time 0 --json --no-probe); rc=$?
+check "bench --json exits 0" '[ $rc -eq 0 ]'
+if [ -x $py ]; then
+  # Tolerance: the header's accuracy contract, 1e-5 absolute against the
+  # double oracle for inputs in [-1, 1]; scalar is within it too, so two
+  # ISAs differ by at most 2e-5.
+  check "bench --json: valid, every ISA ok and within 2e-5 of scalar" \
+    '$py -c "
+import json, sys
+r = json.loads(sys.argv[1])
+assert r[\"shape\"][\"v_dim\"] == 8 and r[\"shape\"][\"window\"] == 7, r[\"shape\"]
+assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
+assert all(x[\"max_abs_err\"] <= 2e-5 for x in r[\"results\"]), r
+assert r[\"flops_per_call\"] > 0
+" "$json"'
+fi
+
+out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe 2>&1); rc=$?
+echo "$out"
+if [ $rc -eq 3 ]; then
+  check "--dtype f16 unsupported: one line" '[ $(wc -l <<<"$out") -eq 1 ] && grep -q "not supported" <<<"$out"'
+else
+  check "--dtype f16 runs" '[ $rc -eq 0 ]'
+fi
+
+"$qkv" bench --heads 3/x >/dev/null 2>&1; rc=$?
+check "bad option: status 2" '[ $rc -eq 2 ]'
+"$qkv" bench --heads 3/2 --kv-len 10 --no-probe >/dev/null 2>&1; rc=$?
+check "bad shape: status 2" '[ $rc -eq 2 ]'
+check "--help is the reference" '"$qkv" --help | grep -q -- "--kv-len N"'
+exit $fail
