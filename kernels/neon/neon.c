@@ -198,11 +198,10 @@ NEON_UNROLL
 /* ---- dot products for few rows ------------------------------------------------ */
 
 /* out[4kk + r] = scale · dot(q[r], k[kk]) for kk < nk (the keys of
-   arm/kernels_tmpl.h's qk_dot4): 16 accumulators along d (+ 4 q + 4 k = 24
+   arm/kernels_tmpl.h's qk_dot4): 16 accumulators along d (+ 4 k + 1 q = 21
    registers, 16 FMAs per 8 loads), then pairwise adds turn the 4
    accumulators of a key into one vector of its 4 rows. The last d % 4
-   elements are read lane by lane. Spelled out: arrays of accumulators
-   indexed by two loops stay in memory with GCC. */
+   elements are read lane by lane. */
 V_INLINE void dot_f32_4x4_neon(const float *const *q, const float *const *k, size_t d,
                                float scale, size_t nk, float *out)
 {
