@@ -207,6 +207,11 @@ qkv_isa qkv_isa_get(void)
     return (qkv_isa)atomic_load(&current);
 }
 
+qkv_isa qkv_isa_parent(qkv_isa isa)
+{
+    return isa >= 0 && isa < QKV_ISA_COUNT ? rows[isa].parent : QKV_ISA_SCALAR;
+}
+
 const qkv_ctx *qkv_ctx_for(qkv_isa isa)
 {
     return qkv_isa_supported(isa) ? &ctxs[isa] : NULL;

@@ -7,6 +7,9 @@
 /* The context of a supported ISA, or NULL when it is not supported here. */
 const qkv_ctx *qkv_ctx_for(qkv_isa isa);
 
+/* The ISA whose context an ISA's starts from (scalar for scalar). */
+qkv_isa qkv_isa_parent(qkv_isa isa);
+
 /* Why an ISA cannot run here ("not built", "the CPU lacks avx512bw", ...),
    or NULL when it is supported. Never allocates. */
 const char *qkv_isa_unsupported_reason(qkv_isa isa);

@@ -6,7 +6,7 @@
  *            [--expect-isas=a,b,...] [--expect-best=NAME]
  *
  * --function picks one group: api, seed, scores, softmax, weighted_sum,
- * attention, badinput, pool, dispatch. Outputs live in buffers with guard
+ * attention, kernels, badinput, pool, dispatch. Outputs live in buffers with guard
  * zones and leading-dimension padding filled with a sentinel, which must be
  * intact afterwards; inputs are allocated to their exact extent so that
  * ASan or valgrind see any read past the end. The seed is printed; rerun
@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "checkasm_kernels.h"
 #include "oracle.h"
 #include "qkvtest.h"
 
@@ -976,6 +977,8 @@ int main(int argc, char **argv)
         test_weighted_sum(15 * scale);
     if (GROUP("attention"))
         test_attention(25 * scale, 3 * scale);
+    if (GROUP("kernels"))
+        test_kernels(&T, seed, scale, only_isa);
     if (verbose)
         printf("checkasm: %d cases per group (quick: %d)\n", 15 * scale, quick);
 
