@@ -24,7 +24,7 @@ set -euo pipefail
 secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
-targets=(scores softmax weighted_sum attention)
+targets=(scores softmax weighted_sum attention batch)
 jobs=${QKV_JOBS:-2}
 
 cc=${FUZZ_CC:-clang}

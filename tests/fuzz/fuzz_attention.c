@@ -1,10 +1,11 @@
 /*
  * Differential fuzzing of qkv_attention: a bounded descriptor decoded from
  * the input (shapes, strides with padding and both layouts, mask kinds with
- * broadcast strides, window, soft-cap, ALiBi, sinks, GQA, lse, a qkv_pool of
- * 1-3 threads) run on every supported ISA against the scalar ISA, the scalar
- * ISA against the double oracle, and, with a hook, the same ISA on two
- * thread counts bit for bit.
+ * broadcast strides, window, soft-cap, ALiBi, sinks, GQA, lse, Q, K and V
+ * stored as f32, f16 or bf16, a qkv_pool of 1-3 threads) run on every
+ * supported ISA against the scalar ISA, the scalar ISA against the double
+ * oracle, and, with a hook, the same ISA on two thread counts bit for bit.
+ * (fuzz_batch.c fuzzes paged K/V, ragged batches and the block types.)
  */
 #include "fuzz_common.h"
 #include "../oracle.h"
@@ -157,9 +158,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         b->data[rng_next(&seed) % b->n] = x;
     }
 
-    d.q.data = q.data;
-    d.k.data = k.data;
-    d.v.data = v.data;
+    /* Q, K and V stored as 16-bit now and then: the f32 arrays are then
+       replaced by the stored values widened, so that every check below
+       (specials, NaN rules, the oracle) sees what the kernels read. */
+    void *stored[3] = {NULL, NULL, NULL};
+    pbuf *wide[3] = {&q, &k, &v};
+    qkv_tensor *tens[3] = {&d.q, &d.k, &d.v};
+    const unsigned dt = mode == MODE_INVALID ? 0 : rd_u8(r);
+    for (int t = 0; t < 3; t++) {
+        tens[t]->data = wide[t]->data;
+        const qkv_dtype type = (qkv_dtype)(dt >> (2 * t) & 3) == 3 ? QKV_F32 : (qkv_dtype)(dt >> (2 * t) & 3);
+        if (type == QKV_F32)
+            continue;
+        stored[t] = malloc(wide[t]->n * 2);
+        const qkv_funcs *sc = funcs_of(QKV_ISA_SCALAR);
+        FUZZ_REQUIRE(sc->convert(wide[t]->n, wide[t]->data, QKV_F32, stored[t], type) == QKV_OK &&
+                         sc->convert(wide[t]->n, stored[t], type, wide[t]->data, QKV_F32) == QKV_OK,
+                     "store as %d", (int)type);
+        tens[t]->data = stored[t];
+        tens[t]->dtype = type;
+    }
     d.mask_add.data = nm ? m.data : NULL;
     d.alibi_slopes = alibi ? sl.data : NULL;
     d.sinks = sinks ? sk.data : NULL;
@@ -254,8 +272,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (want == QKV_OK) {
         /* Rows that touch a special value, and the NaN rules. */
         double *ro = malloc(rows * d.v_head_dim * sizeof *ro), *rl = malloc(rows * sizeof *rl);
-        if (mode == MODE_COMPARE)
-            oracle_attention(&d, ro, rl);
+        if (mode == MODE_COMPARE) {
+            /* The oracle reads the widened values, as f32. */
+            qkv_attention_desc dw = d;
+            dw.q.data = q.data, dw.k.data = k.data, dw.v.data = v.data;
+            dw.q.dtype = dw.k.dtype = dw.v.dtype = QKV_F32;
+            oracle_attention(&dw, ro, rl);
+        }
         for (size_t b = 0; b < d.batch; b++)
         for (size_t h = 0; h < d.q_heads; h++)
         for (size_t i = 0; i < d.q_len; i++) {
@@ -346,6 +369,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(outs);
     free(lses);
     free(own);
+    for (int t = 0; t < 3; t++)
+        free(stored[t]);
     pbuf *all[] = {&q, &k, &v, &m, &sl, &sk, &q_before};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pbuf_free(all[i]);
