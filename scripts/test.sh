@@ -53,6 +53,8 @@ qemu_x86() { qemu-x86_64 -cpu "$1" "${@:2}" 2> >(grep -v 'TCG doesn.t support' >
 step "qemu-x86_64 -cpu Nehalem (no AVX): scalar only"
 qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
 qemu_x86 Nehalem build-test/tests/convert --quick
+qemu_x86 Nehalem build-test/tests/batch --quick
+qemu_x86 Nehalem build-test/tests/merge --quick
 qemu_x86 Nehalem $stack
 for isa in avx2 avx512; do
   QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
@@ -67,6 +69,8 @@ haswell_isas=scalar
 if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
 qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${haswell_isas##*,}
 qemu_x86 Haswell build-test/tests/convert --quick
+qemu_x86 Haswell build-test/tests/batch --quick
+qemu_x86 Haswell build-test/tests/merge --quick
 qemu_x86 Haswell $stack
 QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
 QKV_ISA=avx512 qemu_x86 Haswell build-test/tests/errdetail
