@@ -546,6 +546,7 @@ static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size
                                    int plain)
 {
     const size_t n = kmax - kmin, dv = job->v_head_dim;
+    SIMD_NAME(touch_rows)(vrow + kmin, n, qkv_dtype_bytes(job->v.dtype, dv));
     if (!plain && !SIMD_NAME(rows_finite_dt)(vrow + kmin, n, dv, job->v.dtype)) {
         SIMD_NAME(pv_exact_dt)(job, p, prs, vrow, kmin, lo, hi, alpha);
         return;
