@@ -898,6 +898,86 @@ static void test_nonfinite(void)
     }
 }
 
+/* Q, K and V stored as f16 or bf16 behave exactly as the same values given
+   as f32 (docs/errors.md): widened exactly, nothing flushed. Each holds
+   subnormals of its dtype, signed zeros, and now and then ±Inf or NaN;
+   subnormal Q values meet large K values, so that a flush to zero would
+   move the scores by far more than the tolerance. The f32 call on the
+   widened values is the reference: NaN and ±Inf where it has them, finite
+   values within TOL (both runs are the same arithmetic; only how a tile
+   of V is chunked may move the last bits). Prefill (q_len 70) and decode
+   (q_len 1, GQA 4) shapes, every caller. */
+static void test_stored_as_f32(void)
+{
+    const size_t shapes[2][2] = {{70, 90}, {1, 300}};   /* q_len, kv_len */
+    for (int dt = QKV_F16; dt <= QKV_BF16; dt++) {
+        for (int sh = 0; sh < 2; sh++) {
+            for (int special = 0; special < 2; special++) {
+                const size_t hq = 4, hkv = sh ? 1 : 4, ql = shapes[sh][0], kl = shapes[sh][1];
+                const size_t d = 40, nq = hq * ql * d, nk = hkv * kl * d;
+                uint64_t seed = 77 + (uint64_t)(dt * 4 + sh * 2 + special);
+                float *q = new_unit_floats(&seed, nq), *k = new_unit_floats(&seed, nk);
+                float *v = new_unit_floats(&seed, nk);
+                /* Subnormals of the dtype in Q, large values in K. */
+                const float sub = dt == QKV_F16 ? 0x1p-22f : 0x1p-130f;
+                const float big = dt == QKV_F16 ? 16384.0f : 0x1p110f;
+                for (size_t i = 0; i < nq; i += 3)
+                    q[i] = (i & 4 ? -1.0f : 1.0f) * sub * (float)(1 + i % 3);
+                for (size_t i = 0; i < nk; i += 5)
+                    k[i] = (i & 8 ? -big : big) * (float)(1 + i % 2) * 0.25f;
+                for (size_t i = 1; i < nk; i += 7)
+                    v[i] = i & 16 ? -0.0f : 0.0f;
+                if (special) {
+                    k[nk / 3] = NAN;
+                    v[nk / 2] = INFINITY;
+                    v[nk / 2 + 1] = -INFINITY;
+                    q[nq / 4] = -INFINITY;
+                }
+                uint16_t *qs = malloc(nq * 2), *ks = malloc(nk * 2), *vs = malloc(nk * 2);
+                const qkv_funcs *sc = funcs_of(QKV_ISA_SCALAR);
+                sc->convert(nq, q, QKV_F32, qs, (qkv_dtype)dt);
+                sc->convert(nk, k, QKV_F32, ks, (qkv_dtype)dt);
+                sc->convert(nk, v, QKV_F32, vs, (qkv_dtype)dt);
+                sc->convert(nq, qs, (qkv_dtype)dt, q, QKV_F32);   /* the values as stored */
+                sc->convert(nk, ks, (qkv_dtype)dt, k, QKV_F32);
+                sc->convert(nk, vs, (qkv_dtype)dt, v, QKV_F32);
+                float *o16 = malloc(nq * sizeof *o16), *o32 = malloc(nq * sizeof *o32);
+                qkv_attention_desc de = {0};
+                de.batch = 1, de.q_heads = hq, de.kv_heads = hkv, de.q_len = ql, de.kv_len = kl;
+                de.head_dim = de.v_head_dim = d;
+                de.scale = 1.0f / 64;
+                de.mask = sh ? QKV_MASK_NONE : QKV_MASK_CAUSAL;
+                for (int ci = 0; ci < ncallers; ci++) {
+                    char what[80];
+                    snprintf(what, sizeof what, "%s Q/K/V %s%s", dt == QKV_F16 ? "f16" : "bf16",
+                             sh ? "decode" : "prefill", special ? " with NaN and Inf" : "");
+                    de.q = (qkv_tensor){q, QKV_F32, 0, ql * d, d};
+                    de.k = (qkv_tensor){k, QKV_F32, 0, kl * d, d};
+                    de.v = (qkv_tensor){v, QKV_F32, 0, kl * d, d};
+                    de.o = (qkv_out_tensor){o32, 0, ql * d, d, QKV_F32};
+                    const qkv_status s32 = use(&callers[ci])->attention(&de);
+                    de.q = (qkv_tensor){qs, (qkv_dtype)dt, 0, ql * d, d};
+                    de.k = (qkv_tensor){ks, (qkv_dtype)dt, 0, kl * d, d};
+                    de.v = (qkv_tensor){vs, (qkv_dtype)dt, 0, kl * d, d};
+                    de.o = (qkv_out_tensor){o16, 0, ql * d, d, QKV_F32};
+                    const qkv_status s16 = use(&callers[ci])->attention(&de);
+                    size_t bad = 0, nan = 0;
+                    for (size_t i = 0; i < nq; i++) {
+                        nan += isnan(o32[i]);
+                        bad += !close_to(o16[i], o32[i], TOL);
+                    }
+                    tally_check(&T, s32 == QKV_OK && s16 == QKV_OK && bad == 0 &&
+                                        (!special || nan > 0),
+                                "%s [%s %s]: %zu of %zu outputs differ from the f32 call on the "
+                                "same values (%zu NaN there)", what, qkv_isa_name(callers[ci].isa),
+                                path_name(&callers[ci]), bad, nq, nan);
+                }
+                free(q), free(k), free(v), free(qs), free(ks), free(vs), free(o16), free(o32);
+            }
+        }
+    }
+}
+
 /* A NaN query with enough keys that a hooked call splits the keys (decode,
    one job, kv_len >= 1024): the NaN must survive the merge of the splits. */
 static void test_nan_split(void)
@@ -1105,6 +1185,7 @@ int main(void)
     test_nan_split();
     test_all_masked();
     test_nonfinite();
+    test_stored_as_f32();
     test_huge_scores();
     test_hook_null_pool();
     test_misc();
