@@ -920,11 +920,24 @@ static void test_stored_as_f32(void)
                 float *v = new_unit_floats(&seed, nk);
                 /* Subnormals of the dtype in Q, large values in K. */
                 const float sub = dt == QKV_F16 ? 0x1p-22f : 0x1p-130f;
-                const float big = dt == QKV_F16 ? 16384.0f : 0x1p110f;
-                for (size_t i = 0; i < nq; i += 3)
-                    q[i] = (i & 4 ? -1.0f : 1.0f) * sub * (float)(1 + i % 3);
-                for (size_t i = 0; i < nk; i += 5)
-                    k[i] = (i & 8 ? -big : big) * (float)(1 + i % 2) * 0.25f;
+                const float big = dt == QKV_F16 ? 32768.0f : 0x1p120f;
+                /* Column c of Q and K: subnormal against large (c % 4 == 0)
+                   or large against subnormal (c % 4 == 1), so that both the
+                   widened Q and the widened K must keep their subnormals. */
+                for (size_t i = 0; i < nq; i++) {
+                    const float sign = (i / d) % 2 ? -1.0f : 1.0f;
+                    if (i % d % 4 == 0)
+                        q[i] = sign * sub * (float)(1 + i % 3);
+                    else if (i % d % 4 == 1)
+                        q[i] = sign * big * (0.5f + 0.25f * (float)(i % 3));
+                }
+                for (size_t i = 0; i < nk; i++) {
+                    const float sign = (i / d) % 3 ? -1.0f : 1.0f;
+                    if (i % d % 4 == 0)
+                        k[i] = sign * big * 0.25f * (float)(1 + i % 2);
+                    else if (i % d % 4 == 1)
+                        k[i] = sign * sub * (float)(1 + i % 3);
+                }
                 for (size_t i = 1; i < nk; i += 7)
                     v[i] = i & 16 ? -0.0f : 0.0f;
                 if (special) {
