@@ -110,6 +110,8 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         return QKV_ERR_ARG;
     if (d->pool && !d->parallel_for)
         return QKV_ERR_ARG;
+    if (d->fpmath != QKV_FPMATH_STRICT && d->fpmath != QKV_FPMATH_BF16)
+        return QKV_ERR_ARG;
     if (check_dtype(&d->q, d->head_dim, 0) || check_dtype(&d->k, d->head_dim, 1) ||
         check_dtype(&d->v, d->v_head_dim, 1) || (unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
         return QKV_ERR_ARG;

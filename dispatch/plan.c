@@ -43,7 +43,7 @@ static size_t round16(size_t n)
 static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats)
 {
     const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
-                              d->mask == QKV_MASK_ADDITIVE};
+                              d->mask == QKV_MASK_ADDITIVE, d->fpmath};
     size_t rows = ctx->blocks.max_rows;
     for (; rows > 1; rows /= 2)
         if (rows * acc_floats + ctx->attention_ws(rows, &s) <= QKV_ATTN_WS_FLOATS)
@@ -215,6 +215,7 @@ static void run_job(const plan *p, size_t job, size_t lo, size_t hi, float *part
         .kv_end = 0,
         .rows = 0,
         .row = rows,
+        .fpmath = d->fpmath,
     };
     for (size_t h = w.h0; h < w.h1; h++) {
         for (size_t i = w.i0; i < w.i1; i++) {

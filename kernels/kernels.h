@@ -97,6 +97,7 @@ typedef struct qkv_attn_job {
     qkv_attn_row *row;
     float        *ws;         /* the kernel's workspace, 64-byte aligned, */
     size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape) */
+    qkv_fpmath    fpmath;     /* what the kernel may round (qkv.h) */
 } qkv_attn_job;
 
 /* What a job's workspace depends on besides its row count. */
@@ -104,6 +105,7 @@ typedef struct qkv_attn_shape {
     size_t head_dim, v_head_dim;
     qkv_dtype q_dtype, k_dtype, v_dtype;
     int masked;               /* some row has an additive mask */
+    qkv_fpmath fpmath;
 } qkv_attn_shape;
 
 typedef void (*qkv_scores_kernel)(size_t m, size_t n, size_t d, float scale,

@@ -160,7 +160,7 @@ static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
 static qkv_attn_shape SIMD_NAME(shape_of)(const qkv_attn_job *job)
 {
     qkv_attn_shape s = {job->head_dim, job->v_head_dim, job->q_dtype, job->k.dtype,
-                        job->v.dtype, 0};
+                        job->v.dtype, 0, job->fpmath};
     for (size_t r = 0; r < job->rows; r++)
         s.masked |= job->row[r].mask != NULL;
     return s;
