@@ -87,10 +87,14 @@ typedef enum qkv_isa {
     QKV_ISA_AVX512,          /* x86-64 AVX-512 F/BW/DQ/VL */
     QKV_ISA_NEON,            /* AArch64 Advanced SIMD */
     QKV_ISA_SVE,             /* AArch64 SVE, any vector length */
+    QKV_ISA_AVX512BF16,      /* x86-64 AVX-512 + AVX512_BF16 (vdpbf16ps) */
+    QKV_ISA_AMX,             /* x86-64 AMX-TILE + AMX-BF16 on top of avx512bf16;
+                                on Linux only once the kernel grants the
+                                process the tile state */
     QKV_ISA_COUNT            /* number of ISAs; not an ISA */
 } qkv_isa;
 
-/* "scalar", "avx2", "avx512", "neon", "sve"; "none" for QKV_ISA_NONE and
+/* "scalar", "avx2", "avx512", "neon", "sve", "avx512bf16", "amx"; "none" for QKV_ISA_NONE and
    "unknown" for anything else. Never NULL. */
 QKV_API const char *qkv_isa_name(qkv_isa isa);
 

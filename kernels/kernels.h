@@ -153,6 +153,8 @@ void qkv_ctx_init_avx2(qkv_ctx *c);
 void qkv_ctx_init_avx512(qkv_ctx *c);
 void qkv_ctx_init_neon(qkv_ctx *c);
 void qkv_ctx_init_sve(qkv_ctx *c);
+void qkv_ctx_init_avx512bf16(qkv_ctx *c);
+void qkv_ctx_init_amx(qkv_ctx *c);
 
 /* The merge kernels, declared here because the x86 ones are defined by
    kernels/x86/merge_tmpl.h at the end of avx2.c / avx512.c, after the init

@@ -81,6 +81,29 @@
  *                          mt[j·rp + r] = mask[r][key0 + j] for j < n,
  *                          r < rows (0 for a NULL mask row); may write
  *                          lanes rows..rp-1 of those keys.
+ *
+ * bf16 tiles (optional; kernels/x86/bf16_tmpl.h). An ISA with bf16 dot
+ * products defines SIMD_BF16 and these, and the GEMM form then lets them
+ * take a tile's Q·Kᵀ and P·V when job->fpmath and the dtypes allow
+ * (qkv.h's qkv_fpmath); without them, or for a tile they give back, the
+ * f32 microkernels above run as they do for every other ISA:
+ *   simd_bf16              a struct type with int members qk and pv (on
+ *                          for this job); zero-initialised means off
+ *   simd_bf16_ws(rp, shape)  floats of workspace it needs in a GEMM job of
+ *                          rp lanes, the f32 fallback's least included; 0
+ *                          when it is off for this shape
+ *   simd_bf16_begin(b, job, rp, ws, floats)
+ *                          decides and fills *b for the job, packs what it
+ *                          keeps for the whole job into ws; returns the
+ *                          floats it took (0 and off when they don't fit)
+ *   simd_bf16_qk(b, job, t0, n, kmin, kmax, st, rp, cmax)
+ *                          S[j][r] = scale · K_j·Q_r as the GEMM loop
+ *                          below leaves it (cmax: as simd_gemm's) for the
+ *                          keys [kmin, kmax) of the tile of n keys at t0;
+ *                          0 when it gives the tile back
+ *   simd_bf16_pv(b, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain)
+ *                          what pv_tile does, or 0 to give it back
+ *   simd_bf16_end(b)       after the job's last tile
  */
 #ifndef SIMD_SUFFIX
 #error "define SIMD_SUFFIX, the vocabulary and the microkernels before including simd/attention.h"
@@ -120,6 +143,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
 {
     const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = ATT_BN + VL;
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
+#ifdef SIMD_BF16
+    if (form == ATT_GEMM && simd_bf16_ws(rp, s))
+        return n + simd_bf16_ws(rp, s);
+#endif
     if (form == ATT_GEMM)
         n += ATT_ALIGN(rp * s->head_dim);
     else if (s->q_dtype != QKV_F32)
@@ -634,24 +661,35 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     float *qt = NULL, *st4 = NULL;
     const float *q[ATT_LANES];
     size_t dc = d;
+    int qt_lazy = 0;   /* Qᵀ as f32 only for tiles the bf16 path gives back */
+#ifdef SIMD_BF16
+    simd_bf16 b16 = {.qk = 0, .pv = 0};
+#endif
     if (form == ATT_DOT) {
         float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, (rows + 3) / 4 * 4 * d) : NULL;
         SIMD_NAME(q_rows_f32)(job, 0, (rows + 3) / 4 * 4, qbuf, q);
         st4 = SIMD_NAME(ws_take)(&ws, keys * 4);
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
+#ifdef SIMD_BF16
+        /* The bf16 tiles' buffers first: what is left serves the f32 path. */
+        SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
+        qt_lazy = b16.qk;
+#endif
         /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
            (for the usual shapes it is packed once per job), leaving room
            for at least one converted K row and 64 V columns when they are
            not f32. */
         size_t keep = job->k.dtype != QKV_F32 ? d : 0;
         keep = job->v.dtype != QKV_F32 && keep < 64 ? 64 : keep;
-        if (rp * d + ATT_ALIGN(keep) > ws.left) {
+        if (qt_lazy) {          /* a small chunk: the rest is for V's conversions */
+            dc = d < 32 ? d : 32;
+        } else if (rp * d + ATT_ALIGN(keep) > ws.left) {
             keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
             dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;   /* whole Q8_0/Q4_0 blocks */
         }
         qt = SIMD_NAME(ws_take)(&ws, rp * dc);
-        if (dc == d)
+        if (dc == d && !qt_lazy)
             SIMD_NAME(pack_qt)(qt, rp, job, 0, d);
     }
     if (mt)                /* lanes past the rows: defined, and inactive */
@@ -695,11 +733,16 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             tmax_of[r] = -INFINITY;
 
         /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
+        int qk_done = 0;
+#ifdef SIMD_BF16
+        if (b16.qk)
+            qk_done = simd_bf16_qk(&b16, job, t0, n, kmin, kmax, st, rp, plain ? tmax_of : NULL);
+#endif
         if (form == ATT_DOT)
             SIMD_NAME(qk_dot_tile)(job, q, t0, kmin, kmax, st, rp, st4, conv, ws.left);
-        for (size_t pc = 0; pc < d && form == ATT_GEMM; pc += dc) {
+        for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
-            if (dc != d)
+            if (dc != d || qt_lazy)
                 SIMD_NAME(pack_qt)(qt, rp, job, pc, kc);
             const float post = pc + kc >= d ? scale : 1.0f;
             size_t ch = kmax - kmin;
@@ -796,9 +839,15 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             v_store(alpha + l0, a);
         }
 
-        SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
+#ifdef SIMD_BF16
+        if (!b16.pv || !simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
+#endif
+            SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
         t0 += n;
     }
+#ifdef SIMD_BF16
+    simd_bf16_end(&b16);
+#endif
 
     for (size_t r = 0; r < rows; r++) {
         job->row[r].max = m_run[r];
