@@ -189,20 +189,31 @@ static void BF16_NAME(q_part)(const qkv_attn_job *job, const void *q, size_t c, 
         out[i] = BF16_NAME(bf16_of)(f[i]);
 }
 
-/* qt2 for the job; 0 when a value would be lost (strict: a subnormal). */
-static int BF16_NAME(pack_qt2)(simd_bf16 *b, const qkv_attn_job *job)
+/* qt2 for the job; 0 when a value would be lost (strict: a subnormal).
+   Rows of Q as bf16 words, 16 at a time in `rows` (16 · dp words), then
+   transposed in 16 × 16 blocks (as floats: the bits go along unchanged). */
+static int BF16_NAME(pack_qt2)(simd_bf16 *b, const qkv_attn_job *job, uint32_t *rows)
 {
-    const size_t d = b->d, rp = b->rp;
-    memset(b->qt2, 0, b->dp * rp * sizeof *b->qt2);
-    for (size_t r = 0; r < job->rows; r++) {
-        for (size_t c0 = 0; c0 < d; c0 += 32) {
-            const size_t n = d - c0 < 32 ? d - c0 : 32;
-            uint16_t part[32];
-            BF16_NAME(q_part)(job, job->row[r].q, c0, n, part);
-            if (b->strict && BF16_NAME(any_subnormal)(part, n))
-                return 0;
-            for (size_t i = 0; i < n; i++)
-                b->qt2[(c0 + i) / 2 * rp + r] |= (uint32_t)part[i] << ((c0 + i) % 2 * 16);
+    const size_t d = b->d, dp = b->dp, rp = b->rp;
+    for (size_t r0 = 0; r0 < rp; r0 += 16) {
+        memset(rows, 0, 16 * dp * sizeof *rows);
+        for (size_t i = 0; i < 16 && r0 + i < job->rows; i++) {
+            uint16_t *row = (uint16_t *)(rows + i * dp);
+            for (size_t c0 = 0; c0 < d; c0 += 32) {
+                const size_t n = d - c0 < 32 ? d - c0 : 32;
+                BF16_NAME(q_part)(job, job->row[r0 + i].q, c0, n, row + c0);
+                if (b->strict && BF16_NAME(any_subnormal)(row + c0, n))
+                    return 0;
+            }
+        }
+        for (size_t p0 = 0; p0 < dp; p0 += 16) {
+            const size_t np = dp - p0 < 16 ? dp - p0 : 16;
+            vf x[16];
+            for (size_t i = 0; i < 16; i++)
+                x[i] = v_loadm((const float *)rows + i * dp + p0, v_tailmask(np));
+            v_transpose(x);
+            for (size_t k = 0; k < np; k++)
+                v_store((float *)b->qt2 + (p0 + k) * rp + r0, x[k]);
         }
     }
     return 1;
@@ -257,20 +268,44 @@ static void BF16_NAME(pack_p)(uint32_t *p2, const float *st, size_t rp, size_t k
 
 /* v2 for keys [j, j + nk) (absolute; one page), columns [c0, c0 + nc),
    cwp = nc rounded up to 16; npp rows. Returns whether every value packed
-   is finite (an exponent of all ones is Inf or NaN). */
+   is finite (an exponent of all ones is Inf or NaN); with `check` 0 it
+   does not look and returns 1. */
 static int BF16_NAME(pack_v)(const simd_bf16 *b, const qkv_attn_job *job, size_t j, size_t nk,
-                             size_t c0, size_t nc, size_t cwp, size_t npp)
+                             size_t c0, size_t nc, size_t cwp, size_t npp, int check)
 {
     const size_t np = (nk + 1) / 2;
     const __m512i ex = _mm512_set1_epi16(0x7f80);
+    /* Word i of the two halves: (a[i], b[i]) for i < 16, then i >= 16. */
+    const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9,
+                                            40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1,
+                                            32, 0);
+    const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
     const qkv_dtype t = job->v.dtype;
     __mmask32 bad = 0;
     for (size_t jj = 0; jj < np; jj++) {
         const int has_hi = 2 * jj + 1 < nk;
         const unsigned char *ra = qkv_kv_row(&job->v, j + 2 * jj);
         const unsigned char *rb = has_hi ? ra + job->v.row_bytes : NULL;
+        uint32_t *out = b->v2 + jj * cwp;
+        if (t == QKV_BF16) {
+            /* 32 columns of both rows a step: two vpermt2w interleave them. */
+            const uint16_t *a16 = (const uint16_t *)ra + c0, *b16 = rb ? (const uint16_t *)rb + c0 : NULL;
+            for (size_t c = 0; c < cwp; c += 32) {
+                const size_t m = nc - c < 32 ? nc - c : 32;
+                const __mmask32 lm = m == 32 ? ~(__mmask32)0 : (((__mmask32)1 << m) - 1);
+                const __m512i x = _mm512_maskz_loadu_epi16(lm, a16 + c);
+                const __m512i y = b16 ? _mm512_maskz_loadu_epi16(lm, b16 + c) : _mm512_setzero_si512();
+                if (check)
+                    bad |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, ex), ex) |
+                           _mm512_cmpeq_epi16_mask(_mm512_and_si512(y, ex), ex);
+                _mm512_storeu_si512(out + c, _mm512_permutex2var_epi16(x, lo_idx, y));
+                if (c + 16 < cwp)
+                    _mm512_storeu_si512(out + c + 16, _mm512_permutex2var_epi16(x, hi_idx, y));
+            }
+            continue;
+        }
         const float *fa = (const float *)ra + c0, *fb = rb ? (const float *)rb + c0 : NULL;
-        if (t != QKV_F32 && t != QKV_BF16) {   /* widened exactly first */
+        if (t != QKV_F32) {   /* widened exactly first */
             const size_t skip = qkv_dtype_bytes(t, c0);
             job->v.to_f32(nc, ra + skip, b->vf);
             if (rb)
@@ -278,24 +313,11 @@ static int BF16_NAME(pack_v)(const simd_bf16 *b, const qkv_attn_job *job, size_t
             fa = b->vf;
             fb = rb ? b->vf + BF16_CW : NULL;
         }
-        uint32_t *out = b->v2 + jj * cwp;
         for (size_t c = 0; c < cwp; c += 16) {
-            const size_t m = nc > c ? (nc - c < 16 ? nc - c : 16) : 0;
-            const __mmask16 lm = (__mmask16)((1u << m) - 1u);
-            __m512i w;
-            if (t == QKV_BF16) {
-                const uint16_t *a16 = (const uint16_t *)ra + c0 + c;
-                const __m512i a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lm, a16));
-                __m512i h = _mm512_setzero_si512();
-                if (rb)
-                    h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lm, (const uint16_t *)rb + c0 + c));
-                w = _mm512_or_si512(a, _mm512_slli_epi32(h, 16));
-            } else {
-                const vf a = v_loadm(fa + c, lm);
-                const vf h = fb ? v_loadm(fb + c, lm) : v_zero();
-                w = BF16_NAME(bf16_pack2)(a, h);
-            }
-            bad |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, ex), ex);
+            const vm lm = v_tailmask(nc - c < 16 ? nc - c : 16);
+            const __m512i w = BF16_NAME(bf16_pack2)(v_loadm(fa + c, lm), fb ? v_loadm(fb + c, lm) : v_zero());
+            if (check)
+                bad |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, ex), ex);
             _mm512_storeu_si512(out + c, w);
         }
     }
@@ -374,6 +396,7 @@ static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_
     z.vf = pv && s->v_dtype != QKV_F32 && s->v_dtype != QKV_BF16 ? BF16_ALIGN(2 * BF16_CW) : 0;
     const size_t kpart = z.k16 + z.kf, vpart = z.p2 + z.v2 + z.vf;
     z.shared = kpart > vpart ? kpart : vpart;
+    z.shared = z.shared > 16 * dp ? z.shared : 16 * dp;   /* Q rows for pack_qt2 */
     z.extra = BF16_ALIGN(BF16_EXTRA(rp));
     /* Strict mode gives tiles back: Qᵀ as f32 in chunks of 32 values and
        64 floats of converted V (attention.h's GEMM loop). */
@@ -420,7 +443,7 @@ static size_t BF16_NAME(bf16_begin)(simd_bf16 *b, const qkv_attn_job *job, size_
     b->v2 = (uint32_t *)(ws + z.qt2 + z.p2);
     b->vf = ws + z.qt2 + z.p2 + z.v2;
     b->extra = ws + z.qt2 + z.shared;
-    if (!BF16_NAME(pack_qt2)(b, job)) {
+    if (!BF16_NAME(pack_qt2)(b, job, (uint32_t *)(ws + z.qt2))) {
         memset(b, 0, sizeof *b);
         return 0;
     }
@@ -465,7 +488,7 @@ static int BF16_NAME(bf16_pv)(const simd_bf16 *b, const qkv_attn_job *job, size_
         const size_t nc = dv - c0 < BF16_CW ? dv - c0 : BF16_CW, cwp = BF16_UP(nc, 16);
         /* In a plain tile no key is hidden, so Inf and NaN go through the
            products as they would in f32. */
-        if (!BF16_NAME(pack_v)(b, job, t0 + kmin, kmax - kmin, c0, nc, cwp, npp) && !plain)
+        if (!BF16_NAME(pack_v)(b, job, t0 + kmin, kmax - kmin, c0, nc, cwp, npp, !plain))
             BF16_NAME(pv_exact_bf16)(b, job, st, rp, kmin, kmax, lo, hi, alpha, cwp, nc, c0);
         else
             BF16_NAME(pv_kernel)(b, job, npp, kmin, kmax, lo, hi, alpha, cwp, nc, c0);
