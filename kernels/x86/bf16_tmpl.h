@@ -59,10 +59,15 @@
 #define BF16_CAT(a, b) BF16_CAT_(a, b)
 #define BF16_NAME(f) BF16_CAT(f, X86_ISA_SUFFIX)
 
-/* The driver's tile (ATT_BN in attention.h, checked where both are seen)
-   and the V columns of one P·V chunk: the microkernel's 4 vectors. */
+/* The driver's tile (ATT_BN in attention.h, checked where both are seen),
+   and the V columns of one P·V chunk: 128 where the workspace has room,
+   else 64. Packing whole rows of V (128 values at d = 128) streams them
+   once from cache; in halves the second pass finds them gone (prefill on
+   Zen 5, 8 heads, n = 2048, d = 128: 5% of the time; prefetching the
+   halves did not help). */
 #define BF16_BN 64
-#define BF16_CW 64
+#define BF16_CW_MIN 64
+#define BF16_CW_MAX 128
 #define BF16_UP(n, m) (((n) + (m) - 1) / (m) * (m))
 /* As X86_UNROLL (kernels_tmpl.h), for microkernels defined before it. */
 #if defined(__clang__)
@@ -81,8 +86,9 @@ typedef struct simd_bf16 {
     uint16_t *k16;            /* BF16_KCH converted K rows of 2·dp */
     float *kf;                /* one K row as f32, for K in another dtype */
     uint32_t *p2;             /* BF16_BN / 2 (padded) × rp */
-    uint32_t *v2;             /* the same pairs × BF16_CW */
+    uint32_t *v2;             /* the same pairs × cw */
     float *vf;                /* two V rows of a chunk as f32, likewise */
+    size_t cw;                /* V columns of a chunk */
     float *extra;             /* BF16_EXTRA(rp) floats for the kernels */
 } simd_bf16;
 
@@ -309,9 +315,9 @@ static int BF16_NAME(pack_v)(const simd_bf16 *b, const qkv_attn_job *job, size_t
             const size_t skip = qkv_dtype_bytes(t, c0);
             job->v.to_f32(nc, ra + skip, b->vf);
             if (rb)
-                job->v.to_f32(nc, rb + skip, b->vf + BF16_CW);
+                job->v.to_f32(nc, rb + skip, b->vf + b->cw);
             fa = b->vf;
-            fb = rb ? b->vf + BF16_CW : NULL;
+            fb = rb ? b->vf + b->cw : NULL;
         }
         for (size_t c = 0; c < cwp; c += 16) {
             const vm lm = v_tailmask(nc - c < 16 ? nc - c : 16);
@@ -383,7 +389,8 @@ typedef struct BF16_NAME(bf16_sizes) {
     size_t qt2, k16, kf, p2, v2, vf, shared, extra, least;
 } BF16_NAME(bf16_sizes);
 
-static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_shape *s, int pv)
+static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_shape *s, int pv,
+                                                      size_t cw)
 {
     BF16_NAME(bf16_sizes) z;
     const size_t dp = BF16_UP(s->head_dim, BF16_DPAD) / 2, npp = BF16_UP(BF16_BN / 2, BF16_PAIR_PAD);
@@ -392,8 +399,8 @@ static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_
     z.k16 = k_conv ? BF16_ALIGN(BF16_KCH * dp) : 0;   /* 2·dp bf16 = dp floats a row */
     z.kf = s->k_dtype != QKV_F32 && s->k_dtype != QKV_BF16 ? BF16_ALIGN(s->head_dim) : 0;
     z.p2 = pv ? BF16_ALIGN(npp * rp) : 0;
-    z.v2 = pv ? BF16_ALIGN(npp * BF16_CW) : 0;
-    z.vf = pv && s->v_dtype != QKV_F32 && s->v_dtype != QKV_BF16 ? BF16_ALIGN(2 * BF16_CW) : 0;
+    z.v2 = pv ? BF16_ALIGN(npp * cw) : 0;
+    z.vf = pv && s->v_dtype != QKV_F32 && s->v_dtype != QKV_BF16 ? BF16_ALIGN(2 * cw) : 0;
     const size_t kpart = z.k16 + z.kf, vpart = z.p2 + z.v2 + z.vf;
     z.shared = kpart > vpart ? kpart : vpart;
     z.shared = z.shared > 16 * dp ? z.shared : 16 * dp;   /* Q rows for pack_qt2 */
@@ -410,7 +417,9 @@ static size_t BF16_NAME(bf16_ws)(size_t rp, const qkv_attn_shape *s)
     BF16_NAME(bf16_use)(s, &qk, &pv);
     if (!qk)
         return 0;
-    const BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, s, pv);
+    /* The planner sizes jobs for the narrow chunks; begin() takes the wide
+       ones when the workspace has room. */
+    const BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, s, pv, BF16_CW_MIN);
     /* And for strict mode's f32 P·V, converted V rows of 16 keys as the
        driver prefers them (ATT_CONV_KEYS). */
     const size_t dv = s->v_head_dim < 64 ? 64 : s->v_head_dim;
@@ -428,7 +437,10 @@ static size_t BF16_NAME(bf16_begin)(simd_bf16 *b, const qkv_attn_job *job, size_
     BF16_NAME(bf16_use)(&s, &qk, &pv);
     if (!qk)
         return 0;
-    const BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, &s, pv);
+    size_t cw = job->v_head_dim > BF16_CW_MIN ? BF16_CW_MAX : BF16_CW_MIN;
+    BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, &s, pv, cw);
+    if (z.qt2 + z.shared + z.extra + z.least > floats && cw > BF16_CW_MIN)
+        z = BF16_NAME(bf16_sizes_of)(rp, &s, pv, cw = BF16_CW_MIN);
     const size_t taken = z.qt2 + z.shared + z.extra;
     if (taken + z.least > floats)
         return 0;                    /* too little room: the f32 path, which copes */
@@ -436,6 +448,7 @@ static size_t BF16_NAME(bf16_begin)(simd_bf16 *b, const qkv_attn_job *job, size_
     b->d = job->head_dim;
     b->dp = BF16_UP(b->d, BF16_DPAD) / 2;
     b->rp = rp;
+    b->cw = cw;
     b->qt2 = (uint32_t *)ws;
     b->k16 = (uint16_t *)(ws + z.qt2);
     b->kf = ws + z.qt2 + z.k16;
@@ -484,8 +497,8 @@ static int BF16_NAME(bf16_pv)(const simd_bf16 *b, const qkv_attn_job *job, size_
     const size_t dv = job->v_head_dim, npp = BF16_UP((kmax - kmin + 1) / 2, BF16_PAIR_PAD);
     BF16_NAME(pack_p)(b->p2, st, rp, kmin, kmax, npp);
     BF16_PREP_P(b, npp);
-    for (size_t c0 = 0; c0 < dv; c0 += BF16_CW) {
-        const size_t nc = dv - c0 < BF16_CW ? dv - c0 : BF16_CW, cwp = BF16_UP(nc, 16);
+    for (size_t c0 = 0; c0 < dv; c0 += b->cw) {
+        const size_t nc = dv - c0 < b->cw ? dv - c0 : b->cw, cwp = BF16_UP(nc, 16);
         /* In a plain tile no key is hidden, so Inf and NaN go through the
            products as they would in f32. */
         if (!BF16_NAME(pack_v)(b, job, t0 + kmin, kmax - kmin, c0, nc, cwp, npp, !plain))
