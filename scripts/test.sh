@@ -50,7 +50,7 @@ qemu_x86() { qemu-x86_64 -cpu "$1" "${@:2}" 2> >(grep -v 'TCG doesn.t support' >
 step "qemu-x86_64 -cpu Nehalem (no AVX): scalar only"
 qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
 qemu_x86 Nehalem build-test/tests/convert --quick
-for isa in avx2 avx512; do
+for isa in avx2 avx512 avx512bf16 amx; do
   QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
 done
 step "qemu-x86_64 -cpu Haswell (AVX2, no AVX-512)"
@@ -58,7 +58,9 @@ haswell_isas=scalar
 if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
 qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${haswell_isas##*,}
 qemu_x86 Haswell build-test/tests/convert --quick
-QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
+for isa in avx512 avx512bf16 amx; do
+  QKV_ISA=$isa qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
+done
 
 step "install into a prefix and build a program with pkg-config"
 prefix=$(mktemp -d)

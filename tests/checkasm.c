@@ -1113,11 +1113,10 @@ static void test_fpmath(int cases, int quick, const char *only)
     for (size_t k = 0; k < n_im; k++)
         printf(" %s", im[k].name);
     printf("\n");
-    if (!only || strcmp(only, "amx") == 0) {
-        if (!qkv_isa_supported(QKV_ISA_AMX))
-            printf("amx: skipped: no amx (native); its driver ran on the tile emulation as "
-                   "amx-emu\n");
-    }
+    if ((!only || strcmp(only, "amx") == 0) && !qkv_isa_supported(QKV_ISA_AMX))
+        printf("amx: skipped: no amx (native)%s\n",
+               amx_emu_attention() ? "; its driver ran on the tile emulation as amx-emu"
+                                   : "; no AVX-512 for the tile emulation either");
 #undef BF16_SEEN
 }
 
