@@ -823,8 +823,8 @@ static void test_attention(int cases, int decode_cases)
    and decode cases of every dtype and score modifier, head_dim up to 256
    and kv_len up to 32768 (qkv.h has the figures); the bound leaves room
    above the largest error seen. */
-#define TOL_BF16 5e-3
-#define TOL_BF16_LSE_REL 4e-3
+#define TOL_BF16 6e-3
+#define TOL_BF16_LSE_REL 5e-3
 
 /* The bound's factor for the scale of d: 1 up to the default scale. */
 static double bf16_spread(const qkv_attention_desc *d)
