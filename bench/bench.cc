@@ -13,6 +13,10 @@
  *   decode/<impl>/kv_len:4096/threads:1
  *                          one token: 32 query heads on 8 KV heads, d = 128,
  *                          K and V read from memory (see kv_copies)
+ *   attention/<impl>/n:2048/d:128/causal:0/qkv:bf16/fpmath:bf16/threads:1
+ *                          prefill with Q, K and V stored as bf16, in one
+ *                          qkv_fpmath mode, with its max error (counter
+ *                          max_err) next to the speed
  *
  * Counters: FLOPS (useful flops per second: causal counts half), bytes_per_second
  * (each tensor read or written once). The context holds the CPU, the ISAs and
@@ -47,6 +51,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -188,6 +193,8 @@ struct AttnShape {
     bool causal;
     qkv_dtype kv = QKV_F32;    /* how K and V are stored */
     size_t page_size = 0;      /* > 0: K and V read through a shuffled page table */
+    qkv_dtype q = QKV_F32;     /* how Q is stored */
+    qkv_fpmath fpmath = QKV_FPMATH_STRICT;
 
     /* Bytes of K and V as stored. */
     double kv_bytes() const
@@ -205,12 +212,14 @@ struct AttnShape {
     }
     double bytes() const
     {
-        return 4.0 * 2.0 * (double)(q_heads * q_len * d) + kv_bytes();
+        return (double)kv_dtype_bytes(q, q_heads * q_len * d) + 4.0 * (double)(q_heads * q_len * d) +
+               kv_bytes();
     }
 };
 
 struct Tensors {
-    float *q, *o;
+    void *q;               /* in the shape's q dtype */
+    float *o;
     void *k, *v;           /* in the shape's kv dtype */
 };
 
@@ -265,7 +274,7 @@ void *stored(Role role, qkv_dtype dtype, size_t n)
 
 bool get_tensors(const AttnShape &s, Tensors *t)
 {
-    t->q = buffer(kQ, s.q_heads * s.q_len * s.d);
+    t->q = stored(kQ, s.q, s.q_heads * s.q_len * s.d);
     t->k = stored(kK, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
     t->v = stored(kV, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
     t->o = buffer(kO, s.q_heads * s.q_len * s.d);
@@ -303,7 +312,7 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.kv_len = s.kv_len;
     desc.head_dim = s.d;
     desc.v_head_dim = s.d;
-    desc.q = {t.q, QKV_F32, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
+    desc.q = {t.q, s.q, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d};
     desc.k = {t.k, s.kv, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
     desc.v = {t.v, s.kv, s.kv_heads * s.kv_len * s.d, s.kv_len * s.d, s.d};
     desc.o = {o, s.q_heads * s.q_len * s.d, s.q_len * s.d, s.d, QKV_F32};
@@ -319,7 +328,39 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
         desc.page_table_stride = desc.num_pages;
         desc.k_page_stride = desc.v_page_stride = s.page_size * s.d;
     }
+    desc.fpmath = s.fpmath;
     return desc;
+}
+
+/* The largest |o - o_ref| of an implementation on a shape, o_ref being the
+   same call in strict mode on avx512 (no bf16 tiles, so within 1e-5 of the
+   exact result on these inputs; the best ISA where there is no avx512).
+   Once per ISA and shape: a negative value says the calls failed. */
+double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_pool *pool)
+{
+    static std::map<std::string, double> seen;
+    const std::string id = std::to_string(f->isa) + "/" + std::to_string(s.q_len) + "/" +
+                           std::to_string(s.kv_len) + "/" + std::to_string(s.d) + "/" +
+                           std::to_string(s.causal) + "/" + std::to_string(s.q) + "/" +
+                           std::to_string(s.kv) + "/" + std::to_string(s.fpmath);
+    const auto it = seen.find(id);
+    if (it != seen.end())
+        return it->second;
+    const qkv_funcs *ref = nullptr;
+    if (qkv_isa_funcs(QKV_ISA_AVX512, &ref) != QKV_OK)
+        qkv_isa_funcs(qkv_isa_best(), &ref);
+    const size_t n = s.q_heads * s.q_len * s.d;
+    std::vector<float> a(n), b(n);
+    qkv_attention_desc da = make_desc(s, t, a.data(), pool), db = make_desc(s, t, b.data(), pool);
+    da.fpmath = QKV_FPMATH_STRICT;
+    double worst = -1;
+    if (ref && ref->attention(&da) == QKV_OK && f->attention(&db) == QKV_OK) {
+        worst = 0;
+        for (size_t i = 0; i < n; i++)
+            worst = std::max(worst, std::isnan(a[i] - b[i]) ? INFINITY : (double)std::fabs(a[i] - b[i]));
+    }
+    seen[id] = worst;
+    return worst;
 }
 
 void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigned threads)
@@ -337,6 +378,9 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
         st.SkipWithError("qkv_pool_create failed");
         return;
     }
+    /* The rows of a qkv_fpmath mode carry their error next to their speed. */
+    const bool with_error = s.q != QKV_F32 || s.fpmath != QKV_FPMATH_STRICT;
+    const double err = with_error ? max_error(f, s, t, pool) : 0;
     std::vector<qkv_attention_desc> desc;
     for (size_t c = 0; c < kv_copies(s); c++)
         desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
@@ -351,6 +395,8 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     }
     qkv_pool_destroy(pool);
     set_counters(st, s.flops(), s.bytes());
+    if (with_error)
+        st.counters["max_err"] = err;
 }
 
 /* ---- an engine's batch and merging --------------------------------------- */
@@ -546,7 +592,7 @@ bool openblas_pipeline(const AttnShape &s, const Tensors &t, float *S, qkv_pool 
     const size_t d = s.d, n = s.kv_len;
     for (size_t h = 0; h < steps; h++) {
         const size_t g = s.q_len == 1 ? h : h / group;     /* KV head */
-        const float *q = t.q + h * rows * d;
+        const float *q = (const float *)t.q + h * rows * d;
         float *o = t.o + h * rows * d;
         const float *k = (const float *)t.k + g * n * d, *v = (const float *)t.v + g * n * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d,
@@ -887,6 +933,18 @@ void register_all(const Config &cfg)
             reg.add("merge/" + im.name + key("rows", kMergeRows) + key("dv", kDecodeDim),
                     [=](benchmark::State &st) { bm_merge(st, f, kMergeRows, kDecodeDim); });
         }
+        /* Q, K and V stored as bf16, prefill, in each qkv_fpmath mode: what
+           the bf16 tiles of avx512bf16 and amx buy, and what they cost in
+           accuracy (every SIMD ISA runs both modes; those without bf16
+           tiles run BF16 as STRICT). */
+        for (qkv_fpmath m : {QKV_FPMATH_STRICT, QKV_FPMATH_BF16}) {
+            AttnShape p{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, false};
+            p.q = p.kv = QKV_BF16;
+            p.fpmath = m;
+            add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
+                              key("causal", 0) + "/qkv:bf16/fpmath:" +
+                              (m == QKV_FPMATH_BF16 ? "bf16" : "strict"), p, 1);
+        }
         for (qkv_dtype dt : {QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0}) {
             const std::string kvkey = std::string("/kv:") + dtype_name(dt);
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
@@ -987,6 +1045,9 @@ const Probe kProbes[] = {
 #endif
 #ifdef QKV_BENCH_PROBE_AVX512
     {QKV_ISA_AVX512, qkv_probe_fma_avx512},
+    /* Their f32 work runs on the same FMAs; their bf16 peak is below. */
+    {QKV_ISA_AVX512BF16, qkv_probe_fma_avx512},
+    {QKV_ISA_AMX, qkv_probe_fma_avx512},
 #endif
 #ifdef QKV_BENCH_PROBE_NEON
     {QKV_ISA_NEON, qkv_probe_fma_neon},
@@ -1010,6 +1071,15 @@ void run_probes(const Config &cfg)
         benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(p.isa), fmt(g));
         std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(p.isa), g);
     }
+#ifdef QKV_BENCH_PROBE_AVX512BF16
+    /* vdpbf16ps: the ceiling of the bf16 tiles of avx512bf16. Whether it
+       issues as often as an FMA decides what they can gain (2x if so). */
+    if (qkv_isa_supported(QKV_ISA_AVX512BF16)) {
+        const double g = qkv_probe_dpbf16_avx512bf16(0.1);
+        benchmark::AddCustomContext("peak_gflops_dpbf16", fmt(g));
+        std::fprintf(stderr, "probe: vdpbf16ps peak %.1f GFLOP/s (1 core, bf16)\n", g);
+    }
+#endif
     /* 128 MiB: 4x the L3 one core of current x86 server parts can use (its
        CCD's 32 MiB on Zen, less per mesh slice on Xeon) and above the 96 MiB
        of V-Cache parts; with LRU-like replacement a sequential stream over

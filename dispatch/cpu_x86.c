@@ -5,6 +5,10 @@
  */
 #include <cpuid.h>
 #include <stdint.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "cpu.h"
 
@@ -16,6 +20,23 @@
    halves of 0-15 and ZMM 16-31. */
 #define XCR0_YMM 0x06u
 #define XCR0_ZMM 0xe6u
+/* AMX tile configuration and tile data state. */
+#define XCR0_AMX 0x60000u
+
+/* Linux gives a process the 8 KiB of AMX tile data state only when asked
+   (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, Linux 5.16+);
+   without it the first tile instruction kills the process with SIGILL. A
+   kernel that refuses, or that is too old to know the request, leaves AMX
+   off. Other systems: no known way to ask, so AMX stays off. */
+static int amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
 
 static uint64_t xgetbv0(void)
 {
@@ -59,7 +80,12 @@ uint32_t qkv_cpu_features(void)
         f |= QKV_CPU_AMX_TILE;
     if ((d >> 22) & 1)
         f |= QKV_CPU_AMX_BF16;
+    const int amx = (f & QKV_CPU_AMX_TILE) && (f & QKV_CPU_AMX_BF16);
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1))
         f |= QKV_CPU_AVX512BF16;
+    /* Asked once (the registry caches these bits), and only of a CPU that
+       has the tiles and an OS that enabled their state in XCR0. */
+    if (amx && osxsave && (xgetbv0() & XCR0_AMX) == XCR0_AMX && amx_permitted())
+        f |= QKV_CPU_OS_AMX;
     return f;
 }

@@ -27,6 +27,8 @@
     X(AVX512, avx512, AVX2,                                                                    \
       QKV_CPU_AVX512F | QKV_CPU_AVX512BW | QKV_CPU_AVX512DQ | QKV_CPU_AVX512VL | QKV_CPU_OS_ZMM) \
     X(NEON, neon, SCALAR, QKV_CPU_ASIMD)                                                       \
-    X(SVE, sve, NEON, QKV_CPU_SVE)
+    X(SVE, sve, NEON, QKV_CPU_SVE)                                                             \
+    X(AVX512BF16, avx512bf16, AVX512, QKV_CPU_AVX512BF16)                                      \
+    X(AMX, amx, AVX512BF16, QKV_CPU_AMX_TILE | QKV_CPU_AMX_BF16 | QKV_CPU_OS_AMX)
 
 #endif

@@ -71,7 +71,7 @@ static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t a
                        size_t *ws_floats)
 {
     const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
-                              d->mask == QKV_MASK_ADDITIVE};
+                              d->mask == QKV_MASK_ADDITIVE, d->fpmath};
     size_t rows = ctx->blocks.max_rows, need = 0;
     for (;; rows /= 2) {
         need = rows * acc_floats + ctx->attention_ws(rows, &s);
@@ -272,6 +272,7 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
         .kv_end = 0,
         .rows = 0,
         .row = rows,
+        .fpmath = d->fpmath,
     };
     for (size_t h = w.h0; h < w.h1; h++) {
         for (size_t i = w.i0; i < w.i1; i++) {

@@ -99,6 +99,7 @@ typedef struct qkv_attn_job {
     qkv_attn_row *row;
     float        *ws;         /* the kernel's workspace, 64-byte aligned, */
     size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape) */
+    qkv_fpmath    fpmath;     /* what the kernel may round (qkv.h) */
 } qkv_attn_job;
 
 /* What a job's workspace depends on besides its row count. */
@@ -106,6 +107,7 @@ typedef struct qkv_attn_shape {
     size_t head_dim, v_head_dim;
     qkv_dtype q_dtype, k_dtype, v_dtype;
     int masked;               /* some row has an additive mask */
+    qkv_fpmath fpmath;
 } qkv_attn_shape;
 
 typedef void (*qkv_scores_kernel)(size_t m, size_t n, size_t d, float scale,
@@ -153,6 +155,8 @@ void qkv_ctx_init_avx2(qkv_ctx *c);
 void qkv_ctx_init_avx512(qkv_ctx *c);
 void qkv_ctx_init_neon(qkv_ctx *c);
 void qkv_ctx_init_sve(qkv_ctx *c);
+void qkv_ctx_init_avx512bf16(qkv_ctx *c);
+void qkv_ctx_init_amx(qkv_ctx *c);
 
 /* The merge kernels, declared here because the x86 ones are defined by
    kernels/x86/merge_tmpl.h at the end of avx2.c / avx512.c, after the init

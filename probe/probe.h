@@ -26,6 +26,8 @@ double qkv_probe_fma_avx2(double seconds);
 double qkv_probe_fma_avx512(double seconds);
 double qkv_probe_fma_neon(double seconds);
 double qkv_probe_fma_sve(double seconds);
+/* The same for vdpbf16ps (bench/probe_avx512bf16.c): bf16 GFLOP/s. */
+double qkv_probe_dpbf16_avx512bf16(double seconds);
 
 /* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer,
    split into `threads` slices read at the same time (the calling thread

@@ -60,6 +60,7 @@ class Result:
         self.flops = entry.get('FLOPS')            # FLOP/s
         self.bytes_per_s = entry.get('bytes_per_second')
         self.items_per_s = entry.get('items_per_second')   # softmax: elements/s
+        self.max_err = entry.get('max_err')        # qkv_fpmath rows: vs avx512 strict
         self.reps = entry.get('repetitions', 1)
 
 
@@ -254,7 +255,8 @@ def render_markdown(doc, results):
             % ctx.get('prefill_heads', '8'),
             'attention', lambda r: (p(r, 'd'), p(r, 'causal'), p(r, 'n')),
             lambda k: 'd=%d n=%d%s' % (k[0], k[2], ' causal' if k[1] else ''),
-            gflops, filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32')
+            gflops, filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32'
+            and 'fpmath' not in r.params)
 
     def decode_cell(r, base, impl, k):
         return time_cell(r, base, decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3 if bw else None)
@@ -350,6 +352,46 @@ def render_markdown(doc, results):
                     row.append(fmt_num((r.flops or 0) / 1e9) + ' (' + ', '.join(notes) + ')')
             body.append(row)
         lines.append(md_table(['case'] + here, body))
+
+    # Q, K, V stored as bf16 in each qkv_fpmath mode: speed and error side
+    # by side, against avx512 with f32 Q/K/V on the same case.
+    fpm = [r for r in results.values()
+           if r.kind == 'attention' and 'fpmath' in r.params and p(r, 'threads', 1) == 1]
+    if fpm:
+        lines.append('')
+        lines.append('## Q, K, V stored as bf16, by qkv_fpmath mode: prefill, 1 thread')
+        lines.append('')
+        dp, fma = ctx_float(ctx, 'peak_gflops_dpbf16'), ctx_float(ctx, 'peak_gflops_avx512')
+        if dp and fma:
+            lines.append('vdpbf16ps peak %s GFLOP/s on one core, %s× the avx512 FMA peak (%s): '
+                         'the most that bf16 tiles can gain here.' % (fmt_num(dp), fmt_num(dp / fma),
+                                                                     fmt_num(fma)))
+            lines.append('')
+        lines.append('GFLOP/s; ×: over avx512 with f32 Q, K, V on the same case; max error: the '
+                     'largest |o − o_ref|, o_ref the same call on avx512 in strict mode (within 1e-5 '
+                     'of the exact result). STRICT uses bf16 only where nothing is rounded; BF16 '
+                     'may round Q, K, P, V (its bound is in qkv.h). Without bf16 tiles an ISA '
+                     'runs BF16 as STRICT.')
+        lines.append('')
+
+        def f32_twin(r):
+            parts = [x for x in r.name.split('/') if not x.startswith(('qkv:', 'fpmath:'))]
+            parts[1] = 'avx512'
+            return results.get('/'.join(parts))
+
+        order = {c: i for i, c in enumerate(cols)}
+        body = []
+        for r in sorted(fpm, key=lambda r: (p(r, 'd'), p(r, 'n'), p(r, 'causal'),
+                                            order.get(r.impl, 99), p(r, 'fpmath') != 'strict')):
+            label = 'd=%d n=%d%s' % (p(r, 'd'), p(r, 'n'), ' causal' if p(r, 'causal') else '')
+            if r.error:
+                body.append([label, r.impl, p(r, 'fpmath'), 'error', '', ''])
+                continue
+            twin = f32_twin(r)
+            ratio = '×' + fmt_num(r.flops / twin.flops) if twin and twin.flops and r.flops else '—'
+            err = '—' if r.max_err is None else 'failed' if r.max_err < 0 else '%.2g' % r.max_err
+            body.append([label, r.impl, p(r, 'fpmath'), fmt_num((r.flops or 0) / 1e9), ratio, err])
+        lines.append(md_table(['case', 'ISA', 'fpmath', 'GFLOP/s', '× avx512 f32', 'max error'], body))
 
     # Thread scaling: every fused case measured at more than one thread count.
     multi = {}
@@ -519,7 +561,7 @@ def render_plots(doc, results, out_dir):
                 pts = [(p(r, 'n'), r.flops / 1e9) for r in results.values()
                        if r.kind == 'attention' and r.impl == c and p(r, 'd') == d
                        and p(r, 'causal') == causal and p(r, 'threads', 1) == 1
-                       and r.flops and not r.error]
+                       and 'fpmath' not in r.params and r.flops and not r.error]
                 pl.add('%s%s' % (c, ' causal' if causal else ''), pts,
                        'linespoints lw 2 pt 7 dt %d lc rgb "%s"' % (2 if causal else 1, colour[c]))
             pk = ctx_float(ctx, 'peak_gflops_' + c)

@@ -56,7 +56,7 @@ qemu_x86 Nehalem build-test/tests/convert --quick
 qemu_x86 Nehalem build-test/tests/batch --quick
 qemu_x86 Nehalem build-test/tests/merge --quick
 qemu_x86 Nehalem $stack
-for isa in avx2 avx512; do
+for isa in avx2 avx512 avx512bf16 amx; do
   QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
   # The error detail says why (the missing CPUID bit), and qkv info too.
   QKV_ISA=$isa qemu_x86 Nehalem build-test/tests/errdetail
@@ -72,8 +72,10 @@ qemu_x86 Haswell build-test/tests/convert --quick
 qemu_x86 Haswell build-test/tests/batch --quick
 qemu_x86 Haswell build-test/tests/merge --quick
 qemu_x86 Haswell $stack
-QKV_ISA=avx512 qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
-QKV_ISA=avx512 qemu_x86 Haswell build-test/tests/errdetail
+for isa in avx512 avx512bf16 amx; do
+  QKV_ISA=$isa qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
+  QKV_ISA=$isa qemu_x86 Haswell build-test/tests/errdetail
+done
 qemu_x86 Haswell build-test/tests/errdetail
 
 step "installed qkv: pkg-config, rpath, static, CMake, the qkv command, Python; no-SLEEF setup"

@@ -471,6 +471,8 @@ BAD(causal_data, QKV_ERR_ARG, d->mask = QKV_MASK_CAUSAL; d->mask_add.data = fx->
 BAD(mask_ld, QKV_ERR_ARG, d->mask = QKV_MASK_ADDITIVE; d->mask_add.data = fx->mask.data;
     d->mask_add.row_stride = d->kv_len - 1)
 BAD(pool_nohook, QKV_ERR_ARG, d->parallel_for = NULL; d->pool = (void *)fx)
+BAD(fpmath_enum, QKV_ERR_ARG, d->fpmath = (qkv_fpmath)2)
+BAD(fpmath_enum_neg, QKV_ERR_ARG, d->fpmath = (qkv_fpmath)-1)
 /* Q and O are never block-quantized; K/V blocks need whole-block rows and
    strides (the fixture's strides are not multiples of 32). */
 BAD(qdtype_q8, QKV_ERR_UNSUPPORTED, d->q.dtype = QKV_Q8_0)
@@ -518,7 +520,8 @@ static const bad_case bad_cases[] = {
     ROW(alibi_inf, QKV_ERR_ARG), ROW(sink_nan, QKV_ERR_ARG), ROW(sink_inf, QKV_ERR_ARG),
     ROW(mask_enum, QKV_ERR_ARG), ROW(mask_enum_neg, QKV_ERR_ARG), ROW(add_nodata, QKV_ERR_ARG),
     ROW(none_data, QKV_ERR_ARG), ROW(causal_data, QKV_ERR_ARG), ROW(mask_ld, QKV_ERR_ARG),
-    ROW(pool_nohook, QKV_ERR_ARG), ROW(qdtype_q8, QKV_ERR_UNSUPPORTED),
+    ROW(pool_nohook, QKV_ERR_ARG), ROW(fpmath_enum, QKV_ERR_ARG), ROW(fpmath_enum_neg, QKV_ERR_ARG),
+    ROW(qdtype_q8, QKV_ERR_UNSUPPORTED),
     ROW(odtype_q4, QKV_ERR_UNSUPPORTED), ROW(kdtype_q8_layout, QKV_ERR_ARG),
     ROW(vdtype_q4_layout, QKV_ERR_ARG), ROW(dtype_enum, QKV_ERR_ARG), ROW(odtype_enum, QKV_ERR_ARG),
     ROW(o_is_q, QKV_ERR_ARG), ROW(o_in_k, QKV_ERR_ARG), ROW(o_in_v, QKV_ERR_ARG),

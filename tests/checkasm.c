@@ -6,7 +6,8 @@
  *            [--expect-isas=a,b,...] [--expect-best=NAME]
  *
  * --function picks one group: api, seed, scores, softmax, weighted_sum,
- * attention, kernels, badinput, pool, dispatch. Outputs live in buffers with guard
+ * attention, kernels, fpmath, badinput, pool, dispatch. --isa=amx-emu picks
+ * the AMX driver on the tile emulation (group fpmath). Outputs live in buffers with guard
  * zones and leading-dimension padding filled with a sentinel, which must be
  * intact afterwards; inputs are allocated to their exact extent so that
  * ASan or valgrind see any read past the end. The seed is printed; rerun
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "checkasm_kernels.h"
+#include "amx_emu.h"
 #include "oracle.h"
 #include "qkvtest.h"
 
@@ -150,10 +152,13 @@ static void test_api(void)
     check(!qkv_isa_supported(QKV_ISA_NONE) && !qkv_isa_supported(QKV_ISA_COUNT),
           "non-ISAs reported supported");
     check(qkv_isa_supported(qkv_isa_best()), "best ISA not supported");
+    /* Within an architecture's ladder a later value is a better ISA. */
+#define ARM_ISA(i) ((i) == QKV_ISA_NEON || (i) == QKV_ISA_SVE)
     for (int i = 0; i < QKV_ISA_COUNT; i++)
         if (qkv_isa_supported((qkv_isa)i))
-            check(i <= qkv_isa_best() || (qkv_isa_best() < QKV_ISA_NEON) != (i < QKV_ISA_NEON),
+            check(i <= qkv_isa_best() || ARM_ISA(qkv_isa_best()) != ARM_ISA(i),
                   "ISA %d beats the best", i);
+#undef ARM_ISA
     const qkv_funcs *f = NULL;
     check(qkv_isa_funcs(QKV_ISA_SCALAR, NULL) == QKV_ERR_ARG, "qkv_isa_funcs(NULL out)");
     for (int i = 0; i < QKV_ISA_COUNT; i++) {
@@ -414,11 +419,11 @@ static const char *const dtype_names[QKV_DTYPE_COUNT] = {"f32", "f16", "bf16", "
 static void describe(const qkv_attention_desc *d, char *buf, size_t n)
 {
     snprintf(buf, n, "b=%zu hq=%zu hkv=%zu q_len=%zu kv_len=%zu d=%zu dv=%zu mask=%d window=%zu "
-             "softcap=%g alibi=%d sinks=%d lse=%d q/k/v/o=%s/%s/%s/%s",
+             "softcap=%g alibi=%d sinks=%d lse=%d q/k/v/o=%s/%s/%s/%s%s",
              d->batch, d->q_heads, d->kv_heads, d->q_len, d->kv_len, d->head_dim, d->v_head_dim,
              d->mask, d->window, d->softcap, !!d->alibi_slopes, !!d->sinks, !!d->lse,
              dtype_names[d->q.dtype], dtype_names[d->k.dtype], dtype_names[d->v.dtype],
-             dtype_names[d->o.dtype]);
+             dtype_names[d->o.dtype], d->fpmath == QKV_FPMATH_BF16 ? " fpmath=bf16" : "");
 }
 
 /* A dtype for a tensor of rows of dim values: mostly f32, else 16-bit, and
@@ -445,8 +450,23 @@ static void *store_as(float *x, size_t n, qkv_dtype t)
     return st;
 }
 
-static void make_case(attn_case *c, int decode)
+/* What a caller fixes of a random case (0 / NULL: drawn). The draws are
+   made either way, so a seed gives the same cases whatever is fixed. */
+typedef struct case_spec case_spec;
+struct case_spec {
+    int decode;
+    size_t q_len, kv_len, head_dim;  /* kv_len: also one batch, no shrinking */
+    size_t q_heads;                  /* and one KV head */
+    const qkv_dtype *dtypes;         /* q, k, v, o */
+    qkv_fpmath fpmath;
+    /* Edits the inputs (as floats, before they are stored in their
+       dtypes and widened back for the oracle). */
+    void (*plant)(attn_case *c, const layout *lq, const layout *lk, const layout *lv);
+};
+
+static void make_case_spec(attn_case *c, const case_spec *spec)
 {
+    const int decode = spec->decode;
     memset(c, 0, sizeof *c);
     qkv_attention_desc *d = &c->d;
     d->batch = urand(1, 2);
@@ -463,12 +483,24 @@ static void make_case(attn_case *c, int decode)
         d->q_len = pick_size();
         d->kv_len = coin(20) ? d->q_len : pick_size() + (coin(20) ? urand(0, 200) : 0);
     }
+    if (spec->head_dim)
+        d->head_dim = d->v_head_dim = spec->head_dim;
+    if (spec->q_len)
+        d->q_len = spec->q_len;
+    if (spec->kv_len)
+        d->kv_len = spec->kv_len, d->batch = 1;
+    if (spec->q_heads)
+        d->q_heads = spec->q_heads, d->kv_heads = 1;
     /* Keep the oracle's O(b·h·q·kv·d) work small. */
-    while (d->batch * d->q_heads * d->q_len * d->kv_len * (d->head_dim + d->v_head_dim) > 3000000)
+    while (!spec->kv_len &&
+           d->batch * d->q_heads * d->q_len * d->kv_len * (d->head_dim + d->v_head_dim) > 3000000)
         d->q_len = d->q_len / 2 + 1, d->kv_len = d->kv_len * 3 / 4 + 1;
     const int bshd = coin(40);
-    const qkv_dtype qt = pick_dtype(d->head_dim, 0), kt = pick_dtype(d->head_dim, 1);
-    const qkv_dtype vt = pick_dtype(d->v_head_dim, 1), ot = pick_dtype(d->v_head_dim, 0);
+    qkv_dtype qt = pick_dtype(d->head_dim, 0), kt = pick_dtype(d->head_dim, 1);
+    qkv_dtype vt = pick_dtype(d->v_head_dim, 1), ot = pick_dtype(d->v_head_dim, 0);
+    if (spec->dtypes)
+        qt = spec->dtypes[0], kt = spec->dtypes[1], vt = spec->dtypes[2], ot = spec->dtypes[3];
+    d->fpmath = spec->fpmath;
     layout lq = make_layout(d->batch, d->q_heads, d->q_len, d->head_dim, bshd, 1);
     layout lk = make_layout(d->batch, d->kv_heads, d->kv_len, d->head_dim, bshd, kt >= QKV_Q8_0 ? 32 : 1);
     layout lv = make_layout(d->batch, d->kv_heads, d->kv_len, d->v_head_dim, bshd, vt >= QKV_Q8_0 ? 32 : 1);
@@ -476,6 +508,8 @@ static void make_case(attn_case *c, int decode)
     c->q = input(lq.total, -1, 1);
     c->k = input(lk.total, -1, 1);
     c->v = input(lv.total, -1, 1);
+    if (spec->plant)
+        spec->plant(c, &lq, &lk, &lv);
     c->q_st = store_as(c->q, lq.total, qt);
     c->k_st = store_as(c->k, lk.total, kt);
     c->v_st = store_as(c->v, lv.total, vt);
@@ -534,6 +568,12 @@ static void make_case(attn_case *c, int decode)
     oracle_attention(&wide, c->want_o, c->want_lse);
 }
 
+static void make_case(attn_case *c, int decode)
+{
+    const case_spec spec = {.decode = decode};
+    make_case_spec(c, &spec);
+}
+
 /* Half a unit in the last place of a 16-bit output near |x| <= 2: f16
    keeps 11 significant bits (subnormal spacing 2^-24), bf16 8. */
 static double half_ulp(qkv_dtype t, double x)
@@ -581,6 +621,13 @@ static void free_case(attn_case *c)
     pbuf_free(&c->o), pbuf_free(&c->lse);
 }
 
+/* What run_case asserts against the oracle: the f32 contract, or (group
+   fpmath) QKV_FPMATH_BF16's bound. */
+static double case_tol = TOL, case_tol_lse = TOL_LSE_REL;
+/* The largest errors run_case saw, over the factor the tolerance was
+   widened by (group fpmath reports them). */
+static double seen_err, seen_err_lse, case_spread = 1;
+
 /* Runs one ISA on the case and checks it against the oracle; keeps the
    output in `keep` (dense rows) for comparisons between runs. */
 static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep, const char *what)
@@ -609,7 +656,7 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
                        within TOL plus half its unit in the last place. */
                     const double want = c->want_o[row * d.v_head_dim + x];
                     const float o = out_value(&d.o, at + x);
-                    const double e = fabs(o - want) - half_ulp(d.o.dtype, fabs(want) + TOL);
+                    const double e = fabs(o - want) - half_ulp(d.o.dtype, fabs(want) + case_tol);
                     worst = isnan(e) ? INFINITY : fmax(worst, e);
                     keep[row * d.v_head_dim + x] = o;
                 }
@@ -620,8 +667,10 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
                     worst_lse = isnan(e) ? INFINITY : fmax(worst_lse, e);
                 }
             }
-    check(worst <= TOL, "%s (%s): output error %.3g", text, what, worst);
-    check(worst_lse <= TOL_LSE_REL, "%s (%s): lse relative error %.3g", text, what, worst_lse);
+    check(worst <= case_tol, "%s (%s): output error %.3g", text, what, worst);
+    check(worst_lse <= case_tol_lse, "%s (%s): lse relative error %.3g", text, what, worst_lse);
+    seen_err = fmax(seen_err, worst / case_spread);
+    seen_err_lse = fmax(seen_err_lse, worst_lse / case_spread);
     check(d.o.dtype == QKV_F32 ? gaps_untouched(&c->o, c->o_cells)
                                : guarded_intact16(&c->o, c->o_cells, c->lo.total),
           "%s (%s): wrote outside the output rows", text, what);
@@ -657,6 +706,335 @@ static void test_attention(int cases, int decode_cases)
         free(ref), free(one), free(three);
         free_case(&c);
     }
+}
+
+/* ---- fpmath: the bf16 ISAs in both modes, and AMX on the tile emulation ---- */
+
+/* QKV_FPMATH_BF16's bound (qkv.h): with Q, K, V in [-1, 1] and the
+   default scale the output stays within TOL_BF16 (absolute) and lse within
+   TOL_BF16_LSE_REL (of max(1, |lse|)) of the double oracle on the stored
+   values; a larger scale spreads the scores, and with them the error of
+   rounding Q and K, by scale·sqrt(head_dim). Measured over random prefill
+   and decode cases of every dtype and score modifier, head_dim up to 256
+   and kv_len up to 32768 (qkv.h has the figures); the bound leaves room
+   above the largest error seen. */
+#define TOL_BF16 6e-3
+#define TOL_BF16_LSE_REL 5e-3
+
+/* The bound's factor for the scale of d: 1 up to the default scale. */
+static double bf16_spread(const qkv_attention_desc *d)
+{
+    return fmax(1.0, d->scale * sqrt((double)d->head_dim));
+}
+
+typedef struct fp_impl {
+    const char *name;
+    qkv_funcs f;
+    int tiles;          /* has bf16 tiles: BF16 mode may round */
+} fp_impl;
+
+/* The ISAs under test, and the emulated AMX driver (amx-emu). */
+static size_t fp_impls(fp_impl *out, const char *only)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_isas; i++)
+        out[n++] = (fp_impl){qkv_isa_name(isas[i]->isa), *isas[i],
+                             isas[i]->isa == QKV_ISA_AVX512BF16 || isas[i]->isa == QKV_ISA_AMX};
+    const amx_emu_attention_fn emu = amx_emu_attention();
+    if (emu && (!only || strcmp(only, "amx-emu") == 0)) {
+        qkv_funcs f = {0};
+        f.isa = QKV_ISA_AMX;
+        f.attention = emu;
+        out[n++] = (fp_impl){"amx-emu", f, 1};
+    }
+    return n;
+}
+
+static void set_tol(const qkv_attention_desc *d, qkv_fpmath m)
+{
+    case_spread = m == QKV_FPMATH_BF16 ? bf16_spread(d) : 1;
+    case_tol = m == QKV_FPMATH_BF16 ? TOL_BF16 * case_spread : TOL;
+    case_tol_lse = m == QKV_FPMATH_BF16 ? TOL_BF16_LSE_REL * case_spread : TOL_LSE_REL;
+}
+
+/* Runs a case on one implementation in one mode against the oracle (and,
+   threaded, 1 and 3 threads for the same bits). */
+static void fp_run(attn_case *c, const fp_impl *im, qkv_fpmath m, float *keep, int threads)
+{
+    T.isa = im->name;
+    c->d.fpmath = m;
+    set_tol(&c->d, m);
+    run_case(c, &im->f, 0, keep, m == QKV_FPMATH_BF16 ? "fpmath bf16" : "fpmath strict");
+    if (threads) {
+        const size_t n = c->d.batch * c->d.q_heads * c->d.q_len * c->d.v_head_dim;
+        float *one = malloc(n * sizeof *one), *three = malloc(n * sizeof *three);
+        run_case(c, &im->f, 1, one, "pool of 1");
+        run_case(c, &im->f, 3, three, "pool of 3");
+        check(memcmp(one, three, n * sizeof *one) == 0, "fpmath %d: 1 and 3 threads differ", m);
+        free(one), free(three);
+    }
+    set_tol(&c->d, QKV_FPMATH_STRICT);
+    T.isa = "-";
+}
+
+/* Strict mode and subnormal bf16: vdpbf16ps and tdpbf16ps read them as
+   zero, so Q·Kᵀ must not go through them. Each plant makes the subnormals
+   carry a visible part of the score (a partner of 2^120 or 2^126 in the
+   other operand; both are exact in bf16). */
+static float subnormal_bf16(void)
+{
+    return (coin(50) ? -1.0f : 1.0f) * ldexpf((float)urand(1, 127), -133);
+}
+
+/* K: key 64 .. 127 (the second tile) has a subnormal first value; every Q
+   row has 2^120 there (other keys 0), so tiles of both kinds meet. */
+static void plant_k_subnormal(attn_case *c, const layout *lq, const layout *lk, const layout *lv)
+{
+    (void)lv;
+    for (size_t h = 0; h < c->d.q_heads; h++)
+        for (size_t i = 0; i < c->d.q_len; i++)
+            c->q[h * lq->head_stride + i * lq->row_stride] = coin(50) ? -0x1p120f : 0x1p120f;
+    for (size_t j = 0; j < c->d.kv_len; j++)
+        c->k[j * lk->row_stride] = j >= 64 && j < 128 ? subnormal_bf16() : 0.0f;
+}
+
+/* Q: every other row has a subnormal first value, every key 2^126 there. */
+static void plant_q_subnormal(attn_case *c, const layout *lq, const layout *lk, const layout *lv)
+{
+    (void)lv;
+    for (size_t h = 0; h < c->d.q_heads; h++)
+        for (size_t i = 0; i < c->d.q_len; i++)
+            c->q[h * lq->head_stride + i * lq->row_stride] = i % 2 ? 0.0f : subnormal_bf16();
+    for (size_t j = 0; j < c->d.kv_len; j++)
+        c->k[j * lk->row_stride] = coin(50) ? -0x1p126f : 0x1p126f;
+}
+
+/* Hidden keys and V that is not finite, in both modes: a row that does not
+   see key j must not get its Inf or NaN (the bf16 P·V weighs hidden keys
+   by -0.0 too). Causal, so that tiles on the diagonal hide keys from some
+   rows only. V[j][col] becomes `bad` (stored as vt) after the oracle ran
+   on the clean V, so the other rows and columns must match the oracle; the
+   rows that see it must not be finite when must_spread (Inf, NaN; a value
+   only bf16 cannot hold is infinite where BF16 mode rounds, which a job of
+   few rows does not). */
+static void fp_nonfinite(const fp_impl *im, size_t n_im, qkv_dtype vt, float bad, int must_spread)
+{
+    const qkv_dtype dt[4] = {QKV_F32, QKV_F32, vt, QKV_F32};
+    for (qkv_fpmath m = QKV_FPMATH_STRICT; m <= QKV_FPMATH_BF16; m++) {
+        case_spec spec = {.q_len = 100, .kv_len = 100, .head_dim = 64, .q_heads = 1, .dtypes = dt};
+        attn_case c;
+        make_case_spec(&c, &spec);
+        c.d.mask = QKV_MASK_CAUSAL;
+        c.d.mask_add = (qkv_float_mask){0};
+        c.d.window = 0;
+        c.d.softcap = 0;
+        c.d.alibi_slopes = NULL;
+        c.d.sinks = NULL;
+        c.d.lse = NULL;
+        qkv_attention_desc wide = c.d;
+        wide.q.data = c.q, wide.q.dtype = QKV_F32;
+        wide.k.data = c.k, wide.k.dtype = QKV_F32;
+        wide.v.data = c.v, wide.v.dtype = QKV_F32;
+        oracle_attention(&wide, c.want_o, c.want_lse);
+        /* Key 71 of the diagonal tile 64 .. 127: row 70 does not see it but
+           shares a block of rows and a pair of keys with rows that do. */
+        const size_t j = 71, col = 5;
+        const size_t at = j * c.d.v.row_stride + col;
+        if (vt == QKV_F32) {
+            c.v[at] = bad;   /* f32 V is read where it is */
+        } else {
+            uint16_t bits;
+            scalar_funcs->convert(1, &bad, QKV_F32, &bits, vt);
+            ((uint16_t *)c.v_st)[at] = bits;
+        }
+        for (size_t k = 0; k < n_im; k++) {
+            c.d.fpmath = m;
+            pbuf_reset(&c.o);
+            const qkv_status st = im[k].f.attention(&c.d);
+            T.isa = im[k].name;
+            int clean = 1, spread = 1;
+            for (size_t i = 0; i < c.d.q_len && st == QKV_OK; i++) {
+                const size_t row = i * c.d.o.row_stride;
+                for (size_t x = 0; x < c.d.v_head_dim; x++) {
+                    const float o = out_value(&c.d.o, row + x);
+                    if (i >= j && x == col) {       /* sees key j */
+                        spread &= !isfinite(o);
+                        continue;
+                    }
+                    const double tol = m == QKV_FPMATH_BF16 ? TOL_BF16 * bf16_spread(&c.d) : TOL;
+                    clean &= fabs(o - c.want_o[i * c.d.v_head_dim + x]) <= tol;
+                }
+            }
+            check(st == QKV_OK && clean, "fpmath %d, V %s holding %g at key %zu: other rows or "
+                  "columns changed", m, dtype_names[vt], bad, j);
+            if (must_spread)
+                check(spread, "fpmath %d, V %s holding %g: the rows that see it are finite", m,
+                      dtype_names[vt], bad);
+        }
+        T.isa = "-";
+        free_case(&c);
+    }
+}
+
+static void test_fpmath(int cases, int quick, const char *only)
+{
+    T.fn = "fpmath";
+    fp_impl im[QKV_ISA_COUNT + 1];
+    const size_t n_im = fp_impls(im, only);
+    seen_err = seen_err_lse = 0;
+    double bf16_err = 0, bf16_err_lse = 0;
+    size_t bf16_runs = 0;
+#define BF16_SEEN()                                                   \
+    do {                                                              \
+        bf16_err = fmax(bf16_err, seen_err);                          \
+        bf16_err_lse = fmax(bf16_err_lse, seen_err_lse);              \
+        seen_err = seen_err_lse = 0;                                  \
+        bf16_runs++;                                                  \
+    } while (0)
+
+    /* Every dtype combination, both modes, on a prefill shape (the GEMM
+       form, where the bf16 tiles are). */
+    static const qkv_dtype all[] = {QKV_F32, QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0};
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 5; b++)
+            for (size_t v = 0; v < 5; v++)
+                for (size_t o = 0; o < 3; o++) {
+                    const qkv_dtype dt[4] = {all[a], all[b], all[v], all[o]};
+                    case_spec spec = {.q_len = urand(17, 40), .kv_len = urand(40, 160),
+                                      .head_dim = coin(50) ? 64 : 96, .q_heads = 2, .dtypes = dt};
+                    attn_case c;
+                    make_case_spec(&c, &spec);
+                    const size_t n = c.d.batch * c.d.q_heads * c.d.q_len * c.d.v_head_dim;
+                    float *keep = malloc(2 * n_im * n * sizeof *keep);   /* [impl][mode] */
+                    for (size_t k = 0; k < n_im; k++) {
+                        fp_run(&c, &im[k], QKV_FPMATH_STRICT, keep + 2 * k * n, 0);
+                        seen_err = seen_err_lse = 0;
+                        fp_run(&c, &im[k], QKV_FPMATH_BF16, keep + (2 * k + 1) * n, 0);
+                        BF16_SEEN();
+                    }
+                    /* The bf16 ISAs, the emulated AMX driver among them, next to
+                       avx512's strict result: each within its tolerance of the
+                       oracle, so within that plus 1e-5 of each other (f32
+                       output: no rounding of the output to allow for). */
+                    size_t ref = n_im;
+                    for (size_t k = 0; k < n_im; k++)
+                        if (im[k].f.isa == QKV_ISA_AVX512 && !im[k].tiles)
+                            ref = k;
+                    for (size_t k = 0; k < n_im && ref < n_im && all[o] == QKV_F32; k++) {
+                        if (!im[k].tiles)
+                            continue;
+                        T.isa = im[k].name;
+                        const double ds = max_diff(keep + 2 * k * n, keep + 2 * ref * n, 1, n, n);
+                        const double db = max_diff(keep + (2 * k + 1) * n, keep + 2 * ref * n, 1, n, n);
+                        check(ds <= 2 * TOL, "q/k/v %s/%s/%s: strict %.3g from avx512", dtype_names[all[a]],
+                              dtype_names[all[b]], dtype_names[all[v]], ds);
+                        check(db <= TOL_BF16 * bf16_spread(&c.d) + TOL, "q/k/v %s/%s/%s: bf16 %.3g from "
+                              "avx512 strict", dtype_names[all[a]], dtype_names[all[b]],
+                              dtype_names[all[v]], db);
+                        T.isa = "-";
+                    }
+                    free(keep);
+                    free_case(&c);
+                }
+
+    /* Random descriptors (every modifier, decode and prefill), both modes,
+       threads; and a mode an ISA has no tiles for changes no bit. */
+    for (int t = 0; t < cases; t++) {
+        attn_case c;
+        make_case(&c, t % 4 == 3);
+        const size_t n = c.d.batch * c.d.q_heads * c.d.q_len * c.d.v_head_dim;
+        float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);
+        for (size_t k = 0; k < n_im; k++) {
+            fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, t % 2 == 0);
+            seen_err = seen_err_lse = 0;
+            fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, t % 2 == 0);
+            BF16_SEEN();
+            if (!im[k].tiles) {
+                T.isa = im[k].name;
+                check(memcmp(strict, bf, n * sizeof *bf) == 0,
+                      "QKV_FPMATH_BF16 changed bits on an ISA without bf16 tiles");
+                T.isa = "-";
+            }
+        }
+        free(strict), free(bf);
+        free_case(&c);
+    }
+
+    /* The bound's far corners: head_dim 256 and kv_len 32768 (4096 for the
+       emulation, whose tiles cost 8192 scalar FMAs each). */
+    const size_t big_kv[] = {32768, 4096, 300};
+    for (size_t g = quick ? 1 : 0; g < COUNT(big_kv); g++) {
+        const qkv_dtype dt[4] = {QKV_BF16, QKV_BF16, QKV_BF16, QKV_F32};
+        case_spec spec = {.q_len = urand(17, 32), .kv_len = big_kv[g], .head_dim = 256,
+                          .q_heads = 1, .dtypes = coin(50) ? dt : NULL};
+        attn_case c;
+        make_case_spec(&c, &spec);
+        float *keep = malloc(c.d.q_len * c.d.v_head_dim * sizeof *keep);
+        for (size_t k = 0; k < n_im; k++) {
+            if (strcmp(im[k].name, "amx-emu") == 0 && big_kv[g] > 4096)
+                continue;
+            seen_err = seen_err_lse = 0;
+            fp_run(&c, &im[k], QKV_FPMATH_BF16, keep, 0);
+            BF16_SEEN();
+        }
+        free(keep);
+        free_case(&c);
+    }
+
+    /* BF16 mode does round where there are tiles: f32 inputs on a prefill
+       shape come out measurably different from strict mode (else the
+       bound above would hold for a kernel that never used its tiles). */
+    {
+        const qkv_dtype dt[4] = {QKV_F32, QKV_F32, QKV_F32, QKV_F32};
+        case_spec spec = {.q_len = 32, .kv_len = 200, .head_dim = 64, .q_heads = 1, .dtypes = dt};
+        attn_case c;
+        make_case_spec(&c, &spec);
+        const size_t n = c.d.q_len * c.d.v_head_dim;
+        float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);
+        for (size_t k = 0; k < n_im; k++) {
+            if (!im[k].tiles)
+                continue;
+            fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, 0);
+            seen_err = seen_err_lse = 0;
+            fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, 0);
+            BF16_SEEN();
+            T.isa = im[k].name;
+            check(max_diff(strict, bf, 1, n, n) > 1e-5, "QKV_FPMATH_BF16 rounded nothing");
+            T.isa = "-";
+        }
+        free(strict), free(bf);
+        free_case(&c);
+    }
+
+    /* Strict mode, bf16 Q and K holding subnormals: the f32 contract. */
+    for (int w = 0; w < 2; w++) {
+        const qkv_dtype dt[4] = {QKV_BF16, QKV_BF16, QKV_F32, QKV_F32};
+        case_spec spec = {.q_len = urand(17, 32), .kv_len = 200, .head_dim = 64, .q_heads = 2,
+                          .dtypes = dt, .plant = w ? plant_q_subnormal : plant_k_subnormal};
+        attn_case c;
+        make_case_spec(&c, &spec);
+        float *keep = malloc(c.d.q_heads * c.d.q_len * c.d.v_head_dim * sizeof *keep);
+        for (size_t k = 0; k < n_im; k++)
+            fp_run(&c, &im[k], QKV_FPMATH_STRICT, keep, 0);
+        free(keep);
+        free_case(&c);
+    }
+
+    /* Inf and NaN in V, and an f32 value that bf16 cannot hold. */
+    fp_nonfinite(im, n_im, QKV_F32, INFINITY, 1);
+    fp_nonfinite(im, n_im, QKV_BF16, NAN, 1);
+    fp_nonfinite(im, n_im, QKV_F32, 3.4e38f, 0);
+
+    printf("fpmath: QKV_FPMATH_BF16 max error %.3g (bound %.3g), lse %.3g (bound %.3g), %zu runs "
+           "on", bf16_err, TOL_BF16, bf16_err_lse, TOL_BF16_LSE_REL, bf16_runs);
+    for (size_t k = 0; k < n_im; k++)
+        printf(" %s", im[k].name);
+    printf("\n");
+    if ((!only || strcmp(only, "amx") == 0) && !qkv_isa_supported(QKV_ISA_AMX))
+        printf("amx: skipped: no amx (native)%s\n",
+               amx_emu_attention() ? "; its driver ran on the tile emulation as amx-emu"
+                                   : "; no AVX-512 for the tile emulation either");
+#undef BF16_SEEN
 }
 
 /* ---- bad input: each error of API.md, and nothing written ------------------- */
@@ -754,6 +1132,8 @@ static void test_badinput(const qkv_funcs *f)
     EXPECT_DESC(QKV_ERR_UNSUPPORTED, d.o.dtype = QKV_Q4_0);
     EXPECT_DESC(QKV_ERR_ARG, d.k.dtype = QKV_Q8_0);           /* head_dim 4: no whole blocks */
     EXPECT_DESC(QKV_ERR_ARG, d.o.dtype = (qkv_dtype)9);
+    EXPECT_DESC(QKV_ERR_ARG, d.fpmath = (qkv_fpmath)2);
+    EXPECT_DESC(QKV_ERR_ARG, d.fpmath = (qkv_fpmath)-1);
     EXPECT_DESC(QKV_ERR_OVERFLOW, d.k.row_stride = big);
     EXPECT_DESC(QKV_ERR_OVERFLOW, (d.q_len = big, d.o.batch_stride = 0, d.o.head_stride = 0));
     EXPECT_DESC(QKV_ERR_ARG, d.o.data = (float *)q);          /* O overlaps Q */
@@ -946,7 +1326,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_isas; i++)
         printf(" %s", qkv_isa_name(isas[i]->isa));
     printf(" (best %s, active %s)\n", qkv_isa_name(qkv_isa_best()), qkv_isa_name(qkv_isa_get()));
-    if (only_isa && !n_isas) {
+    if (only_isa && !n_isas && strcmp(only_isa, "amx-emu") != 0) {
         fprintf(stderr, "checkasm: ISA %s is not supported here\n", only_isa);
         return 1;
     }
@@ -979,6 +1359,8 @@ int main(int argc, char **argv)
         test_attention(25 * scale, 3 * scale);
     if (GROUP("kernels"))
         test_kernels(&T, seed, scale, only_isa);
+    if (GROUP("fpmath"))
+        test_fpmath(6 * scale, quick, only_isa);
     if (verbose)
         printf("checkasm: %d cases per group (quick: %d)\n", 15 * scale, quick);
 

@@ -285,7 +285,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
             }
         }
         j.row = rw;
-        const qkv_attn_shape shape = {j.head_dim, j.v_head_dim, j.q_dtype, kt, vt, 0};
+        const qkv_attn_shape shape = {j.head_dim, j.v_head_dim, j.q_dtype, kt, vt, 0, QKV_FPMATH_STRICT};
         qkv_attn_shape sm = shape;
         for (size_t r = 0; r < j.rows; r++)
             sm.masked |= rw[r].mask != NULL;

@@ -252,6 +252,9 @@ static const fma_probe fma_probes[] = {
 #endif
 #ifdef QKV_PROBE_AVX512
     {QKV_ISA_AVX512, qkv_probe_fma_avx512},
+    /* Their f32 work runs on the same FMAs. */
+    {QKV_ISA_AVX512BF16, qkv_probe_fma_avx512},
+    {QKV_ISA_AMX, qkv_probe_fma_avx512},
 #endif
 #ifdef QKV_PROBE_NEON
     {QKV_ISA_NEON, qkv_probe_fma_neon},

@@ -94,6 +94,29 @@
  *                          mt[j·rp + r] = mask[r][key0 + j] for j < n,
  *                          r < rows (0 for a NULL mask row); may write
  *                          lanes rows..rp-1 of those keys.
+ *
+ * bf16 tiles (optional; kernels/x86/bf16_tmpl.h). An ISA with bf16 dot
+ * products defines SIMD_BF16 and these, and the GEMM form then lets them
+ * take a tile's Q·Kᵀ and P·V when job->fpmath and the dtypes allow
+ * (qkv.h's qkv_fpmath); without them, or for a tile they give back, the
+ * f32 microkernels above run as they do for every other ISA:
+ *   simd_bf16              a struct type with int members qk and pv (on
+ *                          for this job); zero-initialised means off
+ *   simd_bf16_ws(rp, shape)  floats of workspace it needs in a GEMM job of
+ *                          rp lanes, the f32 fallback's least included; 0
+ *                          when it is off for this shape
+ *   simd_bf16_begin(b, job, rp, ws, floats)
+ *                          decides and fills *b for the job, packs what it
+ *                          keeps for the whole job into ws; returns the
+ *                          floats it took (0 and off when they don't fit)
+ *   simd_bf16_qk(b, job, t0, n, kmin, kmax, st, rp, cmax)
+ *                          S[j][r] = scale · K_j·Q_r as the GEMM loop
+ *                          below leaves it (cmax: as simd_gemm's) for the
+ *                          keys [kmin, kmax) of the tile of n keys at t0;
+ *                          0 when it gives the tile back
+ *   simd_bf16_pv(b, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain)
+ *                          what pv_tile does, or 0 to give it back
+ *   simd_bf16_end(b)       after the job's last tile
  */
 #ifndef SIMD_SUFFIX
 #error "define SIMD_SUFFIX, the vocabulary and the microkernels before including simd/attention.h"
@@ -142,6 +165,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
 {
     const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = SIMD_NAME(att_keys)(form);
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
+#ifdef SIMD_BF16
+    if (form == ATT_GEMM && simd_bf16_ws(rp, s))
+        return n + simd_bf16_ws(rp, s);
+#endif
     if (form == ATT_GEMM)
         n += ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
     else if (s->q_dtype != QKV_F32)
@@ -182,7 +209,7 @@ static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
 static qkv_attn_shape SIMD_NAME(shape_of)(const qkv_attn_job *job)
 {
     qkv_attn_shape s = {job->head_dim, job->v_head_dim, job->q_dtype, job->k.dtype,
-                        job->v.dtype, 0};
+                        job->v.dtype, 0, job->fpmath};
     for (size_t r = 0; r < job->rows; r++)
         s.masked |= job->row[r].mask != NULL;
     return s;
@@ -727,11 +754,20 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     const float *q[8];
     const unsigned char *krow[ATT_BN], *vrow[ATT_BN];
     size_t dc = d;
+    int qt_lazy = 0;   /* Qᵀ as f32 only for tiles the bf16 path gives back */
+#ifdef SIMD_BF16
+    simd_bf16 b16 = {.qk = 0, .pv = 0};
+#endif
     if (form == ATT_DOT) {
         float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
         SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
+#ifdef SIMD_BF16
+        /* The bf16 tiles' buffers first: what is left serves the f32 path. */
+        SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
+        qt_lazy = b16.qk;
+#endif
         /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
            (for the usual shapes it is packed once per job), leaving room
            for at least one converted K row and 64 V columns when they are
@@ -739,13 +775,15 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         size_t keep = job->k.dtype != QKV_F32 ? d : 0;
         const size_t vkeep = dv < 64 ? dv : 64;   /* pv_tile's narrowest chunk */
         keep = job->v.dtype != QKV_F32 && keep < vkeep ? vkeep : keep;
-        if (ATT_ALIGN(rp * d) + ATT_ALIGN(keep) > ws.left) {
+        if (qt_lazy) {          /* a small chunk: the rest is for V's conversions */
+            dc = d < 32 ? d : 32;
+        } else if (ATT_ALIGN(rp * d) + ATT_ALIGN(keep) > ws.left) {
             keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
             /* whole Q8_0/Q4_0 blocks; the planner leaves room for 32 */
             dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
         }
         qt = SIMD_NAME(ws_take)(&ws, rp * dc);
-        if (dc == d)
+        if (dc == d && !qt_lazy)
             SIMD_NAME(pack_qt)(qt, rp, job, 0, d);
     }
     if (mt)                /* lanes past the rows: defined, and inactive */
@@ -790,13 +828,18 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             tmax_of[r] = -INFINITY;
 
         /* S[j][·] = scale · K_j · Qᵀ for the keys [kmin, kmax) some row sees. */
+        int qk_done = 0;
+#ifdef SIMD_BF16
+        if (b16.qk)
+            qk_done = simd_bf16_qk(&b16, job, t0, n, kmin, kmax, st, rp, plain ? tmax_of : NULL);
+#endif
         if (form == ATT_DOT) {
             SIMD_NAME(dot_tile_rows)(job, t0, kmin, kmax, krow, vrow);
             simd_qk_dot(8, job->k.dtype, q, d, krow + kmin, kmax - kmin, scale, st + kmin * rp, rp);
         }
-        for (size_t pc = 0; pc < d && form == ATT_GEMM; pc += dc) {
+        for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
-            if (dc != d)
+            if (dc != d || qt_lazy)
                 SIMD_NAME(pack_qt)(qt, rp, job, pc, kc);
             const float post = pc + kc >= d ? scale : 1.0f;
             size_t ch = kmax - kmin;
@@ -896,10 +939,17 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         if (form == ATT_DOT)
             SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, vrow, kmin, kmax, lo, hi, alpha,
                                    SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
+#ifdef SIMD_BF16
+        else if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
+            ;
+#endif
         else
             SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
         t0 += n;
     }
+#ifdef SIMD_BF16
+    simd_bf16_end(&b16);
+#endif
 
     for (size_t r = 0; r < rows; r++) {
         job->row[r].max = m_run[r];

@@ -109,7 +109,6 @@ if _lib_version // 100 != 2:
 _F32, _F16 = 0, 1
 _MASK_NONE, _MASK_CAUSAL, _MASK_ADDITIVE = 0, 1, 2
 _OK, _ERR_ARG, _ERR_OVERFLOW, _ERR_UNSUPPORTED, _ERR_NOMEM = range(5)
-_ISA_COUNT = 5   # QKV_ISA_COUNT of include/qkv.h
 _size = ctypes.c_size_t
 
 
@@ -156,6 +155,9 @@ class _Funcs(ctypes.Structure):
                 ("weighted_sum", ctypes.c_void_p), ("attention", _ATTENTION),
                 ("convert", ctypes.c_void_p), ("merge_states", ctypes.c_void_p)]
 
+
+# QKV_ISA_COUNT of the library loaded: its names run out at "unknown".
+_ISA_COUNT = next(i for i in range(64) if _lib.qkv_isa_name(i) == b"unknown")
 
 _lib.qkv_isa_funcs.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.POINTER(_Funcs))]
 

@@ -1,0 +1,185 @@
+/*
+ * The AVX-512 (F/BW/DQ/VL) vocabulary of 16-lane vector operations that
+ * kernels/x86/kernels_tmpl.h is written in, shared by the ISA files built
+ * with AVX-512 flags (avx512.c, avx512bf16.c, amx.c); each defines
+ * X86_ISA_SUFFIX, then includes this once. The exponential and tanh are
+ * SLEEF's 1-ULP AVX-512 versions.
+ */
+#ifndef QKV_AVX512_VOCAB_H
+#define QKV_AVX512_VOCAB_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <sleef.h>
+
+#define VL 16
+
+/* Register blocking of the one microkernel (C := pre·C + A·B, see the
+   template): 6 rows × 4 vectors = 24 of the 32 zmm registers hold C, 4 hold
+   the row of B, 1 the broadcast of A. Per step 6 broadcasts + 4 loads feed
+   24 FMAs, so the two FMA pipes, not the load ports, set the pace. */
+#define GEMM_MR 6
+#define GEMM_NV 4
+#define GEMM_TILE 6x64
+
+/* scores: a packed Kᵀ panel of KC×64 floats is 32 KiB, inside the 48 KiB L1
+   with room for the Q rows it is multiplied with. */
+#define SCORES_KC 128
+/* weighted_sum: a KC×64 panel of V rows (32 KiB) is reused by every block
+   of 6 rows of P while it sits in L1. */
+#define WSUM_KC 128
+
+typedef __m512 vf;
+typedef __mmask16 vm;      /* one bit per lane */
+
+#define V_INLINE static inline __attribute__((always_inline))
+
+V_INLINE vf v_zero(void) { return _mm512_setzero_ps(); }
+V_INLINE vf v_set1(float x) { return _mm512_set1_ps(x); }
+V_INLINE vf v_load(const float *p) { return _mm512_loadu_ps(p); }
+V_INLINE void v_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
+/* The first n lanes, 1 <= n <= VL. */
+V_INLINE vm v_tailmask(size_t n) { return (vm)((1u << n) - 1u); }
+/* Masked-off lanes are never touched in memory (no fault past a row's end)
+   and read as 0 (v_loadm) or as `fill` (v_loadm_or). */
+V_INLINE vf v_loadm(const float *p, vm m) { return _mm512_maskz_loadu_ps(m, p); }
+V_INLINE vf v_loadm_or(const float *p, vm m, vf fill) { return _mm512_mask_loadu_ps(fill, m, p); }
+V_INLINE void v_storem(float *p, vm m, vf x) { _mm512_mask_storeu_ps(p, m, x); }
+V_INLINE vf v_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+V_INLINE vf v_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+V_INLINE vf v_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+V_INLINE vf v_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+V_INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+/* max(x, m): when x is NaN the result is m, like the scalar `if (x > max)`. */
+V_INLINE vf v_max(vf x, vf m) { return _mm512_max_ps(x, m); }
+V_INLINE vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+V_INLINE vm v_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+/* Not equal, or unordered (a NaN on either side). */
+V_INLINE vm v_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+V_INLINE vm v_or(vm a, vm b) { return (vm)(a | b); }
+/* m ? b : a, lane by lane. */
+V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
+V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }
+V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
+V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
+V_INLINE vf v_exp(vf x) { return Sleef_expf16_u10avx512f(x); }
+V_INLINE vf v_tanh(vf x) { return Sleef_tanhf16_u10avx512f(x); }
+
+/* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
+V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
+{
+    return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_loadu_si512(p), _mm512_set1_epi32(j)));
+}
+
+/* Lane i = the sum of the lanes of x[i], for VL vectors at once: a
+   transposing tree of 4 levels (15 adds) instead of 16 separate horizontal
+   sums. The tree leaves lane 4Q+m with input 4m+Q, so the inputs are taken
+   in that order. */
+V_INLINE vf v_hsum_lanes(const vf *x)
+{
+#define XP(i) x[((i) % 4) * 4 + (i) / 4]
+    vf y[8], z[4];
+    for (int i = 0; i < 8; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(XP(2 * i), XP(2 * i + 1), 0x44),
+                             _mm512_shuffle_f32x4(XP(2 * i), XP(2 * i + 1), 0xEE));
+#undef XP
+    for (int i = 0; i < 4; i++)
+        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0xDD));
+    const vf w0 = _mm512_add_ps(_mm512_unpacklo_ps(z[0], z[1]), _mm512_unpackhi_ps(z[0], z[1]));
+    const vf w1 = _mm512_add_ps(_mm512_unpacklo_ps(z[2], z[3]), _mm512_unpackhi_ps(z[2], z[3]));
+    const __m512d a = _mm512_castps_pd(w0), b = _mm512_castps_pd(w1);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+}
+
+/* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
+   holding the max (sum) of its row r across the groups. */
+V_INLINE vf v_fold4_max(vf x)
+{
+    x = _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
+    return _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+}
+V_INLINE vf v_fold4_add(vf x)
+{
+    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
+    return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+}
+
+/* x[i] = row i of a 16 × 16 block in, column i out. Pairs of rows are
+   interleaved (floats, then float pairs) so that each 128-bit lane holds a
+   4 × 4 sub-block transposed, then two rounds of lane shuffles put the
+   sub-blocks in place: 64 shuffles in all. */
+V_INLINE void v_transpose(vf *x)
+{
+    vf t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
+    }
+    /* u[4k + c], lane L: rows 4k..4k+3 of column 4L + c. */
+    for (int k = 0; k < 16; k += 4) {
+        const __m512d a = _mm512_castps_pd(t[k]), b = _mm512_castps_pd(t[k + 1]);
+        const __m512d c = _mm512_castps_pd(t[k + 2]), d = _mm512_castps_pd(t[k + 3]);
+        u[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        const vf w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);   /* lanes 0, 2 */
+        const vf w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   /* lanes 1, 3 */
+        const vf w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        const vf w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        x[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
+        x[8 + c] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
+        x[4 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
+        x[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
+    }
+}
+
+/* Lanes i with lo[i] <= j < hi[i]. */
+V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
+{
+    const __m512i vj = _mm512_set1_epi32(j);
+    return _mm512_cmple_epi32_mask(_mm512_loadu_si512(lo), vj) &
+           _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(hi), vj);
+}
+
+/* VL stored values widened exactly to f32, for the decode kernels that
+   read K and V in place: f16, bf16 (a shift), the int8 of Q8_0, the
+   nibbles of Q4_0 minus 8. v_loadn_*: the first n < VL values only. */
+V_INLINE vf v_load_f16(const void *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+V_INLINE vf v_load_bf16(const void *p)
+{
+    const __m512i x = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+}
+V_INLINE vf v_load_i8(const void *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+V_INLINE vf v_load_q4(const void *p, int high)
+{
+    __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    if (high)
+        x = _mm512_srli_epi32(x, 4);
+    x = _mm512_sub_epi32(_mm512_and_si512(x, _mm512_set1_epi32(15)), _mm512_set1_epi32(8));
+    return _mm512_cvtepi32_ps(x);
+}
+V_INLINE vf v_loadn_f16(const void *p, size_t n)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(v_tailmask(n), p));
+}
+V_INLINE vf v_loadn_bf16(const void *p, size_t n)
+{
+    const __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(v_tailmask(n), p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+}
+
+#endif
