@@ -28,8 +28,8 @@
    bulk of qkv_attention's stack use (QKV_MAX_STACK_BYTES in qkv.h, tested
    by tests/stack): the planner gives each job its acc rows (when the
    output is not f32) and the driver its tiles from it, choosing rows per
-   job so that they fit (32 rows of head_dim 128 with a mask, or 16 of
-   head_dim 256). */
+   job so that they fit (32 rows of head_dim 128 with a mask or a 16-bit V,
+   16 of head_dim 256). */
 #define QKV_ATTN_WS_FLOATS 9216
 
 /* Where the rows of one K or V operand are (one KV head of one sequence):

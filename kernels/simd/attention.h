@@ -192,18 +192,21 @@ static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_f
     return SIMD_NAME(att_need)(form, rows, s, 0) <= ws_floats ? form : ATT_GEMM;
 }
 
-/* The workspace a job prefers: its form's needs, with a chunk of
-   ATT_CONV_KEYS converted K/V rows for GEMM. The planner picks rows per job
+/* The workspace a job prefers: its form's needs, with (GEMM) a chunk of
+   ATT_CONV_KEYS converted K rows or half a tile's V in 64-column blocks. The planner picks rows per job
    so that this fits; the kernel copes with less (smaller chunks). */
 static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
 {
     size_t conv = 0;
     if (s->k_dtype != QKV_F32)
-        conv = s->head_dim;
-    if (s->v_dtype != QKV_F32 && s->v_head_dim > conv)
-        conv = s->v_head_dim;
-    return SIMD_NAME(att_need)(SIMD_NAME(att_form)(rows, s, SIZE_MAX), rows, s,
-                               ATT_CONV_KEYS * conv);
+        conv = ATT_CONV_KEYS * s->head_dim;
+    /* Half a tile of V keys in 64-column blocks: the acc rows are then
+       reloaded once more per tile (about 3% of the FMAs' time), and the
+       workspace stays within QKV_MAX_STACK_BYTES with 32 rows of d = 128. */
+    const size_t vconv = ATT_BN / 2 * (s->v_head_dim < 64 ? s->v_head_dim : 64);
+    if (s->v_dtype != QKV_F32 && vconv > conv)
+        conv = vconv;
+    return SIMD_NAME(att_need)(SIMD_NAME(att_form)(rows, s, SIZE_MAX), rows, s, conv);
 }
 
 static qkv_attn_shape SIMD_NAME(shape_of)(const qkv_attn_job *job)
@@ -233,10 +236,26 @@ static float *SIMD_NAME(ws_take)(SIMD_NAME(att_ws) *w, size_t floats)
     return p;
 }
 
+/* n rows of len values stored as t (rows `bytes` apart, from value c0)
+   widened into buf, len floats a row, in registers (simd/load_dt.h): no
+   call per row, and no NaN quieting, which only qkv_convert promises. */
+V_INLINE void SIMD_NAME(widen_rows)(const qkv_dtype t, const unsigned char *row, size_t bytes,
+                                    size_t n, size_t c0, size_t len, float *buf)
+{
+    const size_t nfull = len / VL * VL;
+    for (size_t i = 0; i < n; i++, row += bytes, buf += len) {
+        size_t c = 0;
+        for (; c < nfull; c += VL)
+            v_store(buf + c, SIMD_NAME(load_dt)(t, row, c0 + c));
+        if (c < len)
+            v_storem(buf + c, v_tailmask(len - c), SIMD_NAME(load_dtn)(t, row, c0 + c, len - c));
+    }
+}
+
 /* Rows [j, j + n) of K or V as f32, columns [c0, c0 + len): in place when
-   stored as f32, else converted into buf (len floats a row). *ld is the
+   stored as f32, else widened into buf (len floats a row). *ld is the
    distance between the rows returned, in floats. c0 is a multiple of the
-   dtype's block (32 for Q8_0/Q4_0). */
+   dtype's block (32 for Q8_0/Q4_0). The rows lie within one page. */
 static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0,
                                       size_t len, float *buf, size_t *ld)
 {
@@ -245,10 +264,19 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
         *ld = s->row_bytes / sizeof(float);
         return (const float *)row + c0;
     }
-    const size_t skip = qkv_dtype_bytes(s->dtype, c0);
-    for (size_t i = 0; i < n; i++)
-        s->to_f32(len, row + i * s->row_bytes + skip, buf + i * len);
     *ld = len;
+    if (qkv_dtype_block(s->dtype) > 1 && 32 % VL) {   /* a vector would span two blocks */
+        const size_t skip = qkv_dtype_bytes(s->dtype, c0);
+        for (size_t i = 0; i < n; i++)
+            s->to_f32(len, row + i * s->row_bytes + skip, buf + i * len);
+        return buf;
+    }
+    switch (s->dtype) {
+    case QKV_F16: SIMD_NAME(widen_rows)(QKV_F16, row, s->row_bytes, n, c0, len, buf); break;
+    case QKV_BF16: SIMD_NAME(widen_rows)(QKV_BF16, row, s->row_bytes, n, c0, len, buf); break;
+    case QKV_Q8_0: SIMD_NAME(widen_rows)(QKV_Q8_0, row, s->row_bytes, n, c0, len, buf); break;
+    default: SIMD_NAME(widen_rows)(QKV_Q4_0, row, s->row_bytes, n, c0, len, buf); break;
+    }
     return buf;
 }
 
@@ -367,16 +395,19 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
 {
     const size_t rows = job->rows, dv = job->v_head_dim;
     const int f32 = job->v.dtype == QKV_F32;
-    /* Converted chunks: ch keys × cw columns, cw a multiple of 64 (whole
-       Q8_0/Q4_0 blocks, whole microkernel column blocks) unless all of dv. */
+    /* Converted chunks: ch keys × cw columns. All the tile's keys in
+       column blocks, so that each acc row is read and written once per tile
+       as with f32 V (keys in chunks would reload it per chunk); cw a
+       multiple of 64 (whole Q8_0/Q4_0 blocks and microkernel panels) or all
+       of dv. Fewer keys only when the workspace is short. */
     size_t cw = dv, ch = kmax - kmin;
     if (!f32) {
-        if (conv_floats < dv) {
-            cw = conv_floats / 64 * 64;
-            cw = cw ? cw : 64;   /* the planner always leaves 64 floats */
+        cw = conv_floats / ch;
+        cw = cw >= dv ? dv : cw / 64 * 64;
+        if (!cw) {
+            cw = dv < 64 ? dv : 64;   /* the GEMM form always leaves this much */
+            ch = conv_floats / cw < ch ? conv_floats / cw : ch;
         }
-        ch = conv_floats / cw;
-        ch = ch < kmax - kmin ? ch : kmax - kmin;
     }
     for (size_t c0 = 0; c0 < dv; c0 += cw) {
         const size_t nc_chunk = dv - c0 < cw ? dv - c0 : cw;
@@ -385,7 +416,7 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
             const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
             size_t ldv;
             const float *vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
-            const int finite = (plain && f32) || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
+            const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
             for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
                 const size_t mr = rows - i0 < GEMM_MR ? rows - i0 : GEMM_MR;
                 int32_t klo = (int32_t)k1, khi = (int32_t)k0;
