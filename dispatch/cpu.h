@@ -6,6 +6,7 @@
 #ifndef QKV_CPU_H
 #define QKV_CPU_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -34,6 +35,16 @@ enum {
 
 /* The features of this CPU and OS. Called once; the caller caches it. */
 uint32_t qkv_cpu_features(void);
+
+/* The data caches one core sees, in bytes (0: not known): what the block
+   sizes of the kernels are chosen from. */
+typedef struct qkv_cpu_caches {
+    size_t l1d, l2, l3;
+} qkv_cpu_caches;
+
+qkv_cpu_caches qkv_cpu_cache_sizes(void);
+/* The same read from Linux's sysfs (cpu0); zeros where it says nothing. */
+qkv_cpu_caches qkv_cpu_cache_sizes_sysfs(void);
 
 /* A short name for one feature bit ("avx2", "OS ZMM state", ...); NULL for
    an unknown bit. */

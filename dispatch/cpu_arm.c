@@ -26,3 +26,8 @@ uint32_t qkv_cpu_features(void)
         f |= QKV_CPU_SVEBF16;
     return f;
 }
+
+qkv_cpu_caches qkv_cpu_cache_sizes(void)
+{
+    return qkv_cpu_cache_sizes_sysfs();
+}

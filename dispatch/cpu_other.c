@@ -5,3 +5,8 @@ uint32_t qkv_cpu_features(void)
 {
     return 0;
 }
+
+qkv_cpu_caches qkv_cpu_cache_sizes(void)
+{
+    return qkv_cpu_cache_sizes_sysfs();
+}

@@ -89,3 +89,36 @@ uint32_t qkv_cpu_features(void)
         f |= QKV_CPU_OS_AMX;
     return f;
 }
+
+/* The data caches one core sees, from CPUID's deterministic cache leaf:
+   leaf 4 on Intel, 0x8000001D on AMD (with topology extensions). Each
+   subleaf describes one cache: type (EAX 4:0, 1 data, 3 unified), level
+   (EAX 7:5), and size = ways · partitions · line size · sets. */
+qkv_cpu_caches qkv_cpu_cache_sizes(void)
+{
+    qkv_cpu_caches c = {0, 0, 0};
+    unsigned a, b, cx, d, leaf = 4;
+    if (__get_cpuid(0x80000000, &a, &b, &cx, &d) && a >= 0x8000001D &&
+        __get_cpuid(0x80000001, &a, &b, &cx, &d) && ((cx >> 22) & 1))
+        leaf = 0x8000001D;
+    else if (!__get_cpuid(0, &a, &b, &cx, &d) || a < 4)
+        return qkv_cpu_cache_sizes_sysfs();
+    for (unsigned i = 0; i < 16; i++) {
+        if (!__get_cpuid_count(leaf, i, &a, &b, &cx, &d))
+            break;
+        const unsigned type = a & 31, level = (a >> 5) & 7;
+        if (!type)
+            break;
+        const size_t size = (size_t)((b >> 22) + 1) * (((b >> 12) & 1023) + 1) *
+                            ((b & 4095) + 1) * ((size_t)cx + 1);
+        if (level == 1 && type == 1)
+            c.l1d = size;
+        else if (level == 2 && type == 3)
+            c.l2 = size;
+        else if (level == 3 && type == 3)
+            c.l3 = size;
+    }
+    if (!c.l1d || !c.l2)
+        return qkv_cpu_cache_sizes_sysfs();
+    return c;
+}

@@ -125,6 +125,8 @@ static qkv_isa choice_from_environment(void)
 static void init(void)
 {
     cpu = qkv_cpu_features();
+    const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
+    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3};
     supported = 0;
     /* Rows come parent first, so a parent's context is ready in time. An
        ISA's init lives in that ISA's file and is compiled with its flags
@@ -136,6 +138,7 @@ static void init(void)
             continue;
         if (isa != QKV_ISA_SCALAR)
             ctxs[isa] = ctxs[rows[isa].parent];
+        ctxs[isa].caches = caches;
         built_init(isa)(&ctxs[isa]);
         ctxs[isa].isa = isa;
         supported |= 1u << isa;

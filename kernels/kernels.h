@@ -135,9 +135,16 @@ typedef struct qkv_attn_blocks {
     size_t max_rows;      /* <= QKV_ATTN_MAX_ROWS query rows per job */
 } qkv_attn_blocks;
 
+/* The data caches one core sees, in bytes (0: not known); the registry
+   fills them in before an ISA's init, which chooses its blocks from them. */
+typedef struct qkv_cache_sizes {
+    size_t l1d, l2, l3;
+} qkv_cache_sizes;
+
 /* The registry entry of one ISA. */
 typedef struct qkv_ctx {
     qkv_isa                 isa;
+    qkv_cache_sizes         caches;
     qkv_scores_kernel       scores;
     qkv_softmax_kernel      softmax;
     qkv_weighted_sum_kernel weighted_sum;

@@ -24,6 +24,7 @@
 #include <cpuid.h>
 #endif
 
+#include "cpu.h"
 #include "registry.h"
 #include "probe.h"
 #include "qkv.h"
@@ -362,6 +363,9 @@ static int cmd_info(int argc, char **argv)
 
     printf("qkv %s\n", qkv_version_string());
     printf("CPU:     %s, %s, %ld logical CPUs online\n", model, arch_name(), cpus);
+    const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
+    printf("Caches:  L1d %zu KiB, L2 %zu KiB, L3 %zu KiB per core's view (0: not known; "
+           "the kernels' blocks follow them)\n", cc.l1d >> 10, cc.l2 >> 10, cc.l3 >> 10);
     printf("ISAs:    (built: compiled into this qkv; runs: this CPU and OS can run it)\n");
     for (int i = 0; i < QKV_ISA_COUNT; i++) {
         const char *why = qkv_isa_unsupported_reason((qkv_isa)i);

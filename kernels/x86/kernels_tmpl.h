@@ -11,7 +11,9 @@
  *   X86_ISA_SUFFIX           _avx2, _avx512: ends every function name
  *   GEMM_MR, GEMM_NV         the microkernel's tile: MR rows × NV vectors
  *   GEMM_TILE                the tile as it reads in names, e.g. 6x64
- *   SCORES_KC, WSUM_KC       depth of the cache blocks (see there)
+ *   SCORES_KC, WSUM_KC       the largest depth of the cache blocks; the
+ *                            ones used are chosen from the CPU's caches
+ *                            (X86_NAME(blocks_for), see there)
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
  *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_exp v_tanh
@@ -209,7 +211,35 @@ static void pack_kt(float *kt, size_t w, const float *k, size_t ldk, size_t nc, 
     }
 }
 
-/* Each panel of Kᵀ (SCORES_KC × GEMM_NR, in L1) is packed once and then
+/* The cache blocks of the stage kernels, chosen once from the CPU's caches
+   (BLIS's per-configuration block sizes, as data): a KC × GEMM_NR panel of
+   Kᵀ or of V takes at most 2/3 of L1d, the rest being Q's or P's rows and
+   the output's; a block of MC rows × KC keys of P takes about 3/16 of L2.
+   On a 48 KiB L1d (Zen 4/5, Sapphire Rapids) that is the compile-time
+   largest KC of each ISA (128 floats for AVX-512, 256 for AVX2); on a
+   32 KiB L1d (Skylake-SP, Zen 2/3) AVX-512 panels are 80 deep. */
+static size_t X86_NAME(scores_kc) = SCORES_KC, X86_NAME(wsum_kc) = WSUM_KC;
+static size_t X86_NAME(wsum_mc) = 192;
+
+static size_t X86_NAME(clamp_round)(size_t x, size_t step, size_t lo, size_t hi)
+{
+    x = x / step * step;
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static void X86_NAME(blocks_for)(const qkv_cache_sizes *c)
+{
+    if (c->l1d) {
+        const size_t panel = c->l1d * 2 / 3 / (GEMM_NR * sizeof(float));
+        X86_NAME(scores_kc) = X86_NAME(clamp_round)(panel, 16, 32, SCORES_KC);
+        X86_NAME(wsum_kc) = X86_NAME(clamp_round)(panel, 16, 32, WSUM_KC);
+    }
+    if (c->l2)
+        X86_NAME(wsum_mc) = X86_NAME(clamp_round)(c->l2 * 3 / 16 / (X86_NAME(wsum_kc) * sizeof(float)),
+                                                  GEMM_MR, 96, 384);
+}
+
+/* Each panel of Kᵀ (scores_kc × GEMM_NR, in L1) is packed once and then
    serves every row of Q. Q is the microkernel's broadcast side: GEMM_MR
    floats per step of GEMM_MR × GEMM_NV FMAs, little enough to come from L2
    or L3, so Q needs no cache block of its own. */
@@ -223,8 +253,8 @@ static void scores_f32(size_t m, size_t n, size_t d, float scale,
         const size_t nc = n - jc < GEMM_NR ? n - jc : GEMM_NR;
         const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
         const size_t w = (size_t)cb.nv * VL;
-        for (size_t pc = 0; pc < d; pc += SCORES_KC) {
-            const size_t kc = d - pc < SCORES_KC ? d - pc : SCORES_KC;
+        for (size_t pc = 0; pc < d; pc += X86_NAME(scores_kc)) {
+            const size_t kc = d - pc < X86_NAME(scores_kc) ? d - pc : X86_NAME(scores_kc);
             /* The scale is applied once, to the finished dot product, as
                the scalar reference does. */
             const float post = pc + kc >= d ? scale : 1.0f;
@@ -314,10 +344,9 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
 
 /* ---- P·V --------------------------------------------------------------- */
 
-/* Rows of P per block: MC × WSUM_KC floats of P (192 KiB at most) stay in
-   L2 while every column block of V passes over them, so P, the one operand
-   too big for any cache, is read from memory once. */
-#define WSUM_MC 192
+/* Rows of P per block (wsum_mc): MC × KC floats of P stay in L2 while
+   every column block of V passes over them, so P, the one operand too big
+   for any cache, is read from memory once. */
 
 /* Blocked as BLIS does (A = P, B = V): a block of WSUM_MC rows × WSUM_KC
    keys of P in L2, a WSUM_KC × GEMM_NR panel of V in L1 reused by every
@@ -329,10 +358,11 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                              float *o, size_t ldo)
 {
     float *crow[GEMM_MR];
-    for (size_t ic0 = 0; ic0 < m; ic0 += WSUM_MC) {
-        const size_t ic1 = m - ic0 < WSUM_MC ? m : ic0 + WSUM_MC;
-        for (size_t pc = 0; pc < n; pc += WSUM_KC) {
-            const size_t kc = n - pc < WSUM_KC ? n - pc : WSUM_KC;
+    const size_t mc = X86_NAME(wsum_mc), kcb = X86_NAME(wsum_kc);
+    for (size_t ic0 = 0; ic0 < m; ic0 += mc) {
+        const size_t ic1 = m - ic0 < mc ? m : ic0 + mc;
+        for (size_t pc = 0; pc < n; pc += kcb) {
+            const size_t kc = n - pc < kcb ? n - pc : kcb;
             for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
                 const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
                 for (size_t ic = ic0; ic < ic1; ic += GEMM_MR) {
@@ -601,4 +631,5 @@ static void X86_NAME(ctx_fill)(qkv_ctx *c)
     c->attention_ws = SIMD_NAME(attention_ws);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
+    X86_NAME(blocks_for)(&c->caches);
 }
