@@ -1033,30 +1033,6 @@ void add_context(const Config &cfg)
 #endif
 }
 
-struct Probe {
-    qkv_isa isa;
-    double (*fma)(double seconds);
-};
-
-const Probe kProbes[] = {
-    {QKV_ISA_SCALAR, qkv_probe_fma_scalar},
-#ifdef QKV_BENCH_PROBE_AVX2
-    {QKV_ISA_AVX2, qkv_probe_fma_avx2},
-#endif
-#ifdef QKV_BENCH_PROBE_AVX512
-    {QKV_ISA_AVX512, qkv_probe_fma_avx512},
-    /* Their f32 work runs on the same FMAs; their bf16 peak is below. */
-    {QKV_ISA_AVX512BF16, qkv_probe_fma_avx512},
-    {QKV_ISA_AMX, qkv_probe_fma_avx512},
-#endif
-#ifdef QKV_BENCH_PROBE_NEON
-    {QKV_ISA_NEON, qkv_probe_fma_neon},
-#endif
-#ifdef QKV_BENCH_PROBE_SVE
-    {QKV_ISA_SVE, qkv_probe_fma_sve},
-#endif
-};
-
 /* Under a second in all on an idle machine: 0.1 s per ISA (the best 1 ms
    chunk of it), then ten passes over a buffer far larger than the
    last-level cache, once per thread count, whose first filling (page
@@ -1064,12 +1040,14 @@ const Probe kProbes[] = {
 void run_probes(const Config &cfg)
 {
     const double t0 = qkv_probe_now();
-    for (const Probe &p : kProbes) {
-        if (!qkv_isa_supported(p.isa))
+    double peak[QKV_ISA_COUNT];
+    qkv_probe_fma_peaks(peak, 0.1);
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        if (peak[i] <= 0.0)
             continue;
-        const double g = p.fma(0.1);
-        benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(p.isa), fmt(g));
-        std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(p.isa), g);
+        const qkv_isa isa = (qkv_isa)i;
+        benchmark::AddCustomContext(std::string("peak_gflops_") + qkv_isa_name(isa), fmt(peak[i]));
+        std::fprintf(stderr, "probe: %s peak %.1f GFLOP/s (1 core)\n", qkv_isa_name(isa), peak[i]);
     }
 #ifdef QKV_BENCH_PROBE_AVX512BF16
     /* vdpbf16ps: the ceiling of the bf16 tiles of avx512bf16. Whether it

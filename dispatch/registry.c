@@ -210,6 +210,11 @@ qkv_isa qkv_isa_get(void)
     return (qkv_isa)atomic_load(&current);
 }
 
+int qkv_isa_built(qkv_isa isa)
+{
+    return isa == QKV_ISA_SCALAR || (isa > 0 && isa < QKV_ISA_COUNT && built_init(isa) != NULL);
+}
+
 qkv_isa qkv_isa_parent(qkv_isa isa)
 {
     return isa >= 0 && isa < QKV_ISA_COUNT ? rows[isa].parent : QKV_ISA_SCALAR;

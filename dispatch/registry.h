@@ -10,6 +10,10 @@ const qkv_ctx *qkv_ctx_for(qkv_isa isa);
 /* The ISA whose context an ISA's starts from (scalar for scalar). */
 qkv_isa qkv_isa_parent(qkv_isa isa);
 
+/* Whether an ISA's kernels are compiled into this build (it may still not
+   run on this CPU). */
+int qkv_isa_built(qkv_isa isa);
+
 /* Why an ISA cannot run here ("not built", "the CPU lacks avx512bw", ...),
    or NULL when it is supported. Never allocates. */
 const char *qkv_isa_unsupported_reason(qkv_isa isa);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "qkv.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -26,7 +28,14 @@ double qkv_probe_fma_avx2(double seconds);
 double qkv_probe_fma_avx512(double seconds);
 double qkv_probe_fma_neon(double seconds);
 double qkv_probe_fma_sve(double seconds);
-/* The same for vdpbf16ps (bench/probe_avx512bf16.c): bf16 GFLOP/s. */
+typedef double (*qkv_probe_fn)(double seconds);
+
+/* peak[isa] for every ISA this CPU runs, about `seconds` per FMA unit (an
+   ISA without a probe of its own gets its parent's figure); 0 for the
+   others. */
+void qkv_probe_fma_peaks(double peak[QKV_ISA_COUNT], double seconds);
+
+/* The same for vdpbf16ps (probe/probe_avx512bf16.c): bf16 GFLOP/s. */
 double qkv_probe_dpbf16_avx512bf16(double seconds);
 
 /* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer,

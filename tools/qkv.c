@@ -227,43 +227,7 @@ static const char *arch_name(void)
 #endif
 }
 
-static int isa_built(qkv_isa isa)
-{
-    switch (isa) {
-    case QKV_ISA_SCALAR: return 1;
-    case QKV_ISA_AVX2: return QKV_HAVE_AVX2;
-    case QKV_ISA_AVX512: return QKV_HAVE_AVX512;
-    case QKV_ISA_NEON: return QKV_HAVE_NEON;
-    case QKV_ISA_SVE: return QKV_HAVE_SVE;
-    default: return 0;
-    }
-}
-
 /* ---- probes ------------------------------------------------------------------ */
-
-typedef struct fma_probe {
-    qkv_isa isa;
-    double (*run)(double seconds);
-} fma_probe;
-
-static const fma_probe fma_probes[] = {
-    {QKV_ISA_SCALAR, qkv_probe_fma_scalar},
-#ifdef QKV_PROBE_AVX2
-    {QKV_ISA_AVX2, qkv_probe_fma_avx2},
-#endif
-#ifdef QKV_PROBE_AVX512
-    {QKV_ISA_AVX512, qkv_probe_fma_avx512},
-    /* Their f32 work runs on the same FMAs. */
-    {QKV_ISA_AVX512BF16, qkv_probe_fma_avx512},
-    {QKV_ISA_AMX, qkv_probe_fma_avx512},
-#endif
-#ifdef QKV_PROBE_NEON
-    {QKV_ISA_NEON, qkv_probe_fma_neon},
-#endif
-#ifdef QKV_PROBE_SVE
-    {QKV_ISA_SVE, qkv_probe_fma_sve},
-#endif
-};
 
 #define PROBE_BYTES ((size_t)128 << 20)   /* far above any last-level cache */
 
@@ -277,9 +241,7 @@ typedef struct peaks {
 static void run_probes(peaks *p, unsigned threads)
 {
     memset(p, 0, sizeof *p);
-    for (size_t i = 0; i < sizeof fma_probes / sizeof fma_probes[0]; i++)
-        if (qkv_isa_supported(fma_probes[i].isa))
-            p->fma[fma_probes[i].isa] = fma_probes[i].run(0.1);
+    qkv_probe_fma_peaks(p->fma, 0.1);
     /* Several threads seldom get several times one core's bandwidth, but
        on a shared host their figure swings: never take less than one core. */
     p->read_gbs = qkv_probe_read_gbs(PROBE_BYTES, 10, 1);
@@ -327,7 +289,9 @@ static int cmd_info(int argc, char **argv)
         json_string(stdout, arch_name());
         printf(", \"cpu\": ");
         json_string(stdout, model);
-        const int simd = QKV_HAVE_AVX2 || QKV_HAVE_AVX512 || QKV_HAVE_NEON || QKV_HAVE_SVE;
+        int simd = 0;
+        for (int i = 1; i < QKV_ISA_COUNT; i++)
+            simd |= qkv_isa_built((qkv_isa)i);
         printf(", \"cpus\": %ld, \"simd\": %s, \"qkv_isa_env\": ", cpus, simd ? "true" : "false");
         if (env)
             json_string(stdout, env);
@@ -345,7 +309,7 @@ static int cmd_info(int argc, char **argv)
             printf("%s\n  {\"name\": ", i ? "," : "");
             json_string(stdout, qkv_isa_name((qkv_isa)i));
             printf(", \"built\": %s, \"runs\": %s, \"why_not\": ",
-                   isa_built((qkv_isa)i) ? "true" : "false", why ? "false" : "true");
+                   qkv_isa_built((qkv_isa)i) ? "true" : "false", why ? "false" : "true");
             if (why)
                 json_string(stdout, why);
             else
@@ -369,7 +333,7 @@ static int cmd_info(int argc, char **argv)
     printf("ISAs:    (built: compiled into this qkv; runs: this CPU and OS can run it)\n");
     for (int i = 0; i < QKV_ISA_COUNT; i++) {
         const char *why = qkv_isa_unsupported_reason((qkv_isa)i);
-        printf("  %-7s %-6s %s", qkv_isa_name((qkv_isa)i), isa_built((qkv_isa)i) ? "built" : "-",
+        printf("  %-10s %-6s %s", qkv_isa_name((qkv_isa)i), qkv_isa_built((qkv_isa)i) ? "built" : "-",
                why ? "-   " : "runs");
         if (probe && pk.fma[i] > 0)
             printf("  FMA peak %.1f GFLOP/s on 1 core", pk.fma[i]);
