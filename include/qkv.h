@@ -14,9 +14,11 @@
  *   - Outputs must not overlap inputs unless a function says it works in place.
  *   - All functions are thread-safe and reentrant. The only mutable global
  *     state is the one-time CPU detection and the process-wide ISA choice.
- *   - Accuracy: for f32 inputs in [-1, 1] and |V| <= 1 every ISA stays within
- *     1e-5 (absolute) of a double-precision reference (qkv_attention with
- *     QKV_FPMATH_BF16: the bound next to qkv_fpmath).
+ *   - Accuracy: for inputs in [-1, 1] and |V| <= 1 every ISA stays within
+ *     1e-5 (absolute) of a double-precision reference computed on the
+ *     stored values (f16, bf16, Q8_0, Q4_0 widened exactly); a 16-bit
+ *     output adds its own rounding, half a unit in the last place
+ *     (qkv_attention with QKV_FPMATH_BF16: the bound next to qkv_fpmath).
  */
 #ifndef QKV_H
 #define QKV_H
@@ -308,8 +310,12 @@ typedef struct qkv_attention_desc {
     size_t head_dim;
     size_t v_head_dim;
 
-    /* Tensors. q must be QKV_F32; k and v QKV_F32 (f16/bf16 KV caches are
-       reported as QKV_ERR_UNSUPPORTED until their kernels land). */
+    /* Tensors. q is f32, f16 or bf16; k and v any qkv_dtype, each its own
+       (a block type, Q8_0 or Q4_0, needs its dimension and its strides,
+       counted in values, to be multiples of 32: rows of whole blocks); o is
+       f32, f16 or bf16. Stored values are widened exactly to f32 (see
+       qkv_fpmath for what may be rounded); a 16-bit output is rounded to
+       nearest even once, at the end. */
     qkv_tensor     q;   /* [batch][q_heads][q_len][head_dim]   */
     qkv_tensor     k;   /* [batch][kv_heads][kv_len][head_dim] */
     qkv_tensor     v;   /* [batch][kv_heads][kv_len][v_head_dim] */
