@@ -1,11 +1,10 @@
 /*
  * AArch64 Advanced SIMD (NEON): the vocabulary of 4-lane vector operations
  * that the fused driver (kernels/simd/attention.h) and the shared Arm
- * kernels (kernels/arm/kernels_tmpl.h) are written in, and the two
- * microkernels:
+ * kernels (kernels/arm/kernels_tmpl.h) are written in, the loads that
+ * widen stored K/V values in registers, and the GEMM microkernel
  *
  *   gemm_f32_4x16_neon   C := post·(pre·C + A·B), 4 rows × 16 columns
- *   dot_f32_4x4_neon     4 query rows × 4 keys, dot products along d
  *
  * NEON has no masked loads or stores: a partial last vector of a row is
  * read and written lane by lane, so no access passes the row's end. The
