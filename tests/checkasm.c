@@ -253,7 +253,12 @@ static void test_seed(const qkv_funcs *f)
 
 /* Sizes that are no multiple of any vector width or tile, and the usual ones. */
 static const size_t odd_sizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 129};
-static const size_t head_dims[] = {1, 3, 8, 16, 33, 64, 80, 96, 128, 256};
+/* Head dims: every remainder mod 4 (NEON's lane-by-lane tails: 2, 6 and
+   22 give two lanes), a partial second vector of the two-vector GEMM tile
+   at every SVE length (6, 22, 47 at 128 bits; 11, 47 at 256; 22 at
+   512; 33, 47 at 1024; 96 at 2048), a partial third of NEON's four-vector
+   one (11), and the usual sizes; 64 and up are whole Q8_0/Q4_0 blocks. */
+static const size_t head_dims[] = {1, 2, 3, 6, 11, 22, 33, 47, 64, 96, 128, 256};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static size_t pick_size(void)
@@ -533,6 +538,14 @@ static void make_case_spec(attn_case *c, const case_spec *spec)
         for (size_t i = 0; i < total; i++)
             if (coin(15))
                 c->mask[i] = -INFINITY;
+        /* Now and then one key far above the rest of its row (scores are a
+           few units from 0): rows of one job then have maxima 200 apart,
+           and a kernel that let one row's max stand in for another's (a
+           reduction mixing the rows' lanes) would underflow the other
+           row's exp() to 0. Mask rows start at multiples of ld. */
+        for (size_t at = 0; at + d->kv_len <= total; at += ld)
+            if (coin(25))
+                c->mask[at + urand(0, d->kv_len - 1)] = 200.0f;
         d->mask_add = (qkv_float_mask){c->mask, bs, hs, ld};
     }
     if (coin(25))

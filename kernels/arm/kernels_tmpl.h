@@ -1,23 +1,26 @@
 /*
  * NEON and SVE written once: the ISA file (neon/neon.c, sve/sve.c) defines
- * the vector vocabulary of kernels/simd/attention.h and its two
- * microkernels, then includes this file once. It adds what the two share:
- * the microkernel's shape switch, the mask copy, the fused driver
- * (simd/attention.h), the stage kernels (arm/stages.h) and the registry
- * entry, SIMD_NAME(ctx_fill).
+ * the vector vocabulary of kernels/simd/attention.h and its GEMM
+ * microkernel, then includes this file once. It adds what the two share:
+ * the microkernel's shape switch, the decode kernels (simd_qk_dot,
+ * simd_pv_rows over K and V in place, widened by simd/load_dt.h), the mask
+ * copy, the fused driver (simd/attention.h), the stage kernels
+ * (arm/stages.h) and the registry entry, SIMD_NAME(ctx_fill).
  *
  * The includer provides, besides the vocabulary (SIMD_SUFFIX, VL, VL_MAX,
- * vf, vm, v_*) and v_hmax / v_hsum (a float: the max ignoring NaN / the
- * sum of the lanes),
+ * vf, vm, v_*, the loads of simd/load_dt.h but v_f16_scalar) and v_hmax /
+ * v_hsum (a float: the max ignoring NaN / the sum of the lanes),
  *   GEMM_MR, GEMM_NV        the microkernel's tile: MR rows (4 or 8) ×
  *                           NV vectors (4 or 2)
  *   GEMM_NR                 its columns, GEMM_NV · VL
  *   ARM_GEMM_SHAPE(MR, NV)  a statement: the microkernel inlined for these
  *                           constants, run on gemm_any's arguments
- *   dot_f32_4x4<sfx>(q, k, d, scale, nk, out)
- *                           out[4kk + r] = scale · dot(q[r], k[kk]) for 4
- *                           rows and kk < nk <= 4 (k[kk] for kk >= nk:
- *                           valid rows, never stored)
+ *   v_load_rep4(p)          p[0..3] in every group of 4 lanes
+ *   v_fmadd_lane(a, x, w, i)  a + x · w[i], w[i] the lane i of each group
+ *                           of 4 (i a constant: a macro)
+ *   v_store_sum4(p, a, b, c, d, s)
+ *                           p[0..3] = s · the sums of the lanes of a, b,
+ *                           c, d
  */
 #ifndef ARM_KERNELS_TMPL_H
 #define ARM_KERNELS_TMPL_H
@@ -86,27 +89,271 @@ static void ARM_CAT(mask_t, SIMD_SUFFIX)(const float *const *mask, size_t rows, 
             mt[j * rp + r] = mask[r] ? mask[r][key0 + j] : 0.0f;
 }
 
-/* simd_qk_dot4 (simd/attention.h) in blocks of 4 keys. Keys of the last
-   block past n repeat key n - 1 and are not stored; then the keys from n
-   up to a whole vector of the driver's [key][4] layout (VL/4 keys) get
-   key n - 1's scores. */
-static void ARM_CAT(qk_dot4_f32, SIMD_SUFFIX)(const float *const *q, size_t d, const float *k,
-                                              size_t ldk, size_t n, float scale, float *out)
+/* ---- decode: K and V read in place ------------------------------------------- */
+
+/* A block's f16 scale: FCVT, exact. */
+V_INLINE float v_f16_scalar(const void *p)
 {
-    for (size_t j0 = 0; j0 < n; j0 += 4) {
-        const float *kr[4];
-        for (size_t kk = 0; kk < 4; kk++)
-            kr[kk] = k + (j0 + kk < n ? j0 + kk : n - 1) * ldk;
-        ARM_CAT(dot_f32_4x4, SIMD_SUFFIX)(q, kr, d, scale, n - j0 < 4 ? n - j0 : 4, out + 4 * j0);
-    }
-    const size_t whole = (n + VL / 4 - 1) / (VL / 4) * (VL / 4);
-    for (size_t j = n; j < whole; j++)
-        memcpy(out + 4 * j, out + 4 * (n - 1), 4 * sizeof *out);
+    __fp16 h;
+    memcpy(&h, p, sizeof h);
+    return h;
 }
+#include "simd/load_dt.h"
+
+/* Rows past 4 (8-row jobs) come only with the dot form, which needs VL >= 16. */
+#define ARM_ROWS8 (VL_MAX >= 16)
+
+/* The 16 accumulators a0..a15 of the decode kernels, in 4 groups of 4
+   rows: X(a, b, c, d, v, r0, x, w, qa, qb, qc, qd) for the group of rows
+   r0..r0+3 at v, a key (dot) or a vector of V columns (P·V); x is that key
+   or V vector, w the P·V weights of the group's rows (lanes 0..3 of each
+   group of 4), qa..qd their Q rows. R = 4: 4 rows × 4 keys or vectors;
+   R = 8: 8 rows × 2. A constant R folds the branch. */
+#define ARM_GROUPS(R, X)                                           \
+    if ((R) == 4) {                                                \
+        X(a0, a1, a2, a3, 0, 0, x0, w0, q0, q1, q2, q3)            \
+        X(a4, a5, a6, a7, 1, 0, x1, w0, q0, q1, q2, q3)            \
+        X(a8, a9, a10, a11, 2, 0, x2, w0, q0, q1, q2, q3)          \
+        X(a12, a13, a14, a15, 3, 0, x3, w0, q0, q1, q2, q3)        \
+    } else {                                                       \
+        X(a0, a1, a2, a3, 0, 0, x0, w0, q0, q1, q2, q3)            \
+        X(a4, a5, a6, a7, 0, 4, x0, w1, q4, q5, q6, q7)            \
+        X(a8, a9, a10, a11, 1, 0, x1, w0, q0, q1, q2, q3)          \
+        X(a12, a13, a14, a15, 1, 4, x1, w1, q4, q5, q6, q7)        \
+    }
+#define ARM_ACCS(z)                                                            \
+    vf a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, a8 = z, \
+       a9 = z, a10 = z, a11 = z, a12 = z, a13 = z, a14 = z, a15 = z
+
+/* out[v·ors + r] = scale · dot(q[r], K_v) for R rows (4 or 8) and the
+   keys v < nk of kr (16/R of them, all valid rows): 16 dot products along
+   d at once, each K vector loaded and widened once for R rows, each Q
+   vector used for 16/R keys (R = 4: 16 accumulators + 4 K + 4 Q = 24 of
+   the 32 registers; R = 8: 16 + 2 + 8 = 26). Block types have no tail
+   (d is whole blocks, VL divides 32). */
+V_INLINE void SIMD_NAME(dot_blk)(const int R, const qkv_dtype t, const float *const *q,
+                                 size_t d, const unsigned char *const *kr, size_t nk,
+                                 float scale, float *out, size_t ors)
+{
+    const size_t nfull = d / VL * VL;
+    const vf z = v_zero();
+    ARM_ACCS(z);
+    vf x0 = z, x1 = z, x2 = z, x3 = z, q0 = z, q1 = z, q2 = z, q3 = z;
+    vf q4 = z, q5 = z, q6 = z, q7 = z;
+#define DOT_FMA(A, B, C, D, V, R0, X, W, QA, QB, QC, QD) \
+    A = v_fmadd(X, QA, A);                               \
+    B = v_fmadd(X, QB, B);                               \
+    C = v_fmadd(X, QC, C);                               \
+    D = v_fmadd(X, QD, D);
+#define DOT_STEP(LOADK, LOADQ)                                                        \
+    x0 = LOADK(0), x1 = LOADK(1);                                                     \
+    if (R == 4)                                                                       \
+        x2 = LOADK(2), x3 = LOADK(3);                                                 \
+    q0 = LOADQ(0), q1 = LOADQ(1), q2 = LOADQ(2), q3 = LOADQ(3);                       \
+    if (R == 8)                                                                       \
+        q4 = LOADQ(4), q5 = LOADQ(5), q6 = LOADQ(6), q7 = LOADQ(7);                   \
+    ARM_GROUPS(R, DOT_FMA)
+#define K_FULL(i) SIMD_NAME(load_dt)(t, kr[i], c)
+#define Q_FULL(i) v_load(q[i] + c)
+    for (size_t c = 0; c < nfull; c += VL) {
+        DOT_STEP(K_FULL, Q_FULL)
+    }
+    if (nfull < d) {
+        const vm tm = v_tailmask(d - nfull);
+#define K_TAIL(i) SIMD_NAME(load_dtn)(t, kr[i], nfull, d - nfull)
+#define Q_TAIL(i) v_loadm(q[i] + nfull, tm)
+        DOT_STEP(K_TAIL, Q_TAIL)
+    }
+#define DOT_OUT(A, B, C, D, V, R0, X, W, QA, QB, QC, QD) \
+    if ((size_t)(V) < nk)                                \
+        v_store_sum4(out + (size_t)(V) * ors + (R0), A, B, C, D, scale);
+    ARM_GROUPS(R, DOT_OUT)
+#undef DOT_OUT
+#undef Q_TAIL
+#undef K_TAIL
+#undef Q_FULL
+#undef K_FULL
+#undef DOT_STEP
+#undef DOT_FMA
+}
+
+/* simd_qk_dot (simd/attention.h) in blocks of 16/R keys, a key past n
+   standing in as key n - 1 (computed, not stored); then the keys from n up
+   to whole vectors of the driver's [key][R] layout (VL/R keys) get key
+   n - 1's scores. */
+V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q,
+                                  size_t d, const unsigned char *const *krow, size_t n,
+                                  float scale, float *out, size_t ors)
+{
+    const size_t kb = 16 / (size_t)R;
+    for (size_t j0 = 0; j0 < n; j0 += kb) {
+        const unsigned char *kr[4];
+        for (size_t kk = 0; kk < kb; kk++)
+            kr[kk] = krow[j0 + kk < n ? j0 + kk : n - 1];
+        SIMD_NAME(dot_blk)(R, t, q, d, kr, n - j0 < kb ? n - j0 : kb, scale, out + j0 * ors, ors);
+    }
+    const size_t per_vec = VL >= (size_t)R ? VL / (size_t)R : 1;
+    const size_t whole = (n + per_vec - 1) / per_vec * per_vec;
+    for (size_t j = n; j < whole; j++)
+        memcpy(out + j * ors, out + (n - 1) * ors, (size_t)R * sizeof *out);
+}
+
+static void SIMD_NAME(qk_dot)(int rows, qkv_dtype t, const float *const *q, size_t d,
+                              const unsigned char *const *krow, size_t n, float scale,
+                              float *out, size_t ors)
+{
+#define QK_DOT_T(R_)                                                                          \
+    switch (t) {                                                                              \
+    case QKV_F16: SIMD_NAME(qk_dot_t)(R_, QKV_F16, q, d, krow, n, scale, out, ors); break;    \
+    case QKV_BF16: SIMD_NAME(qk_dot_t)(R_, QKV_BF16, q, d, krow, n, scale, out, ors); break;  \
+    case QKV_Q8_0: SIMD_NAME(qk_dot_t)(R_, QKV_Q8_0, q, d, krow, n, scale, out, ors); break;  \
+    case QKV_Q4_0: SIMD_NAME(qk_dot_t)(R_, QKV_Q4_0, q, d, krow, n, scale, out, ors); break;  \
+    default: SIMD_NAME(qk_dot_t)(R_, QKV_F32, q, d, krow, n, scale, out, ors); break;         \
+    }
+#if ARM_ROWS8
+    if (rows == 8) {
+        QK_DOT_T(8)
+        return;
+    }
+#endif
+    (void)rows;
+    QK_DOT_T(4)
+#undef QK_DOT_T
+}
+
+/* acc[r] + c0 for the lanes of row r; rows past the job's read its last
+   row (computed, never stored). */
+V_INLINE vf SIMD_NAME(pv_in)(float *const *acc, size_t rows, size_t r, size_t at, int part,
+                             vm tm, const float *pre)
+{
+    const size_t ri = r < rows ? r : rows - 1;
+    const vf x = part ? v_loadm(acc[ri] + at, tm) : v_load(acc[ri] + at);
+    return pre ? v_mul(x, v_set1(pre[ri])) : x;
+}
+
+V_INLINE void SIMD_NAME(pv_out)(float *const *acc, size_t rows, size_t r, size_t at, int part,
+                                vm tm, vf x)
+{
+    if (r >= rows)
+        return;
+    if (part)
+        v_storem(acc[r] + at, tm, x);
+    else
+        v_store(acc[r] + at, x);
+}
+
+/* P·V for R rows (4 or 8; rows <= R of them real) and NV vectors of V
+   columns from c0, the last one `tail` columns wide when tailed: the
+   R × NV accumulators (16 at most) stay in registers while every key's V
+   vectors are loaded and widened once for all rows, and its R weights
+   come in as one or two groups of 4 (FMLA by element). */
+V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
+                                size_t rows, const float *p, size_t prs,
+                                const unsigned char *const *vrow, size_t n, size_t c0,
+                                size_t tail, float *const *acc, const float *pre)
+{
+    const vm tm = v_tailmask(tailed ? tail : VL);
+    const vf z = v_zero();
+    ARM_ACCS(z);
+#define PV_IN(A, B, C, D, V, R0, X, W, QA, QB, QC, QD)                                     \
+    if ((V) < NV) {                                                                        \
+        const size_t at = c0 + (size_t)(V) * VL;                                           \
+        const int part = tailed && (V) == NV - 1;                                          \
+        A = SIMD_NAME(pv_in)(acc, rows, (R0) + 0, at, part, tm, pre);                      \
+        B = SIMD_NAME(pv_in)(acc, rows, (R0) + 1, at, part, tm, pre);                      \
+        C = SIMD_NAME(pv_in)(acc, rows, (R0) + 2, at, part, tm, pre);                      \
+        D = SIMD_NAME(pv_in)(acc, rows, (R0) + 3, at, part, tm, pre);                      \
+    }
+    ARM_GROUPS(R, PV_IN)
+#undef PV_IN
+    for (size_t j = 0; j < n; j++) {
+        const float *pj = p + j * prs;
+        const unsigned char *vr = vrow[j];
+        const vf w0 = v_load_rep4(pj);
+        vf w1 = w0, x0 = z, x1 = z, x2 = z, x3 = z;
+        if (R == 8)
+            w1 = v_load_rep4(pj + 4);
+#define PV_X(v)                                                                        \
+        (tailed && (v) == NV - 1 ? SIMD_NAME(load_dtn)(t, vr, c0 + (size_t)(v) * VL, tail) \
+                                 : SIMD_NAME(load_dt)(t, vr, c0 + (size_t)(v) * VL))
+        x0 = PV_X(0);
+        if (NV > 1)
+            x1 = PV_X(1);
+        if (NV > 2)
+            x2 = PV_X(2);
+        if (NV > 3)
+            x3 = PV_X(3);
+#undef PV_X
+#define PV_FMA(A, B, C, D, V, R0, X, W, QA, QB, QC, QD) \
+        if ((V) < NV) {                                 \
+            A = v_fmadd_lane(A, X, W, 0);               \
+            B = v_fmadd_lane(B, X, W, 1);               \
+            C = v_fmadd_lane(C, X, W, 2);               \
+            D = v_fmadd_lane(D, X, W, 3);               \
+        }
+        ARM_GROUPS(R, PV_FMA)
+#undef PV_FMA
+    }
+#define PV_OUT(A, B, C, D, V, R0, X, W, QA, QB, QC, QD)           \
+    if ((V) < NV) {                                               \
+        const size_t at = c0 + (size_t)(V) * VL;                  \
+        const int part = tailed && (V) == NV - 1;                 \
+        SIMD_NAME(pv_out)(acc, rows, (R0) + 0, at, part, tm, A);  \
+        SIMD_NAME(pv_out)(acc, rows, (R0) + 1, at, part, tm, B);  \
+        SIMD_NAME(pv_out)(acc, rows, (R0) + 2, at, part, tm, C);  \
+        SIMD_NAME(pv_out)(acc, rows, (R0) + 3, at, part, tm, D);  \
+    }
+    ARM_GROUPS(R, PV_OUT)
+#undef PV_OUT
+}
+
+/* simd_pv_rows (simd/attention.h): blocks of 16/R whole vectors of
+   columns, then the rest one vector at a time (its last one the partial
+   vector of an f32/f16/bf16 row), so that only two widths of the kernel
+   are inlined per row count and dtype. */
+static void SIMD_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
+                               const unsigned char *const *vrow, size_t n, size_t dv,
+                               qkv_dtype t, float *const *acc, const float *pre)
+{
+#define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_) \
+    SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre)
+#define PV_T(R_, NV_, TL_, C0_, TAIL_)                                                \
+    switch (t) {                                                                      \
+    case QKV_F16: PV_CALL(R_, NV_, TL_, QKV_F16, C0_, TAIL_); break;                  \
+    case QKV_BF16: PV_CALL(R_, NV_, TL_, QKV_BF16, C0_, TAIL_); break;                \
+    case QKV_Q8_0: if (!(TL_)) PV_CALL(R_, NV_, 0, QKV_Q8_0, C0_, TAIL_); break;      \
+    case QKV_Q4_0: if (!(TL_)) PV_CALL(R_, NV_, 0, QKV_Q4_0, C0_, TAIL_); break;      \
+    default: PV_CALL(R_, NV_, TL_, QKV_F32, C0_, TAIL_); break;                       \
+    }
+#define PV_ROWS(R_)                                                                   \
+    do {                                                                              \
+        const size_t blk = (16 / (R_)) * VL;                                          \
+        size_t c0 = 0;                                                                \
+        for (; c0 + blk <= dv; c0 += blk)                                             \
+            PV_T(R_, 16 / (R_), 0, c0, 0)                                             \
+        for (; c0 + VL <= dv; c0 += VL)                                               \
+            PV_T(R_, 1, 0, c0, 0)                                                     \
+        if (c0 < dv)                                                                  \
+            PV_T(R_, 1, 1, c0, dv - c0)                                               \
+    } while (0)
+#if ARM_ROWS8
+    if (rows > 4) {
+        PV_ROWS(8);
+        return;
+    }
+#endif
+    PV_ROWS(4);
+#undef PV_ROWS
+#undef PV_T
+#undef PV_CALL
+}
+#undef ARM_ACCS
+#undef ARM_GROUPS
 
 #define simd_gemm ARM_CAT(gemm_f32_any, SIMD_SUFFIX)
 #define simd_mask_t ARM_CAT(mask_t, SIMD_SUFFIX)
-#define simd_qk_dot4 ARM_CAT(qk_dot4_f32, SIMD_SUFFIX)
+#define simd_qk_dot SIMD_NAME(qk_dot)
+#define simd_pv_rows SIMD_NAME(pv_rows)
 #include "simd/attention.h"
 #include "arm/stages.h"
 

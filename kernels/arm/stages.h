@@ -1,7 +1,7 @@
 /*
  * The stage kernels of NEON and SVE (qkv_scores, qkv_softmax,
  * qkv_weighted_sum), written once over the vocabulary and the microkernels
- * each ISA already has for the fused driver (simd_qk_dot4, simd_gemm).
+ * each ISA already has for the fused driver (simd_qk_dot, simd_gemm).
  * Included by arm/kernels_tmpl.h after simd/attention.h; defines
  * scores_f32<sfx>, softmax_f32<sfx> and weighted_sum_f32<sfx>.
  */
@@ -26,6 +26,7 @@ static void SIMD_NAME(scores_f32)(size_t m, size_t n, size_t d, float scale,
                                   float *s, size_t lds)
 {
     _Alignas(64) float blk[ROWS4_KEYS * 4];
+    const unsigned char *krow[ROWS4_KEYS];
     for (size_t i = 0; i < m; i += 4) {
         const size_t rows = m - i < 4 ? m - i : 4;
         const float *qr[4];
@@ -33,7 +34,9 @@ static void SIMD_NAME(scores_f32)(size_t m, size_t n, size_t d, float scale,
             qr[r] = q + (i + (r < rows ? r : rows - 1)) * ldq;
         for (size_t j0 = 0; j0 < n; j0 += ROWS4_KEYS) {
             const size_t nk = n - j0 < ROWS4_KEYS ? n - j0 : ROWS4_KEYS;
-            simd_qk_dot4(qr, d, k + j0 * ldk, ldk, nk, scale, blk);
+            for (size_t j = 0; j < nk; j++)
+                krow[j] = (const unsigned char *)(k + (j0 + j) * ldk);
+            simd_qk_dot(4, QKV_F32, qr, d, krow, nk, scale, blk, 4);
             for (size_t r = 0; r < rows; r++)
                 for (size_t j = 0; j < nk; j++)
                     s[(i + r) * lds + j0 + j] = blk[4 * j + r];

@@ -12,18 +12,32 @@
 
 #include "convert_scalar.h"
 
+/* f32 rows may start at any byte (qkv_convert's buffers need no
+   alignment), and vld1q_f32 / vst1q_f32 on a float pointer assume 4 bytes
+   (UBSan says so): they are moved as bytes, the same LDR/STR of a q
+   register, which AArch64 performs at any address. */
+static inline float32x4_t load_f32x4_neon(const float *p)
+{
+    return vreinterpretq_f32_u8(vld1q_u8((const uint8_t *)p));
+}
+
+static inline void store_f32x4_neon(float *p, float32x4_t x)
+{
+    vst1q_u8((uint8_t *)p, vreinterpretq_u8_f32(x));
+}
+
 /* ---- f16 ------------------------------------------------------------------------ */
 
 static inline void f16x8_f32_neon(const unsigned char *s, float *d)
 {
     const float16x8_t h = vreinterpretq_f16_u8(vld1q_u8(s));
-    vst1q_f32(d, vcvt_f32_f16(vget_low_f16(h)));
-    vst1q_f32(d + 4, vcvt_high_f32_f16(h));
+    store_f32x4_neon(d, vcvt_f32_f16(vget_low_f16(h)));
+    store_f32x4_neon(d + 4, vcvt_high_f32_f16(h));
 }
 
 static inline void f32x8_f16_neon(const float *s, unsigned char *d)
 {
-    const float16x8_t h = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(s)), vld1q_f32(s + 4));
+    const float16x8_t h = vcvt_high_f16_f32(vcvt_f16_f32(load_f32x4_neon(s)), load_f32x4_neon(s + 4));
     vst1q_u8(d, vreinterpretq_u8_f16(h));
 }
 
@@ -82,13 +96,13 @@ static inline uint16x4_t f32x4_bf16_neon(float32x4_t f)
 static inline void bf16x8_f32_neon(const unsigned char *s, float *d)
 {
     const uint16x8_t h = vreinterpretq_u16_u8(vld1q_u8(s));
-    vst1q_f32(d, bf16x4_f32_neon(vget_low_u16(h)));
-    vst1q_f32(d + 4, bf16x4_f32_neon(vget_high_u16(h)));
+    store_f32x4_neon(d, bf16x4_f32_neon(vget_low_u16(h)));
+    store_f32x4_neon(d + 4, bf16x4_f32_neon(vget_high_u16(h)));
 }
 
 static inline void f32x8_bf16_neon(const float *s, unsigned char *d)
 {
-    const uint16x8_t h = vcombine_u16(f32x4_bf16_neon(vld1q_f32(s)), f32x4_bf16_neon(vld1q_f32(s + 4)));
+    const uint16x8_t h = vcombine_u16(f32x4_bf16_neon(load_f32x4_neon(s)), f32x4_bf16_neon(load_f32x4_neon(s + 4)));
     vst1q_u8(d, vreinterpretq_u8_u16(h));
 }
 
@@ -134,10 +148,10 @@ static inline float block_scale_neon(const unsigned char *blk)
 static inline void s8x16_scaled_neon(int8x16_t q, float d, float *dst)
 {
     const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
-    vst1q_f32(dst, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
-    vst1q_f32(dst + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
-    vst1q_f32(dst + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
-    vst1q_f32(dst + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
+    store_f32x4_neon(dst, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+    store_f32x4_neon(dst + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
+    store_f32x4_neon(dst + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+    store_f32x4_neon(dst + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
 }
 
 static void cvt_q8_0_f32_neon(size_t n, const void *src, float *dst)
@@ -171,7 +185,7 @@ static inline uint32_t block_amax_bits_neon(const float *x)
     const uint32x4_t abs = vdupq_n_u32(0x7fffffff);
     uint32x4_t m = vdupq_n_u32(0);
     for (int k = 0; k < 8; k++)
-        m = vmaxq_u32(m, vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + 4 * k)), abs));
+        m = vmaxq_u32(m, vandq_u32(vreinterpretq_u32_f32(load_f32x4_neon(x + 4 * k)), abs));
     return vmaxvq_u32(m);
 }
 
@@ -192,8 +206,8 @@ static void cvt_f32_q8_0_neon(size_t n, const float *src, void *dst)
             for (int j = 0; j < 2; j++) {
                 const float *x = src + 16 * k + 8 * j;
                 /* fcvtas: nearest, ties away from zero, as roundf */
-                const int32x4_t a = vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x), id));
-                const int32x4_t c = vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + 4), id));
+                const int32x4_t a = vcvtaq_s32_f32(vmulq_n_f32(load_f32x4_neon(x), id));
+                const int32x4_t c = vcvtaq_s32_f32(vmulq_n_f32(load_f32x4_neon(x + 4), id));
                 h[j] = vcombine_s16(vmovn_s32(a), vmovn_s32(c));
             }
             vst1q_u8(blk + 2 + 16 * k,
@@ -229,9 +243,9 @@ static void cvt_f32_q4_0_neon(size_t n, const float *src, void *dst)
                 const float *x = src + 8 * j + 4 * k;
                 /* fcvtzs truncates, as the (int8_t) cast does */
                 const int32x4_t lo = vminq_s32(vcvtq_s32_f32(vaddq_f32(
-                    vmulq_n_f32(vld1q_f32(x), id), vdupq_n_f32(8.5f))), vdupq_n_s32(15));
+                    vmulq_n_f32(load_f32x4_neon(x), id), vdupq_n_f32(8.5f))), vdupq_n_s32(15));
                 const int32x4_t hi = vminq_s32(vcvtq_s32_f32(vaddq_f32(
-                    vmulq_n_f32(vld1q_f32(x + 16), id), vdupq_n_f32(8.5f))), vdupq_n_s32(15));
+                    vmulq_n_f32(load_f32x4_neon(x + 16), id), vdupq_n_f32(8.5f))), vdupq_n_s32(15));
                 c[k] = vorrq_u32(vreinterpretq_u32_s32(lo), vshlq_n_u32(vreinterpretq_u32_s32(hi), 4));
             }
             h[j] = vcombine_u16(vmovn_u32(c[0]), vmovn_u32(c[1]));

@@ -1,11 +1,10 @@
 /*
  * AArch64 Advanced SIMD (NEON): the vocabulary of 4-lane vector operations
  * that the fused driver (kernels/simd/attention.h) and the shared Arm
- * kernels (kernels/arm/kernels_tmpl.h) are written in, and the two
- * microkernels:
+ * kernels (kernels/arm/kernels_tmpl.h) are written in, the loads that
+ * widen stored K/V values in registers, and the GEMM microkernel
  *
  *   gemm_f32_4x16_neon   C := post·(pre·C + A·B), 4 rows × 16 columns
- *   dot_f32_4x4_neon     4 query rows × 4 keys, dot products along d
  *
  * NEON has no masked loads or stores: a partial last vector of a row is
  * read and written lane by lane, so no access passes the row's end. The
@@ -15,6 +14,7 @@
 #include <math.h>
 #include <sleef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -195,48 +195,64 @@ NEON_UNROLL
                                pre, post, cmax);                                         \
     } while (0)
 
-/* ---- dot products for few rows ------------------------------------------------ */
+/* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 
-/* out[4kk + r] = scale · dot(q[r], k[kk]) for kk < nk (the keys of
-   arm/kernels_tmpl.h's qk_dot4): 16 accumulators along d (+ 4 k + 1 q = 21
-   registers, 16 FMAs per 8 loads), then pairwise adds turn the 4
-   accumulators of a key into one vector of its 4 rows. The last d % 4
-   elements are read lane by lane. */
-V_INLINE void dot_f32_4x4_neon(const float *const *q, const float *const *k, size_t d,
-                               float scale, size_t nk, float *out)
+V_INLINE vf v_load_rep4(const float *p) { return vld1q_f32(p); }
+#define v_fmadd_lane(a, x, w, i) vfmaq_laneq_f32(a, x, w, i)
+/* Pairwise adds turn the 4 vectors into one of their 4 sums. */
+V_INLINE void v_store_sum4(float *p, vf a, vf b, vf c, vf d, float s)
 {
-    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-    const float *k0 = k[0], *k1 = k[1], *k2 = k[2], *k3 = k[3];
-    const size_t dfull = d / 4 * 4, dt = d - dfull;
-    vf a00 = v_zero(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00;
-    vf a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00;
-    vf a32 = a00, a33 = a00, vk0, vk1, vk2, vk3, vq;
-#define DOT_ROW(r, LOADQ)                          \
-    vq = LOADQ;                                    \
-    a##r##0 = vfmaq_f32(a##r##0, vq, vk0);         \
-    a##r##1 = vfmaq_f32(a##r##1, vq, vk1);         \
-    a##r##2 = vfmaq_f32(a##r##2, vq, vk2);         \
-    a##r##3 = vfmaq_f32(a##r##3, vq, vk3);
-    for (size_t c = 0; c < dfull; c += 4) {
-        vk0 = vld1q_f32(k0 + c), vk1 = vld1q_f32(k1 + c);
-        vk2 = vld1q_f32(k2 + c), vk3 = vld1q_f32(k3 + c);
-        DOT_ROW(0, vld1q_f32(q0 + c)) DOT_ROW(1, vld1q_f32(q1 + c))
-        DOT_ROW(2, vld1q_f32(q2 + c)) DOT_ROW(3, vld1q_f32(q3 + c))
-    }
-    if (dt) {
-        vk0 = load_part(k0 + dfull, dt), vk1 = load_part(k1 + dfull, dt);
-        vk2 = load_part(k2 + dfull, dt), vk3 = load_part(k3 + dfull, dt);
-        DOT_ROW(0, load_part(q0 + dfull, dt)) DOT_ROW(1, load_part(q1 + dfull, dt))
-        DOT_ROW(2, load_part(q2 + dfull, dt)) DOT_ROW(3, load_part(q3 + dfull, dt))
-    }
-#undef DOT_ROW
-#define DOT_KEY(kk)                                                                    \
-    if (kk < nk)                                                                       \
-        vst1q_f32(out + 4 * kk, vmulq_n_f32(vpaddq_f32(vpaddq_f32(a0##kk, a1##kk),     \
-                                                       vpaddq_f32(a2##kk, a3##kk)),    \
-                                            scale));
-    DOT_KEY(0) DOT_KEY(1) DOT_KEY(2) DOT_KEY(3)
-#undef DOT_KEY
+    vst1q_f32(p, vmulq_n_f32(vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d)), s));
+}
+
+/* 4 stored values widened exactly to f32 (simd/load_dt.h): f16 by FCVTL,
+   bf16 by SHLL, the int8 of Q8_0 and the bytes of Q4_0 from one 32-bit
+   load each (4 bytes: the last block of the last row ends the buffer),
+   widened by SXTL/UXTL. A NaN stays a NaN (a bf16 one maybe signalling:
+   only its being NaN matters to the kernels). */
+V_INLINE vf v_load_f16(const void *p)
+{
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p)));
+}
+V_INLINE vf v_load_bf16(const void *p)
+{
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)p), 16));
+}
+/* The first n < 4 16-bit values, lane by lane; zeros above. */
+V_INLINE uint16x4_t loadn_u16(const void *p, size_t n)
+{
+    const uint16_t *h = p;
+    uint16x4_t x = vdup_n_u16(0);
+    if (n > 0) x = vld1_lane_u16(h, x, 0);
+    if (n > 1) x = vld1_lane_u16(h + 1, x, 1);
+    if (n > 2) x = vld1_lane_u16(h + 2, x, 2);
+    return x;
+}
+V_INLINE vf v_loadn_f16(const void *p, size_t n)
+{
+    return vcvt_f32_f16(vreinterpret_f16_u16(loadn_u16(p, n)));
+}
+V_INLINE vf v_loadn_bf16(const void *p, size_t n)
+{
+    return vreinterpretq_f32_u32(vshll_n_u16(loadn_u16(p, n), 16));
+}
+V_INLINE uint8x8_t load4_u8(const void *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return vreinterpret_u8_u32(vdup_n_u32(w));
+}
+V_INLINE vf v_load_i8(const void *p)
+{
+    const int16x8_t h = vmovl_s8(vreinterpret_s8_u8(load4_u8(p)));
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
+}
+V_INLINE vf v_load_q4(const void *p, int high)
+{
+    const uint8x8_t b = load4_u8(p);
+    const uint8x8_t nib = high ? vshr_n_u8(b, 4) : vand_u8(b, vdup_n_u8(15));
+    const int16x8_t h = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(nib)), vdupq_n_s16(8));
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
 }
 
 #include "arm/kernels_tmpl.h"

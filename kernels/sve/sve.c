@@ -2,10 +2,10 @@
  * AArch64 SVE, vector-length agnostic: one binary for every vector length
  * from 128 to 2048 bits. The vocabulary that the fused driver
  * (kernels/simd/attention.h) and the shared Arm kernels
- * (kernels/arm/kernels_tmpl.h) are written in, and the two microkernels:
+ * (kernels/arm/kernels_tmpl.h) are written in, the loads that widen stored
+ * K/V values in registers, and the GEMM microkernel
  *
  *   gemm_f32_8x2v_sve   C := post·(pre·C + A·B), 8 rows × 2 vectors
- *   dot_f32_4x4_sve     4 query rows × 4 keys, dot products along d
  *
  * VL is svcntw(), known only at run time; VL_MAX bounds it at compile
  * time for the driver's per-lane arrays. SVE vectors and predicates are
@@ -19,6 +19,7 @@
 #include <math.h>
 #include <sleef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -165,42 +166,59 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, size_t nc, size_t k,
 #define ARM_GEMM_SHAPE(MR_, NV_) \
     gemm_f32_8x2v_sve(MR_, NV_, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
 
-/* ---- dot products for few rows ------------------------------------------------ */
+/* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 
-/* out[4kk + r] = scale · dot(q[r], k[kk]) for kk < nk (the keys of
-   arm/kernels_tmpl.h's qk_dot4): 16 accumulators along d (+ 4 k + 1 q = 21
-   registers, 16 FMAs per 8 loads), each reduced with FADDV. They merge
-   (_m) under the loop predicate, so the last partial vector of d leaves
-   their inactive lanes as they were. */
-V_INLINE void dot_f32_4x4_sve(const float *const *q, const float *const *k, size_t d,
-                              float scale, size_t nk, float *out)
+/* LD1RQW: 4 floats repeated in every 128-bit segment, which is what FMLA
+   by element indexes into. */
+V_INLINE vf v_load_rep4(const float *p) { return svld1rq_f32(V_ALL, p); }
+#define v_fmadd_lane(a, x, w, i) svmla_lane_f32(a, x, w, i)
+V_INLINE void v_store_sum4(float *p, vf a, vf b, vf c, vf d, float s)
 {
-    vf a00 = v_zero(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00;
-    vf a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00;
-    vf a32 = a00, a33 = a00;
-    for (size_t c = 0; c < d; c += VL) {
-        const svbool_t pg = svwhilelt_b32_u64(c, d);
-        const vf vk0 = svld1_f32(pg, k[0] + c), vk1 = svld1_f32(pg, k[1] + c);
-        const vf vk2 = svld1_f32(pg, k[2] + c), vk3 = svld1_f32(pg, k[3] + c);
-        vf vq;
-#define DOT_ROW(r)                                   \
-        vq = svld1_f32(pg, q[r] + c);                \
-        a##r##0 = svmla_f32_m(pg, a##r##0, vq, vk0); \
-        a##r##1 = svmla_f32_m(pg, a##r##1, vq, vk1); \
-        a##r##2 = svmla_f32_m(pg, a##r##2, vq, vk2); \
-        a##r##3 = svmla_f32_m(pg, a##r##3, vq, vk3);
-        DOT_ROW(0) DOT_ROW(1) DOT_ROW(2) DOT_ROW(3)
-#undef DOT_ROW
+    p[0] = s * v_hsum(a);
+    p[1] = s * v_hsum(b);
+    p[2] = s * v_hsum(c);
+    p[3] = s * v_hsum(d);
+}
+
+/* VL stored values widened exactly to f32 (simd/load_dt.h), each element
+   loaded into its own 32-bit lane (LD1H, LD1SB, LD1B), so a predicate
+   covers a tail and nothing past it is read: f16 by FCVT of the low half
+   of each lane, bf16 by a shift. */
+V_INLINE vf v_loadn_f16(const void *p, size_t n)
+{
+    const svuint32_t h = svld1uh_u32(svwhilelt_b32_u64(0, n), (const uint16_t *)p);
+    return svcvt_f32_f16_x(V_ALL, svreinterpret_f16_u32(h));
+}
+V_INLINE vf v_loadn_bf16(const void *p, size_t n)
+{
+    const svuint32_t h = svld1uh_u32(svwhilelt_b32_u64(0, n), (const uint16_t *)p);
+    return svreinterpret_f32_u32(svlsl_n_u32_x(V_ALL, h, 16));
+}
+V_INLINE vf v_load_f16(const void *p) { return v_loadn_f16(p, VL); }
+V_INLINE vf v_load_bf16(const void *p) { return v_loadn_bf16(p, VL); }
+V_INLINE vf v_load_i8(const void *p)
+{
+    return svcvt_f32_s32_x(V_ALL, svld1sb_s32(V_ALL, (const int8_t *)p));
+}
+/* The low (high) nibbles of VL bytes, minus 8. At 1024 bits (VL = 32, the
+   longest vector that reads blocks in place) one vector is a whole Q4_0
+   block, its 16 bytes' low nibbles then their high ones (high is then
+   never set): lane l takes byte l % 16, its high nibble from lane 16 on. */
+V_INLINE vf v_load_q4(const void *p, int high)
+{
+    svuint32_t x;
+    if (VL <= 16) {
+        x = svld1ub_u32(V_ALL, (const uint8_t *)p);
+        if (high)
+            x = svlsr_n_u32_x(V_ALL, x, 4);
+    } else {
+        const svuint32_t lane = svindex_u32(0, 1);
+        x = svld1ub_u32(svwhilelt_b32_u64(0, 16), (const uint8_t *)p);
+        x = svtbl_u32(x, svand_n_u32_x(V_ALL, lane, 15));
+        x = svlsr_u32_x(V_ALL, x, svlsr_n_u32_x(V_ALL, svand_n_u32_x(V_ALL, lane, 16), 2));
     }
-#define DOT_KEY(kk)                                   \
-    if (kk < nk) {                                    \
-        out[4 * kk + 0] = scale * v_hsum(a0##kk);     \
-        out[4 * kk + 1] = scale * v_hsum(a1##kk);     \
-        out[4 * kk + 2] = scale * v_hsum(a2##kk);     \
-        out[4 * kk + 3] = scale * v_hsum(a3##kk);     \
-    }
-    DOT_KEY(0) DOT_KEY(1) DOT_KEY(2) DOT_KEY(3)
-#undef DOT_KEY
+    const svint32_t v = svreinterpret_s32_u32(svand_n_u32_x(V_ALL, x, 15));
+    return svcvt_f32_s32_x(V_ALL, svsub_n_s32_x(V_ALL, v, 8));
 }
 
 #include "arm/kernels_tmpl.h"
