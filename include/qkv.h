@@ -14,7 +14,8 @@
  *   - Outputs must not overlap inputs unless a function says it works in place.
  *   - All functions are thread-safe and reentrant. The only mutable global
  *     state is the one-time CPU detection and the process-wide ISA choice.
- *   - Accuracy: for inputs in [-1, 1] and |V| <= 1 every ISA stays within
+ *   - Accuracy: for inputs in [-1, 1], |V| <= 1 and a scale of at most 1
+ *     (the default 1/sqrt(head_dim) is) every ISA stays within
  *     1e-5 (absolute) of a double-precision reference computed on the
  *     stored values (f16, bf16, Q8_0, Q4_0 widened exactly); a 16-bit
  *     output adds its own rounding, half a unit in the last place

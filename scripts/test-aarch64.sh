@@ -4,6 +4,7 @@
 #   neoverse-n1               NEON, no SVE: qkv must pick neon and refuse sve
 #   max,sve128=on / sve256 / sve512
 #                             SVE at three vector lengths: qkv must pick sve
+#   max,sve1024=on / sve2048  checkasm on SVE's longest vectors
 # For each: the test suite (meson test, through the cross file's
 # exe_wrapper; qemu-user reads QEMU_CPU itself), then checkasm directly with
 # the dispatch assertions. The soak suite is left out: its RSS-growth
@@ -93,6 +94,15 @@ on_cpu() {
 on_cpu neoverse-n1 scalar,neon neon sve
 for bits in 128 256 512; do
   on_cpu "max,sve$bits=on" scalar,neon,sve sve ''
+done
+# The longest vectors, where one vector holds 32 or 64 rows of a job (at
+# 2048 bits a masked GEMM tile must shrink to fit the workspace, and block
+# dtypes cannot take the dot forms). qemu caps the vector length at 512 bits
+# unless sve-default-vector-length (in bytes) says otherwise.
+for bits in 1024 2048; do
+  step "QEMU_CPU=max,sve$bits=on: checkasm on sve"
+  run env QEMU_CPU="max,sve$bits=on,sve-default-vector-length=$((bits / 8))" "${qemu[@]}" \
+      "$checkasm" --quick --isa=sve
 done
 
 bench=$build/bench/qkv_bench

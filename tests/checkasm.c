@@ -85,23 +85,6 @@ static double max_err_matrix(const float *got, size_t ld, const double *want,
     return worst;
 }
 
-/* The largest |a - b| over a rows × len matrix; a NaN on one side only is
-   an infinite difference (fmax would silently drop it). */
-static double max_diff(const float *a, const float *b, size_t rows, size_t ld, size_t len)
-{
-    double worst = 0;
-    for (size_t i = 0; i < rows; i++)
-        for (size_t c = 0; c < len; c++) {
-            const float x = a[i * ld + c], y = b[i * ld + c];
-            if (isnan(x) != isnan(y))
-                return INFINITY;
-            const double e = isnan(x) ? 0 : fabs((double)x - y);
-            if (e > worst)
-                worst = e;
-        }
-    return worst;
-}
-
 /* ---- the ISAs under test ---------------------------------------------------- */
 
 static const qkv_funcs *isas[QKV_ISA_COUNT];

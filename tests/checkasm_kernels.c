@@ -161,29 +161,47 @@ static void test_merge(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa,
 typedef struct row_ref {
     double lse;
     double *o;       /* v_head_dim */
+    double spread;   /* the tolerance's factor for this row, >= 1 */
 } row_ref;
+
+/* f32's error in a score grows with the magnitudes it sums, A = scale ·
+   Σ|q_c·k_c| + |ALiBi term| + |mask|, and the output's error with it.
+   Inputs within the contract (Q, K, V in [-1, 1], scale <= 1) reach A of
+   about 64 at head_dim 256 and scale 1, where TOL holds; rows drawn beyond
+   it (Q of ±60, large slopes) get TOL · A / 64. Both sides' errors, scalar
+   included, follow this; a wrong rescale or a lost key stays far above. */
+#define CONTRACT_SPREAD 64.0
 
 /* One row by the definition, in double, on the widened values. */
 static void reference_row(const qkv_attn_job *j, const qkv_attn_row *r, const float *q,
                           const float *const *k, const float *const *v, row_ref *out)
 {
     const size_t d = j->head_dim, dv = j->v_head_dim;
-    double m = -INFINITY, l = 0;
+    double m = -INFINITY, l = 0, spread = CONTRACT_SPREAD;
     for (size_t c = 0; c < dv; c++)
         out->o[c] = 0;
     for (size_t key = r->kv_begin; key < r->kv_end; key++) {
-        double s = 0;
-        for (size_t c = 0; c < d; c++)
+        double s = 0, a = 0;
+        for (size_t c = 0; c < d; c++) {
             s += (double)q[c] * k[key][c];
+            a += fabs((double)q[c] * k[key][c]);
+        }
         s *= j->scale;
+        a *= j->scale;
         if (j->softcap > 0)
             s = j->softcap * tanh(s / j->softcap);
-        if (r->slope != 0)
-            s += (double)r->slope * (double)((ptrdiff_t)key - r->pos);
-        if (r->mask)
+        if (r->slope != 0) {
+            const double t = (double)r->slope * (double)((ptrdiff_t)key - r->pos);
+            s += t;
+            a += fabs(t);
+        }
+        if (r->mask) {
             s += r->mask[key];
+            a += fabs(r->mask[key]);
+        }
         if (s == -INFINITY)
             continue;
+        spread = a > spread ? a : spread;
         if (s > m) {
             const double f = exp(m - s);
             l *= f;
@@ -199,6 +217,7 @@ static void reference_row(const qkv_attn_job *j, const qkv_attn_row *r, const fl
     for (size_t c = 0; c < dv && l > 0; c++)
         out->o[c] /= l;
     out->lse = l > 0 ? m + log(l) : -INFINITY;
+    out->spread = spread / CONTRACT_SPREAD;
 }
 
 static const size_t job_dims[] = {1, 2, 6, 13, 32, 47, 64, 96, 128, 256};
@@ -218,7 +237,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         const size_t keys = coin(20) ? urand(1, 20) : urand(20, 700);
         j.kv_begin = urand(0, keys - 1);
         j.kv_end = urand(j.kv_begin + 1, keys);
-        j.scale = coin(80) ? qkv_default_scale(j.head_dim) : rng_float(&rng, 0, 2);
+        j.scale = coin(80) ? qkv_default_scale(j.head_dim) : rng_float(&rng, 0, 1);   /* the contract's range */
         j.softcap = coin(25) ? rng_float(&rng, 0.5f, 5) : 0.0f;
 
         /* K and V: contiguous rows, or pages of page_size rows in a
@@ -306,7 +325,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
                  j.v_head_dim, j.kv_begin, j.kv_end, ps == SIZE_MAX ? 0 : ps, j.softcap, wsn);
         double worst = 0, worst_lse = 0;
         int empty_ok = 1, guards = pbuf_guards_ok(&ws);
-        row_ref ref = {0, malloc(j.v_head_dim * sizeof(double))};
+        row_ref ref = {0, malloc(j.v_head_dim * sizeof(double)), 1};
         for (size_t r = 0; r < j.rows; r++) {
             guards &= pbuf_guards_ok(&acc[r]);
             reference_row(&j, &rw[r], qs[r].wide, kw, vw, &ref);
@@ -316,16 +335,19 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
                     empty_ok &= acc[r].data[x] == 0.0f;
                 continue;
             }
+            /* Errors in units of this row's tolerance factor. */
             for (size_t x = 0; x < j.v_head_dim; x++) {
-                const double e = fabs(acc[r].data[x] / rw[r].sum - ref.o[x]);
+                const double e = fabs(acc[r].data[x] / rw[r].sum - ref.o[x]) / ref.spread;
                 worst = isnan(e) ? INFINITY : fmax(worst, e);
             }
             const double lse = rw[r].max + log(rw[r].sum);
-            const double e = isinf(ref.lse) ? INFINITY : fabs(lse - ref.lse) / fmax(1, fabs(ref.lse));
+            const double e = isinf(ref.lse) ? INFINITY
+                                             : fabs(lse - ref.lse) / fmax(1, fabs(ref.lse)) / ref.spread;
             worst_lse = isnan(e) ? INFINITY : fmax(worst_lse, e);
         }
         tally_check(T, worst <= TOL && worst_lse <= TOL_LSE_REL,
-                    "%s: output error %.3g, lse %.3g against the double reference", text, worst,
+                    "%s: output error %.3g, lse %.3g (over each row's spread factor) against the "
+                    "double reference", text, worst,
                     worst_lse);
         tally_check(T, empty_ok, "%s: a row that sees no key is not the empty state", text);
         tally_check(T, guards, "%s: wrote past its workspace or an acc row", text);
@@ -357,10 +379,7 @@ static void test_stages(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *
         if (OWN(c, parent, scores)) {
             c->scores(m, n, d, 0.3f, q, ld, kk, ld, s.data, lds);
             scalar->scores(m, n, d, 0.3f, q, ld, kk, ld, r.data, lds);
-            double worst = 0;
-            for (size_t i = 0; i < m; i++)
-                for (size_t x = 0; x < n; x++)
-                    worst = fmax(worst, fabs(s.data[i * lds + x] - r.data[i * lds + x]));
+            const double worst = max_diff(s.data, r.data, m, lds, n);
             tally_check(T, worst <= 2 * TOL && pbuf_guards_ok(&s),
                         "scores_f32_%s: m %zu n %zu d %zu: %.3g from scalar", isa, m, n, d, worst);
         }
@@ -369,10 +388,7 @@ static void test_stages(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *
                 s.data[i] = r.data[i] = coin(5) ? -INFINITY : rng_float(&rng, -10, 10);
             c->softmax(m, n, s.data, lds);
             scalar->softmax(m, n, r.data, lds);
-            double worst = 0;
-            for (size_t i = 0; i < m; i++)
-                for (size_t x = 0; x < n; x++)
-                    worst = fmax(worst, fabs(s.data[i * lds + x] - r.data[i * lds + x]));
+            const double worst = max_diff(s.data, r.data, m, lds, n);
             tally_check(T, worst <= TOL && pbuf_guards_ok(&s),
                         "softmax_f32_%s: m %zu n %zu: %.3g from scalar", isa, m, n, worst);
         }
@@ -382,10 +398,7 @@ static void test_stages(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *
                 s.data[i] = rng_float(&rng, 0, 1.0f / (float)n);
             c->weighted_sum(m, n, d, s.data, lds, kk, ld, o.data, ld);
             scalar->weighted_sum(m, n, d, s.data, lds, kk, ld, orf.data, ld);
-            double worst = 0;
-            for (size_t i = 0; i < m; i++)
-                for (size_t x = 0; x < d; x++)
-                    worst = fmax(worst, fabs(o.data[i * ld + x] - orf.data[i * ld + x]));
+            const double worst = max_diff(o.data, orf.data, m, ld, d);
             tally_check(T, worst <= TOL && pbuf_guards_ok(&o),
                         "weighted_sum_f32_%s: m %zu n %zu dv %zu: %.3g from scalar", isa, m, n, d,
                         worst);

@@ -292,7 +292,14 @@ static void SIMD_NAME(touch_rows)(const unsigned char *const *rows, size_t n, si
 {
     for (size_t j = 0; j < n; j++) {
         const volatile unsigned char *row = rows[j];
-        for (size_t c = 0; c < len; c += 64)
+        size_t c = 0;
+        for (; c + 256 <= len; c += 256) {   /* 4 lines a step: the loop, not the loads, costs */
+            (void)row[c];
+            (void)row[c + 64];
+            (void)row[c + 128];
+            (void)row[c + 192];
+        }
+        for (; c < len; c += 64)
             (void)row[c];
         (void)row[len - 1];   /* the last line, when the row is not aligned */
     }
@@ -760,7 +767,6 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     }
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
     const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL;
-    const size_t keys = SIMD_NAME(att_keys)(form);
     const float scale = job->scale, cap = job->softcap;
 
     /* Per-row state, one lane per row, padded to whole vectors. */
@@ -778,6 +784,17 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     }
     for (size_t r = 0; r < rows; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
+
+    /* GEMM tiles of fewer keys where S, the mask tile and one 32-column
+       chunk of Qᵀ (plus a little for conversions) would not fit: only where
+       a vector holds 64 rows (SVE at 2048 bits, whose rp is 64 for any job)
+       and a mask doubles S. Splits stay aligned: they are whole ATT_BN. */
+    size_t keys = SIMD_NAME(att_keys)(form);
+    if (form == ATT_GEMM)
+        while (keys > 8 && ATT_ALIGN(keys * rp) * (any_mask ? 2 : 1) + ATT_ALIGN(rp * 32) +
+                                    ATT_ALIGN(2 * 32) > ws.left)
+            keys /= 2;
+    const size_t tile = form == ATT_GEMM ? keys : ATT_BN;
 
     float *st = SIMD_NAME(ws_take)(&ws, keys * rp);        /* S, then P, as [key][row] */
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
@@ -812,6 +829,8 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
             /* whole Q8_0/Q4_0 blocks; the planner leaves room for 32 */
             dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
+            if (dc < 32)   /* 32 columns fit (keys above), the rest converts */
+                dc = 32;
         }
         qt = SIMD_NAME(ws_take)(&ws, rp * dc);
         if (dc == d && !qt_lazy)
@@ -826,7 +845,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     float *crow[GEMM_MR];
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
-        size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
+        size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
         const size_t run = qkv_kv_run(&job->k, t0);
         if (form == ATT_GEMM)  /* in place, strided: within one page */
             n = n < run ? n : run;
