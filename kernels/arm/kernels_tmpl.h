@@ -198,9 +198,12 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
         memcpy(out + j * ors, out + (n - 1) * ors, (size_t)R * sizeof *out);
 }
 
-static void SIMD_NAME(qk_dot)(int rows, qkv_dtype t, const float *const *q, size_t d,
-                              const unsigned char *const *krow, size_t n, float scale,
-                              float *out, size_t ors)
+/* Out of line, as on x86 (there, inlined into the driver, Q was kept on
+   the stack for want of registers). */
+static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
+                                                      const float *const *q, size_t d,
+                                                      const unsigned char *const *krow, size_t n,
+                                                      float scale, float *out, size_t ors)
 {
 #define QK_DOT_T(R_)                                                                          \
     switch (t) {                                                                              \
@@ -311,9 +314,11 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
    columns, then the rest one vector at a time (its last one the partial
    vector of an f32/f16/bf16 row), so that only two widths of the kernel
    are inlined per row count and dtype. */
-static void SIMD_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
-                               const unsigned char *const *vrow, size_t n, size_t dv,
-                               qkv_dtype t, float *const *acc, const float *pre)
+static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const float *p,
+                                                       size_t prs,
+                                                       const unsigned char *const *vrow,
+                                                       size_t n, size_t dv, qkv_dtype t,
+                                                       float *const *acc, const float *pre)
 {
 #define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_) \
     SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre)
@@ -369,4 +374,5 @@ static void SIMD_NAME(ctx_fill)(qkv_ctx *c)
     c->attention_ws = SIMD_NAME(attention_ws);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
+    SIMD_NAME(att_sweep_for)(&c->caches);
 }
