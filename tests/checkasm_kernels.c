@@ -437,3 +437,33 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
     }
     T->isa = T->fn = "-";
 }
+
+int isa_rounds_bf16(int isa)
+{
+    const qkv_ctx *c = qkv_ctx_for((qkv_isa)isa);
+    return c && c->rounds_bf16;
+}
+
+int isa_f32_ancestor(int isa)
+{
+    /* Up the list, past ancestors this CPU cannot run (amx-emu's amx). */
+    qkv_isa a = (qkv_isa)isa;
+    while (a != QKV_ISA_SCALAR && (!qkv_ctx_for(a) || isa_rounds_bf16(a)))
+        a = qkv_isa_parent(a);
+    return a;
+}
+
+int isa_bf16_shape_off(int isa, size_t rows, const qkv_attention_desc *d)
+{
+    /* Its tiles' buffers are part of the workspace it asks for: with the
+       same request in both modes, BF16 mode has no tiles for this shape
+       (svebf16 at 2048 bits, where a 64-lane score tile leaves no room). */
+    const qkv_ctx *c = qkv_ctx_for((qkv_isa)isa);
+    if (!c || !c->rounds_bf16)
+        return 0;
+    qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
+                        d->mask == QKV_MASK_ADDITIVE, QKV_FPMATH_BF16};
+    const size_t bf = c->attention_ws(rows, &s);
+    s.fpmath = QKV_FPMATH_STRICT;
+    return bf == c->attention_ws(rows, &s);
+}
