@@ -312,8 +312,8 @@ def render_markdown(doc, results):
             return results.get(name)
         lines.append('')
         lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
-                     'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; %% BW), '
-                     'prefill GFLOP/s (×f32, %% of peak)')
+                     'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; % BW), '
+                     'prefill GFLOP/s (×f32, % of peak)')
         lines.append('')
         here = [c for c in cols if any(r.impl == c for r in dtyped)]
         rows = {}
