@@ -103,7 +103,10 @@ def peak_for(ctx, impl):
     the best ISA's."""
     p = ctx_float(ctx, 'peak_gflops_' + impl)
     if p is None and impl in PEERS:
-        peaks = [ctx_float(ctx, k) for k in ctx if k.startswith('peak_gflops_')]
+        # FMA peaks only: peak_gflops_dpbf16 is vdpbf16ps's bf16 rate, not
+        # a ceiling for an f32 peer.
+        peaks = [ctx_float(ctx, k) for k in ctx
+                 if k.startswith('peak_gflops_') and k != 'peak_gflops_dpbf16']
         peaks = [x for x in peaks if x]
         p = max(peaks) if peaks else None
     return p
