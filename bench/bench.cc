@@ -1082,6 +1082,15 @@ void run_probes(const Config &cfg)
         benchmark::AddCustomContext("read_gbs_t" + std::to_string(t), fmt(g));
         std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (%u threads)\n", g, t);
     }
+    /* The bound of the paged decode rows: their pages (page_size keys of
+       f32 rows of kDecodeDim) in a shuffled order. */
+    for (size_t ps : {(size_t)16, (size_t)128}) {
+        const size_t run = ps * kDecodeDim * sizeof(float);
+        const double g = qkv_probe_read_runs_gbs(bytes, run, 5);
+        benchmark::AddCustomContext("read_gbs_page_" + std::to_string(ps), fmt(g));
+        std::fprintf(stderr, "probe: read bandwidth %.1f GB/s in shuffled runs of %zu KiB (1 core)\n",
+                     g, run >> 10);
+    }
     std::fprintf(stderr, "probe: probes took %.2f s\n", qkv_probe_now() - t0);
 }
 

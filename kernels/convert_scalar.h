@@ -174,6 +174,18 @@ static inline int qkv_q8_0_scale(float amax, uint16_t *d16, float *id)
     return qkv_block_scale(amax / 127.0f, d16, id);
 }
 
+/* The first of a block's 32 values whose magnitude's bits are amax_bits,
+   sign kept; +0 when amax_bits is 0 (a block of zeros: ggml starts from
+   0.0f). The SIMD converters that find it with a compare mask do not need
+   this. */
+static inline float qkv_block_first_of_magnitude(const float *src, uint32_t amax_bits)
+{
+    for (int j = 0; amax_bits && j < QKV_BLOCK_VALUES; j++)
+        if ((qkv_f32_bits(qkv_load_f32(src + j)) & 0x7fffffffu) == amax_bits)
+            return qkv_load_f32(src + j);
+    return 0.0f;
+}
+
 /* Q4_0: max = the first value of largest magnitude, sign kept (+0 for a
    block of zeros, as ggml starts from 0.0f); nonfinite when the block holds
    NaN or Inf. d = max / -8, so that max itself maps to -8, the end of the

@@ -9,6 +9,8 @@
 #define QKV_MERGE_ROW_H
 
 #include <math.h>
+#include <stddef.h>
+#include <string.h>
 
 typedef enum merge_row_kind {
     MERGE_ROW_KEEP,     /* the other side saw no key: o and lse stay as they are */
@@ -40,6 +42,39 @@ static inline merge_row_kind merge_row_weights(float lse, float lse2, float *w, 
     *w = first_larger ? inv : x * inv;
     *w2 = first_larger ? x * inv : inv;
     return MERGE_ROW_BLEND;
+}
+
+/* The sweeps over a row's dv columns, the one part each ISA writes. */
+typedef void (*merge_blend_fn)(size_t dv, float *out, const float *other, float w, float w2);
+typedef void (*merge_nan_fn)(size_t dv, float *out);
+
+/* qkv_merge_states row by row (kernels.h), with an ISA's two sweeps; each
+   caller passes its own, so they are inlined. */
+static inline void merge_rows(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
+                              const float *o2, size_t ldo2, const float *lse2,
+                              merge_blend_fn blend, merge_nan_fn nan_row)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *out = o + r * ldo;
+        const float *other = o2 + r * ldo2;
+        float w, w2, merged;
+        switch (merge_row_weights(lse[r], lse2[r], &w, &w2, &merged)) {
+        case MERGE_ROW_KEEP:
+            break;
+        case MERGE_ROW_TAKE:
+            memcpy(out, other, dv * sizeof *out);
+            lse[r] = lse2[r];
+            break;
+        case MERGE_ROW_NAN:
+            nan_row(dv, out);
+            lse[r] = NAN;
+            break;
+        case MERGE_ROW_BLEND:
+            blend(dv, out, other, w, w2);
+            lse[r] = merged;
+            break;
+        }
+    }
 }
 
 #endif /* QKV_MERGE_ROW_H */

@@ -43,6 +43,11 @@ double qkv_probe_dpbf16_avx512bf16(double seconds);
    reads one); 0 when the buffer or the threads cannot be had. */
 double qkv_probe_read_gbs(size_t bytes, int passes, unsigned threads);
 
+/* Best GB/s of `passes` reads of a `bytes` buffer in runs of run_bytes
+   taken in a shuffled order, one thread (a paged cache's pages); 0 when the
+   buffer cannot be had. */
+double qkv_probe_read_runs_gbs(size_t bytes, size_t run_bytes, int passes);
+
 static inline double qkv_probe_now(void)
 {
     struct timespec ts;

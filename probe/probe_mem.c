@@ -116,3 +116,46 @@ out:
     free(tid);
     return best * 1e-9;
 }
+
+/* Best GB/s of `passes` reads of a `bytes` buffer in runs of run_bytes
+   visited in a shuffled order, on the calling thread: what a paged KV
+   cache's pages cost when they lie anywhere in memory. Hardware
+   prefetchers follow a stream only within a run (and not across 4 KiB
+   pages), so short runs read slower than one sequential stream. */
+double qkv_probe_read_runs_gbs(size_t bytes, size_t run_bytes, int passes)
+{
+    const size_t run = run_bytes / sizeof(uint64_t) / STEP * STEP;
+    if (passes < 1 || run == 0 || bytes / sizeof(uint64_t) < run)
+        return 0.0;
+    const size_t runs = bytes / sizeof(uint64_t) / run;
+    uint64_t *buf = aligned_alloc(64, runs * run * sizeof(uint64_t));
+    size_t *order = malloc(runs * sizeof *order);
+    double best = 0.0;
+    uint64_t sum = 0;
+    if (!buf || !order)
+        goto out;
+    for (size_t i = 0; i < runs * run; i++)
+        buf[i] = i;
+    /* A fixed shuffle (xorshift), the same on every run of the probe. */
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < runs; i++)
+        order[i] = i;
+    for (size_t i = runs - 1; i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const size_t j = (size_t)(x % (i + 1)), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    for (int p = 0; p < passes; p++) {
+        const double t0 = qkv_probe_now();
+        for (size_t i = 0; i < runs; i++)
+            sum += read_lines(buf + order[i] * run, run);
+        const double dt = qkv_probe_now() - t0;
+        if (dt > 0 && (double)(runs * run * sizeof(uint64_t)) / dt > best)
+            best = (double)(runs * run * sizeof(uint64_t)) / dt;
+    }
+out:
+    qkv_probe_sink_mem += sum;
+    free(buf);
+    free(order);
+    return best * 1e-9;
+}

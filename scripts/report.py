@@ -103,7 +103,10 @@ def peak_for(ctx, impl):
     the best ISA's."""
     p = ctx_float(ctx, 'peak_gflops_' + impl)
     if p is None and impl in PEERS:
-        peaks = [ctx_float(ctx, k) for k in ctx if k.startswith('peak_gflops_')]
+        # FMA peaks only: peak_gflops_dpbf16 is vdpbf16ps's bf16 rate, not
+        # a ceiling for an f32 peer.
+        peaks = [ctx_float(ctx, k) for k in ctx
+                 if k.startswith('peak_gflops_') and k != 'peak_gflops_dpbf16']
         peaks = [x for x in peaks if x]
         p = max(peaks) if peaks else None
     return p
@@ -277,10 +280,19 @@ def render_markdown(doc, results):
             if r is None or r.error:
                 return '—' if r is None else 'error'
             twin = results.get(r.name.replace('/page:%d' % p(r, 'page'), ''))
-            ratio = (' (×%s of contiguous)' % fmt_num(twin.ms / r.ms)) if twin and r.ms > 0 else ''
-            return fmt_num(r.ms) + ' ms' + ratio
-        section('Paged decode (%s, K/V through a shuffled page table), 1 thread — ms per call'
-                % ctx.get('decode_shape', ''), 'decode', lambda r: p(r, 'page'),
+            notes = ['×%s of contiguous' % fmt_num(twin.ms / r.ms)] if twin and r.ms > 0 else []
+            runs = ctx_float(ctx, 'read_gbs_page_%d' % p(r, 'page'))
+            if runs and r.ms > 0:
+                bound = decode_kv_bytes(ctx, p(r, 'kv_len')) / (runs * 1e9) * 1e3
+                notes.append('%.0f%% of shuffled-page BW' % (100 * bound / r.ms))
+            return fmt_num(r.ms) + ' ms' + (' (%s)' % ', '.join(notes) if notes else '')
+        runs_note = ', '.join('%s GB/s for pages of %d keys' % (ctx['read_gbs_page_%d' % ps], ps)
+                              for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
+        section('Paged decode (%s, K/V through a shuffled page table), 1 thread — ms per call '
+                '(%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
+                'page\'s bytes in a shuffled order%s / time taken)'
+                % (ctx.get('decode_shape', ''), ': ' + runs_note if runs_note else ''),
+                'decode', lambda r: p(r, 'page'),
                 lambda k: 'page_size=%d' % k, paged_cell, filt=lambda r: 'page' in r.params)
 
     def batch_cell(r, base, impl, k):
@@ -312,8 +324,8 @@ def render_markdown(doc, results):
             return results.get(name)
         lines.append('')
         lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
-                     'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; %% BW), '
-                     'prefill GFLOP/s (×f32, %% of peak)')
+                     'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; % BW), '
+                     'prefill GFLOP/s (×f32, % of peak)')
         lines.append('')
         here = [c for c in cols if any(r.impl == c for r in dtyped)]
         rows = {}

@@ -58,4 +58,5 @@ check "bad option: status 2" '[ $rc -eq 2 ]'
 "$qkv" bench --heads 3/2 --kv-len 10 --no-probe >/dev/null 2>&1; rc=$?
 check "bad shape: status 2" '[ $rc -eq 2 ]'
 check "--help is the reference" '"$qkv" --help | grep -q -- "--kv-len N"'
+check "bench --help too" '"$qkv" bench --help | grep -q -- "--kv-len N"'
 exit $fail

@@ -838,6 +838,12 @@ int main(int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
+    /* `qkv info --help`, `qkv bench -h`: the one reference text. */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
     if (strcmp(argv[1], "info") == 0)
         return cmd_info(argc, argv);
     if (strcmp(argv[1], "bench") == 0)

@@ -152,35 +152,25 @@ static void attention_scalar(const qkv_attn_job *job)
     }
 }
 
+static void merge_blend_row_scalar(size_t dv, float *out, const float *other, float w, float w2)
+{
+    for (size_t c = 0; c < dv; c++)
+        out[c] = out[c] * w + other[c] * w2;
+}
+
+static void merge_nan_row_scalar(size_t dv, float *out)
+{
+    for (size_t c = 0; c < dv; c++)
+        out[c] = NAN;
+}
+
 /* Two partial results over disjoint keys become the result over both: each
    side's output is already divided by its own sum, so it is re-weighted by
    its share e^lse / (e^lse + e^lse2) of the joint sum. */
 void merge_states_f32_scalar(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
                              const float *o2, size_t ldo2, const float *lse2)
 {
-    for (size_t r = 0; r < rows; r++) {
-        float *out = o + r * ldo;
-        const float *other = o2 + r * ldo2;
-        float w, w2, merged;
-        switch (merge_row_weights(lse[r], lse2[r], &w, &w2, &merged)) {
-        case MERGE_ROW_KEEP:
-            break;
-        case MERGE_ROW_TAKE:
-            memcpy(out, other, dv * sizeof *out);
-            lse[r] = lse2[r];
-            break;
-        case MERGE_ROW_NAN:
-            for (size_t c = 0; c < dv; c++)
-                out[c] = NAN;
-            lse[r] = NAN;
-            break;
-        case MERGE_ROW_BLEND:
-            for (size_t c = 0; c < dv; c++)
-                out[c] = out[c] * w + other[c] * w2;
-            lse[r] = merged;
-            break;
-        }
-    }
+    merge_rows(rows, dv, o, ldo, lse, o2, ldo2, lse2, merge_blend_row_scalar, merge_nan_row_scalar);
 }
 
 /* The scalar attention keeps no tiles: it needs no workspace. */

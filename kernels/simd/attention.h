@@ -280,12 +280,12 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* Reads one byte of every cache line of n rows of len bytes, in a tight
-   sweep of loads that nothing waits on. */
-static void SIMD_NAME(touch_rows)(const unsigned char *const *rows, size_t n, size_t len)
+/* Reads one byte of every cache line of n rows of len bytes, stride bytes
+   apart, in a tight sweep of loads that nothing waits on. */
+static void SIMD_NAME(touch_rows)(const unsigned char *row0, size_t n, size_t stride, size_t len)
 {
     for (size_t j = 0; j < n; j++) {
-        const volatile unsigned char *row = rows[j];
+        const volatile unsigned char *row = row0 + j * stride;
         size_t c = 0;
         for (; c + 256 <= len; c += 256) {   /* 4 lines a step: the loop, not the loads, costs */
             (void)row[c];
@@ -296,6 +296,37 @@ static void SIMD_NAME(touch_rows)(const unsigned char *const *rows, size_t n, si
         for (; c < len; c += 64)
             (void)row[c];
         (void)row[len - 1];   /* the last line, when the row is not aligned */
+    }
+}
+
+/* The keys from j (of n wanted) that lie row_bytes apart from j's row: the
+   rest of j's page, or all n when K/V is one block. One division a page
+   rather than one a key (a paged decode spent more on them than on its
+   arithmetic). */
+static size_t SIMD_NAME(kv_run)(const qkv_kv_src *s, size_t j, size_t n)
+{
+    const size_t run = s->pages ? qkv_kv_run(s, j) : n;
+    return run < n ? run : n;
+}
+
+/* Pointers to the rows of keys [j0, j0 + n). */
+static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const unsigned char **out)
+{
+    for (size_t i = 0; i < n;) {
+        const size_t run = SIMD_NAME(kv_run)(s, j0 + i, n - i);
+        const unsigned char *r = qkv_kv_row(s, j0 + i);
+        for (const size_t e = i + run; i < e; i++, r += s->row_bytes)
+            out[i] = r;
+    }
+}
+
+/* The touch sweep over the rows of keys [j0, j1), page run by page run. */
+static void SIMD_NAME(touch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
+{
+    for (size_t j = j0; j < j1;) {
+        const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
+        SIMD_NAME(touch_rows)(qkv_kv_row(s, j), run, s->row_bytes, len);
+        j += run;
     }
 }
 
@@ -346,16 +377,8 @@ static void SIMD_NAME(sweep_to)(const qkv_attn_job *job, SIMD_NAME(att_sweep) *w
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
-    const size_t vb = qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
-    for (size_t j = j0; j < j1; j++) {
-        const unsigned char *r = qkv_kv_row(&job->k, j);
-        SIMD_NAME(touch_rows)(&r, 1, kb);
-    }
-    for (size_t j = j0; j < j1; j++) {
-        const unsigned char *r = qkv_kv_row(&job->v, j);
-        SIMD_NAME(touch_rows)(&r, 1, vb);
-    }
+    SIMD_NAME(touch_keys)(&job->k, j0, j1, qkv_dtype_bytes(job->k.dtype, job->head_dim));
+    SIMD_NAME(touch_keys)(&job->v, j0, j1, qkv_dtype_bytes(job->v.dtype, job->v_head_dim));
     w->end = j1;
 }
 
@@ -574,10 +597,8 @@ static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, SIMD_NAME(att_swee
                                      const unsigned char **vrow)
 {
     SIMD_NAME(sweep_to)(job, w, t0 + kmin, t0 + kmax);
-    for (size_t j = kmin; j < kmax; j++) {
-        krow[j] = qkv_kv_row(&job->k, t0 + j);
-        vrow[j] = qkv_kv_row(&job->v, t0 + j);
-    }
+    SIMD_NAME(kv_rows)(&job->k, t0 + kmin, kmax - kmin, krow + kmin);
+    SIMD_NAME(kv_rows)(&job->v, t0 + kmin, kmax - kmin, vrow + kmin);
 }
 
 /* Whether n V rows (by pointer, stored as t) hold only finite numbers:

@@ -142,12 +142,7 @@ static void cvt_f32_q4_0_sve(size_t n, const float *src, void *dst)
         const uint32_t amax = block_amax_bits_sve(src);
         /* The first value of largest magnitude keeps its sign; +0 when all
            are zero (ggml starts from 0.0f). */
-        float max = 0.0f;
-        for (int j = 0; amax && j < QKV_BLOCK_VALUES; j++)
-            if ((qkv_f32_bits(qkv_load_f32(src + j)) & 0x7fffffffu) == amax) {
-                max = qkv_load_f32(src + j);
-                break;
-            }
+        const float max = qkv_block_first_of_magnitude(src, amax);
         uint16_t d16;
         float id;
         if (!qkv_q4_0_scale(max, amax >= 0x7f800000u, &d16, &id)) {

@@ -32,25 +32,5 @@ static void merge_nan_row_sve(size_t dv, float *out)
 void merge_states_f32_sve(size_t rows, size_t dv, float *o, size_t ldo, float *lse,
                           const float *o2, size_t ldo2, const float *lse2)
 {
-    for (size_t r = 0; r < rows; r++) {
-        float *out = o + r * ldo;
-        const float *other = o2 + r * ldo2;
-        float w, w2, merged;
-        switch (merge_row_weights(lse[r], lse2[r], &w, &w2, &merged)) {
-        case MERGE_ROW_KEEP:
-            break;
-        case MERGE_ROW_TAKE:
-            memcpy(out, other, dv * sizeof *out);
-            lse[r] = lse2[r];
-            break;
-        case MERGE_ROW_NAN:
-            merge_nan_row_sve(dv, out);
-            lse[r] = NAN;
-            break;
-        case MERGE_ROW_BLEND:
-            merge_blend_row_sve(dv, out, other, w, w2);
-            lse[r] = merged;
-            break;
-        }
-    }
+    merge_rows(rows, dv, o, ldo, lse, o2, ldo2, lse2, merge_blend_row_sve, merge_nan_row_sve);
 }
