@@ -27,7 +27,9 @@
 /* out[c] = out[c]·w + other[c]·w2 for c < dv. Two vectors a step keep two
    independent load streams per operand in flight; the last dv % VL columns
    go through masked accesses that never touch memory past the row. */
-V_INLINE void merge_blend_row(size_t dv, float *out, const float *other, float w, float w2)
+/* Plain static, not V_INLINE: merge_rows takes it by pointer, and at -O1
+   (the sanitizer builds) gcc refuses always_inline through a pointer. */
+static void merge_blend_row(size_t dv, float *out, const float *other, float w, float w2)
 {
     const vf vw = v_set1(w), vw2 = v_set1(w2);
     size_t c = 0;
@@ -46,7 +48,7 @@ V_INLINE void merge_blend_row(size_t dv, float *out, const float *other, float w
     }
 }
 
-V_INLINE void merge_nan_row(size_t dv, float *out)
+static void merge_nan_row(size_t dv, float *out)
 {
     const vf nan = v_set1(NAN);
     size_t c = 0;
