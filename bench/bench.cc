@@ -333,8 +333,8 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
 }
 
 /* The largest |o - o_ref| of an implementation on a shape, o_ref being the
-   same call in strict mode on avx512 (no bf16 tiles, so within 1e-5 of the
-   exact result on these inputs; the best ISA where there is no avx512).
+   same call in strict mode on avx512 or on Arm neon (no bf16 tiles, so
+   within 1e-5 of the exact result on these inputs; else the best ISA).
    Once per ISA and shape: a negative value says the calls failed. */
 double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_pool *pool)
 {
@@ -347,7 +347,7 @@ double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_p
     if (it != seen.end())
         return it->second;
     const qkv_funcs *ref = nullptr;
-    if (qkv_isa_funcs(QKV_ISA_AVX512, &ref) != QKV_OK)
+    if (qkv_isa_funcs(QKV_ISA_AVX512, &ref) != QKV_OK && qkv_isa_funcs(QKV_ISA_NEON, &ref) != QKV_OK)
         qkv_isa_funcs(qkv_isa_best(), &ref);
     const size_t n = s.q_heads * s.q_len * s.d;
     std::vector<float> a(n), b(n);
@@ -934,7 +934,7 @@ void register_all(const Config &cfg)
                     [=](benchmark::State &st) { bm_merge(st, f, kMergeRows, kDecodeDim); });
         }
         /* Q, K and V stored as bf16, prefill, in each qkv_fpmath mode: what
-           the bf16 tiles of avx512bf16 and amx buy, and what they cost in
+           the bf16 tiles of avx512bf16, amx, neonbf16 and svebf16 buy, and what they cost in
            accuracy (every SIMD ISA runs both modes; those without bf16
            tiles run BF16 as STRICT). */
         for (qkv_fpmath m : {QKV_FPMATH_STRICT, QKV_FPMATH_BF16}) {

@@ -29,6 +29,8 @@
     X(NEON, neon, SCALAR, QKV_CPU_ASIMD)                                                       \
     X(SVE, sve, NEON, QKV_CPU_SVE)                                                             \
     X(AVX512BF16, avx512bf16, AVX512, QKV_CPU_AVX512BF16)                                      \
-    X(AMX, amx, AVX512BF16, QKV_CPU_AMX_TILE | QKV_CPU_AMX_BF16 | QKV_CPU_OS_AMX)
+    X(AMX, amx, AVX512BF16, QKV_CPU_AMX_TILE | QKV_CPU_AMX_BF16 | QKV_CPU_OS_AMX)             \
+    X(NEONBF16, neonbf16, NEON, QKV_CPU_BF16 | QKV_CPU_ASIMDFHM)                               \
+    X(SVEBF16, svebf16, SVE, QKV_CPU_SVEBF16 | QKV_CPU_BF16)
 
 #endif

@@ -96,11 +96,16 @@ typedef enum qkv_isa {
     QKV_ISA_AMX,             /* x86-64 AMX-TILE + AMX-BF16 on top of avx512bf16;
                                 on Linux only once the kernel grants the
                                 process the tile state */
+    QKV_ISA_NEONBF16,        /* AArch64 NEON + FEAT_BF16 (BFMMLA) + FEAT_FHM
+                                (FMLAL) */
+    QKV_ISA_SVEBF16,         /* AArch64 SVE + FEAT_BF16 (SVE BFMMLA), any
+                                vector length */
     QKV_ISA_COUNT            /* number of ISAs; not an ISA */
 } qkv_isa;
 
-/* "scalar", "avx2", "avx512", "neon", "sve", "avx512bf16", "amx"; "none" for QKV_ISA_NONE and
-   "unknown" for anything else. Never NULL. */
+/* "scalar", "avx2", "avx512", "neon", "sve", "avx512bf16", "amx", "neonbf16",
+   "svebf16"; "none" for QKV_ISA_NONE and "unknown" for anything else.
+   Never NULL. */
 QKV_API const char *qkv_isa_name(qkv_isa isa);
 
 /* The ISA with that name (exact, lower case). QKV_ERR_ARG for a NULL
@@ -218,13 +223,20 @@ typedef struct qkv_out_tensor {
    holds against the oracle on the stored values. ISAs with bf16 dot
    products use them only where that changes nothing: for Q·Kᵀ when Q and
    K are stored as bf16 (the products are exact in f32), in tiles with no
-   subnormal bf16 value (vdpbf16ps and tdpbf16ps read those as zero; such
-   a job or tile of keys is computed with f32 FMAs).
+   subnormal bf16 value (vdpbf16ps, tdpbf16ps and Arm's BFMMLA read those
+   as zero; such a job or tile of keys is computed with f32 FMAs). BFMMLA
+   (neonbf16, svebf16) rounds its f32 sums to odd rather than to nearest
+   even (one unit in the last place at most, not half: Arm ARM, without
+   FEAT_EBF16 or with FPCR.EBF = 0, as Linux starts a process), still f32
+   arithmetic within the contract. neonbf16 multiplies f16 Q by f16 K with
+   FMLAL, which rounds as widening and an f32 FMA do (under Linux's FPCR,
+   FZ16 = 0): neon's bits.
 
    QKV_FPMATH_BF16: the kernel may round Q, K, P (the softmax weights) and
    V to bf16 (nearest even) and multiply them with bf16 dot products,
-   summing in f32. Today avx512bf16 and amx do, on jobs of more than 8
-   query rows per KV head (prefill); decode-like jobs and the other ISAs
+   summing in f32. Today avx512bf16, amx, neonbf16 and svebf16 do, on
+   jobs of more than 8 query rows per KV head (prefill; more than 4 on Arm
+   with vectors under 512 bits); decode-like jobs and the other ISAs
    compute as in STRICT mode. The bound, for Q, K and V in [-1, 1] and
    scale = 1/sqrt(head_dim): every output within 6e-3 of the oracle on the
    stored values, lse within 5e-3 · max(1, |lse|); a larger scale widens

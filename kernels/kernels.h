@@ -153,6 +153,8 @@ typedef struct qkv_ctx {
     qkv_attn_blocks         blocks;
     qkv_converters          conv;
     qkv_merge_kernel        merge_states;
+    int                     rounds_bf16;  /* its driver rounds to bf16 in
+                                             QKV_FPMATH_BF16 (qkv_fpmath) */
 } qkv_ctx;
 
 /* Each ISA folder defines qkv_ctx_init_<name> (dispatch/isa_list.h), which
@@ -164,6 +166,8 @@ void qkv_ctx_init_neon(qkv_ctx *c);
 void qkv_ctx_init_sve(qkv_ctx *c);
 void qkv_ctx_init_avx512bf16(qkv_ctx *c);
 void qkv_ctx_init_amx(qkv_ctx *c);
+void qkv_ctx_init_neonbf16(qkv_ctx *c);
+void qkv_ctx_init_svebf16(qkv_ctx *c);
 
 /* The merge kernels, declared here because the x86 ones are defined by
    kernels/x86/merge_tmpl.h at the end of avx2.c / avx512.c, after the init

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Cross-builds qkv for AArch64 in build-aarch64 and runs it under qemu-aarch64
 # on the CPU models that matter for dispatch:
-#   neoverse-n1               NEON, no SVE: qkv must pick neon and refuse sve
+#   neoverse-n1               NEON, no SVE, no BF16 or FHM: qkv must pick neon
+#                             and refuse sve, neonbf16 and svebf16
 #   max,sve128=on / sve256 / sve512
-#                             SVE at three vector lengths: qkv must pick sve
+#                             SVE and BF16 at three vector lengths: qkv must
+#                             pick svebf16 (and run neonbf16 and sve too)
+#   max,sve=off               BF16 and FHM without SVE: qkv must pick neonbf16
+#   cortex-a53                no FHM (nor BF16): neon, as on neoverse-n1
 #   max,sve1024=on / sve2048  checkasm on SVE's longest vectors
-# For each: the test suite (meson test, through the cross file's
+# For the first four: the test suite (meson test, through the cross file's
 # exe_wrapper; qemu-user reads QEMU_CPU itself), then checkasm directly with
-# the dispatch assertions. The soak suite is left out: its RSS-growth
+# the dispatch assertions; for the last ones checkasm --quick (every ISA
+# there runs in the suites above too). The soak suite is left out: its RSS-growth
 # assertions measure qemu's own memory (its translation cache and per-thread
 # state grow as the guest creates threads: +800 MiB over its pool cycles),
 # which says nothing about qkv, and it alone would take 35 s per CPU model;
@@ -57,7 +62,7 @@ fi
 run ninja -C "$build" ${JOBS:+-j "$JOBS"}
 # Every Arm ISA must really be in the build: a silently missing one would
 # let the checks below pass on scalar alone.
-for isa in NEON SVE; do
+for isa in NEON SVE NEONBF16 SVEBF16; do
   if ! grep -q "QKV_HAVE_$isa 1" "$build/qkv_config.h"; then
     echo "test-aarch64.sh: $isa kernels were not built (is libsleef-dev:arm64 installed?)" >&2
     exit 1
@@ -66,43 +71,56 @@ done
 
 checkasm=$build/tests/checkasm
 
-# One emulated CPU: the suite, then what qkv must choose and refuse there.
-# $1 QEMU_CPU, $2 the ISAs qkv must report as supported, $3 the best one,
-# $4 an ISA this CPU lacks (forcing it must give QKV_ERR_UNSUPPORTED), or ''.
+# One emulated CPU: the suite (or, with suite=quick, checkasm --quick
+# alone), then what qkv must choose and refuse there. $1 QEMU_CPU, $2 the
+# ISAs qkv must report as supported, $3 the best one, $4 the ISAs this CPU
+# lacks, space-separated (forcing each must give QKV_ERR_UNSUPPORTED, and
+# qkv info must name the missing AT_HWCAP bit), $5 full or quick.
 on_cpu() {
-  local cpu=$1 isas=$2 best=$3 lacking=$4
-  step "QEMU_CPU=$cpu: test suite"
-  run env QEMU_CPU="$cpu" meson test -C "$build" --print-errorlogs --no-suite soak
+  local cpu=$1 isas=$2 best=$3 lacking=$4 suite=$5 isa
+  if [ "$suite" = full ]; then
+    step "QEMU_CPU=$cpu: test suite"
+    run env QEMU_CPU="$cpu" meson test -C "$build" --print-errorlogs --no-suite soak
+  fi
   step "QEMU_CPU=$cpu: dispatch picks $best, supports exactly $isas"
   run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --quick --expect-isas="$isas" --expect-best="$best"
   run env QEMU_CPU="$cpu" QKV_ISA="$best" "${qemu[@]}" "$checkasm" --function=dispatch \
       --expect-isas="$isas" --expect-best="$best"
-  if [ -n "$lacking" ]; then
-    run env QEMU_CPU="$cpu" QKV_ISA="$lacking" "${qemu[@]}" "$checkasm" --function=dispatch \
+  for isa in $lacking; do
+    run env QEMU_CPU="$cpu" QKV_ISA="$isa" "${qemu[@]}" "$checkasm" --function=dispatch \
         --expect-isas="$isas" --expect-best="$best"
-  fi
+  done
   if [ -x "$build/tools/qkv" ]; then
     step "QEMU_CPU=$cpu: qkv info chooses $best${lacking:+ and says why not $lacking}"
     run env QEMU_CPU="$cpu" "${qemu[@]}" "$build/tools/qkv" info | tee "$build/qkv-info.txt"
     grep -q "^  $best .*<- chosen" "$build/qkv-info.txt"
-    if [ -n "$lacking" ]; then
-      grep -q "^  $lacking .*AT_HWCAP" "$build/qkv-info.txt"
-    fi
+    for isa in $lacking; do
+      grep -q "^  $isa .*AT_HWCAP" "$build/qkv-info.txt"
+    done
   fi
 }
 
-on_cpu neoverse-n1 scalar,neon neon sve
+on_cpu neoverse-n1 scalar,neon neon "sve neonbf16 svebf16" full
 for bits in 128 256 512; do
-  on_cpu "max,sve$bits=on" scalar,neon,sve sve ''
+  on_cpu "max,sve$bits=on" scalar,neon,sve,neonbf16,svebf16 svebf16 '' full
 done
+# BF16 without SVE, and a core without FHM: checkasm on what they run (the
+# suites above ran every ISA already).
+on_cpu max,sve=off scalar,neon,neonbf16 neonbf16 "sve svebf16" quick
+on_cpu cortex-a53 scalar,neon neon "neonbf16 svebf16" quick
 # The longest vectors, where one vector holds 32 or 64 rows of a job (at
 # 2048 bits a masked GEMM tile must shrink to fit the workspace, and block
 # dtypes cannot take the dot forms). qemu caps the vector length at 512 bits
 # unless sve-default-vector-length (in bytes) says otherwise.
+# svebf16 too: at 2048 bits its tiles fit beside a 64-lane score tile for
+# few shapes (strict mode, small head_dim), the others fall back to sve's
+# f32 kernels (bf16_ws in kernels/arm/bf16_tmpl.h); both must be right.
 for bits in 1024 2048; do
-  step "QEMU_CPU=max,sve$bits=on: checkasm on sve"
-  run env QEMU_CPU="max,sve$bits=on,sve-default-vector-length=$((bits / 8))" "${qemu[@]}" \
-      "$checkasm" --quick --isa=sve
+  for isa in sve svebf16; do
+    step "QEMU_CPU=max,sve$bits=on: checkasm on $isa"
+    run env QEMU_CPU="max,sve$bits=on,sve-default-vector-length=$((bits / 8))" "${qemu[@]}" \
+        "$checkasm" --quick --isa=$isa
+  done
 done
 
 bench=$build/bench/qkv_bench
@@ -111,7 +129,7 @@ if [ -x "$bench" ]; then
   # The smallest shape of each kind, for each Arm ISA, once.
   run env QEMU_CPU=max,sve256=on "${qemu[@]}" "$bench" --qkv_set=quick --qkv_probe=0 \
       --qkv_reps=1 --qkv_min_time=0.001 --qkv_threads=1 \
-      '--benchmark_filter=/(neon|sve)/(m:128/|n:128/d:64/causal:1/|kv_len:256/)'
+      '--benchmark_filter=/(neon|sve|neonbf16|svebf16)/(m:128/|n:128/d:64/causal:1/|kv_len:256/)'
 else
   step "benchmark not built ($bench missing): skipped"
 fi

@@ -231,9 +231,14 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         j.rows = coin(30) ? urand(1, 4) : coin(30) ? urand(5, 8) : urand(1, max_rows);
         j.head_dim = job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
         j.v_head_dim = coin(70) ? j.head_dim : job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
-        const qkv_dtype kt = (qkv_dtype)urand(0, j.head_dim % 32 ? 2 : 4);
+        qkv_dtype kt = (qkv_dtype)urand(0, j.head_dim % 32 ? 2 : 4);
         const qkv_dtype vt = (qkv_dtype)urand(0, j.v_head_dim % 32 ? 2 : 4);
         j.q_dtype = (qkv_dtype)(coin(60) ? 0 : urand(1, 2));
+        /* Q and K in the same 16-bit dtype half the time that Q is one: the
+           pairs some ISAs multiply without widening (bf16 dot products,
+           FMLAL on f16). */
+        if (j.q_dtype != QKV_F32 && coin(50))
+            kt = j.q_dtype;
         const size_t keys = coin(20) ? urand(1, 20) : urand(20, 700);
         j.kv_begin = urand(0, keys - 1);
         j.kv_end = urand(j.kv_begin + 1, keys);
@@ -436,4 +441,34 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
                T->passed + T->failed - before);
     }
     T->isa = T->fn = "-";
+}
+
+int isa_rounds_bf16(int isa)
+{
+    const qkv_ctx *c = qkv_ctx_for((qkv_isa)isa);
+    return c && c->rounds_bf16;
+}
+
+int isa_f32_ancestor(int isa)
+{
+    /* Up the list, past ancestors this CPU cannot run (amx-emu's amx). */
+    qkv_isa a = (qkv_isa)isa;
+    while (a != QKV_ISA_SCALAR && (!qkv_ctx_for(a) || isa_rounds_bf16(a)))
+        a = qkv_isa_parent(a);
+    return a;
+}
+
+int isa_bf16_shape_off(int isa, size_t rows, const qkv_attention_desc *d)
+{
+    /* Its tiles' buffers are part of the workspace it asks for: with the
+       same request in both modes, BF16 mode has no tiles for this shape
+       (svebf16 at 2048 bits, where a 64-lane score tile leaves no room). */
+    const qkv_ctx *c = qkv_ctx_for((qkv_isa)isa);
+    if (!c || !c->rounds_bf16)
+        return 0;
+    qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
+                        d->mask == QKV_MASK_ADDITIVE, QKV_FPMATH_BF16};
+    const size_t bf = c->attention_ws(rows, &s);
+    s.fpmath = QKV_FPMATH_STRICT;
+    return bf == c->attention_ws(rows, &s);
 }

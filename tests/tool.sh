@@ -13,7 +13,7 @@ py=/usr/bin/python3
 out=$("$qkv" info); rc=$?
 echo "$out"
 check "info exits 0" '[ $rc -eq 0 ]'
-for isa in scalar avx2 avx512 neon sve; do
+for isa in scalar avx2 avx512 neon sve avx512bf16 amx neonbf16 svebf16; do
   check "info lists $isa" 'grep -q "^  $isa " <<<"$out"'
 done
 check "info names the chosen ISA" 'grep -q "<- chosen" <<<"$out"'

@@ -232,4 +232,5 @@ _Static_assert(ATT_BN == BF16_BN, "bf16_tmpl.h packs tiles of the driver's size"
 void qkv_ctx_init_avx512bf16(qkv_ctx *c)
 {
     X86_NAME(ctx_fill)(c);
+    c->rounds_bf16 = 1;
 }

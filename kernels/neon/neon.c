@@ -18,7 +18,9 @@
 
 #include "kernels.h"
 
+#ifndef SIMD_SUFFIX        /* neonbf16.c builds on this vocabulary under its own name */
 #define SIMD_SUFFIX _neon
+#endif
 #define VL 4
 #define VL_MAX 4
 
@@ -255,6 +257,8 @@ V_INLINE vf v_load_q4(const void *p, int high)
     return vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
 }
 
+/* neonbf16.c takes the vocabulary above and adds its tiles before the template. */
+#ifndef ARM_VOCABULARY_ONLY
 #include "arm/kernels_tmpl.h"
 
 void qkv_ctx_init_neon(qkv_ctx *c)
@@ -263,3 +267,4 @@ void qkv_ctx_init_neon(qkv_ctx *c)
     qkv_converters_init_neon(&c->conv);
     c->merge_states = merge_states_f32_neon;
 }
+#endif

@@ -23,7 +23,9 @@
 
 #include "kernels.h"
 
+#ifndef SIMD_SUFFIX        /* svebf16.c builds on this vocabulary under its own name */
 #define SIMD_SUFFIX _sve
+#endif
 #define VL ((size_t)svcntw())
 #define VL_MAX 64          /* 2048 bits, the architecture's limit */
 
@@ -221,6 +223,8 @@ V_INLINE vf v_load_q4(const void *p, int high)
     return svcvt_f32_s32_x(V_ALL, svsub_n_s32_x(V_ALL, v, 8));
 }
 
+/* svebf16.c takes the vocabulary above and adds its tiles before the template. */
+#ifndef ARM_VOCABULARY_ONLY
 #include "arm/kernels_tmpl.h"
 
 void qkv_ctx_init_sve(qkv_ctx *c)
@@ -229,3 +233,4 @@ void qkv_ctx_init_sve(qkv_ctx *c)
     qkv_converters_init_sve(&c->conv);
     c->merge_states = merge_states_f32_sve;
 }
+#endif
