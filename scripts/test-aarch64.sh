@@ -9,10 +9,11 @@
 #   max,sve=off               BF16 and FHM without SVE: qkv must pick neonbf16
 #   cortex-a53                no FHM (nor BF16): neon, as on neoverse-n1
 #   max,sve1024=on / sve2048  checkasm on SVE's longest vectors
-# For the first four: the test suite (meson test, through the cross file's
-# exe_wrapper; qemu-user reads QEMU_CPU itself), then checkasm directly with
-# the dispatch assertions; for the last ones checkasm --quick (every ISA
-# there runs in the suites above too). The soak suite is left out: its RSS-growth
+# For neoverse-n1 and max,sveN: the test suite (meson test, through the
+# cross file's exe_wrapper; qemu-user reads QEMU_CPU itself); for every
+# model, checkasm's dispatch assertions (what is picked, what is refused)
+# and qkv info; at 1024 and 2048 bits checkasm --quick on sve and svebf16
+# (every other ISA there runs in the suites too). The soak suite is left out: its RSS-growth
 # assertions measure qemu's own memory (its translation cache and per-thread
 # state grow as the guest creates threads: +800 MiB over its pool cycles),
 # which says nothing about qkv, and it alone would take 35 s per CPU model;
@@ -71,11 +72,12 @@ done
 
 checkasm=$build/tests/checkasm
 
-# One emulated CPU: the suite (or, with suite=quick, checkasm --quick
-# alone), then what qkv must choose and refuse there. $1 QEMU_CPU, $2 the
-# ISAs qkv must report as supported, $3 the best one, $4 the ISAs this CPU
-# lacks, space-separated (forcing each must give QKV_ERR_UNSUPPORTED, and
-# qkv info must name the missing AT_HWCAP bit), $5 full or quick.
+# One emulated CPU: the suite (with suite=full; it runs checkasm over every
+# ISA the CPU has), then what qkv must choose and refuse there. $1
+# QEMU_CPU, $2 the ISAs qkv must report as supported, $3 the best one, $4
+# the ISAs this CPU lacks, space-separated (forcing each must give
+# QKV_ERR_UNSUPPORTED, and qkv info must name the missing AT_HWCAP bit),
+# $5 full or dispatch (the choice alone).
 on_cpu() {
   local cpu=$1 isas=$2 best=$3 lacking=$4 suite=$5 isa
   if [ "$suite" = full ]; then
@@ -83,7 +85,8 @@ on_cpu() {
     run env QEMU_CPU="$cpu" meson test -C "$build" --print-errorlogs --no-suite soak
   fi
   step "QEMU_CPU=$cpu: dispatch picks $best, supports exactly $isas"
-  run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --quick --expect-isas="$isas" --expect-best="$best"
+  run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --function=dispatch --expect-isas="$isas" \
+      --expect-best="$best"
   run env QEMU_CPU="$cpu" QKV_ISA="$best" "${qemu[@]}" "$checkasm" --function=dispatch \
       --expect-isas="$isas" --expect-best="$best"
   for isa in $lacking; do
@@ -104,10 +107,10 @@ on_cpu neoverse-n1 scalar,neon neon "sve neonbf16 svebf16" full
 for bits in 128 256 512; do
   on_cpu "max,sve$bits=on" scalar,neon,sve,neonbf16,svebf16 svebf16 '' full
 done
-# BF16 without SVE, and a core without FHM: checkasm on what they run (the
-# suites above ran every ISA already).
-on_cpu max,sve=off scalar,neon,neonbf16 neonbf16 "sve svebf16" quick
-on_cpu cortex-a53 scalar,neon neon "neonbf16 svebf16" quick
+# BF16 without SVE, and a core without FHM: what qkv picks and refuses (the
+# suites above ran every ISA's kernels already, neonbf16's among them).
+on_cpu max,sve=off scalar,neon,neonbf16 neonbf16 "sve svebf16" dispatch
+on_cpu cortex-a53 scalar,neon neon "neonbf16 svebf16" dispatch
 # The longest vectors, where one vector holds 32 or 64 rows of a job (at
 # 2048 bits a masked GEMM tile must shrink to fit the workspace, and block
 # dtypes cannot take the dot forms). qemu caps the vector length at 512 bits
