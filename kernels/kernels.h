@@ -61,6 +61,28 @@ static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j)
     return s->page_size - j % s->page_size;
 }
 
+/* The keys that the rows [i0, i0 + mr) of a job see within the keys
+   [k0, k1), row i seeing [lo[i], hi[i]) (lo <= hi, both >= 0): the union
+   of their ranges clipped to [k0, k1), as [*klo, *khi); 0 when none of
+   them sees a key there. The fused driver and the bf16 tiles take a tile's
+   or a block's keys from it. */
+static inline int qkv_rows_key_span(const int32_t *lo, const int32_t *hi, size_t i0, size_t mr,
+                                    size_t k0, size_t k1, size_t *klo, size_t *khi)
+{
+    size_t b0 = k1, e0 = k0;
+    for (size_t i = i0; i < i0 + mr; i++) {
+        const size_t b = (size_t)lo[i] > k0 ? (size_t)lo[i] : k0;
+        const size_t e = (size_t)hi[i] < k1 ? (size_t)hi[i] : k1;
+        if (b < e) {
+            b0 = b < b0 ? b : b0;
+            e0 = e > e0 ? e : e0;
+        }
+    }
+    *klo = b0;
+    *khi = e0;
+    return b0 < e0;
+}
+
 /* One query row of a fused-attention job. */
 typedef struct qkv_attn_row {
     const void  *q;        /* head_dim values of the job's q_dtype */

@@ -598,16 +598,8 @@ static int SIMD_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
 static int SIMD_NAME(block_quads)(const int32_t *lo, const int32_t *hi, size_t i0, size_t mr,
                                   size_t kmin, size_t kmax, size_t *q0, size_t *q1)
 {
-    size_t klo = kmax, khi = kmin;
-    for (size_t i = i0; i < i0 + mr; i++) {
-        const size_t bgn = (size_t)lo[i] > kmin ? (size_t)lo[i] : kmin;
-        const size_t end = (size_t)hi[i] < kmax ? (size_t)hi[i] : kmax;
-        if (bgn < end) {
-            klo = bgn < klo ? bgn : klo;
-            khi = end > khi ? end : khi;
-        }
-    }
-    if (klo >= khi)
+    size_t klo, khi;
+    if (!qkv_rows_key_span(lo, hi, i0, mr, kmin, kmax, &klo, &khi))
         return 0;
     *q0 = (klo - kmin) / 4;
     *q1 = (khi - kmin + 3) / 4;

@@ -168,16 +168,8 @@ static void bf16_gemm_4x4(BF16_ARGS)
 static int block_pairs(const int32_t *lo, const int32_t *hi, size_t i0, size_t mr,
                                   size_t kmin, size_t kmax, size_t *pj0, size_t *pj1)
 {
-    size_t klo = kmax, khi = kmin;
-    for (size_t i = i0; i < i0 + mr; i++) {
-        const size_t b = (size_t)lo[i] > kmin ? (size_t)lo[i] : kmin;
-        const size_t e = (size_t)hi[i] < kmax ? (size_t)hi[i] : kmax;
-        if (b < e) {
-            klo = b < klo ? b : klo;
-            khi = e > khi ? e : khi;
-        }
-    }
-    if (klo >= khi)
+    size_t klo, khi;
+    if (!qkv_rows_key_span(lo, hi, i0, mr, kmin, kmax, &klo, &khi))
         return 0;
     *pj0 = (klo - kmin) / 2;
     *pj1 = (khi - kmin + 1) / 2;

@@ -485,16 +485,8 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
             const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
             for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
                 const size_t mr = rows - i0 < GEMM_MR ? rows - i0 : GEMM_MR;
-                int32_t klo = (int32_t)k1, khi = (int32_t)k0;
-                for (size_t i = 0; i < mr; i++) {
-                    const int32_t b = lo[i0 + i] > (int32_t)k0 ? lo[i0 + i] : (int32_t)k0;
-                    const int32_t e = hi[i0 + i] < (int32_t)k1 ? hi[i0 + i] : (int32_t)k1;
-                    if (b < e) {
-                        klo = b < klo ? b : klo;
-                        khi = e > khi ? e : khi;
-                    }
-                }
-                if (klo >= khi)
+                size_t klo, khi;
+                if (!qkv_rows_key_span(lo, hi, i0, mr, k0, k1, &klo, &khi))
                     continue;          /* no key here for these rows */
                 /* alpha once per row: the rows of the block not done yet. */
                 const float *pre = NULL;
@@ -514,15 +506,15 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                         float *o = crow[i] + c0;
                         if (pre && pre[i] != 1.0f)
                             SIMD_NAME(row_scale)(o, nc_chunk, pre[i]);
-                        const int32_t b = lo[i0 + i] > klo ? lo[i0 + i] : klo;
-                        const int32_t e = hi[i0 + i] < khi ? hi[i0 + i] : khi;
-                        for (int32_t j = b; j < e; j++) {
-                            const float p = st[(size_t)j * rp + i0 + i];
+                        const size_t b = (size_t)lo[i0 + i] > klo ? (size_t)lo[i0 + i] : klo;
+                        const size_t e = (size_t)hi[i0 + i] < khi ? (size_t)hi[i0 + i] : khi;
+                        for (size_t j = b; j < e; j++) {
+                            const float p = st[j * rp + i0 + i];
                             uint32_t bits;
                             memcpy(&bits, &p, sizeof bits);
                             if (bits == 0x80000000u)
                                 continue;   /* hidden key: contributes nothing */
-                            const float *vr = vb + ((size_t)j - k0) * ldv;
+                            const float *vr = vb + (j - k0) * ldv;
                             const vf vp = v_set1(p);
                             size_t c = 0;
                             for (; c + VL <= nc_chunk; c += VL)
@@ -535,11 +527,11 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                     }
                     continue;
                 }
-                const float *pa = st + (size_t)klo * rp + i0;
-                const float *vk = vb + ((size_t)klo - k0) * ldv;
+                const float *pa = st + klo * rp + i0;
+                const float *vk = vb + (klo - k0) * ldv;
                 for (size_t jc = 0; jc < nc_chunk; jc += GEMM_NR) {
                     const size_t nc = nc_chunk - jc < GEMM_NR ? nc_chunk - jc : GEMM_NR;
-                    simd_gemm((int)mr, nc, (size_t)(khi - klo), pa, 1, rp, vk + jc, ldv, crow,
+                    simd_gemm((int)mr, nc, khi - klo, pa, 1, rp, vk + jc, ldv, crow,
                               c0 + jc, 1, pre, 1.0f, NULL);
                 }
             }
@@ -730,17 +722,13 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         const size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
-        size_t kmin = n, kmax = 0;
         for (size_t r = 0; r < 4; r++) {
             lo[r] = hi[r] = 0;
             if (r < rows)
                 SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
-            if (lo[r] < hi[r]) {
-                kmin = (size_t)lo[r] < kmin ? (size_t)lo[r] : kmin;
-                kmax = (size_t)hi[r] > kmax ? (size_t)hi[r] : kmax;
-            }
         }
-        if (kmin >= kmax) {
+        size_t kmin, kmax;
+        if (!qkv_rows_key_span(lo, hi, 0, 4, 0, n, &kmin, &kmax)) {
             t0 += n;
             continue;
         }
@@ -906,15 +894,10 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         if (form == ATT_GEMM)  /* in place, strided: within one page */
             n = n < run ? n : run;
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
-        size_t kmin = n, kmax = 0;
-        for (size_t r = 0; r < rows; r++) {
+        for (size_t r = 0; r < rows; r++)
             SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
-            if (lo[r] < hi[r]) {
-                kmin = (size_t)lo[r] < kmin ? (size_t)lo[r] : kmin;
-                kmax = (size_t)hi[r] > kmax ? (size_t)hi[r] : kmax;
-            }
-        }
-        if (kmin >= kmax) {
+        size_t kmin, kmax;
+        if (!qkv_rows_key_span(lo, hi, 0, rows, 0, n, &kmin, &kmax)) {
             t0 += n;
             continue;          /* no row sees a key of this tile */
         }
