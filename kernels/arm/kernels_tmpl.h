@@ -205,23 +205,18 @@ static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
                                                       const unsigned char *const *krow, size_t n,
                                                       float scale, float *out, size_t ors)
 {
-#define QK_DOT_T(R_)                                                                          \
-    switch (t) {                                                                              \
-    case QKV_F16: SIMD_NAME(qk_dot_t)(R_, QKV_F16, q, d, krow, n, scale, out, ors); break;    \
-    case QKV_BF16: SIMD_NAME(qk_dot_t)(R_, QKV_BF16, q, d, krow, n, scale, out, ors); break;  \
-    case QKV_Q8_0: SIMD_NAME(qk_dot_t)(R_, QKV_Q8_0, q, d, krow, n, scale, out, ors); break;  \
-    case QKV_Q4_0: SIMD_NAME(qk_dot_t)(R_, QKV_Q4_0, q, d, krow, n, scale, out, ors); break;  \
-    default: SIMD_NAME(qk_dot_t)(R_, QKV_F32, q, d, krow, n, scale, out, ors); break;         \
-    }
+#define QK_DOT4(T_) SIMD_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors)
+#define QK_DOT8(T_) SIMD_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors)
 #if ARM_ROWS8
     if (rows == 8) {
-        QK_DOT_T(8)
+        SIMD_DTYPE_SWITCH(t, QK_DOT8)
         return;
     }
 #endif
     (void)rows;
-    QK_DOT_T(4)
-#undef QK_DOT_T
+    SIMD_DTYPE_SWITCH(t, QK_DOT4)
+#undef QK_DOT8
+#undef QK_DOT4
 }
 
 /* acc[r] + c0 for the lanes of row r; rows past the job's read its last

@@ -271,12 +271,9 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
             s->to_f32(len, row + i * s->row_bytes + skip, buf + i * len);
         return buf;
     }
-    switch (s->dtype) {
-    case QKV_F16: SIMD_NAME(widen_rows)(QKV_F16, row, s->row_bytes, n, c0, len, buf); break;
-    case QKV_BF16: SIMD_NAME(widen_rows)(QKV_BF16, row, s->row_bytes, n, c0, len, buf); break;
-    case QKV_Q8_0: SIMD_NAME(widen_rows)(QKV_Q8_0, row, s->row_bytes, n, c0, len, buf); break;
-    default: SIMD_NAME(widen_rows)(QKV_Q4_0, row, s->row_bytes, n, c0, len, buf); break;
-    }
+#define WIDEN_ROWS(T_) SIMD_NAME(widen_rows)(T_, row, s->row_bytes, n, c0, len, buf)
+    SIMD_DTYPE_SWITCH(s->dtype, WIDEN_ROWS)
+#undef WIDEN_ROWS
     return buf;
 }
 

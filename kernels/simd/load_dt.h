@@ -22,6 +22,18 @@
 #define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
 #endif
 
+/* CALL(T), T the constant of the run-time dtype t: one inlined copy of a
+   template per stored dtype, the dtype chosen once per call rather than at
+   every load. */
+#define SIMD_DTYPE_SWITCH(t, CALL)          \
+    switch (t) {                            \
+    case QKV_F16: CALL(QKV_F16); break;     \
+    case QKV_BF16: CALL(QKV_BF16); break;   \
+    case QKV_Q8_0: CALL(QKV_Q8_0); break;   \
+    case QKV_Q4_0: CALL(QKV_Q4_0); break;   \
+    default: CALL(QKV_F32); break;          \
+    }
+
 /* VL values of a row stored as t, from value c (a multiple of VL). The
    block types' d·q is exact in f32 (an 11-bit scale times an 8-bit int). */
 V_INLINE vf SIMD_NAME(load_dt)(const qkv_dtype t, const unsigned char *row, size_t c)

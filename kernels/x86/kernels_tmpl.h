@@ -468,19 +468,15 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
                                                      const unsigned char *const *krow, size_t n,
                                                      float scale, float *out, size_t ors)
 {
-#define QK_DOT_T(R_)                                                                         \
-    switch (t) {                                                                             \
-    case QKV_F16: X86_NAME(qk_dot_t)(R_, QKV_F16, q, d, krow, n, scale, out, ors); break;    \
-    case QKV_BF16: X86_NAME(qk_dot_t)(R_, QKV_BF16, q, d, krow, n, scale, out, ors); break;  \
-    case QKV_Q8_0: X86_NAME(qk_dot_t)(R_, QKV_Q8_0, q, d, krow, n, scale, out, ors); break;  \
-    case QKV_Q4_0: X86_NAME(qk_dot_t)(R_, QKV_Q4_0, q, d, krow, n, scale, out, ors); break;  \
-    default: X86_NAME(qk_dot_t)(R_, QKV_F32, q, d, krow, n, scale, out, ors); break;         \
+#define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors)
+#define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors)
+    if (rows == 4) {
+        SIMD_DTYPE_SWITCH(t, QK_DOT4)
+    } else {
+        SIMD_DTYPE_SWITCH(t, QK_DOT8)
     }
-    if (rows == 4)
-        QK_DOT_T(4)
-    else
-        QK_DOT_T(8)
-#undef QK_DOT_T
+#undef QK_DOT8
+#undef QK_DOT4
 }
 
 /* P·V for a job of few rows (R = 4 or 8 lanes of P, rows <= R of them
