@@ -19,6 +19,13 @@
 #include "convert.h"
 #include "qkv.h"
 
+/* f with the SIMD_SUFFIX of the translation unit that expands it (each
+   ISA's file defines its own before including the shared templates), so
+   one template gives every ISA its own names. */
+#define SIMD_CAT_(a, b) a##b
+#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
+#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
+
 /* The most query rows one fused-attention job carries (lanes of the
    driver's score tile). 32 rather than 64: measured within noise on Zen 5
    (prefill d = 64/128, n = 256/2048), and it halves the tile buffers. */

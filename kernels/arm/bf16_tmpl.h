@@ -84,12 +84,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef SIMD_NAME
-#define SIMD_CAT_(a, b) a##b
-#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
-#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
-#endif
-
 /* The driver's tile (ATT_BN, checked where both are seen), its quads of
    keys, and the keys of K packed at a time (8 KiB at d = 128): the Q·Kᵀ
    microkernel takes 8 keys a call, Qᵀ stays in L1 between chunks. */

@@ -128,12 +128,6 @@
 
 #include "kernels.h"
 
-#ifndef SIMD_NAME
-#define SIMD_CAT_(a, b) a##b
-#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
-#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
-#endif
-
 /* 64 keys a tile: a 64 × 32 score tile (8 KiB) stays in L1 between its
    sweeps, and key splits (dispatch/plan.c) are whole tiles. */
 #define ATT_BN 64

@@ -14,13 +14,7 @@
 #error "define the vocabulary before including simd/load_dt.h"
 #endif
 
-#include "convert.h"
-
-#ifndef SIMD_NAME
-#define SIMD_CAT_(a, b) a##b
-#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
-#define SIMD_NAME(f) SIMD_CAT(f, SIMD_SUFFIX)
-#endif
+#include "kernels.h"
 
 /* CALL(T), T the constant of the run-time dtype t: one inlined copy of a
    template per stored dtype, the dtype chosen once per call rather than at
