@@ -178,19 +178,23 @@ V_INLINE void SIMD_NAME(dot_blk)(const int R, const qkv_dtype t, const float *co
 }
 
 /* simd_qk_dot (simd/attention.h) in blocks of 16/R keys, a key past n
-   standing in as key n - 1 (computed, not stored); then the keys from n up
-   to whole vectors of the driver's [key][R] layout (VL/R keys) get key
-   n - 1's scores. */
+   standing in as key n - 1 (computed, not stored), each block followed by
+   the prefetch of its keys' kpre rows; then the keys from n up to whole
+   vectors of the driver's [key][R] layout (VL/R keys) get key n - 1's
+   scores. */
 V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q,
                                   size_t d, const unsigned char *const *krow, size_t n,
-                                  float scale, float *out, size_t ors)
+                                  float scale, float *out, size_t ors,
+                                  const unsigned char *const *kpre)
 {
-    const size_t kb = 16 / (size_t)R;
+    const size_t kb = 16 / (size_t)R, kbytes = qkv_dtype_bytes(t, d);
     for (size_t j0 = 0; j0 < n; j0 += kb) {
         const unsigned char *kr[4];
         for (size_t kk = 0; kk < kb; kk++)
             kr[kk] = krow[j0 + kk < n ? j0 + kk : n - 1];
         SIMD_NAME(dot_blk)(R, t, q, d, kr, n - j0 < kb ? n - j0 : kb, scale, out + j0 * ors, ors);
+        for (size_t j = j0; kpre && j < j0 + kb && j < n; j++)
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
     }
     const size_t per_vec = VL >= (size_t)R ? VL / (size_t)R : 1;
     const size_t whole = (n + per_vec - 1) / per_vec * per_vec;
@@ -203,10 +207,11 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
 static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
                                                       const float *const *q, size_t d,
                                                       const unsigned char *const *krow, size_t n,
-                                                      float scale, float *out, size_t ors)
+                                                      float scale, float *out, size_t ors,
+                                                      const unsigned char *const *kpre)
 {
-#define QK_DOT4(T_) SIMD_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors)
-#define QK_DOT8(T_) SIMD_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors)
+#define QK_DOT4(T_) SIMD_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
+#define QK_DOT8(T_) SIMD_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
 #if ARM_ROWS8
     if (rows == 8) {
         SIMD_DTYPE_SWITCH(t, QK_DOT8)
@@ -244,11 +249,13 @@ V_INLINE void SIMD_NAME(pv_out)(float *const *acc, size_t rows, size_t r, size_t
    columns from c0, the last one `tail` columns wide when tailed: the
    R × NV accumulators (16 at most) stay in registers while every key's V
    vectors are loaded and widened once for all rows, and its R weights
-   come in as one or two groups of 4 (FMLA by element). */
+   come in as one or two groups of 4 (FMLA by element). With each key j,
+   bytes [b0, b1) of the row vpre[j] are prefetched (vpre NULL: none). */
 V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                 size_t rows, const float *p, size_t prs,
                                 const unsigned char *const *vrow, size_t n, size_t c0,
-                                size_t tail, float *const *acc, const float *pre)
+                                size_t tail, float *const *acc, const float *pre,
+                                const unsigned char *const *vpre, size_t b0, size_t b1)
 {
     const vm tm = v_tailmask(tailed ? tail : VL);
     const vf z = v_zero();
@@ -267,6 +274,8 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
+        if (vpre)
+            SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
         const vf w0 = v_load_rep4(pj);
         vf w1 = w0, x0 = z, x1 = z, x2 = z, x3 = z;
         if (R == 8)
@@ -313,10 +322,15 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
                                                        size_t prs,
                                                        const unsigned char *const *vrow,
                                                        size_t n, size_t dv, qkv_dtype t,
-                                                       float *const *acc, const float *pre)
+                                                       float *const *acc, const float *pre,
+                                                       const unsigned char *const *vpre)
 {
-#define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_) \
-    SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre)
+    /* A block of columns prefetches its share of the vpre rows. */
+    const size_t vbytes = qkv_dtype_bytes(t, dv);
+#define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_)                                      \
+    SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre, \
+                      vpre, vbytes * (C0_) / dv,                   \
+                      vbytes * ((C0_) + (NV_) * VL < dv ? (C0_) + (NV_) * VL : dv) / dv)
 #define PV_T(R_, NV_, TL_, C0_, TAIL_)                                                \
     switch (t) {                                                                      \
     case QKV_F16: PV_CALL(R_, NV_, TL_, QKV_F16, C0_, TAIL_); break;                  \

@@ -36,7 +36,7 @@ static void SIMD_NAME(scores_f32)(size_t m, size_t n, size_t d, float scale,
             const size_t nk = n - j0 < ROWS4_KEYS ? n - j0 : ROWS4_KEYS;
             for (size_t j = 0; j < nk; j++)
                 krow[j] = (const unsigned char *)(k + (j0 + j) * ldk);
-            simd_qk_dot(4, QKV_F32, qr, d, krow, nk, scale, blk, 4);
+            simd_qk_dot(4, QKV_F32, qr, d, krow, nk, scale, blk, 4, NULL);
             for (size_t r = 0; r < rows; r++)
                 for (size_t j = 0; j < nk; j++)
                     s[(i + r) * lds + j0 + j] = blk[4 * j + r];

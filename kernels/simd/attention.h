@@ -79,17 +79,20 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
- *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors)
+ *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors, kpre)
  *                          R = 4 or 8 (<= VL) query rows q[r] (f32, d
  *                          values) against n keys stored as t at krow[j]:
  *                          out[j·ors + r] = scale · dot(q[r], K_j) for
  *                          r < R, j < round_up(n, VL/R); krow[j >= n] is
- *                          never read (the key n - 1 stands in).
- *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre)
+ *                          never read (the key n - 1 stands in). kpre
+ *                          NULL, or n rows (each NULL or d values as t)
+ *                          to prefetch, kpre[j] about when key j is done.
+ *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre, vpre)
  *                          rows <= 8: acc[r][c] = pre_r · acc[r][c] +
  *                          Σ_{j<n} p[j·prs + r] · V_j[c], c < dv, V_j
  *                          stored as t at vrow[j]; pre NULL means 1. May
- *                          read p's lanes up to 4 (8) past the rows.
+ *                          read p's lanes up to 4 (8) past the rows. vpre
+ *                          as kpre, rows of dv values.
  *   simd_mask_t(mask, rows, key0, n, rp, mt)
  *                          mt[j·rp + r] = mask[r][key0 + j] for j < n,
  *                          r < rows (0 for a NULL mask row); may write
@@ -321,21 +324,31 @@ static void SIMD_NAME(touch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
     }
 }
 
-/* Decode streams K and V from memory once, and its dot products leave too
-   few loads per instruction window to keep enough misses in flight: read
-   by the kernels alone, K and V come at a fraction of the memory's
-   bandwidth. So the decode forms sweep K and V into the caches ahead of
-   the work, a chunk of keys at a time, in tight loops of loads that
-   nothing waits on, and then compute from L1/L2. The chunk is a quarter of
-   L2 (ctx init sets it from the cache sizes; 256 KiB when unknown): big
-   enough that the sweep's start-up (the first misses, the prefetchers
-   catching on) is paid rarely, small enough to stay in L2 beside the rest.
+/* The decode feed. Decode streams K and V from memory once, and its dot
+   products leave too few loads per instruction window to keep enough
+   misses in flight: read by the kernels alone, K and V come at a fraction
+   of the memory's bandwidth. Two ways to bring them in ahead:
+   - a sweep of a chunk of keys at a time, K then V, in tight loops of
+     loads that nothing waits on, after which the kernels compute from
+     L1/L2. The chunk is a quarter of L2 (ctx init sets it from the cache
+     sizes; 256 KiB when unknown): big enough that the sweep's start-up is
+     paid rarely, small enough to stay in L2 beside the rest. It runs at
+     the full bandwidth, but nothing overlaps it;
+   - the kernels prefetch the K and V rows FEED_AHEAD keys on as they go, a
+     few lines with each key (simd_qk_dot's kpre, simd_pv_rows's vpre):
+     the memory overlaps the arithmetic, at a lower bandwidth.
+   The sweep wins only where the bytes far outweigh the arithmetic, i.e.
+   more than 8 bytes of K/V per vector FMA (f32 with 16-lane vectors and a
+   4-row job: 16), and only on contiguous K/V: it pays its start-up again
+   at every page of a shuffled page table.
    Measured on Zen 5 (1 MiB L2), one thread, 32 query heads on 8 KV heads,
-   32768 f32 keys, d = 128, AVX-512: 19 ms with no sweep, 13.1 ms sweeping
-   each 64-key tile's K and then its V, 11.5 ms with 256-key chunks (512:
-   11.9, 1024: 12.3); software prefetch, at any distance and with or
-   without the sweeps, changed nothing, and sweeping the next tile in
-   slices between the dot products was slower (15.7 ms and more). */
+   32768 keys, d = 128, five alternating runs, swept / prefetched (ms):
+   AVX-512 f32 13.2 / 14.4 (a quieter hour: 11.0 / 13.8; neither: 19),
+   pages of 16 keys 19.9 / 16.8, of 128 14.9 / 14.6; AVX2 f32 14.8 / 12.2,
+   pages of 16 20.9 / 15.8; f16 AVX-512 7.6 / 6.6, AVX2 10.1 / 7.7; Q8_0
+   AVX-512 7.0 / 5.9. 128 or 256 keys ahead: within the noise; a T1 hint
+   instead of T0 lost on AVX2. */
+#define FEED_AHEAD (2 * ATT_BN)
 static size_t SIMD_NAME(att_sweep_bytes) = 256 << 10;
 
 static void SIMD_NAME(att_sweep_for)(const qkv_cache_sizes *c)
@@ -344,32 +357,72 @@ static void SIMD_NAME(att_sweep_for)(const qkv_cache_sizes *c)
         SIMD_NAME(att_sweep_bytes) = c->l2 / 4 < (32 << 10) ? (32 << 10) : c->l2 / 4;
 }
 
-/* Where the sweep has reached: keys before `end` are in cache or on their
-   way. */
-typedef struct SIMD_NAME(att_sweep) {
-    size_t end, keys;
-} SIMD_NAME(att_sweep);
+/* Keys before `end` are in cache or on their way; a sweep goes `keys` at
+   a time, or the kernels prefetch `ahead` keys on (0: they don't). */
+typedef struct SIMD_NAME(att_feed) {
+    size_t end, keys, ahead;
+} SIMD_NAME(att_feed);
 
-static SIMD_NAME(att_sweep) SIMD_NAME(sweep_start)(const qkv_attn_job *job)
+/* The feed of a decode job whose kernels take `lanes` rows (4 or 8). */
+static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t lanes)
 {
     const size_t row = qkv_dtype_bytes(job->k.dtype, job->head_dim) +
                        qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
-    size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
-    SIMD_NAME(att_sweep) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys};
+    const size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
+    /* bytes per vector FMA: row · VL / (lanes · (head_dim + v_head_dim)) */
+    const int sweep = !job->k.pages && !job->v.pages &&
+                      row * (size_t)VL > 8 * lanes * (job->head_dim + job->v_head_dim);
+    SIMD_NAME(att_feed) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys,
+                             sweep ? 0 : FEED_AHEAD};
     return w;
 }
 
-/* Before the tile of keys [t0, t1): sweeps the next chunk's K rows, then
-   its V rows, once the tile reaches past what was swept. */
-static void SIMD_NAME(sweep_to)(const qkv_attn_job *job, SIMD_NAME(att_sweep) *w, size_t t0,
-                                size_t t1)
+/* Asks for the lines of K and V rows of keys [j0, j1), page run by page
+   run. */
+static void SIMD_NAME(prefetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
 {
+    for (size_t j = j0; j < j1;) {
+        const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
+        const unsigned char *r = qkv_kv_row(s, j);
+        for (size_t i = 0; i < run; i++, r += s->row_bytes)
+            SIMD_NAME(prefetch_part)(r, 0, len);
+        j += run;
+    }
+}
+
+/* Before the tile of keys [t0, t1). A sweep: the next chunk's K rows, then
+   its V rows, once the tile reaches past what was swept. Prefetching:
+   what the kernels will not ask for (the first `ahead` keys, or those
+   after a jump) is asked for now, and kpre/vpre get the rows `ahead` keys
+   on from each of the tile's keys (NULL past the job's keys). */
+static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, size_t t0,
+                               size_t t1, const unsigned char **kpre,
+                               const unsigned char **vpre)
+{
+    const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
+    const size_t vb = qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
+    if (w->ahead) {
+        const size_t end = t0 + w->ahead < job->kv_end ? t0 + w->ahead : job->kv_end;
+        const size_t from = w->end > t0 ? w->end : t0;
+        if (from < end) {
+            SIMD_NAME(prefetch_keys)(&job->k, from, end, kb);
+            SIMD_NAME(prefetch_keys)(&job->v, from, end, vb);
+        }
+        const size_t a = t0 + w->ahead, n = t1 - t0;
+        const size_t have = a < job->kv_end ? (job->kv_end - a < n ? job->kv_end - a : n) : 0;
+        SIMD_NAME(kv_rows)(&job->k, a, have, kpre);
+        SIMD_NAME(kv_rows)(&job->v, a, have, vpre);
+        for (size_t i = have; i < n; i++)
+            kpre[i] = vpre[i] = NULL;
+        w->end = a + n;
+        return;
+    }
     if (t1 <= w->end)
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    SIMD_NAME(touch_keys)(&job->k, j0, j1, qkv_dtype_bytes(job->k.dtype, job->head_dim));
-    SIMD_NAME(touch_keys)(&job->v, j0, j1, qkv_dtype_bytes(job->v.dtype, job->v_head_dim));
+    SIMD_NAME(touch_keys)(&job->k, j0, j1, kb);
+    SIMD_NAME(touch_keys)(&job->v, j0, j1, vb);
     w->end = j1;
 }
 
@@ -573,15 +626,22 @@ static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t n, float *buf,
     }
 }
 
-/* The rows of keys [t0 + kmin, t0 + kmax) by pointer (any page), swept
-   into cache first. */
-static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, SIMD_NAME(att_sweep) *w, size_t t0,
-                                     size_t kmin, size_t kmax, const unsigned char **krow,
-                                     const unsigned char **vrow)
+/* A decode tile's K and V rows by pointer (any page), and the rows its
+   kernels prefetch as they go (the decode feed), all indexed by the key's
+   place in the tile. */
+typedef struct SIMD_NAME(dot_rows) {
+    const unsigned char *k[ATT_BN], *v[ATT_BN], *kpre[ATT_BN], *vpre[ATT_BN];
+    int prefetch;   /* kpre and vpre are in use */
+} SIMD_NAME(dot_rows);
+
+/* The rows of keys [t0 + kmin, t0 + kmax), fed first. */
+static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, size_t t0,
+                                     size_t kmin, size_t kmax, SIMD_NAME(dot_rows) *rows)
 {
-    SIMD_NAME(sweep_to)(job, w, t0 + kmin, t0 + kmax);
-    SIMD_NAME(kv_rows)(&job->k, t0 + kmin, kmax - kmin, krow + kmin);
-    SIMD_NAME(kv_rows)(&job->v, t0 + kmin, kmax - kmin, vrow + kmin);
+    SIMD_NAME(feed_to)(job, w, t0 + kmin, t0 + kmax, rows->kpre + kmin, rows->vpre + kmin);
+    rows->prefetch = w->ahead != 0;
+    SIMD_NAME(kv_rows)(&job->k, t0 + kmin, kmax - kmin, rows->k + kmin);
+    SIMD_NAME(kv_rows)(&job->v, t0 + kmin, kmax - kmin, rows->v + kmin);
 }
 
 /* Whether n V rows (by pointer, stored as t) hold only finite numbers:
@@ -644,11 +704,12 @@ static void SIMD_NAME(pv_exact_dt)(const qkv_attn_job *job, const float *p, size
 /* P·V of a decode tile: every row of the job at once, V read once; the
    finiteness check only where a key can be hidden (plain: none is). */
 static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size_t prs,
-                                   const unsigned char *const *vrow, size_t kmin, size_t kmax,
+                                   const SIMD_NAME(dot_rows) *rows, size_t kmin, size_t kmax,
                                    const int32_t *lo, const int32_t *hi, const float *alpha,
                                    int plain)
 {
     const size_t n = kmax - kmin, dv = job->v_head_dim;
+    const unsigned char *const *vrow = rows->v;
     if (!plain && !SIMD_NAME(rows_finite_dt)(vrow + kmin, n, dv, job->v.dtype)) {
         SIMD_NAME(pv_exact_dt)(job, p, prs, vrow, kmin, lo, hi, alpha);
         return;
@@ -659,7 +720,8 @@ static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size
     float *acc[8];
     for (size_t r = 0; r < job->rows; r++)
         acc[r] = job->row[r].acc;
-    simd_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, job->v.dtype, acc, scale ? alpha : NULL);
+    simd_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, job->v.dtype, acc, scale ? alpha : NULL,
+                 rows->prefetch ? rows->vpre + kmin : NULL);
 }
 
 /* Whether every row sees all of [kmin, kmax) and no mask can hide a key. */
@@ -686,7 +748,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
     _Alignas(64) float slope_l[VL_MAX], alpha_l[VL_MAX], out_l[VL_MAX];
     _Alignas(64) int32_t lo_l[VL_MAX], hi_l[VL_MAX], dist_l[VL_MAX];
     int32_t lo[4], hi[4];
-    const unsigned char *krow[ATT_BN], *vrow[ATT_BN];
+    SIMD_NAME(dot_rows) kv;
     int any_slope = 0, any_mask = 0;
     for (size_t r = 0; r < rows; r++) {
         any_slope |= job->row[r].slope != 0.0f;
@@ -709,7 +771,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
     for (size_t r = 0; r < rows; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = ninf, l_rep = vzero;
-    SIMD_NAME(att_sweep) sweep = SIMD_NAME(sweep_start)(job);
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 4);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         const size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
@@ -733,9 +795,9 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
                 dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
         }
 
-        SIMD_NAME(dot_tile_rows)(job, &sweep, t0, kmin, kmax, krow, vrow);
-        simd_qk_dot(4, job->k.dtype, q, job->head_dim, krow + kmin, kmax - kmin, job->scale,
-                    st + kmin * 4, 4);
+        SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
+        simd_qk_dot(4, job->k.dtype, q, job->head_dim, kv.k + kmin, kmax - kmin, job->scale,
+                    st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
 
@@ -775,7 +837,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
         m_rep = m_new;
         v_store(alpha_l, a);
 
-        SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, vrow, kmin, kmax, lo, hi, alpha_l,
+        SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, &kv, kmin, kmax, lo, hi, alpha_l,
                                SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
         t0 += n;
     }
@@ -834,7 +896,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
     float *qt = NULL;
     const float *q[8];
-    const unsigned char *krow[ATT_BN], *vrow[ATT_BN];
+    SIMD_NAME(dot_rows) kv;   /* the DOT form's */
     size_t dc = d;
     int qt_lazy = 0;   /* Qᵀ as f32 only for tiles the bf16 path gives back */
 #ifdef SIMD_BF16
@@ -877,7 +939,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f), nzero = v_set1(-0.0f), vzero = v_zero();
     const vf vcap = v_set1(cap);
     float *crow[GEMM_MR];
-    SIMD_NAME(att_sweep) sweep = SIMD_NAME(sweep_start)(job);   /* the DOT form's */
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 8);   /* the DOT form's */
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
@@ -914,8 +976,9 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             qk_done = simd_bf16_qk(&b16, job, t0, n, kmin, kmax, st, rp, plain ? tmax_of : NULL);
 #endif
         if (form == ATT_DOT) {
-            SIMD_NAME(dot_tile_rows)(job, &sweep, t0, kmin, kmax, krow, vrow);
-            simd_qk_dot(8, job->k.dtype, q, d, krow + kmin, kmax - kmin, scale, st + kmin * rp, rp);
+            SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
+            simd_qk_dot(8, job->k.dtype, q, d, kv.k + kmin, kmax - kmin, scale, st + kmin * rp, rp,
+                        kv.prefetch ? kv.kpre + kmin : NULL);
         }
         for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
@@ -1017,7 +1080,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         }
 
         if (form == ATT_DOT)
-            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, vrow, kmin, kmax, lo, hi, alpha,
+            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, &kv, kmin, kmax, lo, hi, alpha,
                                    SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
 #ifdef SIMD_BF16
         else if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))

@@ -8,6 +8,7 @@
  *   v_load_i8(p)                    VL int8 (Q8_0's quants)
  *   v_load_q4(p, high)              the low (high) nibbles of VL bytes, minus 8
  *   v_f16_scalar(p)                 one f16 (a block's scale) as a float
+ *   v_prefetch(p)                   a hint (simd/attention.h)
  * Block types need VL to divide 32 (a vector never spans two blocks).
  */
 #ifndef SIMD_SUFFIX
@@ -57,4 +58,16 @@ V_INLINE vf SIMD_NAME(load_dtn)(const qkv_dtype t, const unsigned char *row, siz
     if (t == QKV_BF16)
         return v_loadn_bf16(row + 2 * c, n);
     return v_loadm((const float *)row + c, v_tailmask(n));
+}
+
+/* Asks for the cache lines that hold bytes [b0, b1) of row (none for a
+   NULL row): the decode kernels fetch the K and V rows of keys further on
+   as they work (see the decode feed in simd/attention.h). */
+V_INLINE void SIMD_NAME(prefetch_part)(const unsigned char *row, size_t b0, size_t b1)
+{
+    if (!row)
+        return;
+    const uintptr_t end = (uintptr_t)row + b1;
+    for (uintptr_t a = ((uintptr_t)row + b0) & ~(uintptr_t)63; a < end; a += 64)
+        v_prefetch((const void *)a);
 }

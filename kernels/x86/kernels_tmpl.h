@@ -395,6 +395,7 @@ V_INLINE float v_f16_scalar(const void *p)
     memcpy(&h, p, sizeof h);
     return _cvtsh_ss(h);
 }
+V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 #include "simd/load_dt.h"
 
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
@@ -403,11 +404,14 @@ V_INLINE float v_f16_scalar(const void *p)
    dot products in flight (each K load serves R rows), and one transposing
    reduction turns them into one vector, lane R·key + row. K rows are read
    in place in their stored dtype, widened in registers:
-   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R). */
+   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R); and
+   after each block, the rows kpre[j] of the block's keys are prefetched
+   (kpre NULL: none). */
 V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q, size_t d,
                                  const unsigned char *const *krow, size_t n, float scale,
-                                 float *out, size_t ors)
+                                 float *out, size_t ors, const unsigned char *const *kpre)
 {
+    const size_t kbytes = qkv_dtype_bytes(t, d);
     const int KK = VL / R;
     const size_t nfull = d / VL * VL;
     const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
@@ -448,6 +452,8 @@ X86_UNROLL
                     acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
         }
+        for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
         const vf s = v_mul(v_hsum_lanes(acc), vscale);
         if (ors == (size_t)R) {
             v_store(out + j0 * (size_t)R, s);
@@ -466,10 +472,11 @@ X86_UNROLL
 static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
                                                      const float *const *q, size_t d,
                                                      const unsigned char *const *krow, size_t n,
-                                                     float scale, float *out, size_t ors)
+                                                     float scale, float *out, size_t ors,
+                                                     const unsigned char *const *kpre)
 {
-#define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors)
-#define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors)
+#define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
+#define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
     if (rows == 4) {
         SIMD_DTYPE_SWITCH(t, QK_DOT4)
     } else {
@@ -483,11 +490,13 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
    real): acc_r = pre_r · acc_r + Σ_j P[j·prs + r] · V_j over n keys, for
    the columns [c0, c0 + nv·VL) (the last vector `tail` columns when
    tail > 0), V rows read in place in their stored dtype and widened once:
-   every row of the job takes each V vector from registers. */
+   every row of the job takes each V vector from registers. With each key
+   j, bytes [b0, b1) of the row vpre[j] are prefetched (vpre NULL: none). */
 V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                size_t rows, const float *p, size_t prs,
                                const unsigned char *const *vrow, size_t n, size_t c0,
-                               size_t tail, float *const *acc, const float *pre)
+                               size_t tail, float *const *acc, const float *pre,
+                               const unsigned char *const *vpre, size_t b0, size_t b1)
 {
     vf a[8][4];
     const vm tm = v_tailmask(tailed ? tail : VL);
@@ -509,6 +518,8 @@ X86_UNROLL
             b[v] = tailed && v == NV - 1 ? SIMD_NAME(load_dtn)(t, vrow[j], c0 + (size_t)v * VL, tail)
                                          : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
         const float *pj = p + j * prs;
+        if (vpre)
+            SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
 X86_UNROLL
         for (int r = 0; r < R; r++) {
             const vf w = v_set1(pj[r]);
@@ -539,15 +550,19 @@ X86_UNROLL
 /* Out of line for the same reason as qk_dot. */
 static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
                               const unsigned char *const *vrow, size_t n, size_t dv, qkv_dtype t,
-                              float *const *acc, const float *pre)
+                              float *const *acc, const float *pre,
+                              const unsigned char *const *vpre)
 {
     const int R = rows <= 4 ? 4 : 8, NB = R == 4 ? PV_NV4 : PV_NV8;
+    const size_t vbytes = qkv_dtype_bytes(t, dv);
     for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
         const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
+        /* this block's share of the rows to prefetch */
+        const size_t b0 = vbytes * c0 / dv, b1 = vbytes * (c0 + nc) / dv;
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
 #define PV_CALL(R_, NV_, TL_, T_) \
-    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre)
+    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre, vpre, b0, b1)
 #define PV_T(R_, NV_)                                                            \
     do {                                                                         \
         if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
@@ -618,7 +633,6 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
 V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
-V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 #include "simd/attention.h"
 
 /* The registry entry of this ISA: everything of the template, and the
