@@ -398,6 +398,47 @@ V_INLINE float v_f16_scalar(const void *p)
 V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 #include "simd/load_dt.h"
 
+/* Vector h of the block at blk (Q8_0 or Q4_0), times its scale: with h
+   known when compiled, Q4_0's nibble half is too, and the caller reads
+   the scale once a block rather than once a vector. */
+V_INLINE vf X86_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, int h, vf scale)
+{
+    const unsigned char *qs = blk + 2;
+    const vf x = t == QKV_Q8_0 ? v_load_i8(qs + h * VL) : v_load_q4(qs + h * VL % 16, h * VL >= 16);
+    return v_mul(x, scale);
+}
+
+/* The dot products of qk_dot_t for K stored in blocks (Q8_0, Q4_0; d a
+   multiple of 32, which VL divides), block by block, each key's scale
+   read once a block (AVX2, decode, 2048 keys: 13% fewer instructions for
+   Q8_0, 17% for Q4_0, than through load_dt). */
+V_INLINE void X86_NAME(qk_dot_blocks)(const int R, const qkv_dtype t, const float *const *q,
+                                      size_t d, const unsigned char *const *kr, vf *acc)
+{
+    const int KK = VL / R;
+    const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
+    for (size_t c = 0, o = 0; c < d; c += QKV_BLOCK_VALUES, o += bytes) {
+        vf scale[VL / 4];
+X86_UNROLL
+        for (int kk = 0; kk < KK; kk++)
+            scale[kk] = v_set1(v_f16_scalar(kr[kk] + o));
+X86_UNROLL
+        for (int h = 0; h < QKV_BLOCK_VALUES / VL; h++) {
+            vf qv[8];
+X86_UNROLL
+            for (int r = 0; r < R; r++)
+                qv[r] = v_load(q[r] + c + h * VL);
+X86_UNROLL
+            for (int kk = 0; kk < KK; kk++) {
+                const vf kv = X86_NAME(block_vec)(t, kr[kk] + o, h, scale[kk]);
+X86_UNROLL
+                for (int r = 0; r < R; r++)
+                    acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
+            }
+        }
+    }
+}
+
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
    rows). Lanes as rows would leave most of each vector idle, so here the
    vectors run along head_dim instead: blocks of R rows × VL/R keys keep VL
@@ -426,6 +467,8 @@ X86_UNROLL
         for (int i = 0; i < VL; i++)
             acc[i] = v_zero();
         size_t c = 0;
+        if (qkv_dtype_block(t) > 1)   /* d is whole blocks */
+            X86_NAME(qk_dot_blocks)(R, t, q, d, kr, acc), c = d;
         for (; c < nfull; c += VL) {
             vf qv[8];
 X86_UNROLL
@@ -513,10 +556,24 @@ X86_UNROLL
     }
     for (size_t j = 0; j < n; j++) {
         vf b[4];
+        if (qkv_dtype_block(t) > 1 && NV * VL % QKV_BLOCK_VALUES == 0) {
+            /* whole blocks (c0 is a multiple of NV·VL): a scale a block */
+            const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES), per = QKV_BLOCK_VALUES / VL;
+            const unsigned char *blk = vrow[j] + c0 / QKV_BLOCK_VALUES * bytes;
+            vf scale = v_zero();
 X86_UNROLL
-        for (int v = 0; v < NV; v++)
-            b[v] = tailed && v == NV - 1 ? SIMD_NAME(load_dtn)(t, vrow[j], c0 + (size_t)v * VL, tail)
-                                         : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
+            for (int v = 0; v < NV; v++) {
+                if (v % per == 0)
+                    scale = v_set1(v_f16_scalar(blk + v / per * bytes));
+                b[v] = X86_NAME(block_vec)(t, blk + v / per * bytes, v % per, scale);
+            }
+        } else {
+X86_UNROLL
+            for (int v = 0; v < NV; v++)
+                b[v] = tailed && v == NV - 1
+                           ? SIMD_NAME(load_dtn)(t, vrow[j], c0 + (size_t)v * VL, tail)
+                           : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
+        }
         const float *pj = p + j * prs;
         if (vpre)
             SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
