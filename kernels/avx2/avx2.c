@@ -108,6 +108,14 @@ V_INLINE vf v_hsum_lanes(const vf *x)
     return _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
 }
 
+/* Lanes 4k .. 4k + 3 = lane VL/4 · i + k of x: quarter i of x, each lane
+   repeated 4 times (one score a key as the 4 lanes of S[key][4]). */
+V_INLINE vf v_rep4(vf x, int i)
+{
+    return _mm256_permutevar8x32_ps(x, _mm256_set_epi32(2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
+                                                        2 * i, 2 * i, 2 * i, 2 * i));
+}
+
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
    holding the max (sum) of its row r across the groups. */
 V_INLINE vf v_fold4_max(vf x) { return _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 1)); }

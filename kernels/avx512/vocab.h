@@ -95,6 +95,15 @@ V_INLINE vf v_hsum_lanes(const vf *x)
                          _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
 }
 
+/* Lanes 4k .. 4k + 3 = lane VL/4 · i + k of x: quarter i of x, each lane
+   repeated 4 times (one score a key as the 4 lanes of S[key][4]). */
+V_INLINE vf v_rep4(vf x, int i)
+{
+    const __m512i k = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4,
+                                                         3, 2, 1, 0), 2);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(k, _mm512_set1_epi32(4 * i)), x);
+}
+
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
    holding the max (sum) of its row r across the groups. */
 V_INLINE vf v_fold4_max(vf x)

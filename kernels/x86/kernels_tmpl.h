@@ -16,7 +16,7 @@
  *                            (X86_NAME(blocks_for), see there)
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
- *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_exp v_tanh
+ *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_rep4 v_exp v_tanh
  *   v_in_range v_transpose v_i32_to_f
  *
  * One microkernel does all the multiplying (BLIS style):
@@ -418,7 +418,7 @@ V_INLINE void X86_NAME(qk_dot_blocks)(const int R, const qkv_dtype t, const floa
     const int KK = VL / R;
     const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
     for (size_t c = 0, o = 0; c < d; c += QKV_BLOCK_VALUES, o += bytes) {
-        vf scale[VL / 4];
+        vf scale[VL];
 X86_UNROLL
         for (int kk = 0; kk < KK; kk++)
             scale[kk] = v_set1(v_f16_scalar(kr[kk] + o));
@@ -440,14 +440,15 @@ X86_UNROLL
 }
 
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
-   rows). Lanes as rows would leave most of each vector idle, so here the
-   vectors run along head_dim instead: blocks of R rows × VL/R keys keep VL
-   dot products in flight (each K load serves R rows), and one transposing
-   reduction turns them into one vector, lane R·key + row. K rows are read
-   in place in their stored dtype, widened in registers:
-   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R); and
-   after each block, the rows kpre[j] of the block's keys are prefetched
-   (kpre NULL: none). */
+   rows, or R = 1). Lanes as rows would leave most of each vector idle, so
+   here the vectors run along head_dim instead: blocks of R rows × VL/R
+   keys keep VL dot products in flight (each K load serves R rows), and one
+   transposing reduction turns them into one vector, lane R·key + row. K
+   rows are read in place in their stored dtype, widened in registers:
+   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R), r < R
+   (R = 1: r < ors = 4, the one row's score in every lane); and after each
+   block, the rows kpre[j] of the block's keys are prefetched (kpre NULL:
+   none). */
 V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q, size_t d,
                                  const unsigned char *const *krow, size_t n, float scale,
                                  float *out, size_t ors, const unsigned char *const *kpre)
@@ -458,7 +459,7 @@ V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *co
     const vm dm = v_tailmask(d > nfull ? d - nfull : VL);
     const vf vscale = v_set1(scale);
     for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
-        const unsigned char *kr[VL / 4];
+        const unsigned char *kr[VL];
 X86_UNROLL
         for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
             kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
@@ -498,6 +499,12 @@ X86_UNROLL
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
         const vf s = v_mul(v_hsum_lanes(acc), vscale);
+        if (R == 1) {   /* ors == 4: each key's score into its 4 lanes */
+X86_UNROLL
+            for (int i = 0; i < 4; i++)
+                v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i));
+            continue;
+        }
         if (ors == (size_t)R) {
             v_store(out + j0 * (size_t)R, s);
             continue;
@@ -518,15 +525,19 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
                                                      float scale, float *out, size_t ors,
                                                      const unsigned char *const *kpre)
 {
+#define QK_DOT1(T_) X86_NAME(qk_dot_t)(1, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
-    if (rows == 4) {
+    if (rows == 1) {
+        SIMD_DTYPE_SWITCH(t, QK_DOT1)
+    } else if (rows == 4) {
         SIMD_DTYPE_SWITCH(t, QK_DOT4)
     } else {
         SIMD_DTYPE_SWITCH(t, QK_DOT8)
     }
 #undef QK_DOT8
 #undef QK_DOT4
+#undef QK_DOT1
 }
 
 /* P·V for a job of few rows (R = 4 or 8 lanes of P, rows <= R of them
@@ -600,7 +611,9 @@ X86_UNROLL
 }
 
 /* Columns per block: R × NV accumulators stay in registers (AVX-512:
-   4 × 4 or 8 × 2 of 32 zmm; AVX2: 4 × 2 or 8 × 1 of 16 ymm). */
+   4 × 4 or 8 × 2 of 32 zmm; AVX2: 4 × 2 or 8 × 1 of 16 ymm; one row: 4,
+   the most pv_blk takes). */
+#define PV_NV1 4
 #define PV_NV4 (GEMM_NV)
 #define PV_NV8 (GEMM_NV / 2)
 
@@ -610,7 +623,8 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
                               float *const *acc, const float *pre,
                               const unsigned char *const *vpre)
 {
-    const int R = rows <= 4 ? 4 : 8, NB = R == 4 ? PV_NV4 : PV_NV8;
+    const int R = rows == 1 ? 1 : rows <= 4 ? 4 : 8;
+    const int NB = R == 1 ? PV_NV1 : R == 4 ? PV_NV4 : PV_NV8;
     const size_t vbytes = qkv_dtype_bytes(t, dv);
     for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
         const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
@@ -636,7 +650,10 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
             }                                                                    \
         }                                                                        \
     } while (0)
-        if (R == 4) {
+        if (R == 1) {
+            if (nv == 4) PV_T(1, 4); else if (nv == 3) PV_T(1, 3); else
+            if (nv == 2) PV_T(1, 2); else PV_T(1, 1);
+        } else if (R == 4) {
 #if GEMM_NV == 4
             if (nv == 4) PV_T(4, 4); else if (nv == 3) PV_T(4, 3); else
 #endif
