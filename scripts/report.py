@@ -267,7 +267,8 @@ def render_markdown(doc, results):
     section('Decode: one token, %s, 1 thread — ms per call (%% BW = time to stream K+V '
             'at the measured bandwidth / time taken)' % ctx.get('decode_shape', ''),
             'decode', lambda r: p(r, 'kv_len'), lambda k: 'kv_len=%d' % k, decode_cell,
-            filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params,
+            filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params
+            and 'q_heads' not in r.params,
             extra_col=('K+V MiB, bound ms', lambda k: '%.0f, %s' % (
                 decode_kv_bytes(ctx, k) / 2 ** 20,
                 fmt_num(decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3) if bw else '?')))
@@ -583,7 +584,8 @@ def render_plots(doc, results, out_dir):
         plots.append(pl)
 
     # Decode time vs kv_len with the bandwidth bound.
-    dec = [r for r in results.values() if r.kind == 'decode' and p(r, 'threads', 1) == 1 and not r.error]
+    dec = [r for r in results.values() if r.kind == 'decode' and p(r, 'threads', 1) == 1 and not r.error
+           and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params and 'q_heads' not in r.params]
     if dec:
         pl = Plot(out_dir, 'decode', 'Decode, one token (%s), 1 thread — %s' % (ctx.get('decode_shape', ''), cpu),
                   'kv_len (keys in the cache), log scale', 'time per call, ms (log scale)')
