@@ -57,7 +57,7 @@
 #if defined(__clang__)
 #define X86_UNROLL _Pragma("clang loop unroll(full)")
 #else
-#define X86_UNROLL _Pragma("GCC unroll 8")
+#define X86_UNROLL _Pragma("GCC unroll 16")
 #endif
 #define X86_ALIGN _Alignas(64)
 
