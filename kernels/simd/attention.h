@@ -316,12 +316,19 @@ static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const u
     }
 }
 
-/* The touch sweep over the rows of keys [j0, j1), page run by page run. */
-static void SIMD_NAME(touch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
+/* The first len bytes of the rows of keys [j0, j1), page run by page
+   run, brought in: read by a touch sweep, or asked for by prefetches. */
+static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len,
+                                  int touch)
 {
     for (size_t j = j0; j < j1;) {
         const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
-        SIMD_NAME(touch_rows)(qkv_kv_row(s, j), run, s->row_bytes, len);
+        const unsigned char *r = qkv_kv_row(s, j);
+        if (touch)
+            SIMD_NAME(touch_rows)(r, run, s->row_bytes, len);
+        else
+            for (size_t i = 0; i < run; i++, r += s->row_bytes)
+                SIMD_NAME(prefetch_part)(r, 0, len);
         j += run;
     }
 }
@@ -379,19 +386,6 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
     return w;
 }
 
-/* Asks for the lines of K and V rows of keys [j0, j1), page run by page
-   run. */
-static void SIMD_NAME(prefetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len)
-{
-    for (size_t j = j0; j < j1;) {
-        const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
-        const unsigned char *r = qkv_kv_row(s, j);
-        for (size_t i = 0; i < run; i++, r += s->row_bytes)
-            SIMD_NAME(prefetch_part)(r, 0, len);
-        j += run;
-    }
-}
-
 /* Before the tile of keys [t0, t1). A sweep: the next chunk's K rows, then
    its V rows, once the tile reaches past what was swept. Prefetching:
    what the kernels will not ask for (the first `ahead` keys, or those
@@ -407,8 +401,8 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         const size_t end = t0 + w->ahead < job->kv_end ? t0 + w->ahead : job->kv_end;
         const size_t from = w->end > t0 ? w->end : t0;
         if (from < end) {
-            SIMD_NAME(prefetch_keys)(&job->k, from, end, kb);
-            SIMD_NAME(prefetch_keys)(&job->v, from, end, vb);
+            SIMD_NAME(fetch_keys)(&job->k, from, end, kb, 0);
+            SIMD_NAME(fetch_keys)(&job->v, from, end, vb, 0);
         }
         const size_t a = t0 + w->ahead, n = t1 - t0;
         const size_t have = a < job->kv_end ? (job->kv_end - a < n ? job->kv_end - a : n) : 0;
@@ -423,8 +417,8 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    SIMD_NAME(touch_keys)(&job->k, j0, j1, kb);
-    SIMD_NAME(touch_keys)(&job->v, j0, j1, vb);
+    SIMD_NAME(fetch_keys)(&job->k, j0, j1, kb, 1);
+    SIMD_NAME(fetch_keys)(&job->v, j0, j1, vb, 1);
     w->end = j1;
 }
 

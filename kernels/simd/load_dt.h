@@ -29,22 +29,28 @@
     default: CALL(QKV_F32); break;          \
     }
 
-/* VL values of a row stored as t, from value c (a multiple of VL). The
-   block types' d·q is exact in f32 (an 11-bit scale times an 8-bit int). */
+/* Values j .. j + VL - 1 of the Q8_0 or Q4_0 block at blk (j a multiple
+   of VL), times scale, the block's d: a caller that walks a row block by
+   block reads d once a block, and with j known when compiled, Q4_0's
+   nibble half is too. d·q is exact in f32 (an 11-bit scale times an 8-bit
+   int). */
+V_INLINE vf SIMD_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, size_t j, vf scale)
+{
+    const unsigned char *qs = blk + 2;
+    const vf x = t == QKV_Q8_0 ? v_load_i8(qs + j) : v_load_q4(qs + j % 16, j >= 16);
+    return v_mul(x, scale);
+}
+
+/* VL values of a row stored as t, from value c (a multiple of VL). */
 V_INLINE vf SIMD_NAME(load_dt)(const qkv_dtype t, const unsigned char *row, size_t c)
 {
     if (t == QKV_F16)
         return v_load_f16(row + 2 * c);
     if (t == QKV_BF16)
         return v_load_bf16(row + 2 * c);
-    if (t == QKV_Q8_0) {
-        const unsigned char *b = row + c / QKV_BLOCK_VALUES * QKV_Q8_0_BLOCK_BYTES;
-        return v_mul(v_load_i8(b + 2 + c % QKV_BLOCK_VALUES), v_set1(v_f16_scalar(b)));
-    }
-    if (t == QKV_Q4_0) {
-        const unsigned char *b = row + c / QKV_BLOCK_VALUES * QKV_Q4_0_BLOCK_BYTES;
-        const size_t j = c % QKV_BLOCK_VALUES;
-        return v_mul(v_load_q4(b + 2 + j % 16, j >= 16), v_set1(v_f16_scalar(b)));
+    if (qkv_dtype_block(t) > 1) {
+        const unsigned char *b = row + c / QKV_BLOCK_VALUES * qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
+        return SIMD_NAME(block_vec)(t, b, c % QKV_BLOCK_VALUES, v_set1(v_f16_scalar(b)));
     }
     return v_load((const float *)row + c);
 }

@@ -398,16 +398,6 @@ V_INLINE float v_f16_scalar(const void *p)
 V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 #include "simd/load_dt.h"
 
-/* Vector h of the block at blk (Q8_0 or Q4_0), times its scale: with h
-   known when compiled, Q4_0's nibble half is too, and the caller reads
-   the scale once a block rather than once a vector. */
-V_INLINE vf X86_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, int h, vf scale)
-{
-    const unsigned char *qs = blk + 2;
-    const vf x = t == QKV_Q8_0 ? v_load_i8(qs + h * VL) : v_load_q4(qs + h * VL % 16, h * VL >= 16);
-    return v_mul(x, scale);
-}
-
 /* The dot products of qk_dot_t for K stored in blocks (Q8_0, Q4_0; d a
    multiple of 32, which VL divides), block by block, each key's scale
    read once a block (AVX2, decode, 2048 keys: 13% fewer instructions for
@@ -430,7 +420,7 @@ X86_UNROLL
                 qv[r] = v_load(q[r] + c + h * VL);
 X86_UNROLL
             for (int kk = 0; kk < KK; kk++) {
-                const vf kv = X86_NAME(block_vec)(t, kr[kk] + o, h, scale[kk]);
+                const vf kv = SIMD_NAME(block_vec)(t, kr[kk] + o, (size_t)h * VL, scale[kk]);
 X86_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
@@ -468,8 +458,10 @@ X86_UNROLL
         for (int i = 0; i < VL; i++)
             acc[i] = v_zero();
         size_t c = 0;
-        if (qkv_dtype_block(t) > 1)   /* d is whole blocks */
-            X86_NAME(qk_dot_blocks)(R, t, q, d, kr, acc), c = d;
+        if (qkv_dtype_block(t) > 1) {   /* d is whole blocks */
+            X86_NAME(qk_dot_blocks)(R, t, q, d, kr, acc);
+            c = d;
+        }
         for (; c < nfull; c += VL) {
             vf qv[8];
 X86_UNROLL
@@ -576,7 +568,7 @@ X86_UNROLL
             for (int v = 0; v < NV; v++) {
                 if (v % per == 0)
                     scale = v_set1(v_f16_scalar(blk + v / per * bytes));
-                b[v] = X86_NAME(block_vec)(t, blk + v / per * bytes, v % per, scale);
+                b[v] = SIMD_NAME(block_vec)(t, blk + v / per * bytes, (size_t)(v % per) * VL, scale);
             }
         } else {
 X86_UNROLL
