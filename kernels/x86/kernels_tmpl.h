@@ -620,7 +620,10 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
     const size_t vbytes = qkv_dtype_bytes(t, dv);
     for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
         const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
-        /* this block's share of the rows to prefetch */
+        /* This block's share of the rows to prefetch: spread over the
+           blocks, as the memory wants them (whole rows asked for by the
+           first block alone: fewer instructions, but AVX2 decode on Zen 5,
+           f32 11.6 -> 17.2 ms, f16 8.6 -> 9.7). */
         const size_t b0 = vbytes * c0 / dv, b1 = vbytes * (c0 + nc) / dv;
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
