@@ -108,12 +108,14 @@ V_INLINE vf v_hsum_lanes(const vf *x)
     return _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
 }
 
-/* Lanes 4k .. 4k + 3 = lane VL/4 · i + k of x: quarter i of x, each lane
-   repeated 4 times (one score a key as the 4 lanes of S[key][4]). */
-V_INLINE vf v_rep4(vf x, int i)
+/* x holds VL/r keys of r lanes (r = 1, 2): lanes 4k .. 4k + 3 = key
+   VL/4 · i + k's r lanes, repeated to fill 4 (its r scores as the 4 lanes
+   of S[key][4]). */
+V_INLINE vf v_rep4(vf x, int i, int r)
 {
-    return _mm256_permutevar8x32_ps(x, _mm256_set_epi32(2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
-                                                        2 * i, 2 * i, 2 * i, 2 * i));
+    const int k0 = r * 2 * i, k1 = r * (2 * i + 1), odd = r - 1;   /* lane 4k + 1, 3: row 1 */
+    return _mm256_permutevar8x32_ps(x, _mm256_setr_epi32(k0, k0 + odd, k0, k0 + odd,
+                                                         k1, k1 + odd, k1, k1 + odd));
 }
 
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up

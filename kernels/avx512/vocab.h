@@ -95,13 +95,16 @@ V_INLINE vf v_hsum_lanes(const vf *x)
                          _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
 }
 
-/* Lanes 4k .. 4k + 3 = lane VL/4 · i + k of x: quarter i of x, each lane
-   repeated 4 times (one score a key as the 4 lanes of S[key][4]). */
-V_INLINE vf v_rep4(vf x, int i)
+/* x holds VL/r keys of r lanes (r = 1, 2): lanes 4k .. 4k + 3 = key
+   VL/4 · i + k's r lanes, repeated to fill 4 (its r scores as the 4 lanes
+   of S[key][4]). */
+V_INLINE vf v_rep4(vf x, int i, int r)
 {
-    const __m512i k = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4,
-                                                         3, 2, 1, 0), 2);
-    return _mm512_permutexvar_ps(_mm512_add_epi32(k, _mm512_set1_epi32(4 * i)), x);
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i key = _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * i));
+    const __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(key, _mm512_set1_epi32(r)),
+                                         _mm512_and_si512(lane, _mm512_set1_epi32(r - 1)));
+    return _mm512_permutexvar_ps(idx, x);
 }
 
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up

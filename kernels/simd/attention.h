@@ -85,8 +85,10 @@
  *                          out[j·ors + r] = scale · dot(q[r], K_j) for
  *                          r < R, j < round_up(n, VL/R); krow[j >= n] is
  *                          never read (the key n - 1 stands in). R = 1
- *                          (with ors = 4 and q[1..3] = q[0]): as R = 4,
- *                          an ISA may compute only the one row. kpre
+ *                          or 2 (with ors = 4 and q[R..3] = q[R - 1]):
+ *                          as R = 4, but an ISA may compute only the R
+ *                          rows and fill lanes R..3 with any of their
+ *                          scores. kpre
  *                          NULL, or n rows (each NULL or d values as t)
  *                          to prefetch, kpre[j] about when key j is done.
  *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre, vpre)
@@ -792,7 +794,7 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
         }
 
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
-        simd_qk_dot(rows == 1 ? 1 : 4, job->k.dtype, q, job->head_dim, kv.k + kmin, kmax - kmin,
+        simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin, kmax - kmin,
                     job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);

@@ -430,13 +430,14 @@ X86_UNROLL
 }
 
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
-   rows, or R = 1). Lanes as rows would leave most of each vector idle, so
+   rows, or R = 1, 2). Lanes as rows would leave most of each vector idle, so
    here the vectors run along head_dim instead: blocks of R rows × VL/R
    keys keep VL dot products in flight (each K load serves R rows), and one
    transposing reduction turns them into one vector, lane R·key + row. K
    rows are read in place in their stored dtype, widened in registers:
    out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R), r < R
-   (R = 1: r < ors = 4, the one row's score in every lane); and after each
+   (R = 1, 2: r < ors = 4, the R rows' scores repeated over the 4 lanes);
+   and after each
    block, the rows kpre[j] of the block's keys are prefetched (kpre NULL:
    none). */
 V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q, size_t d,
@@ -491,10 +492,10 @@ X86_UNROLL
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
         const vf s = v_mul(v_hsum_lanes(acc), vscale);
-        if (R == 1) {   /* ors == 4: each key's score into its 4 lanes */
+        if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
 X86_UNROLL
-            for (int i = 0; i < 4; i++)
-                v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i));
+            for (int i = 0; i < 4 / R; i++)
+                v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i, R));
             continue;
         }
         if (ors == (size_t)R) {
@@ -518,10 +519,13 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
                                                      const unsigned char *const *kpre)
 {
 #define QK_DOT1(T_) X86_NAME(qk_dot_t)(1, T_, q, d, krow, n, scale, out, ors, kpre)
+#define QK_DOT2(T_) X86_NAME(qk_dot_t)(2, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
     if (rows == 1) {
         SIMD_DTYPE_SWITCH(t, QK_DOT1)
+    } else if (rows == 2) {
+        SIMD_DTYPE_SWITCH(t, QK_DOT2)
     } else if (rows == 4) {
         SIMD_DTYPE_SWITCH(t, QK_DOT4)
     } else {
@@ -529,10 +533,11 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
     }
 #undef QK_DOT8
 #undef QK_DOT4
+#undef QK_DOT2
 #undef QK_DOT1
 }
 
-/* P·V for a job of few rows (R = 4 or 8 lanes of P, rows <= R of them
+/* P·V for a job of few rows (R = 1, 2, 4 or 8 lanes of P, rows <= R of them
    real): acc_r = pre_r · acc_r + Σ_j P[j·prs + r] · V_j over n keys, for
    the columns [c0, c0 + nv·VL) (the last vector `tail` columns when
    tail > 0), V rows read in place in their stored dtype and widened once:
@@ -603,9 +608,9 @@ X86_UNROLL
 }
 
 /* Columns per block: R × NV accumulators stay in registers (AVX-512:
-   4 × 4 or 8 × 2 of 32 zmm; AVX2: 4 × 2 or 8 × 1 of 16 ymm; one row: 4,
-   the most pv_blk takes). */
-#define PV_NV1 4
+   4 × 4 or 8 × 2 of 32 zmm; AVX2: 4 × 2 or 8 × 1 of 16 ymm; one or two
+   rows: 4, the most pv_blk takes). */
+#define PV_NV12 4
 #define PV_NV4 (GEMM_NV)
 #define PV_NV8 (GEMM_NV / 2)
 
@@ -615,8 +620,8 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
                               float *const *acc, const float *pre,
                               const unsigned char *const *vpre)
 {
-    const int R = rows == 1 ? 1 : rows <= 4 ? 4 : 8;
-    const int NB = R == 1 ? PV_NV1 : R == 4 ? PV_NV4 : PV_NV8;
+    const int R = rows <= 2 ? (int)rows : rows <= 4 ? 4 : 8;
+    const int NB = R <= 2 ? PV_NV12 : R == 4 ? PV_NV4 : PV_NV8;
     const size_t vbytes = qkv_dtype_bytes(t, dv);
     for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
         const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
@@ -648,6 +653,9 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
         if (R == 1) {
             if (nv == 4) PV_T(1, 4); else if (nv == 3) PV_T(1, 3); else
             if (nv == 2) PV_T(1, 2); else PV_T(1, 1);
+        } else if (R == 2) {
+            if (nv == 4) PV_T(2, 4); else if (nv == 3) PV_T(2, 3); else
+            if (nv == 2) PV_T(2, 2); else PV_T(2, 1);
         } else if (R == 4) {
 #if GEMM_NV == 4
             if (nv == 4) PV_T(4, 4); else if (nv == 3) PV_T(4, 3); else
