@@ -919,17 +919,17 @@ void register_all(const Config &cfg)
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
         }
-        /* One query head per KV head (MHA: Llama 2, Phi): the decode
-           kernels' one-row form, f32 and f16, K/V the same bytes as the
-           GQA rows'. */
-        for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
-            AttnShape s{kDecodeKvHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
-            s.kv = dt;
-            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) +
-                              key("q_heads", kDecodeKvHeads) +
-                              (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
-                      s, 1);
-        }
+        /* One or two query heads per KV head (MHA: Llama 2, Phi; groups
+           of 2: Gemma 2): the decode kernels' one- and two-row forms, f32
+           and f16, K/V the same bytes as the GQA rows'. */
+        for (size_t hq : {kDecodeKvHeads, 2 * kDecodeKvHeads})
+            for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
+                AttnShape s{hq, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
+                s.kv = dt;
+                add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("q_heads", hq) +
+                                  (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
+                          s, 1);
+            }
         /* An engine's batch: one ragged call against the same work as
            separate calls, with the scaling thread counts. */
         for (unsigned t : threads) {
