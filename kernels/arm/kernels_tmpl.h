@@ -368,6 +368,8 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
 #define simd_mask_t ARM_CAT(mask_t, SIMD_SUFFIX)
 #define simd_qk_dot SIMD_NAME(qk_dot)
 #define simd_pv_rows SIMD_NAME(pv_rows)
+/* The 8-row dot products (ARM_ROWS8) are written for 16 lanes or more. */
+#define ATT_DOT_VL 16
 #include "simd/attention.h"
 #include "arm/stages.h"
 

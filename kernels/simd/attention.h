@@ -19,9 +19,9 @@
  * Three forms (chosen per job by its rows):
  *   - GEMM: Qᵀ packed once per job as the microkernel's B, K rows broadcast
  *     (no packing of K); P·V by the same microkernel;
- *   - DOT (5..8 rows where VL >= 16, decode of a GQA group of 8): dot
- *     products along head_dim, 8 rows × VL/8 keys per vector, into S; P·V
- *     with all rows' accumulators in registers;
+ *   - DOT (5..8 rows where VL >= ATT_DOT_VL, decode of a GQA group of 8):
+ *     dot products along head_dim, 8 rows × VL/8 keys per vector, into S;
+ *     P·V with all rows' accumulators in registers;
  *   - ROWS4 (rows <= 4): S kept as [key][4], a vector is VL/4 keys × 4
  *     rows, so exp/max/sum run on full vectors (the per-row state is kept
  *     repeated in every group of 4 lanes, v_fold4_* combine the groups).
@@ -177,6 +177,13 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     return n;
 }
 
+/* The fewest lanes with which the DOT form runs (8 rows in a vector at
+   least); an ISA whose 8-row kernels need more defines it before this
+   header (the Arm kernels: 16). */
+#ifndef ATT_DOT_VL
+#define ATT_DOT_VL 8
+#endif
+
 /* The form of a job of this many rows in ws_floats of workspace. The dot
    forms read block types only where a vector never spans two blocks (VL
    divides 32), and need Q (when converted) in the workspace; where that
@@ -184,7 +191,7 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
    takes any job. */
 static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_floats)
 {
-    const int form = rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= 16 ? ATT_DOT : ATT_GEMM;
+    const int form = rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
     if (form == ATT_GEMM)
         return form;
     const int blocks = qkv_dtype_block(s->k_dtype) > 1 || qkv_dtype_block(s->v_dtype) > 1;
