@@ -919,10 +919,11 @@ void register_all(const Config &cfg)
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
         }
-        /* One or two query heads per KV head (MHA: Llama 2, Phi; groups
-           of 2: Gemma 2): the decode kernels' one- and two-row forms, f32
-           and f16, K/V the same bytes as the GQA rows'. */
-        for (size_t hq : {kDecodeKvHeads, 2 * kDecodeKvHeads})
+        /* One, two or eight query heads per KV head (MHA: Llama 2, Phi;
+           groups of 2: Gemma 2; of 8: Llama 3 70B): the decode kernels'
+           one- and two-row forms and the DOT form, f32 and f16, K/V the
+           same bytes as the rows of groups of 4. */
+        for (size_t hq : {kDecodeKvHeads, 2 * kDecodeKvHeads, 8 * kDecodeKvHeads})
             for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
                 AttnShape s{hq, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
                 s.kv = dt;
