@@ -614,13 +614,12 @@ X86_UNROLL
 #define PV_NV4 (GEMM_NV)
 #define PV_NV8 (GEMM_NV / 2)
 
-/* Out of line for the same reason as qk_dot. */
-static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
-                              const unsigned char *const *vrow, size_t n, size_t dv, qkv_dtype t,
-                              float *const *acc, const float *pre,
-                              const unsigned char *const *vpre)
+/* simd_pv_rows for R lanes: the columns in blocks of NB vectors. */
+V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size_t prs,
+                                 const unsigned char *const *vrow, size_t n, size_t dv,
+                                 qkv_dtype t, float *const *acc, const float *pre,
+                                 const unsigned char *const *vpre)
 {
-    const int R = rows <= 2 ? (int)rows : rows <= 4 ? 4 : 8;
     const int NB = R <= 2 ? PV_NV12 : R == 4 ? PV_NV4 : PV_NV8;
     const size_t vbytes = qkv_dtype_bytes(t, dv);
     for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
@@ -670,6 +669,38 @@ static __attribute__((noinline)) void X86_NAME(pv_rows)(size_t rows, const float
 #undef PV_T
 #undef PV_CALL
     }
+}
+
+/* Out of line for the same reason as qk_dot, one function for each R:
+   in one function for all of them, gcc's
+   register allocation of the 4-row blocks got worse as the others grew
+   (AVX2 Q8_0 decode: 5% more instructions once R = 2 came). */
+#define PV_ROWS_R(R_)                                                                          \
+    static __attribute__((noinline)) void X86_NAME(pv_rows##R_)(                               \
+        size_t rows, const float *p, size_t prs, const unsigned char *const *vrow, size_t n,   \
+        size_t dv, qkv_dtype t, float *const *acc, const float *pre,                          \
+        const unsigned char *const *vpre)                                                     \
+    {                                                                                          \
+        X86_NAME(pv_rows_t)(R_, rows, p, prs, vrow, n, dv, t, acc, pre, vpre);                 \
+    }
+PV_ROWS_R(1)
+PV_ROWS_R(2)
+PV_ROWS_R(4)
+PV_ROWS_R(8)
+#undef PV_ROWS_R
+
+static void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
+                              const unsigned char *const *vrow, size_t n, size_t dv, qkv_dtype t,
+                              float *const *acc, const float *pre,
+                              const unsigned char *const *vpre)
+{
+    if (rows <= 2)
+        (rows == 1 ? X86_NAME(pv_rows1) : X86_NAME(pv_rows2))(rows, p, prs, vrow, n, dv, t, acc,
+                                                              pre, vpre);
+    else if (rows <= 4)
+        X86_NAME(pv_rows4)(rows, p, prs, vrow, n, dv, t, acc, pre, vpre);
+    else
+        X86_NAME(pv_rows8)(rows, p, prs, vrow, n, dv, t, acc, pre, vpre);
 }
 
 /* mt[j][r] = mask_r[key0 + j] for n keys: the additive mask in the layout
