@@ -801,8 +801,8 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
         }
 
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
-        simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin, kmax - kmin,
-                    job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
+        simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin,
+                    kmax - kmin, job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
 

@@ -672,10 +672,10 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
     }
 }
 
-/* Out of line for the same reason as qk_dot, one function for each R:
-   in one function for all of them, gcc's
-   register allocation of the 4-row blocks got worse as the others grew
-   (AVX2 Q8_0 decode: 5% more instructions once R = 2 came). */
+/* Out of line for the same reason as qk_dot, and one function for each R:
+   in one function for all of them, gcc's register allocation of the 4-row
+   blocks got worse as the others grew (AVX2 Q8_0 decode: 5% more
+   instructions once R = 2 came). */
 #define PV_ROWS_R(R_)                                                                          \
     static __attribute__((noinline)) void X86_NAME(pv_rows##R_)(                               \
         size_t rows, const float *p, size_t prs, const unsigned char *const *vrow, size_t n,   \
