@@ -364,8 +364,16 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    AVX-512 f32 13.2 / 14.4 (a quieter hour: 11.0 / 13.8; neither: 19),
    pages of 16 keys 19.9 / 16.8, of 128 14.9 / 14.6; AVX2 f32 14.8 / 12.2,
    pages of 16 20.9 / 15.8; f16 AVX-512 7.6 / 6.6, AVX2 10.1 / 7.7; Q8_0
-   AVX-512 7.0 / 5.9. 128 or 256 keys ahead: within the noise; a T1 hint
-   instead of T0 lost on AVX2. */
+   AVX-512 7.0 / 5.9. 128 or 256 keys ahead: within the noise (32..256:
+   the same; 8 or 16: slower); a T1 hint instead of T0 lost on AVX2.
+   What the prefetches buy is the start of each 4 KiB page: asking for
+   only the first line of each page took the same time as asking for
+   every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
+   streamer fetches the rest. And the ~22 GB/s this feed reaches is not
+   the memory's limit: a plain loop over two streams with 8 FMAs a line
+   (the f32 decode's ratio) and a prefetch 4 KiB ahead reads 33-35 GB/s
+   on the same core (38 with no FMAs). What holds the decode back is in
+   its own pattern (the K phase, the softmax, the V phase), still open. */
 #define FEED_AHEAD (2 * ATT_BN)
 static size_t SIMD_NAME(att_sweep_bytes) = 256 << 10;
 
