@@ -548,7 +548,8 @@ V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, cons
                                size_t rows, const float *p, size_t prs,
                                const unsigned char *const *vrow, size_t n, size_t c0,
                                size_t tail, float *const *acc, const float *pre,
-                               const unsigned char *const *vpre, size_t b0, size_t b1)
+                               const unsigned char *const *vpre, size_t pf_first,
+                               size_t pf_step, size_t vbytes)
 {
     vf a[8][4];
     const vm tm = v_tailmask(tailed ? tail : VL);
@@ -563,6 +564,7 @@ X86_UNROLL
             a[r][v] = pre ? v_mul(x, s) : x;
         }
     }
+    size_t pf_next = pf_first;
     for (size_t j = 0; j < n; j++) {
         vf b[4];
         if (qkv_dtype_block(t) > 1 && NV * VL % QKV_BLOCK_VALUES == 0) {
@@ -584,8 +586,10 @@ X86_UNROLL
                            : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
         }
         const float *pj = p + j * prs;
-        if (vpre)
-            SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
+        if (vpre && j == pf_next) {
+            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes);
+            pf_next += pf_step;
+        }
 X86_UNROLL
         for (int r = 0; r < R; r++) {
             const vf w = v_set1(pj[r]);
@@ -622,18 +626,21 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
                                  const unsigned char *const *vpre)
 {
     const int NB = R <= 2 ? PV_NV12 : R == 4 ? PV_NV4 : PV_NV8;
-    const size_t vbytes = qkv_dtype_bytes(t, dv);
-    for (size_t c0 = 0; c0 < dv; c0 += (size_t)NB * VL) {
-        const size_t nc = dv - c0 < (size_t)NB * VL ? dv - c0 : (size_t)NB * VL;
-        /* This block's share of the rows to prefetch: spread over the
-           blocks, as the memory wants them (whole rows asked for by the
-           first block alone: fewer instructions, but AVX2 decode on Zen 5,
-           f32 11.6 -> 17.2 ms, f16 8.6 -> 9.7). */
-        const size_t b0 = vbytes * c0 / dv, b1 = vbytes * (c0 + nc) / dv;
+    const size_t vbytes = qkv_dtype_bytes(t, dv), step = (size_t)NB * VL;
+    const size_t blocks = (dv + step - 1) / step;
+    for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
+        const size_t nc = dv - c0 < step ? dv - c0 : step;
+        /* The rows to prefetch, spread over the blocks as the memory wants
+           them: block blk asks for the whole rows of keys blk, blk + blocks,
+           ... (whole rows asked for by the first block alone: fewer
+           instructions, but AVX2 decode on Zen 5, f32 11.6 -> 17.2 ms, f16
+           8.6 -> 9.7; a share of every row's bytes in every block: twice
+           the instructions of the FMAs in AVX2's P·V). */
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
 #define PV_CALL(R_, NV_, TL_, T_) \
-    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre, vpre, b0, b1)
+    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre, vpre, blk, \
+                     blocks, vbytes)
 #define PV_T(R_, NV_)                                                            \
     do {                                                                         \
         if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
