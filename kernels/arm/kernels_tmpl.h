@@ -249,13 +249,15 @@ V_INLINE void SIMD_NAME(pv_out)(float *const *acc, size_t rows, size_t r, size_t
    columns from c0, the last one `tail` columns wide when tailed: the
    R × NV accumulators (16 at most) stay in registers while every key's V
    vectors are loaded and widened once for all rows, and its R weights
-   come in as one or two groups of 4 (FMLA by element). With each key j,
-   bytes [b0, b1) of the row vpre[j] are prefetched (vpre NULL: none). */
+   come in as one or two groups of 4 (FMLA by element). The whole rows
+   vpre[j] of keys j = pf_first, pf_first + pf_step, ... are prefetched
+   (vpre NULL: none). */
 V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                 size_t rows, const float *p, size_t prs,
                                 const unsigned char *const *vrow, size_t n, size_t c0,
                                 size_t tail, float *const *acc, const float *pre,
-                                const unsigned char *const *vpre, size_t b0, size_t b1)
+                                const unsigned char *const *vpre, size_t pf_first,
+                                size_t pf_step, size_t vbytes)
 {
     const vm tm = v_tailmask(tailed ? tail : VL);
     const vf z = v_zero();
@@ -271,11 +273,14 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
     }
     ARM_GROUPS(R, PV_IN)
 #undef PV_IN
+    size_t pf_next = pf_first;
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
-        if (vpre)
-            SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
+        if (vpre && j == pf_next) {
+            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes);
+            pf_next += pf_step;
+        }
         const vf w0 = v_load_rep4(pj);
         vf w1 = w0, x0 = z, x1 = z, x2 = z, x3 = z;
         if (R == 8)
@@ -325,12 +330,12 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
                                                        float *const *acc, const float *pre,
                                                        const unsigned char *const *vpre)
 {
-    /* A block of columns prefetches its share of the vpre rows. */
+    /* The column blocks take turns to prefetch the vpre rows, whole rows,
+       as on x86 (kernels/x86/kernels_tmpl.h's pv_rows_t). */
     const size_t vbytes = qkv_dtype_bytes(t, dv);
 #define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_)                                      \
     SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre, \
-                      vpre, vbytes * (C0_) / dv,                   \
-                      vbytes * ((C0_) + (NV_) * VL < dv ? (C0_) + (NV_) * VL : dv) / dv)
+                      vpre, bi, blocks, vbytes)
 #define PV_T(R_, NV_, TL_, C0_, TAIL_)                                                \
     switch (t) {                                                                      \
     case QKV_F16: PV_CALL(R_, NV_, TL_, QKV_F16, C0_, TAIL_); break;                  \
@@ -341,11 +346,12 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
     }
 #define PV_ROWS(R_)                                                                   \
     do {                                                                              \
-        const size_t blk = (16 / (R_)) * VL;                                          \
-        size_t c0 = 0;                                                                \
-        for (; c0 + blk <= dv; c0 += blk)                                             \
+        const size_t blk = (16 / (R_)) * VL, rest = dv % blk;                         \
+        const size_t blocks = dv / blk + (rest + VL - 1) / VL;                        \
+        size_t c0 = 0, bi = 0;                                                        \
+        for (; c0 + blk <= dv; c0 += blk, bi++)                                       \
             PV_T(R_, 16 / (R_), 0, c0, 0)                                             \
-        for (; c0 + VL <= dv; c0 += VL)                                               \
+        for (; c0 + VL <= dv; c0 += VL, bi++)                                         \
             PV_T(R_, 1, 0, c0, 0)                                                     \
         if (c0 < dv)                                                                  \
             PV_T(R_, 1, 1, c0, dv - c0)                                               \
