@@ -177,6 +177,68 @@ V_INLINE void SIMD_NAME(dot_blk)(const int R, const qkv_dtype t, const float *co
 #undef DOT_FMA
 }
 
+/* The 16 accumulators for R = 1 or 2 rows (a job's only rows: MHA, GQA
+   groups of 2) as 16/R keys or V vectors × R rows: ONE(a, k) names row 0's
+   accumulator of k, TWO(a, b, k) rows 0 and 1's. */
+#define ARM_FEW(R, ONE, TWO)                                                              \
+    if ((R) == 1) {                                                                       \
+        ONE(a0, 0) ONE(a1, 1) ONE(a2, 2) ONE(a3, 3) ONE(a4, 4) ONE(a5, 5) ONE(a6, 6)      \
+        ONE(a7, 7) ONE(a8, 8) ONE(a9, 9) ONE(a10, 10) ONE(a11, 11) ONE(a12, 12)           \
+        ONE(a13, 13) ONE(a14, 14) ONE(a15, 15)                                            \
+    } else {                                                                              \
+        TWO(a0, a1, 0) TWO(a2, a3, 1) TWO(a4, a5, 2) TWO(a6, a7, 3) TWO(a8, a9, 4)        \
+        TWO(a10, a11, 5) TWO(a12, a13, 6) TWO(a14, a15, 7)                                \
+    }
+
+/* dot_blk for R = 1 or 2 rows, 16/R keys (each K vector loaded and
+   widened once for its R rows): out[k·ors + l] = scale · dot(q[l % R],
+   K_k) for the keys k < nk and l < 4, the R rows' scores repeated over the
+   4 lanes of S[key][4] (ors = 4), where the 4-row kernel computed 4/R
+   copies of each. */
+V_INLINE void SIMD_NAME(dot_blk_few)(const int R, const qkv_dtype t, const float *const *q,
+                                     size_t d, const unsigned char *const *kr, size_t nk,
+                                     float scale, float *out, size_t ors)
+{
+    const size_t nfull = d / VL * VL;
+    const vf z = v_zero();
+    ARM_ACCS(z);
+    vf q0 = z, q1 = z;
+#define DOT_ONE(A, K) A = v_fmadd(LOADK(K), q0, A);
+#define DOT_TWO(A, B, K)              \
+    {                                 \
+        const vf x_ = LOADK(K);       \
+        A = v_fmadd(x_, q0, A);       \
+        B = v_fmadd(x_, q1, B);       \
+    }
+#define LOADK(K) SIMD_NAME(load_dt)(t, kr[K], c)
+    for (size_t c = 0; c < nfull; c += VL) {
+        q0 = v_load(q[0] + c);
+        if (R == 2)
+            q1 = v_load(q[1] + c);
+        ARM_FEW(R, DOT_ONE, DOT_TWO)
+    }
+#undef LOADK
+    if (nfull < d) {
+        const vm tm = v_tailmask(d - nfull);
+#define LOADK(K) SIMD_NAME(load_dtn)(t, kr[K], nfull, d - nfull)
+        q0 = v_loadm(q[0] + nfull, tm);
+        if (R == 2)
+            q1 = v_loadm(q[1] + nfull, tm);
+        ARM_FEW(R, DOT_ONE, DOT_TWO)
+#undef LOADK
+    }
+#undef DOT_TWO
+#undef DOT_ONE
+    float sc[16];
+    v_store_sum4(sc, a0, a1, a2, a3, scale);
+    v_store_sum4(sc + 4, a4, a5, a6, a7, scale);
+    v_store_sum4(sc + 8, a8, a9, a10, a11, scale);
+    v_store_sum4(sc + 12, a12, a13, a14, a15, scale);
+    for (size_t k = 0; k < nk; k++)
+        for (size_t l = 0; l < 4; l++)
+            out[k * ors + l] = sc[k * (size_t)R + l % (size_t)R];
+}
+
 /* simd_qk_dot (simd/attention.h) in blocks of 16/R keys, a key past n
    standing in as key n - 1 (computed, not stored), each block followed by
    the prefetch of its keys' kpre rows; then the keys from n up to whole
@@ -189,17 +251,23 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
 {
     const size_t kb = 16 / (size_t)R, kbytes = qkv_dtype_bytes(t, d);
     for (size_t j0 = 0; j0 < n; j0 += kb) {
-        const unsigned char *kr[4];
+        const unsigned char *kr[16];
         for (size_t kk = 0; kk < kb; kk++)
             kr[kk] = krow[j0 + kk < n ? j0 + kk : n - 1];
-        SIMD_NAME(dot_blk)(R, t, q, d, kr, n - j0 < kb ? n - j0 : kb, scale, out + j0 * ors, ors);
+        const size_t nk = n - j0 < kb ? n - j0 : kb;
+        if (R < 4)
+            SIMD_NAME(dot_blk_few)(R, t, q, d, kr, nk, scale, out + j0 * ors, ors);
+        else
+            SIMD_NAME(dot_blk)(R, t, q, d, kr, nk, scale, out + j0 * ors, ors);
         for (size_t j = j0; kpre && j < j0 + kb && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
     }
-    const size_t per_vec = VL >= (size_t)R ? VL / (size_t)R : 1;
+    /* S has 4 lanes a key for R < 4 (ors = 4), as for R = 4. */
+    const size_t lanes = R < 4 ? 4 : (size_t)R;
+    const size_t per_vec = VL >= lanes ? VL / lanes : 1;
     const size_t whole = (n + per_vec - 1) / per_vec * per_vec;
     for (size_t j = n; j < whole; j++)
-        memcpy(out + j * ors, out + (n - 1) * ors, (size_t)R * sizeof *out);
+        memcpy(out + j * ors, out + (n - 1) * ors, lanes * sizeof *out);
 }
 
 /* Out of line, as on x86 (there, inlined into the driver, Q was kept on
@@ -210,6 +278,8 @@ static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
                                                       float scale, float *out, size_t ors,
                                                       const unsigned char *const *kpre)
 {
+#define QK_DOT1(T_) SIMD_NAME(qk_dot_t)(1, T_, q, d, krow, n, scale, out, ors, kpre)
+#define QK_DOT2(T_) SIMD_NAME(qk_dot_t)(2, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT4(T_) SIMD_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT8(T_) SIMD_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
 #if ARM_ROWS8
@@ -218,10 +288,17 @@ static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
         return;
     }
 #endif
-    (void)rows;
-    SIMD_DTYPE_SWITCH(t, QK_DOT4)
+    if (rows == 1) {
+        SIMD_DTYPE_SWITCH(t, QK_DOT1)
+    } else if (rows == 2) {
+        SIMD_DTYPE_SWITCH(t, QK_DOT2)
+    } else {
+        SIMD_DTYPE_SWITCH(t, QK_DOT4)
+    }
 #undef QK_DOT8
 #undef QK_DOT4
+#undef QK_DOT2
+#undef QK_DOT1
 }
 
 /* acc[r] + c0 for the lanes of row r; rows past the job's read its last
@@ -319,6 +396,69 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
 #undef PV_OUT
 }
 
+/* pv_blk for R = 1 or 2 rows (the job's only rows) and NV <= 16/R vectors
+   of V columns from c0: 16/R vectors × R rows of accumulators, where the
+   4-row kernel would hold 4 vectors × 4 lanes of which 4 - R are copies. */
+V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
+                                    const qkv_dtype t, size_t rows, const float *p, size_t prs,
+                                    const unsigned char *const *vrow, size_t n, size_t c0,
+                                    size_t tail, float *const *acc, const float *pre,
+                                    const unsigned char *const *vpre, size_t pf_first,
+                                    size_t pf_step, size_t vbytes)
+{
+    const vm tm = v_tailmask(tailed ? tail : VL);
+    const vf z = v_zero();
+    ARM_ACCS(z);
+#define PV_AT(V) (c0 + (size_t)(V) * VL)
+#define PV_PART(V) (tailed && (V) == NV - 1)
+#define IN_ONE(A, V) \
+    if ((V) < NV) A = SIMD_NAME(pv_in)(acc, rows, 0, PV_AT(V), PV_PART(V), tm, pre);
+#define IN_TWO(A, B, V)                                                       \
+    if ((V) < NV) {                                                           \
+        A = SIMD_NAME(pv_in)(acc, rows, 0, PV_AT(V), PV_PART(V), tm, pre);    \
+        B = SIMD_NAME(pv_in)(acc, rows, 1, PV_AT(V), PV_PART(V), tm, pre);    \
+    }
+    ARM_FEW(R, IN_ONE, IN_TWO)
+#undef IN_TWO
+#undef IN_ONE
+    size_t pf_next = pf_first;
+    for (size_t j = 0; j < n; j++) {
+        const float *pj = p + j * prs;
+        const unsigned char *vr = vrow[j];
+        if (vpre && j == pf_next) {
+            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes);
+            pf_next += pf_step;
+        }
+        const vf w0 = v_set1(pj[0]), w1 = R == 2 ? v_set1(pj[1]) : z;
+#define PV_X(V) \
+    (PV_PART(V) ? SIMD_NAME(load_dtn)(t, vr, PV_AT(V), tail) : SIMD_NAME(load_dt)(t, vr, PV_AT(V)))
+#define FMA_ONE(A, V) \
+    if ((V) < NV) A = v_fmadd(PV_X(V), w0, A);
+#define FMA_TWO(A, B, V)              \
+    if ((V) < NV) {                   \
+        const vf x_ = PV_X(V);        \
+        A = v_fmadd(x_, w0, A);       \
+        B = v_fmadd(x_, w1, B);       \
+    }
+        ARM_FEW(R, FMA_ONE, FMA_TWO)
+#undef FMA_TWO
+#undef FMA_ONE
+#undef PV_X
+    }
+#define OUT_ONE(A, V) \
+    if ((V) < NV) SIMD_NAME(pv_out)(acc, rows, 0, PV_AT(V), PV_PART(V), tm, A);
+#define OUT_TWO(A, B, V)                                                  \
+    if ((V) < NV) {                                                       \
+        SIMD_NAME(pv_out)(acc, rows, 0, PV_AT(V), PV_PART(V), tm, A);     \
+        SIMD_NAME(pv_out)(acc, rows, 1, PV_AT(V), PV_PART(V), tm, B);     \
+    }
+    ARM_FEW(R, OUT_ONE, OUT_TWO)
+#undef OUT_TWO
+#undef OUT_ONE
+#undef PV_PART
+#undef PV_AT
+}
+
 /* simd_pv_rows (simd/attention.h): blocks of 16/R whole vectors of
    columns, then the rest one vector at a time (its last one the partial
    vector of an f32/f16/bf16 row), so that only two widths of the kernel
@@ -333,9 +473,15 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
     /* The column blocks take turns to prefetch the vpre rows, whole rows,
        as on x86 (kernels/x86/kernels_tmpl.h's pv_rows_t). */
     const size_t vbytes = qkv_dtype_bytes(t, dv);
-#define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_)                                      \
-    SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, pre, \
-                      vpre, bi, blocks, vbytes)
+#define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_)                                           \
+    do {                                                                                  \
+        if ((R_) < 4)                                                                     \
+            SIMD_NAME(pv_blk_few)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, \
+                                  pre, vpre, bi, blocks, vbytes);                         \
+        else                                                                              \
+            SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc,     \
+                              pre, vpre, bi, blocks, vbytes);                             \
+    } while (0)
 #define PV_T(R_, NV_, TL_, C0_, TAIL_)                                                \
     switch (t) {                                                                      \
     case QKV_F16: PV_CALL(R_, NV_, TL_, QKV_F16, C0_, TAIL_); break;                  \
@@ -362,12 +508,18 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
         return;
     }
 #endif
-    PV_ROWS(4);
+    if (rows == 1)
+        PV_ROWS(1);
+    else if (rows == 2)
+        PV_ROWS(2);
+    else
+        PV_ROWS(4);
 #undef PV_ROWS
 #undef PV_T
 #undef PV_CALL
 }
 #undef ARM_ACCS
+#undef ARM_FEW
 #undef ARM_GROUPS
 
 #define simd_gemm ARM_CAT(gemm_f32_any, SIMD_SUFFIX)
