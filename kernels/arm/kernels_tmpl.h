@@ -326,15 +326,13 @@ V_INLINE void SIMD_NAME(pv_out)(float *const *acc, size_t rows, size_t r, size_t
    columns from c0, the last one `tail` columns wide when tailed: the
    R × NV accumulators (16 at most) stay in registers while every key's V
    vectors are loaded and widened once for all rows, and its R weights
-   come in as one or two groups of 4 (FMLA by element). The whole rows
-   vpre[j] of keys j = pf_first, pf_first + pf_step, ... are prefetched
-   (vpre NULL: none). */
+   come in as one or two groups of 4 (FMLA by element). The rows vpre are
+   prefetched as pf says (vpre NULL: none). */
 V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                 size_t rows, const float *p, size_t prs,
                                 const unsigned char *const *vrow, size_t n, size_t c0,
                                 size_t tail, float *const *acc, const float *pre,
-                                const unsigned char *const *vpre, size_t pf_first,
-                                size_t pf_step, size_t vbytes)
+                                const unsigned char *const *vpre, const SIMD_NAME(pv_pf) pf)
 {
     const vm tm = v_tailmask(tailed ? tail : VL);
     const vf z = v_zero();
@@ -350,13 +348,13 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
     }
     ARM_GROUPS(R, PV_IN)
 #undef PV_IN
-    size_t pf_next = pf_first;
+    size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes);
-            pf_next += pf_step;
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            pf_next += pf.step;
         }
         const vf w0 = v_load_rep4(pj);
         vf w1 = w0, x0 = z, x1 = z, x2 = z, x3 = z;
@@ -403,8 +401,8 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
                                     const qkv_dtype t, size_t rows, const float *p, size_t prs,
                                     const unsigned char *const *vrow, size_t n, size_t c0,
                                     size_t tail, float *const *acc, const float *pre,
-                                    const unsigned char *const *vpre, size_t pf_first,
-                                    size_t pf_step, size_t vbytes)
+                                    const unsigned char *const *vpre,
+                                    const SIMD_NAME(pv_pf) pf)
 {
     const vm tm = v_tailmask(tailed ? tail : VL);
     const vf z = v_zero();
@@ -421,13 +419,13 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
     ARM_FEW(R, IN_ONE, IN_TWO)
 #undef IN_TWO
 #undef IN_ONE
-    size_t pf_next = pf_first;
+    size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes);
-            pf_next += pf_step;
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            pf_next += pf.step;
         }
         const vf w0 = v_set1(pj[0]), w1 = R == 2 ? v_set1(pj[1]) : z;
 #define PV_X(V) \
@@ -470,19 +468,19 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
                                                        float *const *acc, const float *pre,
                                                        const unsigned char *const *vpre)
 {
-    /* The column blocks take turns to prefetch the vpre rows, whole rows,
-       as x86 does from 4 blocks up (kernels/x86/kernels_tmpl.h's
-       pv_rows_t; with 2 or 3, x86 asks for a share of every row from each
-       block, which measured 3-4% faster on AVX-512 there: untimed here). */
+    /* The V prefetches as on x86 (simd/load_dt.h's pv_prefetch; timed
+       there, not here: qemu). */
     const size_t vbytes = qkv_dtype_bytes(t, dv);
 #define PV_CALL(R_, NV_, TL_, T_, C0_, TAIL_)                                           \
     do {                                                                                  \
+        const size_t nc_ = (TL_) ? (TAIL_) : (size_t)(NV_) * VL;                          \
+        const SIMD_NAME(pv_pf) pf = SIMD_NAME(pv_prefetch)(bi, blocks, C0_, nc_, dv, vbytes); \
         if ((R_) < 4)                                                                     \
             SIMD_NAME(pv_blk_few)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc, \
-                                  pre, vpre, bi, blocks, vbytes);                         \
+                                  pre, vpre, pf);                                         \
         else                                                                              \
             SIMD_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, C0_, TAIL_, acc,     \
-                              pre, vpre, bi, blocks, vbytes);                             \
+                              pre, vpre, pf);                                             \
     } while (0)
 #define PV_T(R_, NV_, TL_, C0_, TAIL_)                                                \
     switch (t) {                                                                      \

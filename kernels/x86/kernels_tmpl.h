@@ -542,15 +542,13 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
    real): acc_r = pre_r · acc_r + Σ_j P[j·prs + r] · V_j over n keys, for
    the columns [c0, c0 + nv·VL) (the last vector `tail` columns when
    tail > 0), V rows read in place in their stored dtype and widened once:
-   every row of the job takes each V vector from registers. With the keys
-   j = pf_first, pf_first + pf_step, ..., bytes [b0, b1) of the row vpre[j]
-   are prefetched (vpre NULL: none). */
+   every row of the job takes each V vector from registers. The rows vpre
+   are prefetched as pf says (vpre NULL: none). */
 V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                size_t rows, const float *p, size_t prs,
                                const unsigned char *const *vrow, size_t n, size_t c0,
                                size_t tail, float *const *acc, const float *pre,
-                               const unsigned char *const *vpre, size_t pf_first,
-                               size_t pf_step, size_t b0, size_t b1)
+                               const unsigned char *const *vpre, const SIMD_NAME(pv_pf) pf)
 {
     vf a[8][4];
     const vm tm = v_tailmask(tailed ? tail : VL);
@@ -565,7 +563,7 @@ X86_UNROLL
             a[r][v] = pre ? v_mul(x, s) : x;
         }
     }
-    size_t pf_next = pf_first;
+    size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         vf b[4];
         if (qkv_dtype_block(t) > 1 && NV * VL % QKV_BLOCK_VALUES == 0) {
@@ -588,8 +586,8 @@ X86_UNROLL
         }
         const float *pj = p + j * prs;
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], b0, b1);
-            pf_next += pf_step;
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            pf_next += pf.step;
         }
 X86_UNROLL
         for (int r = 0; r < R; r++) {
@@ -631,24 +629,11 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
     const size_t blocks = (dv + step - 1) / step;
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
         const size_t nc = dv - c0 < step ? dv - c0 : step;
-        /* The rows to prefetch, spread over the blocks as the memory wants
-           them (whole rows asked for by the first block alone: fewer
-           instructions, but AVX2 decode on Zen 5, f32 11.6 -> 17.2 ms, f16
-           8.6 -> 9.7). Up to 3 blocks, each asks for its share of the bytes
-           of every row; from 4 (AVX2's 4-row jobs have 8), where those
-           shares cost more instructions than the FMAs, block blk asks for
-           the whole rows of keys blk, blk + blocks, ... Zen 5, cold decode,
-           21 alternating runs, ms, shares / whole rows: AVX2 f32 14.4 / 13.2,
-           Q8_0 8.54 / 8.24; AVX-512 (2 blocks) f16 6.51 / 6.70, Q8_0 5.98 /
-           6.19. */
-        const int whole = blocks >= 4;
-        const size_t pf_first = whole ? blk : 0, pf_step = whole ? blocks : 1;
-        const size_t b0 = whole ? 0 : vbytes * c0 / dv, b1 = whole ? vbytes : vbytes * (c0 + nc) / dv;
+        const SIMD_NAME(pv_pf) pf = SIMD_NAME(pv_prefetch)(blk, blocks, c0, nc, dv, vbytes);
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
 #define PV_CALL(R_, NV_, TL_, T_) \
-    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre, vpre, \
-                     pf_first, pf_step, b0, b1)
+    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, p, prs, vrow, n, c0, tail, acc, pre, vpre, pf)
 #define PV_T(R_, NV_)                                                            \
     do {                                                                         \
         if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
