@@ -785,29 +785,38 @@ def run(args):
     if not names:
         sys.exit('report: no benchmark matches the filter %r' % args.filter)
 
-    # One group per kind and implementation, in registration order, so that
-    # progress reads "[3/12] attention avx512 (20 benchmarks)".
+    # One process per kind with every implementation in it, its repetitions
+    # in a random interleaved order (Google Benchmark's random interleaving):
+    # a slow minute on a shared machine then falls on all columns alike,
+    # where one process per ISA had put it on one ISA's whole column (the
+    # same avx512 f32 kernels once read 126 and 189 GFLOP/s in the avx512
+    # and avx512bf16 columns of one report). OpenBLAS's multi-threaded rows
+    # run after, on their own: its idle workers spin for a while after a
+    # call and would take a core from whatever ran next.
     by_group = {}     # insertion-ordered: registration order of first members
     for n in names:
-        kind, impl, _ = parse_name(n)
-        by_group.setdefault((kind, impl), []).append(n)
-    groups = list(by_group.items())
+        kind, impl, params = parse_name(n)
+        alone = impl == 'openblas' and params.get('threads', 1) > 1
+        by_group.setdefault((kind, 'openblas threaded' if alone else 'all'), []).append(n)
+    groups = sorted(by_group.items(), key=lambda g: g[0][1] == 'openblas threaded')
 
     bench_env, blas_note = openblas_environment(args.bin)
     start = time.time()
     docs = []
     done, total = 0, len(names)
-    for i, ((kind, impl), members) in enumerate(groups):
+    for i, ((kind, part), members) in enumerate(groups):
+        impls = list(dict.fromkeys(parse_name(m)[1] for m in members))
+        label = kind + (' (%s, interleaved)' % ', '.join(impls) if part == 'all' else ' ' + part)
         span = '%d' % (done + 1) if len(members) == 1 else '%d-%d' % (done + 1, done + len(members))
-        print('[%d/%d] %s %s: benchmark%s %s of %d  (%.0f s so far)' % (
-            i + 1, len(groups), kind, impl, '' if len(members) == 1 else 's', span, total,
+        print('[%d/%d] %s: benchmark%s %s of %d  (%.0f s so far)' % (
+            i + 1, len(groups), label, '' if len(members) == 1 else 's', span, total,
             time.time() - start), flush=True)
-        path = os.path.join(raw_dir, '%02d_%s_%s.json' % (i + 1, kind, impl))
+        path = os.path.join(raw_dir, '%02d_%s_%s.json' % (i + 1, kind, part.replace(' ', '_')))
         # The exact names, anchored: a group never runs a benchmark of
         # another group, whatever the user's filter matched.
         regex = '^(' + '|'.join(re.escape(m).replace('\\/', '/').replace('\\:', ':') for m in members) + ')$'
         cmd = [args.bin] + base_args + [
-            '--benchmark_filter=' + regex,
+            '--benchmark_filter=' + regex, '--benchmark_enable_random_interleaving=true',
             '--benchmark_out=' + path, '--benchmark_out_format=json',
             # The machine limits are measured once, with the first group.
             '--qkv_probe=' + ('1' if i == 0 else '0')]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark report: installs what is missing, builds qkv_bench in
-# build-report/, runs it group by group with progress, and writes one folder
+# build-report/, runs it kind by kind (every ISA of a kind interleaved in one
+# process) with progress, and writes one folder
 # with the Google Benchmark JSON, a Markdown table (also printed) and PNG plots.
 #
 #   scripts/report.sh                  default set: every ISA + OpenBLAS, a few minutes

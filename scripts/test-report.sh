@@ -45,12 +45,22 @@ check(all('FLOPS' in b for b in benches if b['run_name'].startswith(('attention/
 
 raw = glob.glob(os.path.join(out, 'raw', '*.json'))
 check(len(raw) > 0, 'raw/ has per-group JSON')
+# The implementations of a kind ran in one process, interleaved (so that
+# a noisy minute does not fall on one column): one raw file per kind holds
+# them all, OpenBLAS's multi-threaded rows apart.
+ran_in = {}
 for p in raw:
     try:
         with open(p) as f:
-            json.load(f)
+            for b in json.load(f).get('benchmarks', []):
+                kind, impl = b['run_name'].split('/')[:2]
+                threaded = impl == 'openblas' and '/threads:1' not in b['run_name'] and '/threads:' in b['run_name']
+                if not threaded:
+                    ran_in.setdefault(kind, set()).add(os.path.basename(p))
     except ValueError as e:
         fail.append('%s parses: %s' % (p, e))
+check(all(len(files) == 1 for files in ran_in.values()),
+      'each kind ran in one interleaved process: %s' % sorted(ran_in.items()))
 
 md = os.path.join(out, 'report.md')
 text = open(md).read() if os.path.exists(md) else ''
