@@ -65,16 +65,20 @@
 
 /* ---- the microkernel ------------------------------------------------------ */
 
-/* mr, nv and tail are compile-time constants at every call (see gemm_any),
-   so the loops over them unroll and acc[][] lives in registers. With tail,
-   the last vector of B and C is accessed through mask lm only, so a row of
-   V or of the output may end exactly at its last element. */
-V_INLINE void gemm_ukr(const int mr, const int nv, const int tail, size_t k,
+/* bt, mr, nv and tail are compile-time constants at every call (see
+   gemm_any), so the loops over them unroll and acc[][] lives in registers.
+   B is stored as bt (f32, f16 or bf16; ldb counts its elements), a 16-bit
+   B widened as each vector is loaded. With tail, the last vector of B and
+   C is accessed through mask lm (its first tn lanes) only, so a row of V or
+   of the output may end exactly at its last element. */
+V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail, size_t k,
                        const float *a, size_t rsa, size_t csa,
-                       const float *b, size_t ldb,
-                       float *const *c, size_t coff, vm lm,
+                       const void *b, size_t ldb,
+                       float *const *c, size_t coff, vm lm, size_t tn,
                        int load_c, const float *pre, float post, float *cmax)
 {
+    const size_t esize = bt == QKV_F32 ? sizeof(float) : 2;
+    const unsigned char *brow = (const unsigned char *)b;
     vf acc[GEMM_MR][GEMM_NV];
     const float *ar[GEMM_MR];
 X86_UNROLL
@@ -84,11 +88,19 @@ X86_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
-    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += ldb * esize) {
         vf bv[GEMM_NV];
 X86_UNROLL
-        for (int v = 0; v < nv; v++)
-            bv[v] = (tail && v == nv - 1) ? v_loadm(b + v * VL, lm) : v_load(b + v * VL);
+        for (int v = 0; v < nv; v++) {
+            const unsigned char *bp = brow + (size_t)v * VL * esize;
+            const int part = tail && v == nv - 1;
+            if (bt == QKV_F16)
+                bv[v] = part ? v_loadn_f16(bp, tn) : v_load_f16(bp);
+            else if (bt == QKV_BF16)
+                bv[v] = part ? v_loadn_bf16(bp, tn) : v_load_bf16(bp);
+            else
+                bv[v] = part ? v_loadm((const float *)bp, lm) : v_load((const float *)bp);
+        }
 X86_UNROLL
         for (int i = 0; i < mr; i++) {
             const vf ai = v_set1(ar[i][ap]);
@@ -124,10 +136,11 @@ X86_UNROLL
 }
 
 /* Columns [c0, c0 + nc) of a block: how many vectors, whether the last one
-   is partial, and its mask. */
+   is partial, its mask and its lanes. */
 typedef struct X86_NAME(colblock) {
     int nv, tail;
     vm lm;
+    size_t tn;
 } X86_NAME(colblock);
 
 V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
@@ -135,27 +148,32 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
     X86_NAME(colblock) cb;
     cb.nv = (int)((nc + VL - 1) / VL);
     cb.tail = nc % VL != 0;
-    cb.lm = v_tailmask(nc - (size_t)(cb.nv - 1) * VL);
+    cb.tn = nc - (size_t)(cb.nv - 1) * VL;
+    cb.lm = v_tailmask(cb.tn);
     return cb;
 }
 
 /* The microkernel for any 1 <= mr <= GEMM_MR and 1 <= nc <= GEMM_NR
-   columns: one specialised copy per shape, so edge tiles run the same
-   register code with fewer rows or vectors instead of a scalar loop. */
-static void gemm_any(int mr, size_t nc, size_t k,
-                     const float *a, size_t rsa, size_t csa, const float *b, size_t ldb,
-                     float *const *c, size_t coff, int load_c, const float *pre,
-                     float post, float *cmax)
+   columns, B stored as bt: one specialised copy per shape, so edge tiles
+   run the same register code with fewer rows or vectors instead of a
+   scalar loop. */
+V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t k,
+                                   const float *a, size_t rsa, size_t csa, const void *b,
+                                   size_t ldb, float *const *c, size_t coff, int load_c,
+                                   const float *pre, float post, float *cmax)
 {
     const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
     const int nv = cb.nv, tail = cb.tail;
     const vm lm = cb.lm;
-#define GEMM_CALL(MR_, NV_)                                                               \
-    do {                                                                                  \
-        if (tail)                                                                         \
-            gemm_ukr(MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post, cmax); \
-        else                                                                              \
-            gemm_ukr(MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, load_c, pre, post, cmax); \
+    const size_t tn = cb.tn;
+#define GEMM_CALL(MR_, NV_)                                                                \
+    do {                                                                                   \
+        if (tail)                                                                          \
+            gemm_ukr(bt, MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, tn, load_c, pre, \
+                     post, cmax);                                                          \
+        else                                                                               \
+            gemm_ukr(bt, MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, tn, load_c, pre, \
+                     post, cmax);                                                          \
     } while (0)
 #if GEMM_NV == 2
 #define GEMM_ROW(MR_)                                \
@@ -188,6 +206,29 @@ static void gemm_any(int mr, size_t nc, size_t k,
     }
 #undef GEMM_ROW
 #undef GEMM_CALL
+}
+
+static void gemm_any(int mr, size_t nc, size_t k, const float *a, size_t rsa, size_t csa,
+                     const float *b, size_t ldb, float *const *c, size_t coff, int load_c,
+                     const float *pre, float post, float *cmax)
+{
+    X86_NAME(gemm_any_t)(QKV_F32, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post,
+                         cmax);
+}
+
+/* gemm_any with B stored as f16 or bf16 (bt), read in place: the fused
+   driver's P·V on a 16-bit V (simd_gemm_b16 in simd/attention.h). */
+static void X86_NAME(gemm_any_b16)(qkv_dtype bt, int mr, size_t nc, size_t k, const float *a,
+                                   size_t rsa, size_t csa, const void *b, size_t ldb,
+                                   float *const *c, size_t coff, int load_c, const float *pre,
+                                   float post, float *cmax)
+{
+    if (bt == QKV_F16)
+        X86_NAME(gemm_any_t)(QKV_F16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
+                             post, cmax);
+    else
+        X86_NAME(gemm_any_t)(QKV_BF16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
+                             post, cmax);
 }
 
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
@@ -738,6 +779,7 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 }
 
 #define simd_gemm gemm_any
+#define simd_gemm_b16 X86_NAME(gemm_any_b16)
 #define simd_qk_dot X86_NAME(qk_dot)
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
