@@ -550,12 +550,13 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
         uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
         for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
             const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
-            size_t ldv = job->v.row_bytes / 2;
-            const unsigned char *vb16 = NULL;
+            size_t ldv = job->v.row_bytes / 2;   /* a 16-bit V in place */
             const float *vb = NULL;
-            if (v16)
-                vb16 = (const unsigned char *)qkv_kv_row(&job->v, t0 + k0) + 2 * c0;
-            else
+#ifdef simd_gemm_b16
+            const unsigned char *vb16 =
+                v16 ? (const unsigned char *)qkv_kv_row(&job->v, t0 + k0) + 2 * c0 : NULL;
+#endif
+            if (!v16)
                 vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
             const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
             for (size_t i0 = 0; i0 < rows; i0 += GEMM_MR) {
