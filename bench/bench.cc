@@ -1070,6 +1070,14 @@ void run_probes(const Config &cfg)
         std::fprintf(stderr, "probe: vdpbf16ps peak %.1f GFLOP/s (1 core, bf16)\n", g);
     }
 #endif
+#ifdef QKV_BENCH_PROBE_AMX
+    /* tdpbf16ps: the ceiling of amx's bf16 tiles. */
+    if (qkv_isa_supported(QKV_ISA_AMX)) {
+        const double g = qkv_probe_tdpbf16_amx(0.1);
+        benchmark::AddCustomContext("peak_gflops_tdpbf16", fmt(g));
+        std::fprintf(stderr, "probe: amx tdpbf16ps peak %.1f GFLOP/s (1 core, bf16)\n", g);
+    }
+#endif
     /* 128 MiB: 4x the L3 one core of current x86 server parts can use (its
        CCD's 32 MiB on Zen, less per mesh slice on Xeon) and above the 96 MiB
        of V-Cache parts; with LRU-like replacement a sequential stream over

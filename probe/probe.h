@@ -38,6 +38,10 @@ void qkv_probe_fma_peaks(double peak[QKV_ISA_COUNT], double seconds);
 /* The same for vdpbf16ps (probe/probe_avx512bf16.c): bf16 GFLOP/s. */
 double qkv_probe_dpbf16_avx512bf16(double seconds);
 
+/* The same for AMX's tdpbf16ps (probe/probe_amx.c): bf16 GFLOP/s. Call it
+   only where qkv_isa_supported(QKV_ISA_AMX). */
+double qkv_probe_tdpbf16_amx(double seconds);
+
 /* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer,
    split into `threads` slices read at the same time (the calling thread
    reads one); 0 when the buffer or the threads cannot be had. */

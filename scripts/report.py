@@ -97,16 +97,19 @@ def impl_order(ctx, results):
     return cols
 
 
+BF16_PEAKS = ('peak_gflops_dpbf16', 'peak_gflops_tdpbf16')
+
+
 def peak_for(ctx, impl):
     """Single-core GFLOP/s the implementation can at best reach: its own
     ISA's measured peak; a peer (OpenBLAS picks its own kernels) is held to
     the best ISA's."""
     p = ctx_float(ctx, 'peak_gflops_' + impl)
     if p is None and impl in PEERS:
-        # FMA peaks only: peak_gflops_dpbf16 is vdpbf16ps's bf16 rate, not
-        # a ceiling for an f32 peer.
+        # FMA peaks only: peak_gflops_dpbf16 and _tdpbf16 are the bf16
+        # rates of vdpbf16ps and AMX, not ceilings for an f32 peer.
         peaks = [ctx_float(ctx, k) for k in ctx
-                 if k.startswith('peak_gflops_') and k != 'peak_gflops_dpbf16']
+                 if k.startswith('peak_gflops_') and k not in BF16_PEAKS]
         peaks = [x for x in peaks if x]
         p = max(peaks) if peaks else None
     return p
@@ -379,6 +382,12 @@ def render_markdown(doc, results):
             lines.append('vdpbf16ps peak %s GFLOP/s on one core, %s× the avx512 FMA peak (%s): '
                          'the most that bf16 tiles can gain here.' % (fmt_num(dp), fmt_num(dp / fma),
                                                                      fmt_num(fma)))
+            lines.append('')
+        tdp = ctx_float(ctx, 'peak_gflops_tdpbf16')
+        if tdp and fma:
+            lines.append('AMX tdpbf16ps peak %s GFLOP/s on one core, %s× the avx512 FMA peak: the '
+                         'ceiling of amx\'s tiles; between them its online softmax runs on AVX-512.'
+                         % (fmt_num(tdp), fmt_num(tdp / fma)))
             lines.append('')
         lines.append('GFLOP/s; ×: over avx512 with f32 Q, K, V on the same case; max error: the '
                      'largest |o − o_ref|, o_ref the same call on avx512 in strict mode (within 1e-5 '
