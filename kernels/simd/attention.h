@@ -350,10 +350,9 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    of the memory's bandwidth. Two ways to bring them in ahead:
    - a sweep of a chunk of keys at a time, K then V, in tight loops of
      loads that nothing waits on, after which the kernels compute from
-     L1/L2. The chunk is a quarter of L2 (ctx init sets it from the cache
-     sizes; 256 KiB when unknown): big enough that the sweep's start-up is
-     paid rarely, small enough to stay in L2 beside the rest. It runs at
-     the full bandwidth, but nothing overlaps it;
+     L1/L2. The chunk (att_sweep_bytes below) is big enough that the
+     sweep's start-up is paid rarely, small enough to stay in L2 beside
+     the rest. It runs at the full bandwidth, but nothing overlaps it;
    - the kernels prefetch the K and V rows FEED_AHEAD keys on as they go, a
      few lines with each key (simd_qk_dot's kpre, simd_pv_rows's vpre):
      the memory overlaps the arithmetic, at a lower bandwidth.
@@ -377,11 +376,19 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    on the same core (38 with no FMAs). What holds the decode back is in
    its own pattern (the K phase, the softmax, the V phase), still open. */
 #define FEED_AHEAD (2 * ATT_BN)
-static size_t SIMD_NAME(att_sweep_bytes) = 256 << 10;
+/* The sweep's chunk: 128 KiB, or a quarter of a smaller L2. A quarter of
+   any L2 was the first rule (256 KiB on Zen 5's 1 MiB); on a Xeon of the
+   Sapphire Rapids class (2 MiB L2, so 512 KiB chunks) the AVX-512 f32
+   decode then took 30 ms where AVX2's prefetching took 25. Paired runs on
+   that Xeon, chunk over 512 KiB: 1 MiB 1.14, 256 KiB 0.93, 128 KiB 0.88,
+   64 KiB 0.88, 32 KiB 0.96 (no sweep: 0.94), so the chunk is not a share
+   of L2; 128 KiB on Zen 5 awaits a run there. */
+#define ATT_SWEEP_MAX (128 << 10)
+static size_t SIMD_NAME(att_sweep_bytes) = ATT_SWEEP_MAX;
 
 static void SIMD_NAME(att_sweep_for)(const qkv_cache_sizes *c)
 {
-    if (c->l2)
+    if (c->l2 && c->l2 / 4 < ATT_SWEEP_MAX)
         SIMD_NAME(att_sweep_bytes) = c->l2 / 4 < (32 << 10) ? (32 << 10) : c->l2 / 4;
 }
 
