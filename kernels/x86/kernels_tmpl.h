@@ -63,6 +63,19 @@
 #endif
 #define X86_ALIGN _Alignas(64)
 
+/* The stored dtypes, widened as loaded (simd/load_dt.h): the microkernel's
+   16-bit B and the decode kernels' K and V. */
+#define SIMD_SUFFIX X86_ISA_SUFFIX
+#define VL_MAX VL
+V_INLINE float v_f16_scalar(const void *p)
+{
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+#include "simd/load_dt.h"
+
 /* ---- the microkernel ------------------------------------------------------ */
 
 /* bt, mr, nv and tail are compile-time constants at every call (see
@@ -77,7 +90,7 @@ V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int
                        float *const *c, size_t coff, vm lm, size_t tn,
                        int load_c, const float *pre, float post, float *cmax)
 {
-    const size_t esize = bt == QKV_F32 ? sizeof(float) : 2;
+    const size_t row_bytes = qkv_dtype_bytes(bt, ldb);
     const unsigned char *brow = (const unsigned char *)b;
     vf acc[GEMM_MR][GEMM_NV];
     const float *ar[GEMM_MR];
@@ -88,18 +101,17 @@ X86_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
-    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += ldb * esize) {
+    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += row_bytes) {
         vf bv[GEMM_NV];
 X86_UNROLL
         for (int v = 0; v < nv; v++) {
-            const unsigned char *bp = brow + (size_t)v * VL * esize;
-            const int part = tail && v == nv - 1;
-            if (bt == QKV_F16)
-                bv[v] = part ? v_loadn_f16(bp, tn) : v_load_f16(bp);
-            else if (bt == QKV_BF16)
-                bv[v] = part ? v_loadn_bf16(bp, tn) : v_load_bf16(bp);
+            const size_t c = (size_t)v * VL;
+            if (!(tail && v == nv - 1))
+                bv[v] = SIMD_NAME(load_dt)(bt, brow, c);
+            else if (bt == QKV_F32)   /* the mask made once per call */
+                bv[v] = v_loadm((const float *)brow + c, lm);
             else
-                bv[v] = part ? v_loadm((const float *)bp, lm) : v_load((const float *)bp);
+                bv[v] = SIMD_NAME(load_dtn)(bt, brow, c, tn);
         }
 X86_UNROLL
         for (int i = 0; i < mr; i++) {
@@ -430,16 +442,6 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
 
 /* ---- the microkernels of the fused driver --------------------------------- */
 
-#define SIMD_SUFFIX X86_ISA_SUFFIX
-#define VL_MAX VL
-V_INLINE float v_f16_scalar(const void *p)
-{
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
-V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
-#include "simd/load_dt.h"
 
 /* The dot products of qk_dot_t for K stored in blocks (Q8_0, Q4_0; d a
    multiple of 32, which VL divides), block by block, each key's scale
