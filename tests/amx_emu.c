@@ -36,8 +36,19 @@ amx_emu_attention_fn amx_emu_attention(void)
     pthread_once(&once, init);
     return emu_ok ? attention : NULL;
 }
+
+const qkv_ctx *amx_emu_ctx(void)
+{
+    pthread_once(&once, init);
+    return emu_ok ? &emu : NULL;
+}
 #else
 amx_emu_attention_fn amx_emu_attention(void)
+{
+    return NULL;
+}
+
+const qkv_ctx *amx_emu_ctx(void)
 {
     return NULL;
 }

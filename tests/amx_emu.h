@@ -12,4 +12,9 @@
 typedef qkv_status (*amx_emu_attention_fn)(const qkv_attention_desc *desc);
 amx_emu_attention_fn amx_emu_attention(void);
 
+/* Its context, for the kernel-level tests (checkasm_kernels.c), or NULL
+   likewise. */
+struct qkv_ctx;
+const struct qkv_ctx *amx_emu_ctx(void);
+
 #endif

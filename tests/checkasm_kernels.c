@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amx_emu.h"
 #include "checkasm_kernels.h"
 #include "kernels.h"
 #include "registry.h"
@@ -438,6 +439,18 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
         if (OWN(c, parent, attention))
             test_driver(c, scalar, isa, 30 * scale);
         printf("checkasm kernels: %s: %lu checks of its own entries\n", isa,
+               T->passed + T->failed - before);
+    }
+    /* The AMX driver on the tile emulation, on every AVX-512 CPU: jobs
+       whose rows see different key ranges (a tile's first key kmin > 0)
+       are met here, not in the API-level groups. */
+    const qkv_ctx *emu = amx_emu_ctx();
+    if (emu && (!only_isa || strcmp(only_isa, "amx-emu") == 0)) {
+        T->isa = "amx-emu";
+        T->fn = "kernels";
+        const unsigned long before = T->passed + T->failed;
+        test_driver(emu, scalar, "amx-emu", 30 * scale);
+        printf("checkasm kernels: amx-emu: %lu checks of its driver\n",
                T->passed + T->failed - before);
     }
     T->isa = T->fn = "-";

@@ -73,9 +73,25 @@ static void amx_transpose_p(float *pt, const uint32_t *p2w, size_t rp, size_t np
 #define BF16_END(b) amx_release()
 #include "x86/bf16_tmpl.h"
 
+/* S rows [j0, j0 + 16) from C tiles t (lanes 0-15) and u (16-31), or as
+   many as there are keys: a last, partial block goes through `spill`, for
+   the driver's score tile has no rows past its keys (with kmin > 0 those
+   rows would be another buffer's). */
+#define AMX_STORE_KEYS(t, u, j0)                                                         \
+    do {                                                                                 \
+        const size_t have_ = nk - (j0) < 16 ? nk - (j0) : 16;                            \
+        float *dst_ = have_ == 16 ? s + (j0) * rp : spill;                               \
+        amx_store(t, dst_, qst);                                                         \
+        if (two_r)                                                                       \
+            amx_store(u, dst_ + 16, qst);                                                \
+        if (have_ < 16)                                                                  \
+            memcpy(s + (j0) * rp, spill, have_ * rp * sizeof *s);                        \
+    } while (0)
+
 static void BF16_NAME(qk_kernel)(const simd_bf16 *b, const uint16_t *k, size_t ldk, size_t nk,
                                  float *s, size_t rp, float post, float *cmax)
 {
+    float *spill = b->extra;   /* P·V's room (16 · rp floats of it), free until then */
     const size_t nb = (nk + 15) / 16, steps = b->dp / 16;
     const size_t kst = ldk * sizeof(uint16_t), qst = rp * sizeof(uint32_t);
     const int two_r = rp > 16;
@@ -102,18 +118,11 @@ static void BF16_NAME(qk_kernel)(const simd_bf16 *b, const uint16_t *k, size_t l
                     amx_dp(3, 5, 7);
             }
         }
-        float *s0 = s + kb * 16 * rp;
-        amx_store(0, s0, qst);
-        if (two_r)
-            amx_store(1, s0 + 16, qst);
-        if (two_k) {
-            amx_store(2, s0 + 16 * rp, qst);
-            if (two_r)
-                amx_store(3, s0 + 16 * rp + 16, qst);
-        }
+        AMX_STORE_KEYS(0, 1, kb * 16);
+        if (two_k)
+            AMX_STORE_KEYS(2, 3, kb * 16 + 16);
     }
-    /* The scale after the sum, as everywhere; the max over the nk keys
-       only (rows past them are padding). */
+    /* The scale after the sum, as everywhere; the max over the nk keys. */
     const vf vpost = v_set1(post);
     for (size_t j = 0; j < nk; j++)
         for (size_t l = 0; l < rp; l += VL) {
@@ -123,6 +132,7 @@ static void BF16_NAME(qk_kernel)(const simd_bf16 *b, const uint16_t *k, size_t l
                 v_store(cmax + l, v_max(x, v_load(cmax + l)));
         }
 }
+#undef AMX_STORE_KEYS
 
 /* acc rows of block rb, columns cb·16 + [0, 16) of the chunk, += the C tile
    t (through the scratch tile), alpha first. */

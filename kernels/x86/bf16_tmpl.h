@@ -95,8 +95,8 @@ typedef struct simd_bf16 {
 /* The includer's kernels.
    qk_kernel: s[j·rp + r] = post · Σ_pp pair(k + j·ldk, pp) · qt2[pp·rp + r]
    for j < nk (k: bf16 rows, ldk values apart, zero past d or d odd), all rp
-   lanes; cmax (or NULL) takes the lane-wise max over those nk rows. May
-   write rows nk .. BF16_UP(nk, BF16_KROW_PAD) - 1 of s.
+   lanes; cmax (or NULL) takes the lane-wise max over those nk rows. Rows
+   of s past nk are not its to write (the driver's tile may end there).
    pv_kernel: acc_r[c0 + c] = alpha_r · acc_r[c0 + c] + Σ_jj p2[jj·rp + r] ·
    v2[jj·cwp + c] for r < job->rows, c < nc, over the npp pairs of p2/v2
    (the pairs that row r's keys fall in, the rest add zero). */
