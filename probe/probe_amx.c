@@ -1,26 +1,23 @@
 /* The AMX-BF16 peak: tdpbf16ps adds a 16 × 32 by 32 × 16 bf16 product to
    a 16 × 16 f32 tile, 16384 flops an instruction. Built with the AMX flags
-   only; called only where qkv_isa_supported(QKV_ISA_AMX), which means the
-   kernel has granted this process the tile state (the library asked).
+   only, through kernels/amx/tile.h's layer (its palette, its operations);
+   called only where qkv_isa_supported(QKV_ISA_AMX), which means the kernel
+   has granted this process the tile state (the library asked).
    Four independent C tiles from two A and two B tiles, the blocking of
    kernels/amx/amx.c, so that a product's latency never stalls the unit.
    The operands are bf16 0.01: each step adds 32 · 1e-4 to every sum, which
    stays a normal float for far longer than any probe runs. */
-#include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "amx/tile.h"
 #include "probe.h"
 
 #define PROBE_INNER 20000L   /* about 1 ms of products at 16 cycles each */
 
 double qkv_probe_tdpbf16_amx(double seconds)
 {
-    struct {
-        uint8_t palette_id, start_row, reserved[14];
-        uint16_t colsb[16];
-        uint8_t rows[16];
-    } _Alignas(64) cfg;
+    _Alignas(64) amx_palette cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette_id = 1;
     for (int t = 0; t < 8; t++) {
@@ -31,32 +28,32 @@ double qkv_probe_tdpbf16_amx(double seconds)
     for (int i = 0; i < 16 * 32; i++)
         ab[0][i] = ab[1][i] = 0x3c24;   /* bf16 0.01 */
     static _Alignas(64) float c[16 * 16];
-    _tile_loadconfig(&cfg);
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    _tile_loadd(4, ab[0], 64);
-    _tile_loadd(5, ab[1], 64);
-    _tile_loadd(6, ab[0], 64);
-    _tile_loadd(7, ab[1], 64);
+    amx_cfg_load(&cfg);
+    amx_zero(0);
+    amx_zero(1);
+    amx_zero(2);
+    amx_zero(3);
+    amx_load(4, ab[0], 64);
+    amx_load(5, ab[1], 64);
+    amx_load(6, ab[0], 64);
+    amx_load(7, ab[1], 64);
     const double flops = 4.0 * PROBE_INNER * 16 * 16 * 32 * 2;
     double best = 0.0;
     const double stop = qkv_probe_now() + seconds;
     do {
         const double t0 = qkv_probe_now();
         for (long i = 0; i < PROBE_INNER; i++) {
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            amx_dp(0, 4, 6);
+            amx_dp(1, 4, 7);
+            amx_dp(2, 5, 6);
+            amx_dp(3, 5, 7);
         }
         const double dt = qkv_probe_now() - t0;
         /* The best chunk, as probe_fma.h: other work only slows a chunk. */
         if (dt > 0 && flops / dt > best)
             best = flops / dt;
     } while (qkv_probe_now() < stop);
-    _tile_stored(0, c, 64);   /* the sums are used: the loop stays */
-    _tile_release();
+    amx_store(0, c, 64);   /* the sums are used: the loop stays */
+    amx_release();
     return c[0] > 0.0f ? best * 1e-9 : 0.0;
 }

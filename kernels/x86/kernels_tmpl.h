@@ -442,7 +442,6 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
 
 /* ---- the microkernels of the fused driver --------------------------------- */
 
-
 /* The dot products of qk_dot_t for K stored in blocks (Q8_0, Q4_0; d a
    multiple of 32, which VL divides), block by block, each key's scale
    read once a block (AVX2, decode, 2048 keys: 13% fewer instructions for
