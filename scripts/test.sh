@@ -21,8 +21,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-step() { printf '\n=== %s\n' "$*"; }
 start=$SECONDS
+# Each step says when it began, so a slow job shows in CI's log.
+step() { printf '\n=== [%d s] %s\n' "$((SECONDS - start))" "$*"; }
 
 step "setup: Debian packages"
 bash scripts/setup.sh
