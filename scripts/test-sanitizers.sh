@@ -61,16 +61,29 @@ job_valgrind() {
   setup build-rel-valgrind -Dc_args="-O2 -g" || return 1
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
-  local b=build-rel-valgrind/tests ok=0
-  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" "convert --quick" "merge --quick" "stack" "errdetail"; do
-    local exe=${t%% *}
+  local b=build-rel-valgrind/tests ok=0 t exe
+  local tests=("checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc"
+               "convert --quick" "merge --quick" "stack" "errdetail")
+  # Each test under valgrind is one process on one core (valgrind runs a
+  # program's threads one at a time): jobs_n of them at once.
+  for t in "${tests[@]}"; do
+    exe=${t%% *}
+    rm -f "build-rel-valgrind/valgrind-$exe.rc"
     if [ ! -x "$b/$exe" ]; then echo "valgrind: $b/$exe not built"; ok=1; continue; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_n" ]; do wait -n || true; done
     say "${vg[@]}" "$b/$t"
     # shellcheck disable=SC2086
-    if ! "${vg[@]}" "$b/"$t >"build-rel-valgrind/valgrind-$exe.log" 2>&1; then
+    { local rc=0; "${vg[@]}" "$b/"$t >"build-rel-valgrind/valgrind-$exe.log" 2>&1 || rc=$?
+      echo $rc >"build-rel-valgrind/valgrind-$exe.rc"; } &
+  done
+  wait
+  for t in "${tests[@]}"; do
+    exe=${t%% *}
+    [ -x "$b/$exe" ] || continue
+    if [ "$(cat "build-rel-valgrind/valgrind-$exe.rc" 2>/dev/null)" != 0 ]; then
       echo "valgrind: $t FAILED; last lines:"; tail -n 30 "build-rel-valgrind/valgrind-$exe.log"; ok=1
     else
-      echo "  $(grep -E 'passed, [0-9]+ failed' "build-rel-valgrind/valgrind-$exe.log" | tail -n 1)"
+      echo "  $t: $(grep -E 'passed, [0-9]+ failed' "build-rel-valgrind/valgrind-$exe.log" | tail -n 1)"
     fi
   done
   return $ok
