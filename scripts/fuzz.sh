@@ -69,36 +69,52 @@ done
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 
-fail=0
-summary=()
-start_all=$(date +%s)
-for t in "${targets[@]}"; do
-  seeds=$root/tests/fuzz/corpus/$t
-  work=$build/corpus/$t                 # what the fuzzer finds; not committed
+# One target: its log and a one-line summary in build-fuzz/; exit status
+# its fuzzer's. The targets run `jobs` at a time (each fuzzer is one
+# process on one core).
+fuzz_one() {
+  local t=$1 seeds=$root/tests/fuzz/corpus/$1 work=$build/corpus/$1   # what it finds; not committed
+  local log=$build/fuzz_$t.log start rc took execs counts cov
   mkdir -p "$work" "$seeds"
-  log=$build/fuzz_$t.log
   echo "== fuzz: fuzz_$t for ${secs}s (seeds: tests/fuzz/corpus/$t, $(ls "$seeds" | wc -l) files)"
   start=$(date +%s)
-  set +e
   # -rss_limit_mb: the decode shapes are small; anything near 2 GB is a leak.
   "$build/bin/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
-    "$work" "$seeds" >"$log" 2>&1
-  rc=$?
-  set -e
+    "$work" "$seeds" >"$log" 2>&1 && rc=0 || rc=$?
   took=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   counts=$(sed -n 's/^fuzz counts: //p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
   if [ "$rc" -ne 0 ]; then
-    fail=1
-    echo "   FAILED (exit $rc); last lines of build-fuzz/fuzz_$t.log:"
-    tail -n 40 "$log" | sed 's/^/   | /'
-    ls "$build/artifacts" | grep "^$t-" | sed 's/^/   reproducer: build-fuzz\/artifacts\//' || true
-    summary+=("fuzz_$t: FAILED after ${took}s, ${execs:-?} executions")
+    echo "fuzz_$t: FAILED after ${took}s, ${execs:-?} executions" >"$build/fuzz_$t.summary"
   else
-    summary+=("fuzz_$t: ok, ${execs:-?} executions in ${took}s, ${cov:-cov ?}; ${counts:-}")
+    echo "fuzz_$t: ok, ${execs:-?} executions in ${took}s, ${cov:-cov ?}; ${counts:-}" >"$build/fuzz_$t.summary"
   fi
+  return "$rc"
+}
+
+start_all=$(date +%s)
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  rm -f "$build/fuzz_$t.summary"
+  fuzz_one "$t" &
+done
+wait || true
+
+fail=0
+summary=()
+for t in "${targets[@]}"; do
+  line=$(cat "$build/fuzz_$t.summary" 2>/dev/null || echo "fuzz_$t: FAILED (no summary)")
+  summary+=("$line")
+  case "$line" in
+    *FAILED*)
+      fail=1
+      echo "   fuzz_$t FAILED; last lines of build-fuzz/fuzz_$t.log:"
+      tail -n 40 "$build/fuzz_$t.log" | sed 's/^/   | /'
+      ls "$build/artifacts" | grep "^$t-" | sed 's/^/   reproducer: build-fuzz\/artifacts\//' || true
+      ;;
+  esac
 done
 
 echo "== fuzz summary ($(( $(date +%s) - start_all ))s)"
