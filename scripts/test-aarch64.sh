@@ -36,8 +36,37 @@ build=build-aarch64
 cross=cross/aarch64-linux-gnu.ini
 start=$SECONDS
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== [%d s] %s\n' "$((SECONDS - start))" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
+
+# Runs under qemu that need nothing from each other go JOBS at a time
+# (qemu-user runs a single-threaded program on one core): `par NAME
+# COMMAND...` starts one with its output in $build/par-N.log, and
+# `par_wait` waits for them all, prints each log under its name, in
+# order, and fails if any run failed.
+par_names=()
+par() {
+  local name=$1 i=${#par_names[@]}; shift
+  while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-$(nproc)}" ]; do wait -n || true; done
+  printf '+ [%s] %s\n' "$name" "$*"
+  par_names+=("$name")
+  { local rc=0; "$@" >"$build/par-$i.log" 2>&1 || rc=$?; echo $rc >"$build/par-$i.rc"; } &
+}
+par_wait() {
+  local i bad=0
+  wait
+  for i in "${!par_names[@]}"; do
+    step "${par_names[$i]}"
+    cat "$build/par-$i.log"
+    if [ "$(cat "$build/par-$i.rc")" != 0 ]; then
+      echo "test-aarch64.sh: ${par_names[$i]}: FAILED"
+      bad=1
+    fi
+    rm -f "$build/par-$i.log" "$build/par-$i.rc"
+  done
+  par_names=()
+  return $bad
+}
 
 for tool in aarch64-linux-gnu-gcc qemu-aarch64 meson ninja pkg-config; do
   if ! command -v "$tool" >/dev/null; then
@@ -77,16 +106,13 @@ checkasm=$build/tests/checkasm
 # QEMU_CPU, $2 the ISAs qkv must report as supported, $3 the best one, $4
 # the ISAs this CPU lacks, space-separated (forcing each must give
 # QKV_ERR_UNSUPPORTED, and qkv info must name the missing AT_HWCAP bit),
-# $5 full, quick (checkasm --quick over every ISA, not the whole suite)
-# or dispatch (the choice alone).
+# $5 full or dispatch (the choice alone; checkasm --quick for the CPUs
+# that need it runs beside the others, below).
 on_cpu() {
   local cpu=$1 isas=$2 best=$3 lacking=$4 suite=$5 isa
   if [ "$suite" = full ]; then
     step "QEMU_CPU=$cpu: test suite"
     run env QEMU_CPU="$cpu" meson test -C "$build" --print-errorlogs --no-suite soak
-  elif [ "$suite" = quick ]; then
-    step "QEMU_CPU=$cpu: checkasm --quick"
-    run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --quick
   fi
   step "QEMU_CPU=$cpu: dispatch picks $best, supports exactly $isas"
   run env QEMU_CPU="$cpu" "${qemu[@]}" "$checkasm" --function=dispatch --expect-isas="$isas" \
@@ -115,7 +141,7 @@ on_cpu neoverse-n1 scalar,neon neon "sve neonbf16 svebf16" full
 # the whole checkasm at 128 bits 83 s, at 256 past its 600-s timeout).
 on_cpu "max,sve128=on" scalar,neon,sve,neonbf16,svebf16 svebf16 '' full
 for bits in 256 512; do
-  on_cpu "max,sve$bits=on" scalar,neon,sve,neonbf16,svebf16 svebf16 '' quick
+  on_cpu "max,sve$bits=on" scalar,neon,sve,neonbf16,svebf16 svebf16 '' dispatch
 done
 # BF16 without SVE, and a core without FHM: what qkv picks and refuses (the
 # suites above ran every ISA's kernels already, neonbf16's among them).
@@ -128,13 +154,19 @@ on_cpu cortex-a53 scalar,neon neon "neonbf16 svebf16" dispatch
 # svebf16 too: at 2048 bits its tiles fit beside a 64-lane score tile for
 # few shapes (strict mode, small head_dim), the others fall back to sve's
 # f32 kernels (bf16_ws in kernels/arm/bf16_tmpl.h); both must be right.
+step "checkasm --quick at 256 and 512 bits (every ISA), 1024 and 2048 (sve, svebf16)"
+for bits in 256 512; do
+  par "QEMU_CPU=max,sve$bits=on: checkasm --quick" env QEMU_CPU="max,sve$bits=on" "${qemu[@]}" \
+      "$checkasm" --quick
+done
 for bits in 1024 2048; do
   for isa in sve svebf16; do
-    step "QEMU_CPU=max,sve$bits=on: checkasm on $isa"
-    run env QEMU_CPU="max,sve$bits=on,sve-default-vector-length=$((bits / 8))" "${qemu[@]}" \
+    par "QEMU_CPU=max,sve$bits=on: checkasm on $isa" \
+        env QEMU_CPU="max,sve$bits=on,sve-default-vector-length=$((bits / 8))" "${qemu[@]}" \
         "$checkasm" --quick --isa=$isa
   done
 done
+par_wait
 
 bench=$build/bench/qkv_bench
 if [ -x "$bench" ]; then
