@@ -39,34 +39,8 @@ start=$SECONDS
 step() { printf '\n=== [%d s] %s\n' "$((SECONDS - start))" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
-# Runs under qemu that need nothing from each other go JOBS at a time
-# (qemu-user runs a single-threaded program on one core): `par NAME
-# COMMAND...` starts one with its output in $build/par-N.log, and
-# `par_wait` waits for them all, prints each log under its name, in
-# order, and fails if any run failed.
-par_names=()
-par() {
-  local name=$1 i=${#par_names[@]}; shift
-  while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-$(nproc)}" ]; do wait -n || true; done
-  printf '+ [%s] %s\n' "$name" "$*"
-  par_names+=("$name")
-  { local rc=0; "$@" >"$build/par-$i.log" 2>&1 || rc=$?; echo $rc >"$build/par-$i.rc"; } &
-}
-par_wait() {
-  local i bad=0
-  wait
-  for i in "${!par_names[@]}"; do
-    step "${par_names[$i]}"
-    cat "$build/par-$i.log"
-    if [ "$(cat "$build/par-$i.rc")" != 0 ]; then
-      echo "test-aarch64.sh: ${par_names[$i]}: FAILED"
-      bad=1
-    fi
-    rm -f "$build/par-$i.log" "$build/par-$i.rc"
-  done
-  par_names=()
-  return $bad
-}
+# par and par_wait: the quick runs below go two at a time.
+source scripts/par.sh
 
 for tool in aarch64-linux-gnu-gcc qemu-aarch64 meson ninja pkg-config; do
   if ! command -v "$tool" >/dev/null; then

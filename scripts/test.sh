@@ -24,6 +24,7 @@ done
 start=$SECONDS
 # Each step says when it began, so a slow job shows in CI's log.
 step() { printf '\n=== [%d s] %s\n' "$((SECONDS - start))" "$*"; }
+source scripts/par.sh
 
 step "setup: Debian packages"
 bash scripts/setup.sh
@@ -58,33 +59,40 @@ qemu_x86() { qemu-x86_64 -cpu "$1" "${@:2}" 2> >(grep -v 'TCG doesn.t support' >
 # The SIMD ISAs compiled in (qkv info's "built" column): each must be refused
 # with its reason on a model that lacks it.
 simd_built=$(build-test/tools/qkv info | awk '/^  [a-z]/ && $2 == "built" && $1 != "scalar" {print $1}')
-step "qemu-x86_64 -cpu Nehalem (no AVX): scalar only"
-qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
-qemu_x86 Nehalem build-test/tests/convert --quick
-qemu_x86 Nehalem build-test/tests/batch --quick
-qemu_x86 Nehalem build-test/tests/merge --quick
-qemu_x86 Nehalem $stack
-for isa in $simd_built; do
-  QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
-  # The error detail says why (the missing CPUID bit), and qkv info too.
-  QKV_ISA=$isa qemu_x86 Nehalem build-test/tests/errdetail
-done
-qemu_x86 Nehalem build-test/tests/errdetail
-qemu_x86 Nehalem build-test/tools/qkv info | tee build-test/qkv-info-nehalem.txt
-grep -q '^  avx2 .*the CPU lacks AVX2* (CPUID' build-test/qkv-info-nehalem.txt
-step "qemu-x86_64 -cpu Haswell (AVX2, no AVX-512)"
-haswell_isas=scalar
-if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then haswell_isas=scalar,avx2; fi
-qemu_x86 Haswell $checkasm --quick --expect-isas=$haswell_isas --expect-best=${haswell_isas##*,}
-qemu_x86 Haswell build-test/tests/convert --quick
-qemu_x86 Haswell build-test/tests/batch --quick
-qemu_x86 Haswell build-test/tests/merge --quick
-qemu_x86 Haswell $stack
-for isa in $(echo "$simd_built" | grep -vx avx2); do
-  QKV_ISA=$isa qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$haswell_isas
-  QKV_ISA=$isa qemu_x86 Haswell build-test/tests/errdetail
-done
-qemu_x86 Haswell build-test/tests/errdetail
+nehalem() {
+  qemu_x86 Nehalem $checkasm --quick --expect-isas=scalar --expect-best=scalar
+  qemu_x86 Nehalem build-test/tests/convert --quick
+  qemu_x86 Nehalem build-test/tests/batch --quick
+  qemu_x86 Nehalem build-test/tests/merge --quick
+  qemu_x86 Nehalem $stack
+  for isa in $simd_built; do
+    QKV_ISA=$isa qemu_x86 Nehalem $checkasm --function=dispatch --expect-isas=scalar
+    # The error detail says why (the missing CPUID bit), and qkv info too.
+    QKV_ISA=$isa qemu_x86 Nehalem build-test/tests/errdetail
+  done
+  qemu_x86 Nehalem build-test/tests/errdetail
+  qemu_x86 Nehalem build-test/tools/qkv info | tee build-test/qkv-info-nehalem.txt
+  grep -q '^  avx2 .*the CPU lacks AVX2* (CPUID' build-test/qkv-info-nehalem.txt
+}
+haswell() {
+  local isas=scalar isa
+  if grep -q 'QKV_HAVE_AVX2 1' build-test/qkv_config.h; then isas=scalar,avx2; fi
+  qemu_x86 Haswell $checkasm --quick --expect-isas=$isas --expect-best=${isas##*,}
+  qemu_x86 Haswell build-test/tests/convert --quick
+  qemu_x86 Haswell build-test/tests/batch --quick
+  qemu_x86 Haswell build-test/tests/merge --quick
+  qemu_x86 Haswell $stack
+  for isa in $(echo "$simd_built" | grep -vx avx2); do
+    QKV_ISA=$isa qemu_x86 Haswell $checkasm --function=dispatch --expect-isas=$isas
+    QKV_ISA=$isa qemu_x86 Haswell build-test/tests/errdetail
+  done
+  qemu_x86 Haswell build-test/tests/errdetail
+}
+# The two models side by side (qemu-user runs each program on one core).
+step "qemu-x86_64 -cpu Nehalem (no AVX, scalar only) and -cpu Haswell (AVX2, no AVX-512)"
+par "qemu-x86_64 -cpu Nehalem" nehalem
+par "qemu-x86_64 -cpu Haswell" haswell
+par_wait
 
 step "installed qkv: pkg-config, rpath, static, CMake, the qkv command, Python; no-SLEEF setup"
 JOBS=${JOBS:-2} bash scripts/test-install.sh
