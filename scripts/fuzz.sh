@@ -69,14 +69,15 @@ done
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 
-# One target: its log and a one-line summary in build-fuzz/; exit status
-# its fuzzer's. The targets run `jobs` at a time (each fuzzer is one
-# process on one core).
+# One target: the fuzzer's output goes to build-fuzz/fuzz_TARGET.log, a
+# line of summary (and on failure the log's tail) to stdout; its status is
+# the fuzzer's. scripts/par.sh runs QKV_JOBS of them at a time (each fuzzer
+# is one process on one core) and prints what each said, in order.
 fuzz_one() {
   local t=$1 seeds=$root/tests/fuzz/corpus/$1 work=$build/corpus/$1   # what it finds; not committed
   local log=$build/fuzz_$t.log start rc took execs counts cov
   mkdir -p "$work" "$seeds"
-  echo "== fuzz: fuzz_$t for ${secs}s (seeds: tests/fuzz/corpus/$t, $(ls "$seeds" | wc -l) files)"
+  echo "fuzz_$t for ${secs}s (seeds: tests/fuzz/corpus/$t, $(ls "$seeds" | wc -l) files)"
   start=$(date +%s)
   # -rss_limit_mb: the decode shapes are small; anything near 2 GB is a leak.
   "$build/bin/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
@@ -87,37 +88,24 @@ fuzz_one() {
   counts=$(sed -n 's/^fuzz counts: //p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
   if [ "$rc" -ne 0 ]; then
-    echo "fuzz_$t: FAILED after ${took}s, ${execs:-?} executions" >"$build/fuzz_$t.summary"
+    echo "   FAILED after ${took}s, ${execs:-?} executions (exit $rc); last lines of build-fuzz/fuzz_$t.log:"
+    tail -n 40 "$log" | sed 's/^/   | /'
+    ls "$build/artifacts" | grep "^$t-" | sed 's/^/   reproducer: build-fuzz\/artifacts\//' || true
   else
-    echo "fuzz_$t: ok, ${execs:-?} executions in ${took}s, ${cov:-cov ?}; ${counts:-}" >"$build/fuzz_$t.summary"
+    echo "   ok, ${execs:-?} executions in ${took}s, ${cov:-cov ?}; ${counts:-}"
   fi
   return "$rc"
 }
 
+step() { printf '== fuzz: %s\n' "$*"; }
+source "$root/scripts/par.sh"
 start_all=$(date +%s)
 for t in "${targets[@]}"; do
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
-  rm -f "$build/fuzz_$t.summary"
-  fuzz_one "$t" &
+  JOBS=$jobs par "fuzz_$t" fuzz_one "$t"
 done
-wait || true
-
 fail=0
-summary=()
-for t in "${targets[@]}"; do
-  line=$(cat "$build/fuzz_$t.summary" 2>/dev/null || echo "fuzz_$t: FAILED (no summary)")
-  summary+=("$line")
-  case "$line" in
-    *FAILED*)
-      fail=1
-      echo "   fuzz_$t FAILED; last lines of build-fuzz/fuzz_$t.log:"
-      tail -n 40 "$build/fuzz_$t.log" | sed 's/^/   | /'
-      ls "$build/artifacts" | grep "^$t-" | sed 's/^/   reproducer: build-fuzz\/artifacts\//' || true
-      ;;
-  esac
-done
+par_wait || fail=1
 
-echo "== fuzz summary ($(( $(date +%s) - start_all ))s)"
-for s in "${summary[@]}"; do echo "   $s"; done
+echo "== fuzz: ${#targets[@]} targets in $(( $(date +%s) - start_all ))s"
 [ "$fail" = 0 ] && echo "fuzz: all ${#targets[@]} targets clean" || echo "fuzz: FAILED"
 exit "$fail"

@@ -16,6 +16,8 @@ want=("$@")
 results=()
 fail=0
 say() { echo "+ $*"; }
+step() { echo "  $*:"; }   # what scripts/par.sh's par_wait prints before each output
+source "$root/scripts/par.sh"
 run() { say "$@"; "$@"; }
 
 # -O1: sanitizer builds of the SIMD templates are slow to compile at -O2 on
@@ -54,6 +56,20 @@ job_asan() {
 }
 
 # ---- (b) valgrind memcheck ------------------------------------------------
+# One test: its output in build-rel-valgrind/valgrind-EXE.log, its tally
+# line (or, when it fails, the log's tail) on stdout.
+valgrind_one() {
+  local exe=$1 log=build-rel-valgrind/valgrind-$1.log
+  shift
+  if "$@" >"$log" 2>&1; then
+    grep -E 'passed, [0-9]+ failed' "$log" | tail -n 1
+  else
+    echo "FAILED; last lines:"
+    tail -n 30 "$log"
+    return 1
+  fi
+}
+
 job_valgrind() {
   # A plain build with symbols. valgrind's virtual CPU has no AVX-512, so
   # the library's own detection drops to AVX2 there: the run shows which
@@ -62,30 +78,16 @@ job_valgrind() {
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
   local b=build-rel-valgrind/tests ok=0 t exe
-  local tests=("checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc"
-               "convert --quick" "merge --quick" "stack" "errdetail")
   # Each test under valgrind is one process on one core (valgrind runs a
-  # program's threads one at a time): jobs_n of them at once.
-  for t in "${tests[@]}"; do
+  # program's threads one at a time): scripts/par.sh runs jobs_n at once.
+  for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" \
+           "convert --quick" "merge --quick" "stack" "errdetail"; do
     exe=${t%% *}
-    rm -f "build-rel-valgrind/valgrind-$exe.rc"
     if [ ! -x "$b/$exe" ]; then echo "valgrind: $b/$exe not built"; ok=1; continue; fi
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs_n" ]; do wait -n || true; done
-    say "${vg[@]}" "$b/$t"
     # shellcheck disable=SC2086
-    { local rc=0; "${vg[@]}" "$b/"$t >"build-rel-valgrind/valgrind-$exe.log" 2>&1 || rc=$?
-      echo $rc >"build-rel-valgrind/valgrind-$exe.rc"; } &
+    JOBS=$jobs_n par "valgrind $t" valgrind_one "$exe" "${vg[@]}" "$b/"$t
   done
-  wait
-  for t in "${tests[@]}"; do
-    exe=${t%% *}
-    [ -x "$b/$exe" ] || continue
-    if [ "$(cat "build-rel-valgrind/valgrind-$exe.rc" 2>/dev/null)" != 0 ]; then
-      echo "valgrind: $t FAILED; last lines:"; tail -n 30 "build-rel-valgrind/valgrind-$exe.log"; ok=1
-    else
-      echo "  $t: $(grep -E 'passed, [0-9]+ failed' "build-rel-valgrind/valgrind-$exe.log" | tail -n 1)"
-    fi
-  done
+  par_wait || ok=1
   return $ok
 }
 
