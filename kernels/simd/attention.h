@@ -287,23 +287,14 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* Reads one byte of every cache line of n rows of len bytes, stride bytes
-   apart, in a tight sweep of loads that nothing waits on. */
-static void SIMD_NAME(touch_rows)(const unsigned char *row0, size_t n, size_t stride, size_t len)
+/* Reads one byte of every cache line that holds bytes of row[0, len)
+   (len > 0): the first byte, then each later line's first. Loads that
+   nothing waits on, none outside the row. */
+static void SIMD_NAME(touch_lines)(const unsigned char *row, size_t len)
 {
-    for (size_t j = 0; j < n; j++) {
-        const volatile unsigned char *row = row0 + j * stride;
-        size_t c = 0;
-        for (; c + 256 <= len; c += 256) {   /* 4 lines a step: the loop, not the loads, costs */
-            (void)row[c];
-            (void)row[c + 64];
-            (void)row[c + 128];
-            (void)row[c + 192];
-        }
-        for (; c < len; c += 64)
-            (void)row[c];
-        (void)row[len - 1];   /* the last line, when the row is not aligned */
-    }
+    (void)*(const volatile unsigned char *)row;
+    for (uintptr_t a = ((uintptr_t)row | 63) + 1; a < (uintptr_t)row + len; a += 64)
+        (void)*(const volatile unsigned char *)a;
 }
 
 /* The keys from j (of n wanted) that lie row_bytes apart from j's row: the
@@ -327,20 +318,17 @@ static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const u
     }
 }
 
-/* How fetch_keys brings rows in: read by a touch sweep, or asked for by
-   prefetches into L1, or into L2 only. */
-enum { FETCH_TOUCH, FETCH_L1, FETCH_L2 };
+/* Where fetch_keys asks for rows: into L1, or into L2 only. */
+enum { FETCH_L1, FETCH_L2 };
 
 /* The first len bytes of the rows of keys [j0, j1), page run by page
-   run, brought in as `how` says. */
+   run, asked for as `how` says. */
 static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len, int how)
 {
     for (size_t j = j0; j < j1;) {
         const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
         const unsigned char *r = qkv_kv_row(s, j);
-        if (how == FETCH_TOUCH)
-            SIMD_NAME(touch_rows)(r, run, s->row_bytes, len);
-        else if (how == FETCH_L1)
+        if (how == FETCH_L1)
             for (size_t i = 0; i < run; i++, r += s->row_bytes)
                 SIMD_NAME(prefetch_part)(r, 0, len);
         else
@@ -355,33 +343,39 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    products leave too few loads per instruction window to keep enough
    misses in flight: read by the kernels alone, K and V come at a fraction
    of the memory's bandwidth. Two ways to bring them in ahead:
-   - a sweep of a chunk of keys at a time, K then V, in tight loops of
-     loads that nothing waits on, after which the kernels compute from
-     L1/L2. The chunk (att_sweep_bytes below) is big enough that the
-     sweep's start-up is paid rarely, small enough to stay in L2 beside
-     the rest. It runs at the full bandwidth, but nothing overlaps it;
+   - a sweep of a chunk of keys at a time, each key's K row then its V row,
+     in a tight loop of loads that nothing waits on, after which the
+     kernels compute from L1/L2. The chunk (att_sweep_bytes below) is big
+     enough that the sweep's start-up is paid rarely, small enough to stay
+     in L2 beside the rest. It runs near the full bandwidth, but nothing
+     overlaps it;
    - the kernels prefetch the K and V rows FEED_AHEAD keys on as they go, a
      few lines with each key (simd_qk_dot's kpre, simd_pv_rows's vpre):
      the memory overlaps the arithmetic, at a lower bandwidth.
-   The sweep wins only where the bytes far outweigh the arithmetic, i.e.
-   more than 8 bytes of K/V per vector FMA (f32 with 16-lane vectors and a
-   4-row job: 16), and only on contiguous K/V: it pays its start-up again
-   at every page of a shuffled page table.
+   The sweep wins where the bytes far outweigh the arithmetic: 16-lane
+   vectors (or wider) with at least 8 bytes of K/V per vector FMA (f32 or
+   16-bit K/V with a 4-row job; not Q8_0's 4.25), and only on contiguous
+   K/V: it pays its start-up again at every page of a shuffled page table.
+   The sweep reads K and V key by key, two streams side by side: loads
+   alone, a chunk's K rows and then its V rows read at 24 GB/s where the
+   same bytes as one stream, or as two side by side, read at 34-36 (Zen 5,
+   one core), and the decode sweeping K then V ran 10-13% slower than key
+   by key (paired runs, AVX-512 f32 0.87-0.89, f16 swept 0.90).
    Measured on Zen 5 (1 MiB L2), one thread, 32 query heads on 8 KV heads,
-   32768 keys, d = 128, five alternating runs, swept / prefetched (ms):
-   AVX-512 f32 13.2 / 14.4 (a quieter hour: 11.0 / 13.8; neither: 19),
-   pages of 16 keys 19.9 / 16.8, of 128 14.9 / 14.6; AVX2 f32 14.8 / 12.2,
-   pages of 16 20.9 / 15.8; f16 AVX-512 7.6 / 6.6, AVX2 10.1 / 7.7; Q8_0
-   AVX-512 7.0 / 5.9. 128 or 256 keys ahead: within the noise (32..256:
-   the same; 8 or 16: slower); a T1 hint instead of T0 lost on AVX2.
+   32768 keys, d = 128, paired runs of two builds, swept over prefetched:
+   AVX-512 f32 0.84 with the K-then-V sweep (so about 0.74 now), f16 0.90
+   key by key (bf16 on avx512bf16 0.90), Q8_0 1.03, Q4_0 1.18; AVX2 f32
+   1.05, f16 1.22 (its 8-lane FMAs leave the arithmetic longer than the
+   memory: 33 ns a key from L2, against 23 for AVX-512). Earlier, five
+   alternating runs (ms): pages of 16 keys, K-then-V sweep / prefetched
+   19.9 / 16.8, of 128 14.9 / 14.6; 128 or 256 keys ahead: within the
+   noise (32..256: the same; 8 or 16: slower); a T1 hint instead of T0
+   lost on AVX2, and on AVX-512 (f32) T1, T2, NTA and 4 or 8 tiles ahead
+   all lost, 19-28% behind the sweep.
    What the prefetches buy is the start of each 4 KiB page: asking for
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
-   streamer fetches the rest. And the ~22 GB/s this feed reaches is not
-   the memory's limit: a plain loop over two streams with 8 FMAs a line
-   (the f32 decode's ratio) and a prefetch 4 KiB ahead reads 33-35 GB/s
-   on the same core (38 with no FMAs). What holds the decode back is in
-   its own pattern (the K phase, the softmax, the V phase), still open. */
+   streamer fetches the rest. */
 #define FEED_AHEAD (2 * ATT_BN)
 /* The sweep's chunk: 128 KiB, or a quarter of a smaller L2. A quarter of
    any L2 was the first rule (256 KiB on Zen 5's 1 MiB); on a Xeon of the
@@ -413,16 +407,16 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
                        qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
     const size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
     /* bytes per vector FMA: row · VL / (lanes · (head_dim + v_head_dim)) */
-    const int sweep = !job->k.pages && !job->v.pages &&
-                      row * (size_t)VL > 8 * lanes * (job->head_dim + job->v_head_dim);
+    const int sweep = !job->k.pages && !job->v.pages && VL >= 16 &&
+                      row * (size_t)VL >= 8 * lanes * (job->head_dim + job->v_head_dim);
     SIMD_NAME(att_feed) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys,
                              sweep ? 0 : FEED_AHEAD};
     return w;
 }
 
-/* Before the tile of keys [t0, t1). A sweep: the next chunk's K rows, then
-   its V rows, once the tile reaches past what was swept. Prefetching:
-   what the kernels will not ask for (the first `ahead` keys, or those
+/* Before the tile of keys [t0, t1). A sweep: the next chunk's rows, each
+   key's K row then its V row, once the tile reaches past what was swept.
+   Prefetching: what the kernels will not ask for (the first `ahead` keys, or those
    after a jump) is asked for now, and kpre/vpre get the rows `ahead` keys
    on from each of the tile's keys (NULL past the job's keys). */
 static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, size_t t0,
@@ -451,8 +445,11 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    SIMD_NAME(fetch_keys)(&job->k, j0, j1, kb, FETCH_TOUCH);
-    SIMD_NAME(fetch_keys)(&job->v, j0, j1, vb, FETCH_TOUCH);
+    const unsigned char *k = qkv_kv_row(&job->k, j0), *v = qkv_kv_row(&job->v, j0);
+    for (size_t j = j0; j < j1; j++, k += job->k.row_bytes, v += job->v.row_bytes) {
+        SIMD_NAME(touch_lines)(k, kb);
+        SIMD_NAME(touch_lines)(v, vb);
+    }
     w->end = j1;
 }
 
