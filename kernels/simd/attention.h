@@ -354,8 +354,9 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
      the memory overlaps the arithmetic, at a lower bandwidth.
    The sweep wins where the bytes far outweigh the arithmetic: 16-lane
    vectors (or wider) with at least 8 bytes of K/V per vector FMA (f32 or
-   16-bit K/V with a 4-row job; not Q8_0's 4.25), and only on contiguous
-   K/V: it pays its start-up again at every page of a shuffled page table.
+   16-bit K/V with a 4-row job; not Q8_0's 4.25), and only on long runs of
+   rows: it pays its start-up again at every page of a shuffled page table,
+   so pages holding less than ATT_SWEEP_RUN bytes of K are prefetched.
    The sweep reads K and V key by key, two streams side by side: loads
    alone, a chunk's K rows and then its V rows read at 24 GB/s where the
    same bytes as one stream, or as two side by side, read at 34-36 (Zen 5,
@@ -386,6 +387,11 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    of L2. On Zen 5 (1 MiB L2), paired, over 256 KiB: 128 KiB 1.014-1.019
    (21 and 41 pairs), 64 KiB 1.12; 128 KiB costs it 2% at most. */
 #define ATT_SWEEP_MAX (128 << 10)
+/* The least bytes of K rows a page must hold to be swept. Paired, paged
+   decode (shuffled pages) swept over prefetched, AVX-512: f32 pages of
+   16 keys (8 KiB) 1.07, 32 (16 KiB) 1.11, 64 (32 KiB) 1.00, 128 (64 KiB)
+   0.81; f16 pages of 64 (16 KiB) 1.20, 128 (32 KiB) 0.97. */
+#define ATT_SWEEP_RUN (64 << 10)
 static size_t SIMD_NAME(att_sweep_bytes) = ATT_SWEEP_MAX;
 
 static void SIMD_NAME(att_sweep_for)(const qkv_cache_sizes *c)
@@ -403,11 +409,12 @@ typedef struct SIMD_NAME(att_feed) {
 /* The feed of a decode job whose kernels take `lanes` rows (4 or 8). */
 static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t lanes)
 {
-    const size_t row = qkv_dtype_bytes(job->k.dtype, job->head_dim) +
-                       qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
+    const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
+    const size_t row = kb + qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
     const size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
     /* bytes per vector FMA: row · VL / (lanes · (head_dim + v_head_dim)) */
-    const int sweep = !job->k.pages && !job->v.pages && VL >= 16 &&
+    const size_t run = (ATT_SWEEP_RUN + kb - 1) / kb;   /* keys */
+    const int sweep = job->k.page_size >= run && job->v.page_size >= run && VL >= 16 &&
                       row * (size_t)VL >= 8 * lanes * (job->head_dim + job->v_head_dim);
     SIMD_NAME(att_feed) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys,
                              sweep ? 0 : FEED_AHEAD};
@@ -445,10 +452,15 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    const unsigned char *k = qkv_kv_row(&job->k, j0), *v = qkv_kv_row(&job->v, j0);
-    for (size_t j = j0; j < j1; j++, k += job->k.row_bytes, v += job->v.row_bytes) {
-        SIMD_NAME(touch_lines)(k, kb);
-        SIMD_NAME(touch_lines)(v, vb);
+    for (size_t j = j0; j < j1;) {   /* page run by page run */
+        const size_t rk = SIMD_NAME(kv_run)(&job->k, j, j1 - j);
+        const size_t rv = SIMD_NAME(kv_run)(&job->v, j, j1 - j);
+        const size_t e = j + (rk < rv ? rk : rv);
+        const unsigned char *k = qkv_kv_row(&job->k, j), *v = qkv_kv_row(&job->v, j);
+        for (; j < e; j++, k += job->k.row_bytes, v += job->v.row_bytes) {
+            SIMD_NAME(touch_lines)(k, kb);
+            SIMD_NAME(touch_lines)(v, vb);
+        }
     }
     w->end = j1;
 }
