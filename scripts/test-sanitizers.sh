@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer and memory jobs (issue 6), each in its own build directory:
 #   asan      ASan+UBSan build, the whole `meson test` suite
-#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc, convert, merge, stack and errdetail
+#   valgrind  memcheck on checkasm --quick, the reliability tests, alloc, convert, merge, stack and
+#             errdetail, in QKV_VALGRIND_BUILD (a built tree; default: its own build-rel-valgrind)
 #   tsan      TSan build, tests/concurrency, soak --quick and errdetail (per-thread details)
 #   scripts/test-sanitizers.sh [asan] [valgrind] [tsan]    default: all three
 # Exits non-zero if any job fails; prints each command and a summary.
@@ -56,10 +57,10 @@ job_asan() {
 }
 
 # ---- (b) valgrind memcheck ------------------------------------------------
-# One test: its output in build-rel-valgrind/valgrind-EXE.log, its tally
+# One test: its output in $vg_build/valgrind-EXE.log, its tally
 # line (or, when it fails, the log's tail) on stdout.
 valgrind_one() {
-  local exe=$1 log=build-rel-valgrind/valgrind-$1.log
+  local exe=$1 log=$vg_build/valgrind-$1.log
   shift
   if "$@" >"$log" 2>&1; then
     grep -E 'passed, [0-9]+ failed' "$log" | tail -n 1
@@ -70,14 +71,18 @@ valgrind_one() {
   fi
 }
 
+vg_build=${QKV_VALGRIND_BUILD:-build-rel-valgrind}
 job_valgrind() {
-  # A plain build with symbols. valgrind's virtual CPU has no AVX-512, so
-  # the library's own detection drops to AVX2 there: the run shows which
-  # ISAs each test covered.
-  setup build-rel-valgrind -Dc_args="-O2 -g" || return 1
+  # An optimised build with symbols: scripts/test.sh passes its release
+  # build (built with -Ddebug=true) rather than build a third tree here.
+  # valgrind's virtual CPU has no AVX-512, so the library's own detection
+  # drops to AVX2 there: the run shows which ISAs each test covered.
+  if [ "$vg_build" = build-rel-valgrind ]; then
+    setup build-rel-valgrind -Dc_args="-O2 -g" || return 1
+  fi
   local vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --track-origins=yes)
-  local b=build-rel-valgrind/tests ok=0 t exe
+  local b=$vg_build/tests ok=0 t exe
   # Each test under valgrind is one process on one core (valgrind runs a
   # program's threads one at a time): scripts/par.sh runs jobs_n at once.
   for t in "checkasm --quick" "badinput" "concurrency --quick" "soak --quick" "alloc" \
@@ -119,7 +124,7 @@ start=$(date +%s)
 for j in "${want[@]}"; do
   case "$j" in
     asan) echo "== sanitizers: (a) ASan+UBSan, whole meson test suite (build-asan/)"; timed "asan+ubsan meson test" job_asan ;;
-    valgrind) echo "== sanitizers: (b) valgrind memcheck (build-rel-valgrind/)"; timed "valgrind memcheck" job_valgrind ;;
+    valgrind) echo "== sanitizers: (b) valgrind memcheck ($vg_build/)"; timed "valgrind memcheck" job_valgrind ;;
     tsan) echo "== sanitizers: (c) TSan concurrency (build-tsan/)"; timed "tsan concurrency" job_tsan ;;
     *) echo "test-sanitizers.sh: unknown job $j (asan, valgrind, tsan)" >&2; exit 2 ;;
   esac

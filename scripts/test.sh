@@ -29,9 +29,10 @@ source scripts/par.sh
 step "setup: Debian packages"
 bash scripts/setup.sh
 
-step "build (release, warnings are errors)"
+step "build (release with symbols, warnings are errors)"
 if [ ! -d build-test ]; then
-  meson setup build-test --werror
+  # -Ddebug=true: symbols for the valgrind job, which runs this build
+  meson setup build-test --werror -Ddebug=true
 fi
 ninja -C build-test
 
@@ -118,7 +119,7 @@ step "AArch64: cross build, NEON and SVE (128/256/512-bit) under qemu-aarch64"
 JOBS=${JOBS:-2} bash scripts/test-aarch64.sh
 
 step "sanitizers: ASan+UBSan suite, valgrind memcheck, TSan concurrency"
-bash scripts/test-sanitizers.sh
+QKV_VALGRIND_BUILD=build-test bash scripts/test-sanitizers.sh
 
 step "differential fuzzing, $fuzz_seconds s per target"
 bash scripts/fuzz.sh "$fuzz_seconds"
