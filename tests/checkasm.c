@@ -1304,31 +1304,22 @@ static const char *arg_value(const char *arg, const char *name)
 static const char *const groups[] = {"dispatch", "api", "pool", "seed", "badinput", "scores",
                                      "softmax", "weighted_sum", "attention", "kernels", "fpmath"};
 
-/* Whether every name of the comma-separated list is a group. */
-static int groups_known(const char *list)
+/* The groups that a comma-separated list names, as bits of groups[]; -1
+   when a name is not a group. */
+static long group_bits(const char *list)
 {
+    long bits = 0;
     for (const char *p = list; p; p = strchr(p, ',')) {
         p += *p == ',';
         const size_t n = strcspn(p, ",");
-        int known = 0;
-        for (size_t g = 0; g < COUNT(groups); g++)
-            known |= strlen(groups[g]) == n && strncmp(p, groups[g], n) == 0;
-        if (!known)
-            return 0;
+        size_t g = 0;
+        while (g < COUNT(groups) && !(strlen(groups[g]) == n && strncmp(p, groups[g], n) == 0))
+            g++;
+        if (g == COUNT(groups))
+            return -1;
+        bits |= 1L << g;
     }
-    return 1;
-}
-
-/* Whether the comma-separated list names `name`. */
-static int listed(const char *list, const char *name)
-{
-    const size_t n = strlen(name);
-    for (const char *p = list; p; p = strchr(p, ',')) {
-        p += *p == ',';
-        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
-            return 1;
-    }
-    return 0;
+    return bits;
 }
 
 int main(int argc, char **argv)
@@ -1361,7 +1352,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if ((only_fn && !groups_known(only_fn)) || (skip_fn && !groups_known(skip_fn))) {
+    const long only_bits = only_fn ? group_bits(only_fn) : (1L << COUNT(groups)) - 1;
+    const long skip_bits = skip_fn ? group_bits(skip_fn) : 0;
+    if (only_bits < 0 || skip_bits < 0) {
         fprintf(stderr, "checkasm: unknown group in --function or --skip (groups:");
         for (size_t g = 0; g < COUNT(groups); g++)
             fprintf(stderr, " %s", groups[g]);
@@ -1383,7 +1376,7 @@ int main(int argc, char **argv)
         qkv_pool_create(t, &pools[t]);
 
     const int scale = quick ? 1 : 4;
-#define GROUP(name) ((!only_fn || listed(only_fn, name)) && !(skip_fn && listed(skip_fn, name)))
+#define GROUP(name) ((only_bits & ~skip_bits & group_bits(name)) != 0)
     if (GROUP("dispatch"))
         test_dispatch(expect_isas, expect_best);
     if (GROUP("api"))
