@@ -260,7 +260,7 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
         else
             SIMD_NAME(dot_blk)(R, t, q, d, kr, nk, scale, out + j0 * ors, ors);
         for (size_t j = j0; kpre && j < j0 + kb && j < n; j++)
-            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, 0);
     }
     /* S has 4 lanes a key for R < 4 (ors = 4), as for R = 4. */
     const size_t lanes = R < 4 ? 4 : (size_t)R;
@@ -353,7 +353,7 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
             pf_next += pf.step;
         }
         const vf w0 = v_load_rep4(pj);
@@ -424,7 +424,7 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
             pf_next += pf.step;
         }
         const vf w0 = v_set1(pj[0]), w1 = R == 2 ? v_set1(pj[1]) : z;

@@ -328,13 +328,8 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
     for (size_t j = j0; j < j1;) {
         const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
         const unsigned char *r = qkv_kv_row(s, j);
-        if (how == FETCH_L1)
-            for (size_t i = 0; i < run; i++, r += s->row_bytes)
-                SIMD_NAME(prefetch_part)(r, 0, len);
-        else
-            for (size_t i = 0; i < run; i++, r += s->row_bytes)
-                for (uintptr_t a = (uintptr_t)r & ~(uintptr_t)63; a < (uintptr_t)r + len; a += 64)
-                    __builtin_prefetch((const void *)a, 0, 2);
+        for (size_t i = 0; i < run; i++, r += s->row_bytes)
+            SIMD_NAME(prefetch_part)(r, 0, len, how == FETCH_L2);
         j += run;
     }
 }

@@ -67,15 +67,20 @@ V_INLINE vf SIMD_NAME(load_dtn)(const qkv_dtype t, const unsigned char *row, siz
 }
 
 /* Asks for the cache lines that hold bytes [b0, b1) of row (none for a
-   NULL row): the decode kernels fetch the K and V rows of keys further on
-   as they work (see the decode feed in simd/attention.h). */
-V_INLINE void SIMD_NAME(prefetch_part)(const unsigned char *row, size_t b0, size_t b1)
+   NULL row), into L1, or into L2 only when l2: the decode kernels fetch
+   the K and V rows of keys further on as they work (see the decode feed
+   in simd/attention.h). */
+V_INLINE void SIMD_NAME(prefetch_part)(const unsigned char *row, size_t b0, size_t b1, int l2)
 {
     if (!row)
         return;
     const uintptr_t end = (uintptr_t)row + b1;
-    for (uintptr_t a = ((uintptr_t)row + b0) & ~(uintptr_t)63; a < end; a += 64)
-        v_prefetch((const void *)a);
+    for (uintptr_t a = ((uintptr_t)row + b0) & ~(uintptr_t)63; a < end; a += 64) {
+        if (l2)
+            __builtin_prefetch((const void *)a, 0, 2);
+        else
+            v_prefetch((const void *)a);
+    }
 }
 
 /* The V prefetches of one column block of a decode P·V (the kernels' vpre,

@@ -533,7 +533,7 @@ X86_UNROLL
             }
         }
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
-            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes);
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, 0);
         const vf s = v_mul(v_hsum_lanes(acc), vscale);
         if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
 X86_UNROLL
@@ -628,7 +628,7 @@ X86_UNROLL
         }
         const float *pj = p + j * prs;
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
             pf_next += pf.step;
         }
 X86_UNROLL
