@@ -349,9 +349,9 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
      the memory overlaps the arithmetic, at a lower bandwidth.
    The sweep wins where the bytes far outweigh the arithmetic: 16-lane
    vectors (or wider) with at least 8 bytes of K/V per vector FMA (f32 or
-   16-bit K/V with a 4-row job; not Q8_0's 4.25), and only on long runs of
-   rows: it pays its start-up again at every page of a shuffled page table,
-   so pages holding less than ATT_SWEEP_RUN bytes of K are prefetched.
+   16-bit K/V with a 4-row job; not Q8_0's 4.25), and on runs of rows long
+   enough: through a page table it reads several pages side by side, and
+   pages holding less than ATT_SWEEP_RUN bytes of K are prefetched.
    The sweep reads K and V key by key, two streams side by side: loads
    alone, a chunk's K rows and then its V rows read at 24 GB/s where the
    same bytes as one stream, or as two side by side, read at 34-36 (Zen 5,
@@ -382,11 +382,20 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    of L2. On Zen 5 (1 MiB L2), paired, over 256 KiB: 128 KiB 1.014-1.019
    (21 and 41 pairs), 64 KiB 1.12; 128 KiB costs it 2% at most. */
 #define ATT_SWEEP_MAX (128 << 10)
-/* The least bytes of K rows a page must hold to be swept. Paired, paged
-   decode (shuffled pages) swept over prefetched, AVX-512: f32 pages of
-   16 keys (8 KiB) 1.07, 32 (16 KiB) 1.11, 64 (32 KiB) 1.00, 128 (64 KiB)
-   0.81; f16 pages of 64 (16 KiB) 1.20, 128 (32 KiB) 0.97. */
-#define ATT_SWEEP_RUN (64 << 10)
+/* A shuffled page table cuts the stream into runs of a page each, and the
+   hardware prefetchers start over at every one: loads alone, run after
+   run, read 8 KiB runs at 8-10 GB/s on Zen 5 (one core, 4 KiB at 7-8),
+   against 32-36 streaming. Read ATT_SWEEP_PAGES pages side by side, a row
+   of each in turn (K and V: 8 runs), the same runs came at 25-26 GB/s (2
+   runs 15, 16: 23). The least bytes of K rows a page must hold to be
+   swept: below it the prefetching kernels win or tie. Paired, shuffled
+   pages, AVX-512, 4 pages side by side over prefetched: f32 pages of 4
+   keys (2 KiB) 1.06, 8 (4 KiB) 0.93, 16 0.89, 32 0.83, 64 0.81; f16
+   pages of 8 (2 KiB) 1.19, 16 (4 KiB) 1.00-1.02, 32 0.98, 64 0.91-0.93,
+   128 0.91; f32 pages of 16, 2 pages side by side 0.95, 8 pages 0.97. (One page at a time,
+   the sweep lost below 64 KiB: f32 pages of 16 keys 1.07, 32 1.11.) */
+#define ATT_SWEEP_PAGES 4
+#define ATT_SWEEP_RUN (8 << 10)
 static size_t SIMD_NAME(att_sweep_bytes) = ATT_SWEEP_MAX;
 
 static void SIMD_NAME(att_sweep_for)(const qkv_cache_sizes *c)
@@ -447,15 +456,34 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         return;
     const size_t j0 = t0 > w->end ? t0 : w->end;
     const size_t j1 = job->kv_end - j0 < w->keys ? job->kv_end : j0 + w->keys;
-    for (size_t j = j0; j < j1;) {   /* page run by page run */
-        const size_t rk = SIMD_NAME(kv_run)(&job->k, j, j1 - j);
-        const size_t rv = SIMD_NAME(kv_run)(&job->v, j, j1 - j);
-        const size_t e = j + (rk < rv ? rk : rv);
-        const unsigned char *k = qkv_kv_row(&job->k, j), *v = qkv_kv_row(&job->v, j);
-        for (; j < e; j++, k += job->k.row_bytes, v += job->v.row_bytes) {
-            SIMD_NAME(touch_lines)(k, kb);
-            SIMD_NAME(touch_lines)(v, vb);
+    for (size_t j = j0; j < j1;) {   /* ATT_SWEEP_PAGES page runs at a time */
+        const unsigned char *k[ATT_SWEEP_PAGES], *v[ATT_SWEEP_PAGES];
+        size_t len[ATT_SWEEP_PAGES], most = 0;
+        int runs = 0;
+        for (; runs < ATT_SWEEP_PAGES && j < j1; runs++) {
+            const size_t rk = SIMD_NAME(kv_run)(&job->k, j, j1 - j);
+            const size_t rv = SIMD_NAME(kv_run)(&job->v, j, j1 - j);
+            len[runs] = rk < rv ? rk : rv;
+            k[runs] = qkv_kv_row(&job->k, j);
+            v[runs] = qkv_kv_row(&job->v, j);
+            most = len[runs] > most ? len[runs] : most;
+            j += len[runs];
         }
+        if (runs == 1) {   /* contiguous K/V: one run, in pointer steps */
+            const unsigned char *ke = k[0] + len[0] * job->k.row_bytes, *vr = v[0];
+            for (const unsigned char *kr = k[0]; kr < ke;
+                 kr += job->k.row_bytes, vr += job->v.row_bytes) {
+                SIMD_NAME(touch_lines)(kr, kb);
+                SIMD_NAME(touch_lines)(vr, vb);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < most; i++)
+            for (int r = 0; r < runs; r++)
+                if (i < len[r]) {
+                    SIMD_NAME(touch_lines)(k[r] + i * job->k.row_bytes, kb);
+                    SIMD_NAME(touch_lines)(v[r] + i * job->v.row_bytes, vb);
+                }
     }
     w->end = j1;
 }
