@@ -294,7 +294,8 @@ def render_markdown(doc, results):
                               for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
         section('Paged decode (%s, K/V through a shuffled page table), 1 thread — ms per call '
                 '(%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
-                'page\'s bytes in a shuffled order%s / time taken)'
+                'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
+                'does%s / time taken)'
                 % (ctx.get('decode_shape', ''), ': ' + runs_note if runs_note else ''),
                 'decode', lambda r: p(r, 'page'),
                 lambda k: 'page_size=%d' % k, paged_cell, filt=lambda r: 'page' in r.params)
