@@ -494,6 +494,27 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
 static void SIMD_NAME(pack_qt)(float *qt, size_t rp, const qkv_attn_job *job, size_t pc,
                                size_t kc)
 {
+#ifdef SIMD_TRANSPOSE
+    /* f32 rows in VL × VL blocks transposed in registers, lanes past the
+       rows zero (AVX-512, 8 heads, n = 256, d = 64: the element-by-element
+       copy below took 4% of the time). */
+    if (job->q_dtype == QKV_F32 && rp % VL == 0) {
+        for (size_t r0 = 0; r0 < rp; r0 += VL)
+            for (size_t p0 = 0; p0 < kc; p0 += VL) {
+                const size_t np = kc - p0 < VL ? kc - p0 : VL;
+                const vm m = v_tailmask(np);
+                vf x[VL];
+                for (size_t i = 0; i < VL; i++)
+                    x[i] = r0 + i < job->rows
+                               ? v_loadm((const float *)job->row[r0 + i].q + pc + p0, m)
+                               : v_zero();
+                v_transpose(x);
+                for (size_t k = 0; k < np; k++)
+                    v_store(qt + (p0 + k) * rp + r0, x[k]);
+            }
+        return;
+    }
+#endif
     for (size_t r = 0; r < job->rows; r++) {
         if (job->q_dtype == QKV_F32) {
             const float *q = (const float *)job->row[r].q + pc;

@@ -784,6 +784,7 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 #define simd_qk_dot X86_NAME(qk_dot)
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
+#define SIMD_TRANSPOSE 1   /* v_transpose, for pack_qt */
 V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 #include "simd/attention.h"
 
