@@ -384,6 +384,15 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     std::vector<qkv_attention_desc> desc;
     for (size_t c = 0; c < kv_copies(s); c++)
         desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
+    /* Decode: one untimed call on every copy first. Right after its
+       buffers were made (converted to another K/V dtype, which the
+       interleaved order does again and again), the first pass over them
+       ran up to 4x slower on a Zen 5 VM, and a repetition that caught it
+       moved the median of three (f16 10.5 against 6.8 ms, Q4_0 20-25
+       against 5.2, their spread 22-62%; with this pass 0.5-5%). */
+    if (desc.size() > 1)
+        for (const qkv_attention_desc &d : desc)
+            f->attention(&d);
     size_t call = 0;
     for (auto _ : st) {
         const qkv_status rc = f->attention(&desc[call++ % desc.size()]);

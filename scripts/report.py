@@ -62,15 +62,32 @@ class Result:
         self.items_per_s = entry.get('items_per_second')   # softmax: elements/s
         self.max_err = entry.get('max_err')        # qkv_fpmath rows: vs avx512 strict
         self.reps = entry.get('repetitions', 1)
+        self.cv = None                             # spread of the repetitions' times
+
+
+# A cell whose repetitions' times spread more than this (coefficient of
+# variation: standard deviation / mean) is marked NOISY_MARK: on a shared
+# machine one repetition that met other work can move a median of three.
+NOISY_CV = 0.10
+NOISY_MARK = '‡'
+
+
+def marked(r, cell):
+    """cell, with NOISY_MARK when r's repetitions spread more than NOISY_CV."""
+    if r is not None and not r.error and r.cv is not None and r.cv > NOISY_CV:
+        return cell + ' ' + NOISY_MARK
+    return cell
 
 
 def load_results(doc):
     """One Result per benchmark: the median where repetitions were
     aggregated (robust to a disturbed repetition on a shared machine), else
     the single run."""
-    chosen = {}
+    chosen, cvs = {}, {}
     for e in doc.get('benchmarks', []):
         agg = e.get('aggregate_name')
+        if agg == 'cv':   # real_time holds the fraction
+            cvs[strip_name(e['run_name'])] = e.get('real_time')
         if agg not in (None, 'median'):
             continue
         r = Result(e)
@@ -78,6 +95,9 @@ def load_results(doc):
             chosen[r.name] = r
         if e.get('error_occurred'):
             chosen[r.name] = r
+    for name, cv in cvs.items():
+        if name in chosen and isinstance(cv, (int, float)):
+            chosen[name].cv = float(cv)
     return chosen
 
 
@@ -229,8 +249,11 @@ def render_markdown(doc, results):
     lines.append('Cells: value (×speed-up over scalar on the same case, %% of the measured '
                  'single-core peak of that column\'s ISA × threads; OpenBLAS is held to the best '
                  'ISA\'s peak). — = not run in this set (scalar stops at n = %s: it would take '
-                 'minutes per case). Causal rows count only the visible half of the flops.'
-                 % ctx.get('scalar_max_n', '?'))
+                 'minutes per case). Causal rows count only the visible half of the flops. '
+                 '%s: the repetitions of that cell spread by more than %.0f%% (standard deviation '
+                 'over mean of the times), as when other work shared the machine for one of them; '
+                 'rerun it before trusting it.'
+                 % (ctx.get('scalar_max_n', '?'), NOISY_MARK, 100 * NOISY_CV))
 
     def section(title, kind, key_fn, label_fn, cell_fn, filt=None, extra_col=None):
         rows = case_rows(results, kind, key_fn, filt)
@@ -248,7 +271,7 @@ def render_markdown(doc, results):
             if extra_col:
                 row.append(extra_col[1](k))
             base = by_impl.get(base_impl)
-            row += [cell_fn(by_impl.get(c), base, c, k) for c in here]
+            row += [marked(by_impl.get(c), cell_fn(by_impl.get(c), base, c, k)) for c in here]
             body.append(row)
         lines.append(md_table(header, body))
 
@@ -358,7 +381,7 @@ def render_markdown(doc, results):
                     if bw:
                         bound = decode_kv_bytes(ctx, prm['kv_len'], dt) / (bw * 1e9) * 1e3
                         notes.append('%.0f%% BW' % (100 * bound / r.ms))
-                    row.append(fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')')
+                    row.append(marked(r, fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')'))
                 else:
                     notes = []
                     if twin is not None and twin.flops and r.flops:
@@ -366,7 +389,7 @@ def render_markdown(doc, results):
                     pk = peak_for(ctx, c)
                     if pk and r.flops:
                         notes.append('%.0f%%' % (100 * r.flops / 1e9 / pk))
-                    row.append(fmt_num((r.flops or 0) / 1e9) + ' (' + ', '.join(notes) + ')')
+                    row.append(marked(r, fmt_num((r.flops or 0) / 1e9) + ' (' + ', '.join(notes) + ')'))
             body.append(row)
         lines.append(md_table(['case'] + here, body))
 
@@ -413,7 +436,8 @@ def render_markdown(doc, results):
             twin = f32_twin(r)
             ratio = '×' + fmt_num(r.flops / twin.flops) if twin and twin.flops and r.flops else '—'
             err = '—' if r.max_err is None else 'failed' if r.max_err < 0 else '%.2g' % r.max_err
-            body.append([label, r.impl, p(r, 'fpmath'), fmt_num((r.flops or 0) / 1e9), ratio, err])
+            body.append([label, r.impl, p(r, 'fpmath'), marked(r, fmt_num((r.flops or 0) / 1e9)), ratio,
+                         err])
         lines.append(md_table(['case', 'ISA', 'fpmath', 'GFLOP/s', '× avx512 f32', 'max error'], body))
 
     # Thread scaling: every fused case measured at more than one thread count.
@@ -467,7 +491,8 @@ def render_markdown(doc, results):
                         kv = dict(case[1:]).get('kv_len', 0)
                         dt = dict(case[1:]).get('kv', 'f32')
                         notes.append('%.0f%% BW' % (100 * decode_kv_bytes(ctx, kv, dt) / (tbw * 1e9) * 1e3 / r.ms))
-                    row.append(fmt_num(r.flops / 1e9) + (' (' + ', '.join(notes) + ')' if notes else ''))
+                    row.append(marked(r, fmt_num(r.flops / 1e9) +
+                                      (' (' + ', '.join(notes) + ')' if notes else '')))
             body.append(row)
         lines.append(md_table(['case'] + cols, body))
 

@@ -123,6 +123,29 @@ bad = [(args[:2], want, pick(*args)) for args, want in cases if pick(*args) != w
 if bad:
     sys.exit('test-report: pick_openblas_core: %s' % bad)
 PY
+# Cells whose repetitions spread more than report.NOISY_CV carry the mark,
+# and only those.
+python3 - "$root/scripts" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import report
+def agg(name, what, t):
+    return {'name': name + '_' + what, 'run_name': name, 'run_type': 'aggregate',
+            'aggregate_name': what, 'aggregate_unit': 'percentage' if what == 'cv' else 'time',
+            'real_time': t, 'time_unit': 'ms', 'repetitions': 3, 'FLOPS': 1e9}
+doc = {'context': {'qkv_isas': 'scalar,avx2,avx512'}, 'benchmarks': [
+    agg('scores/scalar/n:256/d:64', 'median', 1.0), agg('scores/scalar/n:256/d:64', 'cv', 0.02),
+    agg('scores/avx2/n:256/d:64', 'median', 0.5), agg('scores/avx2/n:256/d:64', 'cv', 0.25),
+    agg('scores/avx512/n:256/d:64', 'median', 0.3)]}
+md = report.render_markdown(doc, report.load_results(doc))
+row = [l for l in md.splitlines() if l.startswith('| m=n=256 d=64 |')]
+cells = row[0].strip('|').split('|')[1:] if row else []
+marked = [c.strip().endswith(report.NOISY_MARK) for c in cells]
+if marked != [False, True, False] or report.NOISY_MARK + ':' not in md:
+    sys.exit('test-report: noisy cells not marked as they should be: %s' % row)
+print('test-report: a cell whose repetitions spread %.0f%% is marked, 2%% and none are not'
+      % 25)
+PY
 if grep -q QKV_BENCH_OPENBLAS "${QKV_REPORT_BUILD:-$root/build-report}/build.ninja" 2>/dev/null; then
   # End to end, as on an AVX2 CPU where OpenBLAS detected Prescott: the
   # peer runs on Haswell kernels (whatever OpenBLAS would pick here), and
