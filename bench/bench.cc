@@ -247,7 +247,10 @@ Tensors tensors_at(const AttnShape &s, const Tensors &t, size_t i)
 }
 
 /* K or V stored as `dtype`: the role's f32 values converted once (by the
-   best ISA) into a buffer kept for the next case of the same dtype. */
+   best ISA) into a buffer kept, one per role and dtype, for every later
+   case: the interleaved order switches dtypes between repetitions, and a
+   buffer made anew right before a repetition read slower for a while (see
+   bm_attention). */
 void *stored(Role role, qkv_dtype dtype, size_t n)
 {
     float *f = buffer(role, n);
@@ -256,11 +259,12 @@ void *stored(Role role, qkv_dtype dtype, size_t n)
     struct Conv {
         void *p = nullptr;
         size_t n = 0;
-        qkv_dtype t = QKV_F32;
     };
-    static Conv conv[kRoles];
-    Conv &c = conv[role];
-    if (c.n >= n && c.t == dtype)
+    static Conv conv[kRoles][QKV_Q4_0 + 1];
+    if ((int)dtype < 0 || dtype > QKV_Q4_0)
+        return nullptr;
+    Conv &c = conv[role][dtype];
+    if (c.n >= n)
         return c.p;
     std::free(c.p);
     c = Conv{};
@@ -268,7 +272,6 @@ void *stored(Role role, qkv_dtype dtype, size_t n)
     if (!c.p || qkv_convert(n, f, QKV_F32, c.p, dtype) != QKV_OK)
         return nullptr;
     c.n = n;
-    c.t = dtype;
     return c.p;
 }
 
@@ -385,11 +388,12 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     for (size_t c = 0; c < kv_copies(s); c++)
         desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
     /* Decode: one untimed call on every copy first. Right after its
-       buffers were made (converted to another K/V dtype, which the
-       interleaved order does again and again), the first pass over them
-       ran up to 4x slower on a Zen 5 VM, and a repetition that caught it
-       moved the median of three (f16 10.5 against 6.8 ms, Q4_0 20-25
-       against 5.2, their spread 22-62%; with this pass 0.5-5%). */
+       buffers were made, the first pass over them ran up to 4x slower on
+       a Zen 5 VM, and a repetition that caught it moved the median of
+       three: when a buffer was converted anew at each change of K/V dtype
+       in the interleaved order, f16 took 10.5 ms against 6.8, Q4_0 20-25
+       against 5.2, their repetitions spread 22-62%; with this pass 0.5-5%,
+       and with the buffers kept (see stored) 0.2-3%. */
     if (desc.size() > 1)
         for (const qkv_attention_desc &d : desc)
             f->attention(&d);
