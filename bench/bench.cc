@@ -246,16 +246,19 @@ Tensors tensors_at(const AttnShape &s, const Tensors &t, size_t i)
     return {t.q, t.o, (char *)t.k + c * per, (char *)t.v + c * per};
 }
 
-/* K or V stored as `dtype`: the role's f32 values converted once (by the
-   best ISA) into a buffer kept, one per role and dtype, for every later
+/* `copies` copies of a role's n values stored as `dtype`. f32: the role's
+   buffer itself. Others: its first n values converted (by the best ISA)
+   into each copy of a buffer kept, one per role and dtype, for every later
    case: the interleaved order switches dtypes between repetitions, and a
    buffer made anew right before a repetition read slower for a while (see
-   bm_attention). */
-void *stored(Role role, qkv_dtype dtype, size_t n)
+   bm_attention). The copies hold the same values (the kernels have no
+   data-dependent paths), so the f32 source never grows past one copy:
+   Q4_0 decode at kv_len 32768 cycles through four copies, whose f32
+   values were 512 MiB a role. */
+void *stored(Role role, qkv_dtype dtype, size_t n, size_t copies)
 {
-    float *f = buffer(role, n);
-    if (!f || dtype == QKV_F32)
-        return f;
+    if (dtype == QKV_F32)
+        return buffer(role, copies * n);
     struct Conv {
         void *p = nullptr;
         size_t n = 0;
@@ -264,22 +267,29 @@ void *stored(Role role, qkv_dtype dtype, size_t n)
     if ((int)dtype < 0 || dtype > QKV_Q4_0)
         return nullptr;
     Conv &c = conv[role][dtype];
-    if (c.n >= n)
+    if (c.n >= copies * n)
         return c.p;
     std::free(c.p);
     c = Conv{};
-    c.p = std::aligned_alloc(64, (kv_dtype_bytes(dtype, n) + 63) / 64 * 64);
-    if (!c.p || qkv_convert(n, f, QKV_F32, c.p, dtype) != QKV_OK)
+    const float *f = buffer(role, n);
+    const size_t per = kv_dtype_bytes(dtype, n);
+    c.p = f ? std::aligned_alloc(64, (copies * per + 63) / 64 * 64) : nullptr;
+    for (size_t i = 0; c.p && i < copies; i++)
+        if (qkv_convert(n, f, QKV_F32, (char *)c.p + i * per, dtype) != QKV_OK) {
+            std::free(c.p);
+            c.p = nullptr;
+        }
+    if (!c.p)
         return nullptr;
-    c.n = n;
+    c.n = copies * n;
     return c.p;
 }
 
 bool get_tensors(const AttnShape &s, Tensors *t)
 {
-    t->q = stored(kQ, s.q, s.q_heads * s.q_len * s.d);
-    t->k = stored(kK, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
-    t->v = stored(kV, s.kv, kv_copies(s) * s.kv_heads * s.kv_len * s.d);
+    t->q = stored(kQ, s.q, s.q_heads * s.q_len * s.d, 1);
+    t->k = stored(kK, s.kv, s.kv_heads * s.kv_len * s.d, kv_copies(s));
+    t->v = stored(kV, s.kv, s.kv_heads * s.kv_len * s.d, kv_copies(s));
     t->o = buffer(kO, s.q_heads * s.q_len * s.d);
     return t->q && t->k && t->v && t->o;
 }
