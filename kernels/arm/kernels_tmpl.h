@@ -301,29 +301,6 @@ static __attribute__((noinline)) void SIMD_NAME(qk_dot)(int rows, qkv_dtype t,
 #undef QK_DOT1
 }
 
-/* Columns [c0, c0 + span) of a V row stored as t: when t is a block dtype
-   and they lie in one block (NEON's 16 columns of a 4-row block, 8 of an
-   8-row one), the P·V kernels read that block's scale once a key, at byte
-   `at` of the row, and its vectors from value `off` of the block, instead
-   of reading the scale again for every vector through load_dt (as x86's
-   pv_blk does for AVX2's half blocks, where it saved 2-10% of a decode). */
-typedef struct SIMD_NAME(one_block) {
-    int on;
-    size_t at, off;
-} SIMD_NAME(one_block);
-
-static inline SIMD_NAME(one_block) SIMD_NAME(one_block_at)(qkv_dtype t, size_t c0, size_t span)
-{
-    SIMD_NAME(one_block) b = {0, 0, 0};
-    if (qkv_dtype_block(t) > 1 && span <= QKV_BLOCK_VALUES && QKV_BLOCK_VALUES % span == 0 &&
-        c0 % span == 0) {
-        b.on = 1;
-        b.at = qkv_dtype_bytes(t, c0 / QKV_BLOCK_VALUES * QKV_BLOCK_VALUES);
-        b.off = c0 % QKV_BLOCK_VALUES;
-    }
-    return b;
-}
-
 /* acc[r] + c0 for the lanes of row r; rows past the job's read its last
    row (computed, never stored). */
 V_INLINE vf SIMD_NAME(pv_in)(float *const *acc, size_t rows, size_t r, size_t at, int part,
@@ -371,7 +348,12 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
     }
     ARM_GROUPS(R, PV_IN)
 #undef PV_IN
-    const SIMD_NAME(one_block) ob = SIMD_NAME(one_block_at)(t, c0, (size_t)NV * VL);
+    /* Block dtypes whose columns here lie in one block (NEON: 16 columns
+       of a 4-row block, 8 of an 8-row one): its scale read once a key
+       (simd/load_dt.h); whole blocks, where a key's vectors would need
+       several scales, go through load_dt. */
+    SIMD_NAME(blk_cols) ob = SIMD_NAME(blk_cols_at)(t, c0, (size_t)NV * VL);
+    ob.on = ob.on && (size_t)NV * VL <= QKV_BLOCK_VALUES;
     size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;
@@ -446,7 +428,9 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
     ARM_FEW(R, IN_ONE, IN_TWO)
 #undef IN_TWO
 #undef IN_ONE
-    const SIMD_NAME(one_block) ob = SIMD_NAME(one_block_at)(t, c0, (size_t)NV * VL);
+    /* one block's scale a key, as in pv_blk */
+    SIMD_NAME(blk_cols) ob = SIMD_NAME(blk_cols_at)(t, c0, (size_t)NV * VL);
+    ob.on = ob.on && (size_t)NV * VL <= QKV_BLOCK_VALUES;
     size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         const float *pj = p + j * prs;

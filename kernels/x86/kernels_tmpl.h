@@ -605,29 +605,20 @@ X86_UNROLL
             a[r][v] = pre ? v_mul(x, s) : x;
         }
     }
-    /* Block dtypes, columns [c0, c0 + NV·VL) whole blocks or all in one
-       block (AVX2's 16 columns: half a block): the scale read once a
-       block, not once a vector through load_dt (AVX2 decode, 32/8 heads,
-       d 128, K/V from memory, paired: Q8_0 0.98, Q4_0 0.91 of the time).
-       Where pv_rows_t calls, c0 is a multiple of NV·VL and, for whole
-       blocks, of a block; load_dt takes any other case. */
-    const size_t span = (size_t)NV * VL;   /* columns of this block */
-    const int blocked = qkv_dtype_block(t) > 1 &&
-                        (span % QKV_BLOCK_VALUES == 0 ? c0 % QKV_BLOCK_VALUES == 0
-                                                      : QKV_BLOCK_VALUES % span == 0 && c0 % span == 0);
-    const size_t boff = c0 % QKV_BLOCK_VALUES;   /* 0 for whole blocks */
+    /* Block dtypes: each block's scale read once a key (simd/load_dt.h). */
+    const SIMD_NAME(blk_cols) bc = SIMD_NAME(blk_cols_at)(t, c0, (size_t)NV * VL);
     size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
         vf b[4];
-        if (blocked) {
+        if (bc.on) {
             const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES), per = QKV_BLOCK_VALUES / VL;
-            const unsigned char *blk = vrow[j] + c0 / QKV_BLOCK_VALUES * bytes;
+            const unsigned char *blk = vrow[j] + bc.at;
             vf scale = v_zero();
 X86_UNROLL
             for (int v = 0; v < NV; v++) {
                 if (v % per == 0)
                     scale = v_set1(v_f16_scalar(blk + v / per * bytes));
-                b[v] = SIMD_NAME(block_vec)(t, blk + v / per * bytes, boff + (size_t)(v % per) * VL,
+                b[v] = SIMD_NAME(block_vec)(t, blk + v / per * bytes, bc.off + (size_t)(v % per) * VL,
                                             scale);
             }
         } else {
