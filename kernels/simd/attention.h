@@ -367,12 +367,16 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    19.9 / 16.8, of 128 14.9 / 14.6; 128 or 256 keys ahead: within the
    noise (32..256: the same; 8 or 16: slower); a T1 hint instead of T0
    lost on AVX2, and on AVX-512 (f32) T1, T2, NTA and 4 or 8 tiles ahead
-   all lost, 19-28% behind the sweep.
+   all lost, 19-28% behind the sweep. On Zen 3 (32 KiB L1d, 512 KiB L2),
+   AVX2, 11 pairs on each core, over 128 keys ahead: 64 keys f32
+   0.94-0.96, f16 0.96-1.00, bf16 0.98, Q8_0/Q4_0 1.00; 96 keys f32
+   0.94-0.96, f16 0.97-1.00; 32 keys f32 1.11, f16 1.14-1.16; 256 keys
+   f32 1.05-1.09. Hence one tile ahead.
    What the prefetches buy is the start of each 4 KiB page: asking for
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
    streamer fetches the rest. */
-#define FEED_AHEAD (2 * ATT_BN)
+#define FEED_AHEAD ATT_BN
 /* The sweep's chunk: 128 KiB, or a quarter of a smaller L2. A quarter of
    any L2 was the first rule (256 KiB on Zen 5's 1 MiB); on a Xeon of the
    Sapphire Rapids class (2 MiB L2, so 512 KiB chunks) the AVX-512 f32
