@@ -86,6 +86,17 @@ V_INLINE float v_hsum(vf x)
 V_INLINE vf v_exp(vf x) { return Sleef_expf8_u10avx2(x); }
 V_INLINE vf v_tanh(vf x) { return Sleef_tanhf8_u10avx2(x); }
 
+/* x, kept in a register: the empty asm may have changed it, so the
+   compiler cannot fold the load that made x into every instruction that
+   uses it. The decode dot products of a 4-row job load a vector of each Q
+   row and use it for 2 keys; short of the 16 ymm registers, gcc 12 read Q
+   again for each FMA, 10 loads to 8 FMAs (see X86_NAME(q_vec)). */
+V_INLINE vf v_pin(vf x)
+{
+    __asm__("" : "+x"(x));
+    return x;
+}
+
 /* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
 V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
 {
