@@ -586,8 +586,8 @@ static void SIMD_NAME(row_scale)(float *x, size_t n, float f)
    share the rows evenly. Each row is computed alone, so the result is the
    same. AVX2's 32-row prefill jobs ended in a panel of 2 rows, 4
    accumulators, at half speed: split 4 + 4, the AVX2 prefill (Zen 3, 8
-   heads, n = 512, d = 64 and 128, 41 pairs on each core) took 0.977-0.985
-   of the time. */
+   heads, n = 512, d = 64 and 128, 41 pairs on each core) took 0.977-0.991
+   of the time; at n = 2048, 0.99-1.01 (noise). */
 static inline size_t SIMD_NAME(panel_rows)(size_t left)
 {
     if (left <= GEMM_MR)
