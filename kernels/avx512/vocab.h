@@ -66,7 +66,8 @@ V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
 V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
 V_INLINE vf v_exp(vf x) { return Sleef_expf16_u10avx512f(x); }
 V_INLINE vf v_tanh(vf x) { return Sleef_tanhf16_u10avx512f(x); }
-/* With 32 registers Q's vectors need no pinning (avx2.c); not measured. */
+/* Not pinned (avx2.c): gcc folds some of Q's loads here too, but with 32
+   registers the effect is unknown; no AVX-512 machine has measured it. */
 V_INLINE vf v_pin(vf x) { return x; }
 
 /* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
