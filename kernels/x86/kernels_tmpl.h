@@ -446,9 +446,9 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
    (v_pin) where that measured faster: AVX2, Zen 3, 32/8 heads (R = 4),
    d = 128, paired, pinned over not: K/V from memory f16 0.86-0.90, bf16
    0.91-0.94, Q8_0 0.93-0.95, f32 0.96-1.00 (L2-resident 0.89); not where
-   it lost: Q4_0 1.03
-   (its nibbles take two more registers), R = 8 1.17-1.31 (8 Q vectors and
-   8 sums fill the 16 registers), R = 1 1.02; R = 2 was even. */
+   it lost: Q4_0 1.03 (its nibbles take two more registers), R = 8
+   1.17-1.31 (8 Q vectors and 8 sums fill the 16 registers), R = 1 1.02;
+   R = 2 was even. */
 V_INLINE vf X86_NAME(q_vec)(const int R, const qkv_dtype t, const float *p)
 {
     const vf x = v_load(p);
