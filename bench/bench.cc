@@ -294,9 +294,9 @@ bool get_tensors(const AttnShape &s, Tensors *t)
     return t->q && t->k && t->v && t->o;
 }
 
-/* A page table over [kv_heads][kv_len][d]: page p of every head is keys
-   p·page_size.., pages visited in a shuffled order as an engine's cache
-   hands them out (the same order for every copy of K and V). */
+/* A page table over a pool of pages, pages visited in a shuffled order as
+   an engine's cache hands them out (the same order for every copy of K and
+   V). */
 const int32_t *page_table(const AttnShape &s)
 {
     static std::vector<int32_t> table;
@@ -334,12 +334,14 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.parallel_for = qkv_pool_parallel_for;
     desc.pool = pool;
     if (s.page_size) {
-        /* Page p of head g starts at g·kv_len·d + p·page_size·d. */
+        /* vLLM's layout, [pages][kv_heads][page_size][d]: the heads of a
+           page side by side, each head's page_size rows together. */
         desc.page_size = s.page_size;
         desc.num_pages = (s.kv_len + s.page_size - 1) / s.page_size;
         desc.page_table = page_table(s);
         desc.page_table_stride = desc.num_pages;
-        desc.k_page_stride = desc.v_page_stride = s.page_size * s.d;
+        desc.k.head_stride = desc.v.head_stride = s.page_size * s.d;
+        desc.k_page_stride = desc.v_page_stride = s.kv_heads * s.page_size * s.d;
     }
     desc.fpmath = s.fpmath;
     return desc;
@@ -936,8 +938,11 @@ void register_all(const Config &cfg)
            compare.) Not for scalar or the OpenBLAS peer. */
         if (im.is_scalar || im.is_blas)
             continue;
-        /* Paged K/V: the same decode through a shuffled page table. */
+        /* Paged K/V: the same decode through a shuffled page table (whole
+           pages: the pool holds the contiguous rows' bytes). */
         for (size_t ps : {(size_t)16, (size_t)128}) {
+            if (z.scaling_kv % ps)
+                continue;
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);

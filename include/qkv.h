@@ -299,7 +299,9 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * Threads: with parallel_for == NULL the call runs on the calling thread.
  * Otherwise the work is split into independent tasks (batch × KV head ×
  * query block, and for decode-like shapes also KV splits merged exactly) and
- * handed to parallel_for(pool, ...). The split follows from the shapes only,
+ * handed to parallel_for(pool, ...). The split follows from the shapes and
+ * strides only (where K or V keeps the KV heads side by side, in each row or
+ * in each page, long key ranges are cut shorter and walked range by range),
  * so with a hook the output is bit-identical whatever the number of threads
  * behind it. Without a hook KV is never split, so decode-like shapes may
  * differ from the hooked result in the last bits (both within tolerance).

@@ -257,10 +257,11 @@ static const qkv_funcs dispatched = {QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_
 
 /* ---- 2 and 3. with a hook, and when memory runs out ---------------------- */
 
-/* GQA 32/8 decode: 8 jobs, which dispatch/attention.c splits into
-   SPLIT_TARGET_TASKS / 8 = 4 key ranges each once kv_len >= 4 ·
-   SPLIT_MIN_KEYS. (With fewer jobs the number of splits grows with kv_len up
-   to its cap, and with it the buffer; the header's bound still holds.) */
+/* GQA 32/8 decode: 8 jobs, which dispatch/plan.c splits into key ranges.
+   Every KV head reads the same rows here (head_stride 0), so the heads
+   count as side by side and the splits grow with kv_len (spans of 2048
+   keys) up to their cap: the buffer grows with them, and the header's
+   bound must hold at any kv_len. */
 static void hooked(qkv_pool *pool)
 {
     /* include/qkv.h, qkv_attention: a hooked call that splits the keys
@@ -299,7 +300,7 @@ static void hooked(qkv_pool *pool)
         }
         problem_free(&p);
     }
-    tally_check(&T, got_bytes[0] == got_bytes[1],
+    tally_check(&T, got_bytes[0] <= got_bytes[1],
                 "pooled decode: %zu bytes at kv_len 4096 but %zu at 65536", got_bytes[0],
                 got_bytes[1]);
 

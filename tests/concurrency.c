@@ -115,10 +115,11 @@ static void mypool_parallel_for(void *pool, size_t count, qkv_task_fn task, void
 
 /* ---- the problems ------------------------------------------------------- */
 
-enum { P_SCORES, P_SOFTMAX, P_WSUM, P_ATT_PREFILL, P_ATT_DECODE, P_ATT_MASKED, NPROB };
+enum { P_SCORES, P_SOFTMAX, P_WSUM, P_ATT_PREFILL, P_ATT_DECODE, P_ATT_MASKED, P_ATT_SPANS, NPROB };
 static const char *const prob_name[NPROB] = {"scores", "softmax", "weighted_sum",
                                              "attention prefill", "attention decode (split keys)",
-                                             "attention masked"};
+                                             "attention masked",
+                                             "attention decode (heads side by side, spans)"};
 
 /* Stage shapes: not multiples of any vector width. */
 enum { SM = 7, SN = 45, SD = 33, SDV = 17 };
@@ -195,6 +196,11 @@ static void setup_problems(void)
     att[P_ATT_MASKED].d.mask_add = (qkv_float_mask){att[P_ATT_MASKED].mask, 0, 6 * 29, 29};
     att[P_ATT_MASKED].d.window = 7;
     att[P_ATT_MASKED].d.softcap = 2.0f;
+    /* K/V as [kv_len][kv_heads][dim], the heads side by side: with a hook
+       the keys are split into spans walked split by split. */
+    make_attention(P_ATT_SPANS, 1, 6, 3, 2, 5000, 16, 8, 14);
+    att[P_ATT_SPANS].d.k = (qkv_tensor){att[P_ATT_SPANS].k, QKV_F32, 3 * 5000 * 16, 16, 3 * 16};
+    att[P_ATT_SPANS].d.v = (qkv_tensor){att[P_ATT_SPANS].v, QKV_F32, 3 * 5000 * 8, 8, 3 * 8};
 
     for (int p = 0; p < NPROB; p++) {
         oracle_out[p] = malloc(out_len[p] * sizeof(double));
