@@ -29,13 +29,16 @@
    which the hardware prefetchers fetch past the run's end for nothing.
    Cut into spans of at most SPLIT_SPAN_KEYS keys and walked span by span
    (every head's tasks of a span before the next span's), the neighbours'
-   bytes are read while still in cache. Zen 3, AVX2, one thread, 32/8
-   heads, d 128, 32768 f32 keys in pages of 16 keys, vLLM's layout, no huge
-   pages: 34-39 ms head after head, 23 ms in spans of 2048 or 4096 keys
-   (contiguous K/V: 21-24), 25-26 in spans of 8192; K/V as
-   [kv_len][kv_heads][dim]: 49-53 ms, 32-39 in spans of 2048. The tasks
-   stay within the merge buffer's documented bound (SPLIT_MAX_TASKS ·
-   QKV_ATTN_MAX_ROWS = 64 · 64 rows). */
+   bytes are read while still in cache. Zen 3, AVX2, a 1-thread pool, 32/8
+   heads, d 128, 32768 f32 keys, paired with the walk head after head (4
+   splits of 8192 keys): vLLM's pages of 16 keys 0.71-0.80 of the time
+   (23-29 ms; contiguous K/V 22-27), [kv_len][kv_heads][dim] 0.63-0.74;
+   spans of 4096 keys did as well for pages and 0.8-0.9 as well for
+   [kv_len][kv_heads][dim]; 8192 (emulated, no hook) lost 10%. With 2
+   threads pages of 16 stayed at 1.00 (0.75 of contiguous's speed, left
+   alone), [kv_len][kv_heads][dim] took 0.68-0.70. The tasks stay within
+   the merge buffer's documented bound (SPLIT_MAX_TASKS · QKV_ATTN_MAX_ROWS
+   = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
 
