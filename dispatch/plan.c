@@ -33,8 +33,8 @@
    heads, d 128, 32768 f32 keys, paired with the walk head after head (4
    splits of 8192 keys): vLLM's pages of 16 keys 0.71-0.80 of the time
    (23-29 ms; contiguous K/V 22-27), [kv_len][kv_heads][dim] 0.63-0.74;
-   spans of 4096 keys did as well for pages and 0.8-0.9 as well for
-   [kv_len][kv_heads][dim]; 8192 (emulated, no hook) lost 10%. With 2
+   spans of 4096 keys: the same for pages, 10-20% slower for
+   [kv_len][kv_heads][dim]; of 8192 (emulated, no hook) 10% slower. With 2
    threads pages of 16 stayed at 1.00 (0.75 of contiguous's speed, left
    alone), [kv_len][kv_heads][dim] took 0.68-0.70. The tasks stay within
    the merge buffer's documented bound (SPLIT_MAX_TASKS · QKV_ATTN_MAX_ROWS
