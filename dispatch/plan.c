@@ -41,6 +41,9 @@
    = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
+/* Rows of the jobs walk_spans takes at a time (two floats each on its
+   stack). */
+#define WALK_ROWS 256
 
 typedef struct plan {
     const qkv_attention_desc *d;
@@ -51,9 +54,11 @@ typedef struct plan {
     size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     int by_span;                  /* split tasks go split by split (else job by job) */
+    size_t walk_jobs;             /* no hook: jobs walked span by span together (0: none) */
+    size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
-    float *partial;               /* splits > 1: per task, rows · (v_head_dim + 2) */
+    float *partial;               /* hooked splits: per task, a partial */
 } plan;
 
 /* How the rows of one sequence are cut into jobs: a job is a block of
@@ -117,6 +122,13 @@ static int heads_interleaved(const qkv_attention_desc *d)
     return 0;
 }
 
+/* A job's partial result over a split of the keys: its rows' acc, then
+   their max, then their sum (part_rows of each). */
+static size_t partial_floats(const plan *p)
+{
+    return p->part_rows * (p->d->v_head_dim + 2);
+}
+
 static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
 {
     memset(p, 0, sizeof *p);
@@ -125,23 +137,38 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->group = d->q_heads / d->kv_heads;
     p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
     p->cap = rows_cap(ctx, d, p->acc_floats, &p->ws_floats);
-    if (!d->q_start) {
-        p->seq_jobs = split_of(p, d->q_len).jobs;
-        p->jobs = d->batch * p->seq_jobs;
-    } else {
-        for (size_t b = 0; b < d->batch; b++)
-            p->jobs += split_of(p, seq_rows(d, b)).jobs;
+    for (size_t b = 0; b < (d->q_start ? d->batch : 1); b++) {
+        const seq_split s = split_of(p, d->q_start ? seq_rows(d, b) : d->q_len);
+        if (p->part_rows < s.rows_per_job * s.heads_per_job)
+            p->part_rows = s.rows_per_job * s.heads_per_job;
+        if (d->q_start)
+            p->jobs += s.jobs;
+        else
+            p->seq_jobs = s.jobs, p->jobs = d->batch * s.jobs;
     }
     p->splits = 1;
     p->split_len = d->kv_len;
-    if (d->parallel_for && p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS) {
-        size_t want = (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs;
-        p->by_span = heads_interleaved(d);
+    p->by_span = heads_interleaved(d);
+    /* Without a hook, spans are walked by walk_spans: each job's rows
+       accumulate in the (f32) output rows, a later span's acc rows go to
+       the job's workspace, which must have room for them beside the
+       kernel's own. Not for a ragged batch (finding a job's sequence there
+       costs O(batch), paid per span). */
+    if (!d->parallel_for && p->by_span && !d->q_start && p->part_rows &&
+        d->o.dtype == QKV_F32 && d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
+        const qkv_attn_shape sh = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
+                                   d->mask == QKV_MASK_ADDITIVE, d->fpmath};
+        const size_t acc = p->part_rows * round16(d->v_head_dim);
+        if (acc <= p->ws_floats && ctx->attention_ws(p->part_rows, &sh) <= p->ws_floats - acc)
+            p->walk_jobs = WALK_ROWS / p->part_rows;
+    }
+    if (p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS && (d->parallel_for || p->walk_jobs)) {
+        size_t want = d->parallel_for ? (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs : 1;
         if (p->by_span) {
             const size_t spans = (d->kv_len + SPLIT_SPAN_KEYS - 1) / SPLIT_SPAN_KEYS;
             if (want < spans)
                 want = spans;
-            if (want > SPLIT_MAX_TASKS / p->jobs)
+            if (d->parallel_for && want > SPLIT_MAX_TASKS / p->jobs)
                 want = SPLIT_MAX_TASKS / p->jobs;
         }
         if (want > d->kv_len / SPLIT_MIN_KEYS)
@@ -153,12 +180,6 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             p->splits = (d->kv_len + p->split_len - 1) / p->split_len;
         }
     }
-}
-
-static size_t partial_floats(const plan *p)
-{
-    /* Only used with a merge buffer, whose size check covers this product. */
-    return QKV_ATTN_MAX_ROWS * (p->d->v_head_dim + 2);
 }
 
 /* The visible keys of query position pos within [lo, hi). */
@@ -265,6 +286,30 @@ static void finish_row(const plan *p, size_t b, size_t h, size_t i, float *acc, 
         d->lse[lse_index(d, b, h, i)] = sum == 0.0f ? -INFINITY : max + logf(sum);
 }
 
+/* Merges a row's result over a later split of the keys (pacc, pmax, psum)
+   into its result so far (acc, *max, *sum). */
+static void merge_row(size_t dv, float *acc, float *max, float *sum, const float *pacc,
+                      float pmax, float psum)
+{
+    /* A split that saw no key adds nothing. One whose scores were all NaN
+       also reports max = -inf, but its sum is NaN and must reach the
+       output: skip on the sum, not the max. */
+    if (psum == 0.0f)
+        return;
+    if (*sum == 0.0f) {     /* nothing yet: take this split as it is */
+        memcpy(acc, pacc, dv * sizeof *acc);
+        *max = pmax;
+        *sum = psum;
+        return;
+    }
+    const float top = pmax > *max ? pmax : *max;
+    const float a = expf(*max - top), c = expf(pmax - top);
+    *sum = *sum * a + psum * c;
+    for (size_t k = 0; k < dv; k++)
+        acc[k] = acc[k] * a + pacc[k] * c;
+    *max = top;
+}
+
 /* One operand's rows for KV head g of sequence b. */
 static qkv_kv_src kv_src(const plan *p, const qkv_tensor *t, size_t page_stride, size_t b,
                          size_t g)
@@ -292,8 +337,12 @@ static qkv_kv_src kv_src(const plan *p, const qkv_tensor *t, size_t page_stride,
 /* Fills the rows of a job for the keys of split s (all keys when not
    split) and runs the kernel. Results go to the output rows directly (f32
    output), through acc rows in the workspace (other dtypes), or to
-   `partial` (acc rows, then max and sum) when the keys are split. */
-static void run_job(const plan *p, size_t job, size_t s, float *partial)
+   `partial` (acc rows, then max and sum) when the keys are split. With
+   `running` (walk_spans; f32 output), the rows' max and then their sum
+   (part_rows each): split 0 leaves acc in the output rows and its max and
+   sum there, a later split merges into them from acc rows in the
+   workspace. */
+static void run_job(const plan *p, size_t job, size_t s, float *partial, float *running)
 {
     const qkv_attention_desc *d = p->d;
     const job_place w = place_of(p, job);
@@ -303,7 +352,9 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
     /* At most QKV_ATTN_WS_FLOATS: the bound of the stack this call uses. */
     _Alignas(64) float ws[p->ws_floats];
     qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
-    const size_t acc_rows = partial ? 0 : p->acc_floats;   /* per row, in ws */
+    const size_t acc_rows = partial              ? 0
+                            : running && s > 0 ? round16(d->v_head_dim)
+                                               : p->acc_floats;   /* per row, in ws */
     qkv_attn_job j = {
         .k = kv_src(p, &d->k, d->k_page_stride, w.b, w.g),
         .v = kv_src(p, &d->v, d->v_page_stride, w.b, w.g),
@@ -351,7 +402,7 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
     p->ctx->attention(&j);
 
     if (partial) {
-        float *max = partial + QKV_ATTN_MAX_ROWS * d->v_head_dim, *sum = max + QKV_ATTN_MAX_ROWS;
+        float *max = partial + p->part_rows * d->v_head_dim, *sum = max + p->part_rows;
         for (size_t r = 0; r < j.rows; r++) {
             max[r] = rows[r].max;
             sum[r] = rows[r].sum;
@@ -359,57 +410,85 @@ static void run_job(const plan *p, size_t job, size_t s, float *partial)
         return;
     }
     size_t r = 0;
-    for (size_t h = w.h0; h < w.h1; h++)
-        for (size_t i = w.i0; i < w.i1; i++, r++)
-            finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
+    for (size_t h = w.h0; h < w.h1; h++) {
+        for (size_t i = w.i0; i < w.i1; i++, r++) {
+            if (!running) {
+                finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
+            } else if (s == 0) {
+                running[r] = rows[r].max;
+                running[p->part_rows + r] = rows[r].sum;
+            } else {
+                merge_row(d->v_head_dim, out_row(d, w.b, h, i), &running[r],
+                          &running[p->part_rows + r], rows[r].acc, rows[r].max, rows[r].sum);
+            }
+        }
+    }
+}
+
+/* Merges the partial `part` of a later split into `into`, row by row,
+   for the `rows` rows of a job. */
+static void merge_partial(const plan *p, size_t rows, float *into, const float *part)
+{
+    const size_t dv = p->d->v_head_dim, n = p->part_rows;
+    for (size_t r = 0; r < rows; r++)
+        merge_row(dv, into + r * dv, into + n * dv + r, into + n * dv + n + r, part + r * dv,
+                  part[n * dv + r], part[n * dv + n + r]);
+}
+
+/* The rows of job w from its merged partial. */
+static void finish_partial(const plan *p, const job_place *w, float *part)
+{
+    const size_t dv = p->d->v_head_dim, n = p->part_rows;
+    size_t r = 0;
+    for (size_t h = w->h0; h < w->h1; h++)
+        for (size_t i = w->i0; i < w->i1; i++, r++)
+            finish_row(p, w->b, h, i, part + r * dv, part[n * dv + r], part[n * dv + n + r]);
+}
+
+static size_t job_rows(const job_place *w)
+{
+    return (w->h1 - w->h0) * (w->i1 - w->i0);
 }
 
 /* Merges the key splits of a job in split order (a fixed order, so the
    result does not depend on which thread finished first), into the first
-   split's acc rows. */
+   split's partial. */
 static void merge_job(const plan *p, size_t job)
 {
-    const qkv_attention_desc *d = p->d;
     const job_place w = place_of(p, job);
-    const size_t dv = d->v_head_dim, stride = partial_floats(p);
+    const size_t stride = partial_floats(p);
     float *first = p->partial + job * p->splits * stride;
-    size_t r = 0;
-    for (size_t h = w.h0; h < w.h1; h++) {
-        for (size_t i = w.i0; i < w.i1; i++, r++) {
-            float *acc = first + r * dv;
-            float max = first[QKV_ATTN_MAX_ROWS * dv + r];
-            float sum = first[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
-            for (size_t s = 1; s < p->splits; s++) {
-                const float *part = first + s * stride;
-                const float *pacc = part + r * dv;
-                const float pmax = part[QKV_ATTN_MAX_ROWS * dv + r];
-                const float psum = part[QKV_ATTN_MAX_ROWS * dv + QKV_ATTN_MAX_ROWS + r];
-                /* A split that saw no key adds nothing. One whose scores were
-                   all NaN also reports max = -inf, but its sum is NaN and
-                   must reach the output: skip on the sum, not the max. */
-                if (psum == 0.0f)
-                    continue;
-                if (sum == 0.0f) {     /* nothing yet: take this split as it is */
-                    memcpy(acc, pacc, dv * sizeof *acc);
-                    max = pmax;
-                    sum = psum;
-                    continue;
-                }
-                const float top = pmax > max ? pmax : max;
-                const float a = expf(max - top), c = expf(pmax - top);
-                sum = sum * a + psum * c;
-                for (size_t k = 0; k < dv; k++)
-                    acc[k] = acc[k] * a + pacc[k] * c;
-                max = top;
-            }
-            finish_row(p, w.b, h, i, acc, max, sum);
-        }
+    for (size_t s = 1; s < p->splits; s++)
+        merge_partial(p, job_rows(&w), first, first + s * stride);
+    finish_partial(p, &w, first);
+}
+
+/* Without a hook: jobs [job0, job0 + n) walked span by span, every job's
+   part of a span before the next span's (see SPLIT_SPAN_KEYS), each span
+   merged as it comes into the job's output rows (run_job), so nothing is
+   allocated and the stack holds two floats a row more. Merged in the
+   order merge_job merges, so a hooked call cut into the same spans gives
+   the same bits. */
+static void walk_spans(const plan *p, size_t job0, size_t n)
+{
+    const size_t per = 2 * p->part_rows;
+    float running[n * per];
+    for (size_t s = 0; s < p->splits; s++)
+        for (size_t k = 0; k < n; k++)
+            run_job(p, job0 + k, s, NULL, running + k * per);
+    for (size_t k = 0; k < n; k++) {
+        const job_place w = place_of(p, job0 + k);
+        const float *max = running + k * per, *sum = max + p->part_rows;
+        size_t r = 0;
+        for (size_t h = w.h0; h < w.h1; h++)
+            for (size_t i = w.i0; i < w.i1; i++, r++)
+                finish_row(p, w.b, h, i, out_row(p->d, w.b, h, i), max[r], sum[r]);
     }
 }
 
 static void task_whole(void *ctx, size_t job)
 {
-    run_job(ctx, job, 0, NULL);
+    run_job(ctx, job, 0, NULL, NULL);
 }
 
 /* Tasks go job by job, each job's splits in turn, or, where the KV heads
@@ -423,7 +502,7 @@ static void task_split(void *ctx, size_t index)
     const plan *p = ctx;
     const size_t job = p->by_span ? index % p->jobs : index / p->splits;
     const size_t s = p->by_span ? index / p->jobs : index % p->splits;
-    run_job(p, job, s, p->partial + (job * p->splits + s) * partial_floats(p));
+    run_job(p, job, s, p->partial + (job * p->splits + s) * partial_floats(p), NULL);
 }
 
 static void task_merge(void *ctx, size_t job)
@@ -436,6 +515,11 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
     plan p;
     make_plan(&p, desc, ctx);
     if (!desc->parallel_for) {
+        if (p.splits > 1) {
+            for (size_t job = 0; job < p.jobs; job += p.walk_jobs)
+                walk_spans(&p, job, p.jobs - job < p.walk_jobs ? p.jobs - job : p.walk_jobs);
+            return QKV_OK;
+        }
         for (size_t job = 0; job < p.jobs; job++)
             task_whole(&p, job);
         return QKV_OK;
@@ -447,7 +531,7 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
     /* jobs · splits <= SPLIT_MAX_TASKS here; only a huge v_head_dim could
        overflow the byte count. */
     size_t floats, bytes;
-    if (__builtin_mul_overflow((size_t)QKV_ATTN_MAX_ROWS, desc->v_head_dim + 2, &floats) ||
+    if (__builtin_mul_overflow(p.part_rows, desc->v_head_dim + 2, &floats) ||
         __builtin_mul_overflow(floats, p.jobs * p.splits * sizeof(float), &bytes))
         return qkv_fail(QKV_ERR_OVERFLOW, "desc.v_head_dim %zu: the merge buffer size overflows",
                         desc->v_head_dim);

@@ -303,8 +303,10 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * strides only (where K or V keeps the KV heads side by side, in each row or
  * in each page, long key ranges are cut shorter and walked range by range),
  * so with a hook the output is bit-identical whatever the number of threads
- * behind it. Without a hook KV is never split, so decode-like shapes may
- * differ from the hooked result in the last bits (both within tolerance).
+ * behind it. Without a hook KV is split only where K or V keeps the KV
+ * heads side by side (the ranges are then walked on the calling thread's
+ * stack), so decode-like shapes may differ from the hooked result in the
+ * last bits (both within tolerance).
  * A call without a hook allocates nothing; a hooked call that splits the
  * keys (decode-like shapes) allocates one merge buffer of at most
  * 64 · 64 · (v_head_dim + 2) floats and may return QKV_ERR_NOMEM.

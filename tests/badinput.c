@@ -994,34 +994,48 @@ static void test_stored_as_f32(void)
     }
 }
 
-/* A NaN query with enough keys that a hooked call splits the keys (decode,
-   one job, kv_len >= 1024): the NaN must survive the merge of the splits. */
+/* A NaN query with enough keys that the keys are split: a hooked call
+   splits them (decode, kv_len >= 1024), and where the fixture's
+   [row][head][dim] K/V holds two KV heads side by side, a call without a
+   hook walks them in spans of 2048 too. The NaN must survive the merge of
+   the splits; the other head's row stays finite. */
 static void test_nan_split(void)
 {
-    const shape s = {1, 1, 1, 1, 2048, 4, 4};
+    const shape shapes[] = {{1, 1, 1, 1, 2048, 4, 4}, {1, 2, 2, 1, 4200, 4, 4}};
     qkv_pool *pool = NULL;
     qkv_pool_create(2, &pool);
-    for (int hook = 0; hook < 2; hook++) {
-        fixture fx;
-        fx_init(&fx, s, 900);
-        ((float *)fx.d.q.data)[0] = NAN;
-        if (hook) {
-            fx.d.parallel_for = qkv_pool_parallel_for;
-            fx.d.pool = pool;
+    for (int si = 0; si < 2; si++) {
+        const shape s = shapes[si];
+        for (int hook = 0; hook < 2; hook++) {
+            fixture fx;
+            fx_init(&fx, s, 900);
+            ((float *)fx.d.q.data)[0] = NAN;
+            if (hook) {
+                fx.d.parallel_for = qkv_pool_parallel_for;
+                fx.d.pool = pool;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "NaN query, %zu KV head(s) side by side, kv_len %zu%s",
+                     s.kv_heads, s.kv_len, hook ? ", pool (split keys)" : "");
+            for (int ci = 0; ci < ncallers; ci++) {
+                if (!run_ok(&fx, &callers[ci], what))
+                    continue;
+                const float *o = fx.d.o.data;
+                int bad = 0;
+                for (size_t c = 0; c < 4; c++)
+                    bad += !isnan(o[c]);
+                bad += !isnan(fx.d.lse[0]);
+                for (size_t h = 1; h < s.q_heads; h++) {   /* the other heads: numbers */
+                    for (size_t c = 0; c < 4; c++)
+                        bad += !isfinite(o[h * fx.d.o.head_stride + c]);
+                    bad += !isfinite(fx.d.lse[h]);
+                }
+                tally_check(&T, !bad, "%s [%s %s]: output %g %g %g %g lse %g, want NaN (other heads finite)",
+                            what, qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), o[0], o[1],
+                            o[2], o[3], fx.d.lse[0]);
+            }
+            fx_free(&fx);
         }
-        const char *what = hook ? "NaN query, kv_len 2048, pool (split keys)" : "NaN query, kv_len 2048";
-        for (int ci = 0; ci < ncallers; ci++) {
-            if (!run_ok(&fx, &callers[ci], what))
-                continue;
-            int bad = 0;
-            for (size_t c = 0; c < 4; c++)
-                bad += !isnan(((float *)fx.d.o.data)[c]);
-            bad += !isnan(fx.d.lse[0]);
-            tally_check(&T, !bad, "%s [%s %s]: output %g %g %g %g lse %g, want NaN", what,
-                        qkv_isa_name(callers[ci].isa), path_name(&callers[ci]), ((float *)fx.d.o.data)[0],
-                        ((float *)fx.d.o.data)[1], ((float *)fx.d.o.data)[2], ((float *)fx.d.o.data)[3], fx.d.lse[0]);
-        }
-        fx_free(&fx);
     }
     qkv_pool_destroy(pool);
 }

@@ -102,21 +102,23 @@ static void add_stage(enum entry e, size_t m, size_t n, size_t d)
 }
 
 enum { F_CAUSAL = 1, F_ADDITIVE = 2, F_WINDOW = 4, F_SOFTCAP = 8, F_ALIBI = 16, F_SINKS = 32,
-       F_LSE = 64, F_HOOK = 128 };
+       F_LSE = 64, F_HOOK = 128, F_SIDE = 256 };
 
-/* [batch][head][row][dim], one batch. F_HOOK: qkv_pool_parallel_for with a
+/* [batch][head][row][dim], one batch (F_SIDE: K and V as [row][head][dim],
+   the heads side by side, which makes long key ranges walk in spans, on
+   this stack without a hook). F_HOOK: qkv_pool_parallel_for with a
    NULL pool, which runs every task on the calling thread, so the hooked
    path (tasks, key splits and their merge) is measured on this stack too. */
 static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, size_t d, size_t dv,
                           int flags)
 {
     stack_case *c = add_case(E_ATTENTION);
-    snprintf(c->what, sizeof c->what, "hq=%zu hkv=%zu q_len=%zu kv_len=%zu d=%zu dv=%zu%s%s%s%s%s%s%s%s",
+    snprintf(c->what, sizeof c->what, "hq=%zu hkv=%zu q_len=%zu kv_len=%zu d=%zu dv=%zu%s%s%s%s%s%s%s%s%s",
              hq, hkv, q_len, kv_len, d, dv, flags & F_CAUSAL ? " causal" : "",
              flags & F_ADDITIVE ? " additive" : "", flags & F_WINDOW ? " window" : "",
              flags & F_SOFTCAP ? " softcap" : "", flags & F_ALIBI ? " alibi" : "",
              flags & F_SINKS ? " sinks" : "", flags & F_LSE ? " lse" : "",
-             flags & F_HOOK ? " hook" : "");
+             flags & F_HOOK ? " hook" : "", flags & F_SIDE ? " side-by-side" : "");
     qkv_attention_desc *a = &c->att;
     a->batch = 1, a->q_heads = hq, a->kv_heads = hkv, a->q_len = q_len, a->kv_len = kv_len;
     a->head_dim = d, a->v_head_dim = dv;
@@ -127,6 +129,10 @@ static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, si
     a->q = (qkv_tensor){c->a, QKV_F32, hq * q_len * d, q_len * d, d};
     a->k = (qkv_tensor){c->b, QKV_F32, hkv * kv_len * d, kv_len * d, d};
     a->v = (qkv_tensor){c->c, QKV_F32, hkv * kv_len * dv, kv_len * dv, dv};
+    if (flags & F_SIDE) {
+        a->k.head_stride = d, a->k.row_stride = hkv * d;
+        a->v.head_stride = dv, a->v.row_stride = hkv * dv;
+    }
     a->o = (qkv_out_tensor){c->e, hq * q_len * dv, q_len * dv, dv, QKV_F32};
     a->scale = qkv_default_scale(d);
     a->mask = flags & F_CAUSAL ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
@@ -212,6 +218,10 @@ static void make_cases(void)
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE);
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE | F_HOOK);
     add_attention(8, 1, 2, 1500, 64, 64, F_CAUSAL | F_SOFTCAP | F_ALIBI | F_HOOK);
+    add_attention(16, 4, 1, 4200, 128, 128, F_SINKS | F_LSE | F_SIDE);
+    add_attention(16, 4, 1, 4200, 128, 128, F_SINKS | F_LSE | F_SIDE | F_HOOK);
+    add_attention(64, 8, 2, 4200, 256, 256, F_CAUSAL | F_LSE | F_SIDE);
+    add_attention(8, 2, 64, 4200, 128, 128, F_CAUSAL | F_SIDE);
     static const qkv_dtype conv[][2] = {
         {QKV_F32, QKV_F16}, {QKV_F16, QKV_F32}, {QKV_F32, QKV_BF16}, {QKV_BF16, QKV_F32},
         {QKV_F16, QKV_BF16}, {QKV_BF16, QKV_F16}, {QKV_F32, QKV_Q8_0}, {QKV_Q8_0, QKV_F32},
