@@ -315,7 +315,8 @@ def render_markdown(doc, results):
             return fmt_num(r.ms) + ' ms' + (' (%s)' % ', '.join(notes) if notes else '')
         runs_note = ', '.join('%s GB/s for pages of %d keys' % (ctx['read_gbs_page_%d' % ps], ps)
                               for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
-        section('Paged decode (%s, K/V through a shuffled page table), 1 thread — ms per call '
+        section('Paged decode (%s, K/V through a shuffled page table in vLLM\'s layout, '
+                '[pages][kv_heads][page_size][dim]), 1 thread — ms per call '
                 '(%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
                 'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
                 'does%s / time taken)'
