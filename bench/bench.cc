@@ -193,6 +193,7 @@ struct AttnShape {
     bool causal;
     qkv_dtype kv = QKV_F32;    /* how K and V are stored */
     size_t page_size = 0;      /* > 0: K and V read through a shuffled page table */
+    bool token_major = false;  /* K and V as [kv_len][kv_heads][d] (llama.cpp's cache) */
     qkv_dtype q = QKV_F32;     /* how Q is stored */
     qkv_fpmath fpmath = QKV_FPMATH_STRICT;
 
@@ -333,6 +334,10 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
     desc.mask = s.causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     desc.parallel_for = qkv_pool_parallel_for;
     desc.pool = pool;
+    if (s.token_major) {
+        desc.k.head_stride = desc.v.head_stride = s.d;
+        desc.k.row_stride = desc.v.row_stride = s.kv_heads * s.d;
+    }
     if (s.page_size) {
         /* vLLM's layout, [pages][kv_heads][page_size][d]: the heads of a
            page side by side, each head's page_size rows together. */
@@ -946,6 +951,12 @@ void register_all(const Config &cfg)
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
+        }
+        /* The same decode with every key's heads side by side. */
+        {
+            AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
+            s.token_major = true;
+            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + "/layout:token_major", s, 1);
         }
         /* One, two or eight query heads per KV head (MHA: Llama 2, Phi;
            groups of 2: Gemma 2; of 8: Llama 3 70B): the decode kernels'

@@ -294,35 +294,39 @@ def render_markdown(doc, results):
             'at the measured bandwidth / time taken)' % ctx.get('decode_shape', ''),
             'decode', lambda r: p(r, 'kv_len'), lambda k: 'kv_len=%d' % k, decode_cell,
             filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params
-            and 'q_heads' not in r.params,
+            and 'q_heads' not in r.params and 'layout' not in r.params,
             extra_col=('K+V MiB, bound ms', lambda k: '%.0f, %s' % (
                 decode_kv_bytes(ctx, k) / 2 ** 20,
                 fmt_num(decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3) if bw else '?')))
 
-    # Paged decode against the contiguous one; the ragged batch in one call
-    # against separate calls; merging partial results against bandwidth.
-    paged = [r for r in results.values() if r.kind == 'decode' and 'page' in r.params]
-    if paged:
-        def paged_cell(r, base, impl, k):
+    # Paged decode, and K/V with each key's heads side by side, against the
+    # contiguous decode; the ragged batch in one call against separate
+    # calls; merging partial results against bandwidth.
+    laid = lambda r: r.kind == 'decode' and ('page' in r.params or 'layout' in r.params)
+    if any(laid(r) for r in results.values()):
+        def laid_cell(r, base, impl, k):
             if r is None or r.error:
                 return '—' if r is None else 'error'
-            twin = results.get(r.name.replace('/page:%d' % p(r, 'page'), ''))
+            tag = '/page:%d' % p(r, 'page') if 'page' in r.params else '/layout:' + p(r, 'layout')
+            twin = results.get(r.name.replace(tag, ''))
             notes = ['×%s of contiguous' % fmt_num(twin.ms / r.ms)] if twin and r.ms > 0 else []
             runs = ctx_float(ctx, 'read_gbs_page_%d' % p(r, 'page'))
-            if runs and r.ms > 0:
+            if 'page' in r.params and runs and r.ms > 0:
                 bound = decode_kv_bytes(ctx, p(r, 'kv_len')) / (runs * 1e9) * 1e3
                 notes.append('%.0f%% of shuffled-page BW' % (100 * bound / r.ms))
             return fmt_num(r.ms) + ' ms' + (' (%s)' % ', '.join(notes) if notes else '')
         runs_note = ', '.join('%s GB/s for pages of %d keys' % (ctx['read_gbs_page_%d' % ps], ps)
                               for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
         section('Paged decode (%s, K/V through a shuffled page table in vLLM\'s layout, '
-                '[pages][kv_heads][page_size][dim]), 1 thread — ms per call '
+                '[pages][kv_heads][page_size][dim]), and K/V contiguous as [kv_len][kv_heads][dim] '
+                '(llama.cpp\'s cache), 1 thread — ms per call '
                 '(%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
                 'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
                 'does%s / time taken)'
                 % (ctx.get('decode_shape', ''), ': ' + runs_note if runs_note else ''),
-                'decode', lambda r: p(r, 'page'),
-                lambda k: 'page_size=%d' % k, paged_cell, filt=lambda r: 'page' in r.params)
+                'decode', lambda r: p(r, 'page', 1 << 30),
+                lambda k: 'page_size=%d' % k if k < 1 << 30 else '[kv_len][kv_heads][dim]',
+                laid_cell, filt=laid)
 
     def batch_cell(r, base, impl, k):
         if r is None or r.error:
@@ -621,7 +625,8 @@ def render_plots(doc, results, out_dir):
 
     # Decode time vs kv_len with the bandwidth bound.
     dec = [r for r in results.values() if r.kind == 'decode' and p(r, 'threads', 1) == 1 and not r.error
-           and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params and 'q_heads' not in r.params]
+           and p(r, 'kv', 'f32') == 'f32' and 'page' not in r.params and 'q_heads' not in r.params
+           and 'layout' not in r.params]
     if dec:
         pl = Plot(out_dir, 'decode', 'Decode, one token (%s), 1 thread — %s' % (ctx.get('decode_shape', ''), cpu),
                   'kv_len (keys in the cache), log scale', 'time per call, ms (log scale)')
