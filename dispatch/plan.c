@@ -35,8 +35,8 @@
    (23-29 ms; contiguous K/V 22-27), [kv_len][kv_heads][dim] 0.63-0.74;
    spans of 4096 keys: the same for pages, 10-20% slower for
    [kv_len][kv_heads][dim]; of 8192 (emulated, no hook) 10% slower. With 2
-   threads pages of 16 stayed at 1.00 (0.75 of contiguous's speed, left
-   alone), [kv_len][kv_heads][dim] took 0.68-0.70. The tasks stay within
+   threads pages of 16 stayed at 1.00 (0.75-1.0 of contiguous's speed in a
+   noisy hour, left alone), [kv_len][kv_heads][dim] took 0.68-0.70. The tasks stay within
    the merge buffer's documented bound (SPLIT_MAX_TASKS · QKV_ATTN_MAX_ROWS
    = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
