@@ -690,7 +690,7 @@ static void test_attention(int cases, int decode_cases)
         for (size_t i = 0; i < n_isas; i++) {
             T.isa = qkv_isa_name(isas[i]->isa);
             run_case(&c, isas[i], 0, ref, "calling thread");
-            /* With a hook the split follows from the shapes only: the same
+            /* With a hook the split follows from the shapes and strides only: the same
                bits for one thread as for three. */
             if (t % 3 == 0 || t >= cases) {
                 run_case(&c, isas[i], 1, one, "pool of 1");

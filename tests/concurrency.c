@@ -9,7 +9,7 @@
  * changes under it), so it is held to the documented tolerance against the
  * double oracle; a call through one ISA's table must be bit-identical to
  * that ISA's result computed beforehand on one thread, whatever the number
- * of threads behind the hook (API.md: the split depends on shapes only).
+ * of threads behind the hook (API.md: the split depends on the shapes and strides only).
  *
  *   concurrency [--quick]     --quick: fewer iterations (valgrind, TSan)
  */

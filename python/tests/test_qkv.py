@@ -149,7 +149,7 @@ def test_float16_and_other_dtypes(rng):
 
 
 def test_threads_are_bit_identical(rng):
-    """With a pool the split depends on the shapes only."""
+    """With a pool the split depends on the shapes and strides only."""
     q, k, v = uniform(rng, 1, 8, 1, 64), uniform(rng, 1, 2, 3000, 64), uniform(rng, 1, 2, 3000, 64)
     a = qkv.attention(q, k, v, threads=2)
     b = qkv.attention(q, k, v, threads=3)
