@@ -44,6 +44,11 @@
 /* Rows of the jobs walk_spans takes at a time (two floats each on its
    stack). */
 #define WALK_ROWS 256
+/* With a hook and more jobs than spans of SPLIT_SPAN_KEYS fit in
+   SPLIT_MAX_TASKS tasks (a batch of long sequences), each sequence's jobs
+   are walked span by span as one task instead, when that gives at least
+   this many tasks. */
+#define WALK_MIN_TASKS 16
 
 typedef struct plan {
     const qkv_attention_desc *d;
@@ -54,7 +59,8 @@ typedef struct plan {
     size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     int by_span;                  /* split tasks go split by split (else job by job) */
-    size_t walk_jobs;             /* no hook: jobs walked span by span together (0: none) */
+    size_t walk_jobs;             /* jobs walk_spans can take at a time (0: no walk) */
+    int walk;                     /* the splits are walked by walk_spans */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
@@ -149,18 +155,19 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->splits = 1;
     p->split_len = d->kv_len;
     p->by_span = heads_interleaved(d);
-    /* Without a hook, spans are walked by walk_spans: each job's rows
-       accumulate in the (f32) output rows, a later span's acc rows go to
-       the job's workspace, which must have room for them beside the
-       kernel's own. Not for a ragged batch (finding a job's sequence there
-       costs O(batch), paid per span). */
-    if (!d->parallel_for && p->by_span && !d->q_start && p->part_rows &&
-        d->o.dtype == QKV_F32 && d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
+    /* walk_spans: each job's rows accumulate in the (f32) output rows, a
+       later span's acc rows go to the job's workspace, which must have
+       room for them beside the kernel's own; it takes a sequence's jobs at
+       a time (or as many as WALK_ROWS allows). Not for a ragged batch
+       (finding a job's sequence there costs O(batch), paid per span). */
+    if (p->by_span && !d->q_start && p->part_rows && d->o.dtype == QKV_F32 &&
+        d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
         const qkv_attn_shape sh = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
                                    d->mask == QKV_MASK_ADDITIVE, d->fpmath};
         const size_t acc = p->part_rows * round16(d->v_head_dim);
         if (acc <= p->ws_floats && ctx->attention_ws(p->part_rows, &sh) <= p->ws_floats - acc)
-            p->walk_jobs = WALK_ROWS / p->part_rows;
+            p->walk_jobs = p->seq_jobs * p->part_rows <= WALK_ROWS ? p->seq_jobs
+                                                                   : WALK_ROWS / p->part_rows;
     }
     if (p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS && (d->parallel_for || p->walk_jobs)) {
         size_t want = d->parallel_for ? (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs : 1;
@@ -168,7 +175,10 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             const size_t spans = (d->kv_len + SPLIT_SPAN_KEYS - 1) / SPLIT_SPAN_KEYS;
             if (want < spans)
                 want = spans;
-            if (d->parallel_for && want > SPLIT_MAX_TASKS / p->jobs)
+            p->walk = p->walk_jobs &&
+                      (!d->parallel_for || (want > SPLIT_MAX_TASKS / p->jobs &&
+                                            p->jobs / p->walk_jobs >= WALK_MIN_TASKS));
+            if (!p->walk && want > SPLIT_MAX_TASKS / p->jobs)
                 want = SPLIT_MAX_TASKS / p->jobs;
         }
         if (want > d->kv_len / SPLIT_MIN_KEYS)
@@ -486,6 +496,13 @@ static void walk_spans(const plan *p, size_t job0, size_t n)
     }
 }
 
+static void task_walk(void *ctx, size_t i)
+{
+    const plan *p = ctx;
+    const size_t job0 = i * p->walk_jobs;
+    walk_spans(p, job0, p->jobs - job0 < p->walk_jobs ? p->jobs - job0 : p->walk_jobs);
+}
+
 static void task_whole(void *ctx, size_t job)
 {
     run_job(ctx, job, 0, NULL, NULL);
@@ -514,14 +531,16 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
 {
     plan p;
     make_plan(&p, desc, ctx);
+    const size_t walks = p.walk && p.splits > 1 ? (p.jobs + p.walk_jobs - 1) / p.walk_jobs : 0;
     if (!desc->parallel_for) {
-        if (p.splits > 1) {
-            for (size_t job = 0; job < p.jobs; job += p.walk_jobs)
-                walk_spans(&p, job, p.jobs - job < p.walk_jobs ? p.jobs - job : p.walk_jobs);
-            return QKV_OK;
-        }
-        for (size_t job = 0; job < p.jobs; job++)
+        for (size_t i = 0; i < walks; i++)
+            task_walk(&p, i);
+        for (size_t job = 0; !walks && job < p.jobs; job++)
             task_whole(&p, job);
+        return QKV_OK;
+    }
+    if (walks) {
+        desc->parallel_for(desc->pool, walks, task_walk, &p);
         return QKV_OK;
     }
     if (p.splits == 1) {

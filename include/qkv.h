@@ -308,7 +308,7 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * stack), so decode-like shapes may differ from the hooked result in the
  * last bits (both within tolerance).
  * A call without a hook allocates nothing; a hooked call that splits the
- * keys (decode-like shapes) allocates one merge buffer of at most
+ * keys (decode-like shapes) allocates at most one merge buffer, of at most
  * 64 · 64 · (v_head_dim + 2) floats and may return QKV_ERR_NOMEM.
  *
  * Stack: every qkv entry point, on every ISA, uses at most
