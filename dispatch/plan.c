@@ -47,7 +47,9 @@
 /* With a hook and more jobs than spans of SPLIT_SPAN_KEYS fit in
    SPLIT_MAX_TASKS tasks (a batch of long sequences), each sequence's jobs
    are walked span by span as one task instead, when that gives at least
-   this many tasks. */
+   this many tasks. Zen 3, AVX2, 16 sequences, 32/8 heads, d 128, vLLM's
+   pages of 16 keys, paired against head after head: 32768 keys each 0.77
+   of the time with a 1-thread pool, 0.76-0.83 with 2; 8192 keys 0.84. */
 #define WALK_MIN_TASKS 16
 
 typedef struct plan {
