@@ -41,7 +41,7 @@
    = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
-/* Rows of the jobs walk_spans takes at a time (two floats each on its
+/* Rows of the jobs task_walk takes at a time (two floats each on its
    stack). */
 #define WALK_ROWS 256
 /* With a hook and more jobs than spans of SPLIT_SPAN_KEYS fit in
@@ -61,8 +61,8 @@ typedef struct plan {
     size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     int by_span;                  /* split tasks go split by split (else job by job) */
-    size_t walk_jobs;             /* jobs walk_spans can take at a time (0: no walk) */
-    int walk;                     /* the splits are walked by walk_spans */
+    size_t walk_jobs;             /* jobs task_walk can take at a time (0: no walk) */
+    int walk;                     /* the splits are walked by task_walk */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
@@ -157,19 +157,15 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->splits = 1;
     p->split_len = d->kv_len;
     p->by_span = heads_interleaved(d);
-    /* walk_spans: each job's rows accumulate in the (f32) output rows, a
+    /* task_walk: each job's rows accumulate in the (f32) output rows, a
        later span's acc rows go to the job's workspace, which must have
-       room for them beside the kernel's own; it takes a sequence's jobs at
-       a time (or as many as WALK_ROWS allows). Not for a ragged batch
-       (finding a job's sequence there costs O(batch), paid per span). */
-    if (p->by_span && !d->q_start && p->part_rows && d->o.dtype == QKV_F32 &&
-        d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
+       room for them beside the kernel's own. */
+    if (p->by_span && p->part_rows && d->o.dtype == QKV_F32 && d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
         const qkv_attn_shape sh = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
                                    d->mask == QKV_MASK_ADDITIVE, d->fpmath};
         const size_t acc = p->part_rows * round16(d->v_head_dim);
         if (acc <= p->ws_floats && ctx->attention_ws(p->part_rows, &sh) <= p->ws_floats - acc)
-            p->walk_jobs = p->seq_jobs * p->part_rows <= WALK_ROWS ? p->seq_jobs
-                                                                   : WALK_ROWS / p->part_rows;
+            p->walk_jobs = WALK_ROWS / p->part_rows;
     }
     if (p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS && (d->parallel_for || p->walk_jobs)) {
         size_t want = d->parallel_for ? (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs : 1;
@@ -177,9 +173,8 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             const size_t spans = (d->kv_len + SPLIT_SPAN_KEYS - 1) / SPLIT_SPAN_KEYS;
             if (want < spans)
                 want = spans;
-            p->walk = p->walk_jobs &&
-                      (!d->parallel_for || (want > SPLIT_MAX_TASKS / p->jobs &&
-                                            p->jobs / p->walk_jobs >= WALK_MIN_TASKS));
+            p->walk = p->walk_jobs && (!d->parallel_for || (want > SPLIT_MAX_TASKS / p->jobs &&
+                                                            d->batch >= WALK_MIN_TASKS));
             if (!p->walk && want > SPLIT_MAX_TASKS / p->jobs)
                 want = SPLIT_MAX_TASKS / p->jobs;
         }
@@ -223,25 +218,13 @@ typedef struct job_place {
     size_t keys;                  /* the sequence's keys */
 } job_place;
 
-/* Jobs go sequence by sequence; a ragged batch finds its sequence by
-   walking them (O(batch) per job, no memory). */
-static job_place place_of(const plan *p, size_t job)
+/* The place of job `job` of sequence b. */
+static job_place place_in_seq(const plan *p, size_t b, size_t job)
 {
     const qkv_attention_desc *d = p->d;
     job_place w;
-    w.b = 0;
-    if (!d->q_start) {
-        w.b = job / p->seq_jobs;
-        job %= p->seq_jobs;
-    } else {
-        for (;; w.b++) {
-            const size_t n = split_of(p, seq_rows(d, w.b)).jobs;
-            if (job < n)
-                break;
-            job -= n;
-        }
-    }
-    const size_t rows = seq_rows(d, w.b);
+    w.b = b;
+    const size_t rows = seq_rows(d, b);
     const seq_split s = split_of(p, rows);
     const size_t rb = job % s.row_blocks;
     job /= s.row_blocks;
@@ -255,6 +238,23 @@ static job_place place_of(const plan *p, size_t job)
     w.i1 = w.i0 + s.rows_per_job < rows ? w.i0 + s.rows_per_job : rows;
     w.keys = seq_keys(d, w.b);
     return w;
+}
+
+/* Jobs go sequence by sequence; a ragged batch finds its sequence by
+   walking them (O(batch) per job, no memory). */
+static job_place place_of(const plan *p, size_t job)
+{
+    const qkv_attention_desc *d = p->d;
+    if (!d->q_start)
+        return place_in_seq(p, job / p->seq_jobs, job % p->seq_jobs);
+    size_t b = 0;
+    for (;; b++) {
+        const size_t n = split_of(p, seq_rows(d, b)).jobs;
+        if (job < n)
+            break;
+        job -= n;
+    }
+    return place_in_seq(p, b, job);
 }
 
 /* Output row (b, h, i), in the output's dtype. */
@@ -350,14 +350,14 @@ static qkv_kv_src kv_src(const plan *p, const qkv_tensor *t, size_t page_stride,
    split) and runs the kernel. Results go to the output rows directly (f32
    output), through acc rows in the workspace (other dtypes), or to
    `partial` (acc rows, then max and sum) when the keys are split. With
-   `running` (walk_spans; f32 output), the rows' max and then their sum
+   `running` (task_walk; f32 output), the rows' max and then their sum
    (part_rows each): split 0 leaves acc in the output rows and its max and
    sum there, a later split merges into them from acc rows in the
    workspace. */
-static void run_job(const plan *p, size_t job, size_t s, float *partial, float *running)
+static void run_job(const plan *p, const job_place w, size_t s, float *partial,
+                    float *running)
 {
     const qkv_attention_desc *d = p->d;
-    const job_place w = place_of(p, job);
     size_t lo = s * p->split_len, hi = lo + p->split_len;
     hi = hi < w.keys ? hi : w.keys;
     lo = lo < hi ? lo : hi;
@@ -475,39 +475,38 @@ static void merge_job(const plan *p, size_t job)
     finish_partial(p, &w, first);
 }
 
-/* Without a hook: jobs [job0, job0 + n) walked span by span, every job's
-   part of a span before the next span's (see SPLIT_SPAN_KEYS), each span
-   merged as it comes into the job's output rows (run_job), so nothing is
-   allocated and the stack holds two floats a row more. Merged in the
-   order merge_job merges, so a hooked call cut into the same spans gives
-   the same bits. */
-static void walk_spans(const plan *p, size_t job0, size_t n)
-{
-    const size_t per = 2 * p->part_rows;
-    float running[n * per];
-    for (size_t s = 0; s < p->splits; s++)
-        for (size_t k = 0; k < n; k++)
-            run_job(p, job0 + k, s, NULL, running + k * per);
-    for (size_t k = 0; k < n; k++) {
-        const job_place w = place_of(p, job0 + k);
-        const float *max = running + k * per, *sum = max + p->part_rows;
-        size_t r = 0;
-        for (size_t h = w.h0; h < w.h1; h++)
-            for (size_t i = w.i0; i < w.i1; i++, r++)
-                finish_row(p, w.b, h, i, out_row(p->d, w.b, h, i), max[r], sum[r]);
-    }
-}
-
-static void task_walk(void *ctx, size_t i)
+/* Sequence b's jobs walked span by span, every job's part of a span
+   before the next span's (see SPLIT_SPAN_KEYS), walk_jobs of them at a
+   time, each span merged as it comes into the job's output rows (run_job),
+   so nothing is allocated and the stack holds two floats a row more.
+   Spans past the sequence's keys are skipped. Merged in the order
+   merge_job merges, so a hooked call cut into the same spans gives the
+   same bits. */
+static void task_walk(void *ctx, size_t b)
 {
     const plan *p = ctx;
-    const size_t job0 = i * p->walk_jobs;
-    walk_spans(p, job0, p->jobs - job0 < p->walk_jobs ? p->jobs - job0 : p->walk_jobs);
+    const size_t jobs = split_of(p, seq_rows(p->d, b)).jobs, per = 2 * p->part_rows;
+    const size_t spans = (seq_keys(p->d, b) + p->split_len - 1) / p->split_len;
+    float running[p->walk_jobs * per];
+    for (size_t j0 = 0; j0 < jobs; j0 += p->walk_jobs) {
+        const size_t n = jobs - j0 < p->walk_jobs ? jobs - j0 : p->walk_jobs;
+        for (size_t s = 0; s == 0 || s < spans; s++)
+            for (size_t k = 0; k < n; k++)
+                run_job(p, place_in_seq(p, b, j0 + k), s, NULL, running + k * per);
+        for (size_t k = 0; k < n; k++) {
+            const job_place w = place_in_seq(p, b, j0 + k);
+            const float *max = running + k * per, *sum = max + p->part_rows;
+            size_t r = 0;
+            for (size_t h = w.h0; h < w.h1; h++)
+                for (size_t i = w.i0; i < w.i1; i++, r++)
+                    finish_row(p, w.b, h, i, out_row(p->d, w.b, h, i), max[r], sum[r]);
+        }
+    }
 }
 
 static void task_whole(void *ctx, size_t job)
 {
-    run_job(ctx, job, 0, NULL, NULL);
+    run_job(ctx, place_of(ctx, job), 0, NULL, NULL);
 }
 
 /* Tasks go job by job, each job's splits in turn, or, where the KV heads
@@ -521,7 +520,7 @@ static void task_split(void *ctx, size_t index)
     const plan *p = ctx;
     const size_t job = p->by_span ? index % p->jobs : index / p->splits;
     const size_t s = p->by_span ? index / p->jobs : index % p->splits;
-    run_job(p, job, s, p->partial + (job * p->splits + s) * partial_floats(p), NULL);
+    run_job(p, place_of(p, job), s, p->partial + (job * p->splits + s) * partial_floats(p), NULL);
 }
 
 static void task_merge(void *ctx, size_t job)
@@ -533,7 +532,7 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
 {
     plan p;
     make_plan(&p, desc, ctx);
-    const size_t walks = p.walk && p.splits > 1 ? (p.jobs + p.walk_jobs - 1) / p.walk_jobs : 0;
+    const size_t walks = p.walk && p.splits > 1 ? desc->batch : 0;   /* one a sequence */
     if (!desc->parallel_for) {
         for (size_t i = 0; i < walks; i++)
             task_walk(&p, i);
