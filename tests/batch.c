@@ -56,10 +56,11 @@ static const size_t page_sizes[] = {1, 3, 16, 17, 64, 100, 256};
 static const size_t dims[] = {16, 33, 64, 128};
 static const size_t row_counts[] = {0, 1, 2, 7, 33, 70};
 static const size_t key_counts[] = {0, 1, 5, 64, 100, 300};
-/* Long sequences: with four KV heads side by side in the pages, the keys
-   are walked in spans of 2048 (and with a hook, 16 sequences or more are
-   walked one task a sequence). */
-static const size_t long_key_counts[] = {0, 1, 2100, 4500};
+/* Long sequences, 16 to 18 of them, 8 KV heads side by side in the pages:
+   the keys are walked in spans of 2048, with a hook one task a sequence
+   (more jobs than split tasks of whole spans allow). Small heads keep the
+   case cheap under qemu. */
+static const size_t long_key_counts[] = {0, 1, 2100};
 
 /* Key j of sequence b, KV head g, as an element offset in the K (or V)
    buffer of the case. */
@@ -131,18 +132,18 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
     qkv_attention_desc *d = &c->d;
     const int long_keys = coin(s, 8);
     d->batch = long_keys ? 16 + rng_next(s) % 3 : 1 + rng_next(s) % (quick ? 3 : 5);
-    d->kv_heads = long_keys ? 4 : 1 + rng_next(s) % 2;
-    d->q_heads = d->kv_heads * (size_t[]){1, 2, 4}[rng_next(s) % 3];
-    d->head_dim = pick(s, dims, 4);
-    d->v_head_dim = coin(s, 70) ? d->head_dim : pick(s, dims, 4);
+    d->kv_heads = long_keys ? 8 : 1 + rng_next(s) % 2;
+    d->q_heads = d->kv_heads * (long_keys ? 1 : (size_t[]){1, 2, 4}[rng_next(s) % 3]);
+    d->head_dim = long_keys ? dims[0] : pick(s, dims, 4);
+    d->v_head_dim = long_keys || coin(s, 70) ? d->head_dim : pick(s, dims, 4);
     /* Per-sequence lengths; a regular batch now and then (kv_lens only, or
        neither) to cover the paths in between. */
-    const int ragged = long_keys || coin(s, 75), per_seq_keys = ragged || coin(s, 50);
+    const int ragged = coin(s, 75), per_seq_keys = long_keys || ragged || coin(s, 50);
     size_t total = 0, most_keys = 1, most_rows = 0;
-    const size_t same_rows = 1 + rng_next(s) % 40;
+    const size_t same_rows = 1 + rng_next(s) % (long_keys ? 2 : 40);
     for (size_t b = 0; b < d->batch; b++) {
-        c->rows[b] = long_keys ? rng_next(s) % 3 : ragged ? pick(s, row_counts, 6) : same_rows;
-        c->keys[b] = long_keys      ? pick(s, long_key_counts, 4)
+        c->rows[b] = !ragged ? same_rows : long_keys ? rng_next(s) % 3 : pick(s, row_counts, 6);
+        c->keys[b] = long_keys      ? pick(s, long_key_counts, 3)
                      : per_seq_keys ? pick(s, key_counts, 6)
                                     : 0;
         c->q_start[b] = (int32_t)total;

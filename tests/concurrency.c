@@ -115,12 +115,11 @@ static void mypool_parallel_for(void *pool, size_t count, qkv_task_fn task, void
 
 /* ---- the problems ------------------------------------------------------- */
 
-enum { P_SCORES, P_SOFTMAX, P_WSUM, P_ATT_PREFILL, P_ATT_DECODE, P_ATT_MASKED, P_ATT_SPANS, P_ATT_WALK, NPROB };
+enum { P_SCORES, P_SOFTMAX, P_WSUM, P_ATT_PREFILL, P_ATT_DECODE, P_ATT_MASKED, P_ATT_SPANS, NPROB };
 static const char *const prob_name[NPROB] = {"scores", "softmax", "weighted_sum",
                                              "attention prefill", "attention decode (split keys)",
                                              "attention masked",
-                                             "attention decode (heads side by side, spans)",
-                                             "attention batch decode (heads side by side, walked)"};
+                                             "attention decode (heads side by side, spans)"};
 
 /* Stage shapes: not multiples of any vector width. */
 enum { SM = 7, SN = 45, SD = 33, SDV = 17 };
@@ -199,14 +198,9 @@ static void setup_problems(void)
     att[P_ATT_MASKED].d.softcap = 2.0f;
     /* K/V as [kv_len][kv_heads][dim], the heads side by side: with a hook
        the keys are split into spans walked split by split. */
-    make_attention(P_ATT_SPANS, 1, 6, 3, 2, 5000, 16, 8, 14);
-    att[P_ATT_SPANS].d.k = (qkv_tensor){att[P_ATT_SPANS].k, QKV_F32, 3 * 5000 * 16, 16, 3 * 16};
-    att[P_ATT_SPANS].d.v = (qkv_tensor){att[P_ATT_SPANS].v, QKV_F32, 3 * 5000 * 8, 8, 3 * 8};
-    /* 20 sequences of it, 4 KV heads: too many jobs for split tasks, so
-       each sequence's heads are walked span by span as one task. */
-    make_attention(P_ATT_WALK, 20, 4, 4, 1, 2100, 8, 8, 15);
-    att[P_ATT_WALK].d.k = (qkv_tensor){att[P_ATT_WALK].k, QKV_F32, 4 * 2100 * 8, 8, 4 * 8};
-    att[P_ATT_WALK].d.v = (qkv_tensor){att[P_ATT_WALK].v, QKV_F32, 4 * 2100 * 8, 8, 4 * 8};
+    make_attention(P_ATT_SPANS, 1, 3, 3, 1, 2100, 8, 8, 14);
+    att[P_ATT_SPANS].d.k = (qkv_tensor){att[P_ATT_SPANS].k, QKV_F32, 3 * 2100 * 8, 8, 3 * 8};
+    att[P_ATT_SPANS].d.v = (qkv_tensor){att[P_ATT_SPANS].v, QKV_F32, 3 * 2100 * 8, 8, 3 * 8};
 
     for (int p = 0; p < NPROB; p++) {
         oracle_out[p] = malloc(out_len[p] * sizeof(double));
