@@ -41,9 +41,10 @@
    = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
-/* Rows of the jobs task_walk takes at a time (two floats each on its
-   stack). */
-#define WALK_ROWS 256
+/* Rows of the jobs task_walk takes at a time: two floats each on its
+   stack (512 bytes; the avx2 decode's deepest stack grew by 88 bytes),
+   16 KV heads of a GQA group of 4. */
+#define WALK_ROWS 64
 /* With a hook and more jobs than spans of SPLIT_SPAN_KEYS fit in
    SPLIT_MAX_TASKS tasks (a batch of long sequences), each sequence's jobs
    are walked span by span as one task instead, when that gives at least

@@ -218,10 +218,10 @@ static void make_cases(void)
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE);
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE | F_HOOK);
     add_attention(8, 1, 2, 1500, 64, 64, F_CAUSAL | F_SOFTCAP | F_ALIBI | F_HOOK);
-    add_attention(16, 4, 1, 4200, 128, 128, F_SINKS | F_LSE | F_SIDE);
-    add_attention(16, 4, 1, 4200, 128, 128, F_SINKS | F_LSE | F_SIDE | F_HOOK);
-    add_attention(64, 8, 2, 4200, 256, 256, F_CAUSAL | F_LSE | F_SIDE);
-    add_attention(8, 2, 64, 4200, 128, 128, F_CAUSAL | F_SIDE);
+    add_attention(16, 4, 1, 2100, 128, 128, F_SINKS | F_LSE | F_SIDE);
+    add_attention(16, 4, 1, 2100, 128, 128, F_SINKS | F_LSE | F_SIDE | F_HOOK);
+    add_attention(16, 8, 2, 2100, 256, 256, F_CAUSAL | F_LSE | F_SIDE);
+    add_attention(4, 2, 64, 2100, 128, 128, F_CAUSAL | F_SIDE);
     static const qkv_dtype conv[][2] = {
         {QKV_F32, QKV_F16}, {QKV_F16, QKV_F32}, {QKV_F32, QKV_BF16}, {QKV_BF16, QKV_F32},
         {QKV_F16, QKV_BF16}, {QKV_BF16, QKV_F16}, {QKV_F32, QKV_Q8_0}, {QKV_Q8_0, QKV_F32},
