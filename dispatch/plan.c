@@ -448,14 +448,17 @@ static void merge_partial(const plan *p, size_t rows, float *into, const float *
                   part[n * dv + r], part[n * dv + n + r]);
 }
 
-/* The rows of job w from its merged partial. */
-static void finish_partial(const plan *p, const job_place *w, float *part)
+/* The rows of job w from their merged acc rows (acc, v_head_dim floats a
+   row; NULL: the output rows themselves, as task_walk leaves them) and
+   their running max and sum. */
+static void finish_job(const plan *p, const job_place *w, float *acc, const float *max,
+                       const float *sum)
 {
-    const size_t dv = p->d->v_head_dim, n = p->part_rows;
     size_t r = 0;
     for (size_t h = w->h0; h < w->h1; h++)
         for (size_t i = w->i0; i < w->i1; i++, r++)
-            finish_row(p, w->b, h, i, part + r * dv, part[n * dv + r], part[n * dv + n + r]);
+            finish_row(p, w->b, h, i, acc ? acc + r * p->d->v_head_dim : out_row(p->d, w->b, h, i),
+                       max[r], sum[r]);
 }
 
 static size_t job_rows(const job_place *w)
@@ -473,7 +476,8 @@ static void merge_job(const plan *p, size_t job)
     float *first = p->partial + job * p->splits * stride;
     for (size_t s = 1; s < p->splits; s++)
         merge_partial(p, job_rows(&w), first, first + s * stride);
-    finish_partial(p, &w, first);
+    const float *max = first + p->part_rows * p->d->v_head_dim;
+    finish_job(p, &w, first, max, max + p->part_rows);
 }
 
 /* Sequence b's jobs walked span by span, every job's part of a span
@@ -496,11 +500,7 @@ static void task_walk(void *ctx, size_t b)
                 run_job(p, place_in_seq(p, b, j0 + k), s, NULL, running + k * per);
         for (size_t k = 0; k < n; k++) {
             const job_place w = place_in_seq(p, b, j0 + k);
-            const float *max = running + k * per, *sum = max + p->part_rows;
-            size_t r = 0;
-            for (size_t h = w.h0; h < w.h1; h++)
-                for (size_t i = w.i0; i < w.i1; i++, r++)
-                    finish_row(p, w.b, h, i, out_row(p->d, w.b, h, i), max[r], sum[r]);
+            finish_job(p, &w, NULL, running + k * per, running + k * per + p->part_rows);
         }
     }
 }
