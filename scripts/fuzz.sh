@@ -40,7 +40,9 @@ if [ ! -f "$build/build.ninja" ]; then
   # (9 min for avx512.c, where the one driver and its always_inline
   # microkernels make a few huge functions) and seconds at -O0, which runs
   # the same paths (always_inline still inlines), only fewer per second.
+  # shellcheck disable=SC2046  # word splitting wanted: the options
   CC=$cc meson setup "$build" "$root" --buildtype=plain \
+    $(bash "$root/scripts/unrunnable-isas.sh") \
     -Db_sanitize=address,undefined -Db_lundef=false \
     -Dtests=disabled -Dbench=disabled \
     -Dc_args="-O0 -g -fno-sanitize-recover=all -fsanitize=fuzzer-no-link -fno-omit-frame-pointer" >"$build.setup.log" 2>&1 ||

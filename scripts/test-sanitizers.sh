@@ -29,7 +29,9 @@ run() { say "$@"; "$@"; }
 setup() {   # dir, then meson options
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    run meson setup "$dir" --buildtype=plain -Dbench=disabled "$@" >/dev/null || return 1
+    # shellcheck disable=SC2046  # word splitting wanted: the options
+    run meson setup "$dir" --buildtype=plain -Dbench=disabled \
+      $(bash "$root/scripts/unrunnable-isas.sh") "$@" >/dev/null || return 1
   fi
   say ninja -C "$dir" -j"$jobs_n"
   ninja -C "$dir" -j"$jobs_n" >/dev/null || { ninja -C "$dir" -j1 | tail -n 30; return 1; }
