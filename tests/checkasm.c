@@ -891,8 +891,9 @@ static void test_fpmath(int cases, int quick, const char *only)
     } while (0)
 
     /* Every dtype combination on a prefill shape (the GEMM form, where the
-       bf16 tiles are), strict mode everywhere and BF16 mode where it rounds; --quick draws a quarter of them
-       (they were three quarters of a quick run under qemu at 256-bit SVE). */
+       bf16 tiles are), strict mode on every ISA and BF16 mode where it
+       rounds; --quick draws a quarter of them (they were three quarters of
+       a quick run under qemu at 256-bit SVE). */
     static const qkv_dtype all[] = {QKV_F32, QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0};
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 5; b++)
@@ -979,9 +980,9 @@ static void test_fpmath(int cases, int quick, const char *only)
         make_case_spec(&c, &spec);
         float *keep = malloc(c.d.q_len * c.d.v_head_dim * sizeof *keep);
         for (size_t k = 0; k < n_im; k++) {
-            /* Only where BF16 mode rounds at 32768 keys: an ISA without tiles
-               would run strict mode's long decode, slow under qemu (scalar
-               at head_dim 256) and no test of the bound. */
+            /* 32768 keys only where BF16 mode rounds: an ISA without tiles
+               would run strict mode there, no test of the bound, and slow
+               under qemu (the scalar reference at head_dim 256). */
             if (big_kv[g] > 4096 && (!im[k].tiles || strcmp(im[k].name, "amx-emu") == 0))
                 continue;
             seen_err = seen_err_lse = 0;
