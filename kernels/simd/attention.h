@@ -94,7 +94,7 @@
  *                          NULL, or n rows (each NULL or d values as t)
  *                          to prefetch, kpre[j] about when key j is done.
  *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre, vpre)
- *                          rows <= 8: acc[r][c] = pre_r · acc[r][c] +
+ *                          rows <= 8, n <= ATT_BN: acc[r][c] = pre_r · acc[r][c] +
  *                          Σ_{j<n} p[j·prs + r] · V_j[c], c < dv, V_j
  *                          stored as t at vrow[j]; pre NULL means 1. May
  *                          read p's lanes up to 4 (8) past the rows. vpre

@@ -29,16 +29,21 @@
     default: CALL(QKV_F32); break;          \
     }
 
-/* Values j .. j + VL - 1 of the Q8_0 or Q4_0 block at blk (j a multiple
-   of VL), times scale, the block's d: a caller that walks a row block by
-   block reads d once a block, and with j known when compiled, Q4_0's
+/* The quants j .. j + VL - 1 of the Q8_0 or Q4_0 block at blk (j a
+   multiple of VL) as f32, before the block's scale: q, or q - 8. */
+V_INLINE vf SIMD_NAME(block_raw)(const qkv_dtype t, const unsigned char *blk, size_t j)
+{
+    const unsigned char *qs = blk + 2;
+    return t == QKV_Q8_0 ? v_load_i8(qs + j) : v_load_q4(qs + j % 16, j >= 16);
+}
+
+/* Those values times scale, the block's d: a caller that walks a row block
+   by block reads d once a block, and with j known when compiled, Q4_0's
    nibble half is too. d·q is exact in f32 (an 11-bit scale times an 8-bit
    int). */
 V_INLINE vf SIMD_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, size_t j, vf scale)
 {
-    const unsigned char *qs = blk + 2;
-    const vf x = t == QKV_Q8_0 ? v_load_i8(qs + j) : v_load_q4(qs + j % 16, j >= 16);
-    return v_mul(x, scale);
+    return v_mul(SIMD_NAME(block_raw)(t, blk, j), scale);
 }
 
 /* Columns [c0, c0 + span) of rows stored as t, for the decode P·V kernels,
