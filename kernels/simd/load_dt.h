@@ -46,14 +46,16 @@ V_INLINE vf SIMD_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, si
     return v_mul(SIMD_NAME(block_raw)(t, blk, j), scale);
 }
 
-/* Columns [c0, c0 + span) of rows stored as t, for the decode P·V kernels,
-   which load a column block's vectors key after key: when t is a block
-   dtype and the columns are whole blocks from a block's start, or lie in
-   one block (span divides a block, c0 a multiple of span), a kernel reads
-   each block's scale once a key (block_vec), from byte `at` of the row and
-   value `off` of its first block, instead of once a vector through load_dt
-   (AVX2's 16 columns, half a block: its Q8_0/Q4_0 decode took 0.98/0.90 of
-   the time). on is 0 otherwise, and for other dtypes. */
+/* Columns [c0, c0 + span) of rows stored as t, for the Arm decode P·V
+   kernels, which load a column block's vectors key after key: when t is a
+   block dtype and the columns are whole blocks from a block's start, or lie
+   in one block (span divides a block, c0 a multiple of span), a kernel
+   reads each block's scale once a key (block_vec), from byte `at` of the
+   row and value `off` of its first block, instead of once a vector through
+   load_dt (AVX2's 16 columns, half a block, when x86 did the same: its
+   Q8_0/Q4_0 decode took 0.98/0.90 of the time; x86 now folds the scale
+   into the weights, kernels/x86/kernels_tmpl.h's pv_weights). on is 0
+   otherwise, and for other dtypes. */
 typedef struct SIMD_NAME(blk_cols) {
     int on;
     size_t at, off;
