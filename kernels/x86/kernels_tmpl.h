@@ -675,8 +675,11 @@ X86_UNROLL
 #define PV_NV8 (GEMM_NV / 2)
 
 /* Keys whose folded weights pv_rows_t holds: a decode tile (simd_pv_rows
-   takes n <= ATT_BN, checked below attention.h). */
+   takes n <= ATT_BN, checked below attention.h); blocks a column block
+   spans (AVX-512's 64 columns: 2); lanes of weights a key for R rows. */
 #define PV_WKEYS 64
+#define PV_WBLOCKS ((PV_NV12 * VL + QKV_BLOCK_VALUES - 1) / QKV_BLOCK_VALUES)
+#define PV_WLANES(R) ((R) <= 4 ? 4 : 8)
 
 /* w[j·ws + l] = p[j·prs + l] · d_j for j < n, l < ws (4 or 8), d_j the
    scale of the block at byte `at` of V row j: the weights of a block
@@ -710,18 +713,18 @@ static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
     }
 }
 
-/* simd_pv_rows for R lanes: the columns in blocks of NB vectors. */
+/* simd_pv_rows for R lanes: the columns in blocks of NB vectors; w has
+   room for PV_WBLOCKS blocks of PV_WKEYS keys' PV_WLANES(R) weights. */
 V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size_t prs,
                                  const unsigned char *const *vrow, size_t n, size_t dv,
                                  qkv_dtype t, float *const *acc, const float *pre,
-                                 const unsigned char *const *vpre)
+                                 const unsigned char *const *vpre, float *w)
 {
     const int NB = R <= 2 ? PV_NV12 : R == 4 ? PV_NV4 : PV_NV8;
     const size_t vbytes = qkv_dtype_bytes(t, dv), step = (size_t)NB * VL;
     const size_t blocks = (dv + step - 1) / step;
     const int blocked = qkv_dtype_block(t) > 1;
-    const size_t ws = R <= 4 ? 4 : 8, bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
-    X86_ALIGN float w[2][PV_WKEYS * 8];
+    const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
     const float *pw = p;
     size_t pws = prs, held = SIZE_MAX;   /* the first block whose weights w[0] holds */
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
@@ -729,16 +732,15 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
         if (blocked && c0 / QKV_BLOCK_VALUES != held) {
             held = c0 / QKV_BLOCK_VALUES;
             for (size_t i = 0; i * QKV_BLOCK_VALUES < nc; i++)
-                X86_NAME(pv_weights)(p, prs, ws, vrow, (held + i) * bytes, n, w[i]);
-            pw = w[0];
+                X86_NAME(pv_weights)(p, prs, ws, vrow, (held + i) * bytes, n, w + i * wbs);
+            pw = w;
             pws = ws;
         }
         const SIMD_NAME(pv_pf) pf = SIMD_NAME(pv_prefetch)(blk, blocks, c0, nc, dv, vbytes);
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
 #define PV_CALL(R_, NV_, TL_, T_)                                                                 \
-    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, pw, pws, PV_WKEYS * 8, vrow, n, c0, tail, acc, pre, \
-                     vpre, pf)
+    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, pw, pws, wbs, vrow, n, c0, tail, acc, pre, vpre, pf)
 #define PV_T(R_, NV_)                                                            \
     do {                                                                         \
         if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
@@ -787,7 +789,8 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
         size_t dv, qkv_dtype t, float *const *acc, const float *pre,                          \
         const unsigned char *const *vpre)                                                     \
     {                                                                                          \
-        X86_NAME(pv_rows_t)(R_, rows, p, prs, vrow, n, dv, t, acc, pre, vpre);                 \
+        X86_ALIGN float w[PV_WBLOCKS * PV_WKEYS * PV_WLANES(R_)];                               \
+        X86_NAME(pv_rows_t)(R_, rows, p, prs, vrow, n, dv, t, acc, pre, vpre, w);              \
     }
 PV_ROWS_R(1)
 PV_ROWS_R(2)
