@@ -686,11 +686,11 @@ X86_UNROLL
    dtype's P·V with the scales folded in, so that the quants need no
    multiply: a multiply once per key and block instead of once per key
    and vector, and no scale in the P·V loop's registers (AVX2 decode, Zen
-   3, 32/8 heads, d 128, 1024 keys in cache, paired: Q8_0 0.93 of the
-   time, Q4_0 0.96; from memory, 32768 keys, 0.94-0.96). p·d rounds where
-   d·q was exact: an error of 2^-24 of a weight, far inside the contract's
-   tolerance; an Inf or NaN scale gives what it gave before (NaN where it
-   meets a zero). */
+   3, 32/8 heads, d 128, 1024 keys in cache, paired: Q8_0 0.93-0.95 of
+   the time, Q4_0 0.96-0.98; from memory, 32768 keys, about the same).
+   p·d rounds where d·q was exact: an error of 2^-24 of a weight, far
+   inside the contract's tolerance; an Inf or NaN scale gives what it gave
+   before (NaN where it meets a zero). */
 static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
                                  const unsigned char *const *vrow, size_t at, size_t n, float *w)
 {
