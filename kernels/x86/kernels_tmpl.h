@@ -713,49 +713,43 @@ static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
     }
 }
 
-/* simd_pv_rows for R lanes: the columns in blocks of NB vectors; w has
-   room for PV_WBLOCKS blocks of PV_WKEYS keys' PV_WLANES(R) weights. */
-V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size_t prs,
-                                 const unsigned char *const *vrow, size_t n, size_t dv,
-                                 qkv_dtype t, float *const *acc, const float *pre,
-                                 const unsigned char *const *vpre, float *w)
+/* simd_pv_rows for R lanes and V stored as T: the columns in blocks of NB
+   vectors; w has room for PV_WBLOCKS blocks of PV_WKEYS keys' PV_WLANES(R)
+   weights. One copy per dtype, so that other dtypes carry nothing of the
+   weights (with the dtype chosen inside, the 8-row f16 decode kept its key
+   count on the stack: 5% slower). */
+V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, const float *p,
+                                size_t prs, const unsigned char *const *vrow, size_t n, size_t dv,
+                                float *const *acc, const float *pre,
+                                const unsigned char *const *vpre, float *w)
 {
     const int NB = R <= 2 ? PV_NV12 : R == 4 ? PV_NV4 : PV_NV8;
-    const size_t vbytes = qkv_dtype_bytes(t, dv), step = (size_t)NB * VL;
+    const size_t vbytes = qkv_dtype_bytes(T, dv), step = (size_t)NB * VL;
     const size_t blocks = (dv + step - 1) / step;
-    const int blocked = qkv_dtype_block(t) > 1;
-    const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
-    const float *pw = p;
-    size_t pws = prs, held = SIZE_MAX;   /* the first block whose weights w[0] holds */
+    const int blocked = qkv_dtype_block(T) > 1;
+    const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(T, QKV_BLOCK_VALUES);
+    const float *pw = blocked ? w : p;
+    const size_t pws = blocked ? ws : prs;
+    size_t held = SIZE_MAX;   /* the first block whose weights w holds */
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
         const size_t nc = dv - c0 < step ? dv - c0 : step;
         if (blocked && c0 / QKV_BLOCK_VALUES != held) {
             held = c0 / QKV_BLOCK_VALUES;
             for (size_t i = 0; i * QKV_BLOCK_VALUES < nc; i++)
                 X86_NAME(pv_weights)(p, prs, ws, vrow, (held + i) * bytes, n, w + i * wbs);
-            pw = w;
-            pws = ws;
         }
         const SIMD_NAME(pv_pf) pf = SIMD_NAME(pv_prefetch)(blk, blocks, c0, nc, dv, vbytes);
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
-#define PV_CALL(R_, NV_, TL_, T_)                                                                 \
-    X86_NAME(pv_blk)(R_, NV_, TL_, T_, rows, pw, pws, wbs, vrow, n, c0, tail, acc, pre, vpre, pf)
-#define PV_T(R_, NV_)                                                            \
-    do {                                                                         \
-        if (tail) {   /* only rows of f32, f16, bf16 have a partial vector */      \
-            if (t == QKV_F16) PV_CALL(R_, NV_, 1, QKV_F16);                      \
-            else if (t == QKV_BF16) PV_CALL(R_, NV_, 1, QKV_BF16);               \
-            else PV_CALL(R_, NV_, 1, QKV_F32);                                   \
-        } else {                                                                 \
-            switch (t) {                                                         \
-            case QKV_F16: PV_CALL(R_, NV_, 0, QKV_F16); break;                   \
-            case QKV_BF16: PV_CALL(R_, NV_, 0, QKV_BF16); break;                 \
-            case QKV_Q8_0: PV_CALL(R_, NV_, 0, QKV_Q8_0); break;                 \
-            case QKV_Q4_0: PV_CALL(R_, NV_, 0, QKV_Q4_0); break;                 \
-            default: PV_CALL(R_, NV_, 0, QKV_F32); break;                        \
-            }                                                                    \
-        }                                                                        \
+        /* Only rows of f32, f16, bf16 have a partial vector. */
+#define PV_T(R_, NV_)                                                                        \
+    do {                                                                                     \
+        if (!blocked && tail)                                                                \
+            X86_NAME(pv_blk)(R_, NV_, 1, T, rows, pw, pws, wbs, vrow, n, c0, tail, acc, pre, \
+                             vpre, pf);                                                      \
+        else                                                                                 \
+            X86_NAME(pv_blk)(R_, NV_, 0, T, rows, pw, pws, wbs, vrow, n, c0, tail, acc, pre, \
+                             vpre, pf);                                                      \
     } while (0)
         if (R == 1) {
             if (nv == 4) PV_T(1, 4); else if (nv == 3) PV_T(1, 3); else
@@ -775,7 +769,6 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
             PV_T(8, 1);
         }
 #undef PV_T
-#undef PV_CALL
     }
 }
 
@@ -783,6 +776,7 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
    in one function for all of them, gcc's register allocation of the 4-row
    blocks got worse as the others grew (AVX2 Q8_0 decode: 5% more
    instructions once R = 2 came). */
+#define PV_COLS(R_, T_) X86_NAME(pv_cols)(R_, T_, rows, p, prs, vrow, n, dv, acc, pre, vpre, w)
 #define PV_ROWS_R(R_)                                                                          \
     static __attribute__((noinline)) void X86_NAME(pv_rows##R_)(                               \
         size_t rows, const float *p, size_t prs, const unsigned char *const *vrow, size_t n,   \
@@ -790,13 +784,20 @@ V_INLINE void X86_NAME(pv_rows_t)(const int R, size_t rows, const float *p, size
         const unsigned char *const *vpre)                                                     \
     {                                                                                          \
         X86_ALIGN float w[PV_WBLOCKS * PV_WKEYS * PV_WLANES(R_)];                               \
-        X86_NAME(pv_rows_t)(R_, rows, p, prs, vrow, n, dv, t, acc, pre, vpre, w);              \
+        switch (t) {                                                                           \
+        case QKV_F16: PV_COLS(R_, QKV_F16); break;                                             \
+        case QKV_BF16: PV_COLS(R_, QKV_BF16); break;                                           \
+        case QKV_Q8_0: PV_COLS(R_, QKV_Q8_0); break;                                           \
+        case QKV_Q4_0: PV_COLS(R_, QKV_Q4_0); break;                                           \
+        default: PV_COLS(R_, QKV_F32); break;                                                  \
+        }                                                                                      \
     }
 PV_ROWS_R(1)
 PV_ROWS_R(2)
 PV_ROWS_R(4)
 PV_ROWS_R(8)
 #undef PV_ROWS_R
+#undef PV_COLS
 
 static void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
                               const unsigned char *const *vrow, size_t n, size_t dv, qkv_dtype t,
