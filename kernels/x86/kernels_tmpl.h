@@ -623,7 +623,7 @@ X86_UNROLL
         }
     }
     /* Block dtypes: the columns are part of one block or whole blocks
-       (pv_rows_t's steps), from byte `at` of the row. */
+       (pv_cols' steps), from byte `at` of the row. */
     const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES), off = c0 % QKV_BLOCK_VALUES;
     const size_t at = qkv_dtype_bytes(t, c0 - off);
     size_t pf_next = pf.first;
@@ -674,7 +674,7 @@ X86_UNROLL
 #define PV_NV4 (GEMM_NV)
 #define PV_NV8 (GEMM_NV / 2)
 
-/* Keys whose folded weights pv_rows_t holds: a decode tile (simd_pv_rows
+/* Keys whose folded weights pv_cols holds: a decode tile (simd_pv_rows
    takes n <= ATT_BN, checked below attention.h); blocks a column block
    spans (AVX-512's 64 columns: 2); lanes of weights a key for R rows. */
 #define PV_WKEYS 64
@@ -776,21 +776,16 @@ V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, con
    in one function for all of them, gcc's register allocation of the 4-row
    blocks got worse as the others grew (AVX2 Q8_0 decode: 5% more
    instructions once R = 2 came). */
-#define PV_COLS(R_, T_) X86_NAME(pv_cols)(R_, T_, rows, p, prs, vrow, n, dv, acc, pre, vpre, w)
+#define PV_COLS(T_) X86_NAME(pv_cols)(R, T_, rows, p, prs, vrow, n, dv, acc, pre, vpre, w)
 #define PV_ROWS_R(R_)                                                                          \
     static __attribute__((noinline)) void X86_NAME(pv_rows##R_)(                               \
         size_t rows, const float *p, size_t prs, const unsigned char *const *vrow, size_t n,   \
         size_t dv, qkv_dtype t, float *const *acc, const float *pre,                          \
         const unsigned char *const *vpre)                                                     \
     {                                                                                          \
-        X86_ALIGN float w[PV_WBLOCKS * PV_WKEYS * PV_WLANES(R_)];                               \
-        switch (t) {                                                                           \
-        case QKV_F16: PV_COLS(R_, QKV_F16); break;                                             \
-        case QKV_BF16: PV_COLS(R_, QKV_BF16); break;                                           \
-        case QKV_Q8_0: PV_COLS(R_, QKV_Q8_0); break;                                           \
-        case QKV_Q4_0: PV_COLS(R_, QKV_Q4_0); break;                                           \
-        default: PV_COLS(R_, QKV_F32); break;                                                  \
-        }                                                                                      \
+        enum { R = R_ };                                                                       \
+        X86_ALIGN float w[PV_WBLOCKS * PV_WKEYS * PV_WLANES(R)];                                \
+        SIMD_DTYPE_SWITCH(t, PV_COLS)                                                          \
     }
 PV_ROWS_R(1)
 PV_ROWS_R(2)
@@ -854,7 +849,7 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 #define SIMD_TRANSPOSE 1   /* v_transpose, for pack_qt */
 V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 #include "simd/attention.h"
-_Static_assert(ATT_BN <= PV_WKEYS, "pv_rows_t holds the folded weights of a decode tile");
+_Static_assert(ATT_BN <= PV_WKEYS, "pv_cols holds the folded weights of a decode tile");
 
 /* The registry entry of this ISA: everything of the template, and the
    block sizes the planner shares with the driver. */
