@@ -730,14 +730,15 @@ V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, con
     const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(T, QKV_BLOCK_VALUES);
     const float *pw = blocked ? w : p;
     const size_t pws = blocked ? ws : prs;
-    size_t held = SIZE_MAX;   /* the first block whose weights w holds */
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
         const size_t nc = dv - c0 < step ? dv - c0 : step;
-        if (blocked && c0 / QKV_BLOCK_VALUES != held) {
-            held = c0 / QKV_BLOCK_VALUES;
+        /* A column block that starts a block (the steps divide a block or
+           are whole blocks) takes the weights of the blocks it spans; the
+           others lie in the block before. */
+        if (blocked && c0 % QKV_BLOCK_VALUES == 0)
             for (size_t i = 0; i * QKV_BLOCK_VALUES < nc; i++)
-                X86_NAME(pv_weights)(p, prs, ws, vrow, (held + i) * bytes, n, w + i * wbs);
-        }
+                X86_NAME(pv_weights)(p, prs, ws, vrow, (c0 / QKV_BLOCK_VALUES + i) * bytes, n,
+                                     w + i * wbs);
         const SIMD_NAME(pv_pf) pf = SIMD_NAME(pv_prefetch)(blk, blocks, c0, nc, dv, vbytes);
         const int nv = (int)((nc + VL - 1) / VL);
         const size_t tail = nc % VL;
