@@ -27,31 +27,32 @@
    [pages][kv_heads][page_size][dim]): walked one head after another, each
    head's rows come in short runs with the other heads' bytes between them,
    which the hardware prefetchers fetch past the run's end for nothing.
-   Cut into spans of at most SPLIT_SPAN_KEYS keys and walked span by span
-   (every head's tasks of a span before the next span's), the neighbours'
+   The jobs of a sequence are then walked together (task_walk), a chunk of
+   keys at a time, or, with a hook and too many jobs for that, split into
+   spans of at most SPLIT_SPAN_KEYS keys whose tasks go span by span
+   (every job's task of a span before the next span's): the neighbours'
    bytes are read while still in cache. Zen 3, AVX2, a 1-thread pool, 32/8
-   heads, d 128, 32768 f32 keys, paired with the walk head after head (4
-   splits of 8192 keys): vLLM's pages of 16 keys 0.71-0.80 of the time
-   (23-29 ms; contiguous K/V 22-27), [kv_len][kv_heads][dim] 0.63-0.74;
-   spans of 4096 keys: the same for pages, 10-20% slower for
-   [kv_len][kv_heads][dim]; of 8192 (emulated, no hook) 10% slower. With 2
-   threads pages of 16 stayed at 1.00 (0.75-1.0 of contiguous's speed in a
-   noisy hour, left alone), [kv_len][kv_heads][dim] took 0.68-0.70. The tasks stay within
-   the merge buffer's documented bound (SPLIT_MAX_TASKS · QKV_ATTN_MAX_ROWS
-   = 64 · 64 rows). */
+   heads, d 128, 32768 f32 keys, spans paired with the walk head after
+   head (4 splits of 8192 keys): vLLM's pages of 16 keys 0.71-0.80 of the
+   time (23-29 ms; contiguous K/V 22-27), [kv_len][kv_heads][dim]
+   0.63-0.74; spans of 4096 keys: the same for pages, 10-20% slower for
+   [kv_len][kv_heads][dim]; of 8192 (emulated, no hook) 10% slower. The
+   tasks stay within the merge buffer's documented bound (SPLIT_MAX_TASKS ·
+   QKV_ATTN_MAX_ROWS = 64 · 64 rows). */
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
-/* Rows of the jobs task_walk takes at a time: two floats each on its
-   stack (512 bytes; the avx2 decode's deepest stack grew by 88 bytes),
-   16 KV heads of a GQA group of 4. */
+/* Rows of the jobs a walk (task_walk) steps together: two floats each on
+   its stack. */
 #define WALK_ROWS 64
-/* With a hook and more jobs than spans of SPLIT_SPAN_KEYS fit in
-   SPLIT_MAX_TASKS tasks (a batch of long sequences), each sequence's jobs
-   are walked span by span as one task instead, when that gives at least
-   this many tasks. Zen 3, AVX2, 16 sequences, 32/8 heads, d 128, vLLM's
-   pages of 16 keys, paired against head after head: 32768 keys each 0.77
-   of the time with a 1-thread pool, 0.76-0.83 with 2; 8192 keys 0.84. */
+/* With a hook, each sequence is walked as one task when there are at
+   least this many sequences (else its keys are split among tasks). Zen 3,
+   AVX2, 16 sequences, 32/8 heads, d 128, vLLM's pages of 16 keys, walked
+   in spans as one task a sequence, paired against head after head: 32768
+   keys each 0.77 of the time with a 1-thread pool, 0.76-0.83 with 2; 8192
+   keys 0.84. */
 #define WALK_MIN_TASKS 16
+/* The fewest keys a walk's chunk has (see walk_chunk). */
+#define WALK_CHUNK_MIN 16
 
 typedef struct plan {
     const qkv_attention_desc *d;
@@ -62,8 +63,10 @@ typedef struct plan {
     size_t seq_jobs;              /* jobs of each sequence of a regular batch */
     size_t splits, split_len;     /* key ranges per job (1: no split) */
     int by_span;                  /* split tasks go split by split (else job by job) */
-    size_t walk_jobs;             /* jobs task_walk can take at a time (0: no walk) */
-    int walk;                     /* the splits are walked by task_walk */
+    size_t walk_jobs;             /* jobs task_walk steps together (0: no walk) */
+    int walk;                     /* the tasks are walks (task_walk), one a sequence and split */
+    size_t chunk;                 /* keys a walk steps its jobs through at a time */
+    int walk_share;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
@@ -117,8 +120,9 @@ static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t a
 }
 
 /* Whether K or V keeps the KV heads side by side: closer together than
-   its rows, or than its pages. */
-static int heads_interleaved(const qkv_attention_desc *d)
+   its rows (each key's row holds every head: rows_too), or than its
+   pages. */
+static int heads_interleaved(const qkv_attention_desc *d, int rows_too)
 {
     if (d->kv_heads < 2)
         return 0;
@@ -126,9 +130,38 @@ static int heads_interleaved(const qkv_attention_desc *d)
     const size_t page_stride[2] = {d->k_page_stride, d->v_page_stride};
     for (int i = 0; i < 2; i++)
         if (t[i]->head_stride < t[i]->row_stride ||
-            (d->page_size && t[i]->head_stride < page_stride[i]))
+            (!rows_too && d->page_size && t[i]->head_stride < page_stride[i]))
             return 1;
     return 0;
+}
+
+/* The keys a walk (task_walk) steps its jobs through at a time. Where each
+   key's row holds every head, the rows of every head the walk reads of a
+   chunk take at most half of L2, so that the next chunk, asked for
+   meanwhile, fits beside it: tile_keys, or a half, a quarter ... down to
+   WALK_CHUNK_MIN, below which the kernels' start-up per chunk costs more
+   than the memory gains. Zen 3 (512 KiB L2), AVX2, one thread, 32/8 heads,
+   d 128, 32768 keys, paired against the walk in spans of 2048 keys: f32
+   (8 KiB a key over the heads) chunks of 64 keys 1.17-1.20 of the time,
+   32 0.91-0.97, 16 0.92-0.99 (40% more instructions than 64); f16 64
+   0.78-0.79, 32 0.80-0.82, 16 0.92. Where the heads lie side by side in
+   pages only, each head's rows come in runs of a page, which the kernels'
+   own prefetching brings in well: spans of SPLIT_SPAN_KEYS (the same Zen 3,
+   vLLM's pages of 16 f32 keys: chunks of 64 keys shared as above took
+   1.2-1.4 of the time); and a job walked alone (prefill's many rows) has
+   nothing to share: spans too. */
+static size_t walk_chunk(const plan *p, size_t heads)
+{
+    const qkv_attention_desc *d = p->d;
+    if (!p->walk_share)
+        return SPLIT_SPAN_KEYS;
+    const size_t l2 = p->ctx->caches.l2 ? p->ctx->caches.l2 : (size_t)512 << 10;
+    const size_t key = heads * (qkv_dtype_bytes(d->k.dtype, d->head_dim) +
+                                qkv_dtype_bytes(d->v.dtype, d->v_head_dim));
+    size_t chunk = p->ctx->blocks.tile_keys;
+    while (chunk > WALK_CHUNK_MIN && chunk * key > l2 / 2)
+        chunk /= 2;
+    return chunk;
 }
 
 /* A job's partial result over a split of the keys: its rows' acc, then
@@ -157,27 +190,29 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     }
     p->splits = 1;
     p->split_len = d->kv_len;
-    p->by_span = heads_interleaved(d);
-    /* task_walk: each job's rows accumulate in the (f32) output rows, a
-       later span's acc rows go to the job's workspace, which must have
-       room for them beside the kernel's own. */
-    if (p->by_span && p->part_rows && d->o.dtype == QKV_F32 && d->v_head_dim <= QKV_ATTN_WS_FLOATS) {
-        const qkv_attn_shape sh = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
-                                   d->mask == QKV_MASK_ADDITIVE, d->fpmath};
-        const size_t acc = p->part_rows * round16(d->v_head_dim);
-        if (acc <= p->ws_floats && ctx->attention_ws(p->part_rows, &sh) <= p->ws_floats - acc)
-            p->walk_jobs = WALK_ROWS / p->part_rows;
+    p->by_span = heads_interleaved(d, 0);
+    if (p->by_span && p->part_rows) {
+        p->walk_jobs = WALK_ROWS / p->part_rows;
+        p->walk_share = p->walk_jobs > 1 && heads_interleaved(d, 1);
+        p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
     }
-    if (p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS && (d->parallel_for || p->walk_jobs)) {
-        size_t want = d->parallel_for ? (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs : 1;
-        if (p->by_span) {
-            const size_t spans = (d->kv_len + SPLIT_SPAN_KEYS - 1) / SPLIT_SPAN_KEYS;
-            if (want < spans)
-                want = spans;
-            p->walk = p->walk_jobs && (!d->parallel_for || (want > SPLIT_MAX_TASKS / p->jobs &&
-                                                            d->batch >= WALK_MIN_TASKS));
-            if (!p->walk && want > SPLIT_MAX_TASKS / p->jobs)
+    /* A walk of a whole sequence keeps its acc rows in the (f32) output
+       rows; a walk of a split keeps them in the split's partial. */
+    const int walk_seqs = p->walk_jobs && d->o.dtype == QKV_F32 &&
+                          (!d->parallel_for || d->batch >= WALK_MIN_TASKS);
+    if (p->jobs && d->kv_len >= 2 * SPLIT_MIN_KEYS && d->parallel_for && !walk_seqs) {
+        size_t want;
+        if (p->walk_jobs) {          /* walks of splits: tasks = batch · splits */
+            want = (SPLIT_TARGET_TASKS + d->batch - 1) / d->batch;
+            if (want > SPLIT_MAX_TASKS / p->jobs)
                 want = SPLIT_MAX_TASKS / p->jobs;
+        } else {
+            want = (SPLIT_TARGET_TASKS + p->jobs - 1) / p->jobs;
+            if (p->by_span) {
+                const size_t spans = (d->kv_len + SPLIT_SPAN_KEYS - 1) / SPLIT_SPAN_KEYS;
+                want = want < spans ? spans : want;
+                want = want > SPLIT_MAX_TASKS / p->jobs ? SPLIT_MAX_TASKS / p->jobs : want;
+            }
         }
         if (want > d->kv_len / SPLIT_MIN_KEYS)
             want = d->kv_len / SPLIT_MIN_KEYS;
@@ -188,6 +223,7 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             p->splits = (d->kv_len + p->split_len - 1) / p->split_len;
         }
     }
+    p->walk = walk_seqs || (p->walk_jobs && p->splits > 1);
 }
 
 /* The visible keys of query position pos within [lo, hi). */
@@ -347,27 +383,24 @@ static qkv_kv_src kv_src(const plan *p, const qkv_tensor *t, size_t page_stride,
     return s;
 }
 
-/* Fills the rows of a job for the keys of split s (all keys when not
-   split) and runs the kernel. Results go to the output rows directly (f32
-   output), through acc rows in the workspace (other dtypes), or to
-   `partial` (acc rows, then max and sum) when the keys are split. With
-   `running` (task_walk; f32 output), the rows' max and then their sum
-   (part_rows each): split 0 leaves acc in the output rows and its max and
-   sum there, a later split merges into them from acc rows in the
-   workspace. */
-static void run_job(const plan *p, const job_place w, size_t s, float *partial,
-                    float *running)
+/* Fills the rows of a job for the keys [lo, hi) (cut to the sequence's)
+   and runs the kernel. acc rows go to `part` (v_head_dim floats a row)
+   when given, else to the output rows (f32 output) or to acc rows in the
+   workspace (other dtypes). Without `state` the rows are finished here;
+   with it, state[r] and state[part_rows + r] take row r's max and sum, and
+   with `resume` they (and the acc rows) come in holding the result over
+   the keys before lo. pre: the rows the kernel prefetches (qkv_attn_job's
+   k_pre, then v_pre, tile_keys entries each), or NULL. */
+static void run_job(const plan *p, const job_place w, size_t lo, size_t hi, float *part,
+                    float *state, int resume, const unsigned char *const *pre)
 {
     const qkv_attention_desc *d = p->d;
-    size_t lo = s * p->split_len, hi = lo + p->split_len;
     hi = hi < w.keys ? hi : w.keys;
     lo = lo < hi ? lo : hi;
     /* At most QKV_ATTN_WS_FLOATS: the bound of the stack this call uses. */
     _Alignas(64) float ws[p->ws_floats];
     qkv_attn_row rows[QKV_ATTN_MAX_ROWS];
-    const size_t acc_rows = partial              ? 0
-                            : running && s > 0 ? round16(d->v_head_dim)
-                                               : p->acc_floats;   /* per row, in ws */
+    const size_t acc_rows = part ? 0 : p->acc_floats;   /* per row, in ws */
     qkv_attn_job j = {
         .k = kv_src(p, &d->k, d->k_page_stride, w.b, w.g),
         .v = kv_src(p, &d->v, d->v_page_stride, w.b, w.g),
@@ -382,6 +415,9 @@ static void run_job(const plan *p, const job_place w, size_t s, float *partial,
         .rows = 0,
         .row = rows,
         .fpmath = d->fpmath,
+        .resume = resume,
+        .k_pre = pre,
+        .v_pre = pre ? pre + p->ctx->blocks.tile_keys : NULL,
     };
     for (size_t h = w.h0; h < w.h1; h++) {
         for (size_t i = w.i0; i < w.i1; i++) {
@@ -389,7 +425,7 @@ static void run_job(const plan *p, const job_place w, size_t s, float *partial,
             const size_t qat =
                 row_offset(d, d->q.batch_stride, d->q.head_stride, d->q.row_stride, w.b, h, i);
             r->q = (const unsigned char *)d->q.data + qkv_dtype_bytes(d->q.dtype, qat);
-            r->acc = partial    ? partial + j.rows * d->v_head_dim
+            r->acc = part       ? part + j.rows * d->v_head_dim
                      : acc_rows ? ws + j.rows * acc_rows
                                 : out_row(d, w.b, h, i);
             r->mask = d->mask == QKV_MASK_ADDITIVE
@@ -405,6 +441,10 @@ static void run_job(const plan *p, const job_place w, size_t s, float *partial,
                 if (r->kv_end > j.kv_end)
                     j.kv_end = r->kv_end;
             }
+            if (resume) {
+                r->max = state[j.rows];
+                r->sum = state[p->part_rows + j.rows];
+            }
             j.rows++;
         }
     }
@@ -414,25 +454,14 @@ static void run_job(const plan *p, const job_place w, size_t s, float *partial,
     j.ws_floats = p->ws_floats - j.rows * acc_rows;
     p->ctx->attention(&j);
 
-    if (partial) {
-        float *max = partial + p->part_rows * d->v_head_dim, *sum = max + p->part_rows;
-        for (size_t r = 0; r < j.rows; r++) {
-            max[r] = rows[r].max;
-            sum[r] = rows[r].sum;
-        }
-        return;
-    }
     size_t r = 0;
     for (size_t h = w.h0; h < w.h1; h++) {
         for (size_t i = w.i0; i < w.i1; i++, r++) {
-            if (!running) {
-                finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
-            } else if (s == 0) {
-                running[r] = rows[r].max;
-                running[p->part_rows + r] = rows[r].sum;
+            if (state) {
+                state[r] = rows[r].max;
+                state[p->part_rows + r] = rows[r].sum;
             } else {
-                merge_row(d->v_head_dim, out_row(d, w.b, h, i), &running[r],
-                          &running[p->part_rows + r], rows[r].acc, rows[r].max, rows[r].sum);
+                finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
             }
         }
     }
@@ -466,39 +495,111 @@ static size_t job_rows(const job_place *w)
     return (w->h1 - w->h0) * (w->i1 - w->i0);
 }
 
+/* Job k's partial over split s (acc rows, then the rows' max and sum). */
+static float *partial_of(const plan *p, size_t job, size_t s)
+{
+    return p->partial + (job * p->splits + s) * partial_floats(p);
+}
+
 /* Merges the key splits of a job in split order (a fixed order, so the
    result does not depend on which thread finished first), into the first
    split's partial. */
 static void merge_job(const plan *p, size_t job)
 {
     const job_place w = place_of(p, job);
-    const size_t stride = partial_floats(p);
-    float *first = p->partial + job * p->splits * stride;
+    float *first = partial_of(p, job, 0);
     for (size_t s = 1; s < p->splits; s++)
-        merge_partial(p, job_rows(&w), first, first + s * stride);
+        merge_partial(p, job_rows(&w), first, partial_of(p, job, s));
     const float *max = first + p->part_rows * p->d->v_head_dim;
     finish_job(p, &w, first, max, max + p->part_rows);
 }
 
-/* Sequence b's jobs walked span by span, every job's part of a span
-   before the next span's (see SPLIT_SPAN_KEYS), walk_jobs of them at a
-   time, each span merged as it comes into the job's output rows (run_job),
-   so nothing is allocated and the stack holds two floats a row more.
-   Spans past the sequence's keys are skipped. Merged in the order
-   merge_job merges, so a hooked call cut into the same spans gives the
-   same bits. */
-static void task_walk(void *ctx, size_t b)
+/* The index of sequence b's first job. */
+static size_t first_job(const plan *p, size_t b)
+{
+    if (!p->d->q_start)
+        return b * p->seq_jobs;
+    size_t job = 0;
+    for (size_t i = 0; i < b; i++)
+        job += split_of(p, seq_rows(p->d, i)).jobs;
+    return job;
+}
+
+/* What job k of the n that a walk steps together asks the memory for
+   while it works on a chunk: its share of the rows of the next chunk,
+   keys [c1, c2) of the KV heads [g0, g0 + heads) that the n jobs read,
+   taken key by key and, within a key, head by head (memory order where
+   each key's row holds every head), cut into n equal runs. pre: tile_keys
+   K rows then as many V rows (n >= heads, so a share fits). */
+static void walk_share(const plan *p, size_t b, size_t g0, size_t heads, size_t k, size_t n,
+                       size_t c1, size_t c2, const unsigned char **pre)
+{
+    const qkv_attention_desc *d = p->d;
+    const size_t tile = p->ctx->blocks.tile_keys;
+    for (size_t i = 0; i < p->chunk; i++)   /* a job's keys: at most a chunk */
+        pre[i] = pre[tile + i] = NULL;
+    if (c1 >= c2)
+        return;
+    const qkv_kv_src ks = kv_src(p, &d->k, d->k_page_stride, b, g0);
+    const qkv_kv_src vs = kv_src(p, &d->v, d->v_page_stride, b, g0);
+    const size_t kh = qkv_dtype_bytes(d->k.dtype, d->k.head_stride);
+    const size_t vh = qkv_dtype_bytes(d->v.dtype, d->v.head_stride);
+    const size_t all = (c2 - c1) * heads, f0 = k * all / n, f1 = (k + 1) * all / n;
+    for (size_t f = f0; f < f1;) {
+        const size_t key = c1 + f / heads;
+        const unsigned char *kr = qkv_kv_row(&ks, key), *vr = qkv_kv_row(&vs, key);
+        for (size_t g = f % heads; g < heads && f < f1; g++, f++) {
+            pre[f - f0] = kr + g * kh;
+            pre[tile + f - f0] = vr + g * vh;
+        }
+    }
+}
+
+/* A walk: sequence b's jobs over the keys of split s (all its keys when
+   not split), walk_jobs of them stepped together a chunk of tile_keys
+   keys at a time, every job's part of a chunk before the next chunk's,
+   each job going on from where its last chunk left (resume). Where the
+   KV heads lie side by side in memory, walked one head after another each
+   head's rows come in short runs with the other heads' bytes between
+   them, which the hardware prefetchers fetch past the run's end for
+   nothing; stepped together, the jobs read every head's bytes of a key
+   while they are in cache, and each asks for its share of the next
+   chunk's rows in memory order (walk_share), which brings them in at the
+   speed of one stream. The acc rows are the output rows (no split, f32
+   output; finished here) or the split's partial (merged by merge_job). */
+static void task_walk(void *ctx, size_t index)
 {
     const plan *p = ctx;
+    const size_t b = index / p->splits, s = index % p->splits;
     const size_t jobs = split_of(p, seq_rows(p->d, b)).jobs, per = 2 * p->part_rows;
-    const size_t spans = (seq_keys(p->d, b) + p->split_len - 1) / p->split_len;
+    const size_t tile = p->ctx->blocks.tile_keys, chunk = p->chunk, first = first_job(p, b);
+    const size_t keys = seq_keys(p->d, b);
+    size_t lo = s * p->split_len, hi = lo + p->split_len;
+    hi = hi < keys ? hi : keys;
+    lo = lo < hi ? lo : hi;
     float running[p->walk_jobs * per];
+    const unsigned char *pre[2 * tile];
     for (size_t j0 = 0; j0 < jobs; j0 += p->walk_jobs) {
         const size_t n = jobs - j0 < p->walk_jobs ? jobs - j0 : p->walk_jobs;
-        for (size_t s = 0; s == 0 || s < spans; s++)
-            for (size_t k = 0; k < n; k++)
-                run_job(p, place_in_seq(p, b, j0 + k), s, NULL, running + k * per);
-        for (size_t k = 0; k < n; k++) {
+        const size_t g0 = place_in_seq(p, b, j0).g;
+        const size_t heads = place_in_seq(p, b, j0 + n - 1).g - g0 + 1;
+        /* One chunk at least, so that a split past the keys leaves the
+           empty state. */
+        size_t c0 = lo;
+        do {
+            const size_t c1 = hi - c0 < chunk ? hi : c0 + chunk;
+            const size_t c2 = hi - c1 < chunk ? hi : c1 + chunk;
+            for (size_t k = 0; k < n; k++) {
+                float *part = p->partial ? partial_of(p, first + j0 + k, s) : NULL;
+                float *state = part ? part + p->part_rows * p->d->v_head_dim : running + k * per;
+                if (p->walk_share)
+                    walk_share(p, b, g0, heads, k, n, c1, c2, pre);
+                run_job(p, place_in_seq(p, b, j0 + k), c0, c1, part, state, c0 > lo,
+                        p->walk_share ? pre : NULL);
+            }
+            c0 = c1;
+        } while (c0 < hi);
+        for (size_t k = 0; k < n && !p->partial; k++) {
             const job_place w = place_in_seq(p, b, j0 + k);
             finish_job(p, &w, NULL, running + k * per, running + k * per + p->part_rows);
         }
@@ -507,21 +608,24 @@ static void task_walk(void *ctx, size_t b)
 
 static void task_whole(void *ctx, size_t job)
 {
-    run_job(ctx, place_of(ctx, job), 0, NULL, NULL);
+    const plan *p = ctx;
+    run_job(p, place_of(p, job), 0, SIZE_MAX, NULL, NULL, 0, NULL);
 }
 
 /* Tasks go job by job, each job's splits in turn, or, where the KV heads
-   lie side by side, split by split, every job of a split before the next
-   split's (see SPLIT_SPAN_KEYS). A job's own keys lie together otherwise,
-   and cut into pieces they lost 2-8% (the same Zen 3 decode, pages of 16
-   keys of one head at a time). Each task has its place in `partial` by
-   job, then split. */
+   lie side by side (and the jobs are not walked), split by split, every
+   job of a split before the next split's (see SPLIT_SPAN_KEYS). A job's
+   own keys lie together otherwise, and cut into pieces they lost 2-8%
+   (the same Zen 3 decode, pages of 16 keys of one head at a time). Each
+   task has its place in `partial` by job, then split. */
 static void task_split(void *ctx, size_t index)
 {
     const plan *p = ctx;
     const size_t job = p->by_span ? index % p->jobs : index / p->splits;
     const size_t s = p->by_span ? index / p->jobs : index % p->splits;
-    run_job(p, place_of(p, job), s, p->partial + (job * p->splits + s) * partial_floats(p), NULL);
+    float *part = partial_of(p, job, s);
+    run_job(p, place_of(p, job), s * p->split_len, (s + 1) * p->split_len, part,
+            part + p->part_rows * p->d->v_head_dim, 0, NULL);
 }
 
 static void task_merge(void *ctx, size_t job)
@@ -533,20 +637,17 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
 {
     plan p;
     make_plan(&p, desc, ctx);
-    const size_t walks = p.walk && p.splits > 1 ? desc->batch : 0;   /* one a sequence */
+    /* A task a sequence (walks) or a job, and a split; keys are split only
+       with a hook. */
+    const size_t tasks = (p.walk ? desc->batch : p.jobs) * p.splits;
+    void (*const task)(void *, size_t) = p.walk ? task_walk : p.splits > 1 ? task_split : task_whole;
     if (!desc->parallel_for) {
-        for (size_t i = 0; i < walks; i++)
-            task_walk(&p, i);
-        for (size_t job = 0; !walks && job < p.jobs; job++)
-            task_whole(&p, job);
-        return QKV_OK;
-    }
-    if (walks) {
-        desc->parallel_for(desc->pool, walks, task_walk, &p);
+        for (size_t i = 0; i < tasks; i++)
+            task(&p, i);
         return QKV_OK;
     }
     if (p.splits == 1) {
-        desc->parallel_for(desc->pool, p.jobs, task_whole, &p);
+        desc->parallel_for(desc->pool, tasks, task, &p);
         return QKV_OK;
     }
     /* jobs · splits <= SPLIT_MAX_TASKS here; only a huge v_head_dim could
@@ -560,7 +661,7 @@ qkv_status qkv_attention_run(const qkv_ctx *ctx, const qkv_attention_desc *desc)
     if (!p.partial)
         return qkv_fail(QKV_ERR_NOMEM, "no memory for the key-split merge buffer (%zu bytes)",
                         bytes);
-    desc->parallel_for(desc->pool, p.jobs * p.splits, task_split, &p);
+    desc->parallel_for(desc->pool, tasks, task, &p);
     desc->parallel_for(desc->pool, p.jobs, task_merge, &p);
     free(p.partial);
     return QKV_OK;

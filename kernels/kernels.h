@@ -113,7 +113,10 @@ typedef struct qkv_attn_row {
    and writes acc, max and sum as an online softmax would. A key whose s_j is
    -INFINITY contributes nothing, even when its V row holds Inf or NaN; a
    NaN propagates into acc and sum. Rows with an empty range get acc = 0,
-   max = -INFINITY, sum = 0. */
+   max = -INFINITY, sum = 0. With `resume` the rows' acc, max and sum come
+   in holding that result over earlier keys (the empty state where a row
+   saw none) and the kernel goes on from it, as if those keys had been the
+   first of its range. */
 typedef struct qkv_attn_job {
     qkv_kv_src    k, v;
     qkv_dtype     q_dtype;
@@ -129,6 +132,12 @@ typedef struct qkv_attn_job {
     float        *ws;         /* the kernel's workspace, 64-byte aligned, */
     size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape) */
     qkv_fpmath    fpmath;     /* what the kernel may round (qkv.h) */
+    int           resume;     /* go on from the rows' acc, max and sum */
+    /* NULL, or the K and V rows the kernel asks the memory for while it
+       works, in place of its own look ahead: k_pre[i] and v_pre[i] beside
+       key kv_begin + i (NULL entries: nothing). The planner's walk hands a
+       job its share of the next chunk of every head's keys (plan.c). */
+    const unsigned char *const *k_pre, *const *v_pre;
 } qkv_attn_job;
 
 /* What a job's workspace depends on besides its row count. */

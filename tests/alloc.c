@@ -259,9 +259,9 @@ static const qkv_funcs dispatched = {QKV_ISA_NONE, qkv_scores, qkv_softmax, qkv_
 
 /* GQA 32/8 decode: 8 jobs, which dispatch/plan.c splits into key ranges.
    Every KV head reads the same rows here (head_stride 0), so the heads
-   count as side by side and the splits grow with kv_len (spans of 2048
-   keys) up to their cap: the buffer grows with them, and the header's
-   bound must hold at any kv_len. */
+   count as side by side: the keys are split for walks (task_walk), more
+   splits as kv_len grows, up to their cap: the buffer grows with them,
+   and the header's bound must hold at any kv_len. */
 static void hooked(qkv_pool *pool)
 {
     /* include/qkv.h, qkv_attention: a hooked call that splits the keys

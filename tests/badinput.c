@@ -996,9 +996,10 @@ static void test_stored_as_f32(void)
 
 /* A NaN query with enough keys that the keys are split: a hooked call
    splits them (decode, kv_len >= 1024), and where the fixture's
-   [row][head][dim] K/V holds two KV heads side by side, a call without a
-   hook walks them in spans of 2048 too. The NaN must survive the merge of
-   the splits; the other head's row stays finite. */
+   [row][head][dim] K/V holds two KV heads side by side, both calls walk
+   the heads together a chunk of keys at a time, each chunk going on from
+   the last. The NaN must survive the chunks and the merge of the splits;
+   the other head's row stays finite. */
 static void test_nan_split(void)
 {
     const shape shapes[] = {{1, 1, 1, 1, 2048, 4, 4}, {1, 2, 2, 1, 4200, 4, 4}};

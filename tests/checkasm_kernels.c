@@ -322,13 +322,49 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         pbuf ws = pbuf_new(wsn + 16);
         j.ws = (float *)(((uintptr_t)ws.data + 63) & ~(uintptr_t)63);
         j.ws_floats = wsn;
-        c->attention(&j);
+        /* Now and then in pieces, each going on from the last (resume), as
+           the planner's walks run a job, and with rows to prefetch handed
+           in (any rows: a hint, which must not change a result). */
+        const size_t pieces = coin(30) ? urand(2, 4) : 1;
+        const int handed = pieces > 1 && coin(50);
+        size_t cut[5] = {j.kv_begin, 0, 0, 0, j.kv_end};
+        for (size_t i = 1; i < pieces; i++)
+            cut[i] = urand(cut[i - 1], j.kv_end);
+        cut[pieces] = j.kv_end;
+        size_t *rb = malloc(j.rows * 2 * sizeof *rb);
+        const unsigned char **pre = handed ? malloc(2 * keys * sizeof *pre) : NULL;
+        for (size_t r = 0; r < j.rows; r++)
+            rb[2 * r] = rw[r].kv_begin, rb[2 * r + 1] = rw[r].kv_end;
+        for (size_t i = 0; i < pieces; i++) {
+            qkv_attn_job piece = j;
+            piece.kv_begin = cut[i];
+            piece.kv_end = cut[i + 1];
+            piece.resume = i > 0;
+            for (size_t r = 0; r < j.rows; r++) {
+                const size_t b = rb[2 * r] > cut[i] ? rb[2 * r] : cut[i];
+                const size_t e = rb[2 * r + 1] < cut[i + 1] ? rb[2 * r + 1] : cut[i + 1];
+                rw[r].kv_begin = b < e ? b : 0;
+                rw[r].kv_end = b < e ? e : 0;
+            }
+            if (handed) {
+                for (size_t x = 0; x < 2 * keys; x++)
+                    pre[x] = coin(20) ? NULL : (const unsigned char *)(x < keys ? kw : vw)[urand(0, keys - 1)];
+                piece.k_pre = pre;
+                piece.v_pre = pre + keys;
+            }
+            c->attention(&piece);
+        }
+        for (size_t r = 0; r < j.rows; r++)
+            rw[r].kv_begin = rb[2 * r], rw[r].kv_end = rb[2 * r + 1];
+        free(rb);
+        free(pre);
 
         char text[300];
         snprintf(text, sizeof text, "attention_%s%s%s_%s: rows %zu d %zu dv %zu keys [%zu, %zu) "
-                 "page %zu softcap %g ws %zu", dtype_names[kt],
+                 "page %zu softcap %g ws %zu pieces %zu%s", dtype_names[kt],
                  kt == vt ? "" : "_", kt == vt ? "" : dtype_names[vt], isa, j.rows, j.head_dim,
-                 j.v_head_dim, j.kv_begin, j.kv_end, ps == SIZE_MAX ? 0 : ps, j.softcap, wsn);
+                 j.v_head_dim, j.kv_begin, j.kv_end, ps == SIZE_MAX ? 0 : ps, j.softcap, wsn,
+                 pieces, handed ? " prefetch handed" : "");
         double worst = 0, worst_lse = 0;
         int empty_ok = 1, guards = pbuf_guards_ok(&ws);
         row_ref ref = {0, malloc(j.v_head_dim * sizeof(double)), 1};

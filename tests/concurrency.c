@@ -119,7 +119,7 @@ enum { P_SCORES, P_SOFTMAX, P_WSUM, P_ATT_PREFILL, P_ATT_DECODE, P_ATT_MASKED, P
 static const char *const prob_name[NPROB] = {"scores", "softmax", "weighted_sum",
                                              "attention prefill", "attention decode (split keys)",
                                              "attention masked",
-                                             "attention decode (heads side by side, spans)"};
+                                             "attention decode (heads side by side, walks)"};
 
 /* Stage shapes: not multiples of any vector width. */
 enum { SM = 7, SN = 45, SD = 33, SDV = 17 };
@@ -197,7 +197,7 @@ static void setup_problems(void)
     att[P_ATT_MASKED].d.window = 7;
     att[P_ATT_MASKED].d.softcap = 2.0f;
     /* K/V as [kv_len][kv_heads][dim], the heads side by side: with a hook
-       the keys are split into spans walked split by split. */
+       the keys are split, and each split's jobs walked together. */
     make_attention(P_ATT_SPANS, 1, 3, 3, 1, 2100, 8, 8, 14);
     att[P_ATT_SPANS].d.k = (qkv_tensor){att[P_ATT_SPANS].k, QKV_F32, 3 * 2100 * 8, 8, 3 * 8};
     att[P_ATT_SPANS].d.v = (qkv_tensor){att[P_ATT_SPANS].v, QKV_F32, 3 * 2100 * 8, 8, 3 * 8};

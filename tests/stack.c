@@ -105,8 +105,8 @@ enum { F_CAUSAL = 1, F_ADDITIVE = 2, F_WINDOW = 4, F_SOFTCAP = 8, F_ALIBI = 16, 
        F_LSE = 64, F_HOOK = 128, F_SIDE = 256 };
 
 /* [batch][head][row][dim], one batch (F_SIDE: K and V as [row][head][dim],
-   the heads side by side, which makes long key ranges walk in spans, on
-   this stack without a hook). F_HOOK: qkv_pool_parallel_for with a
+   the heads side by side, which makes the jobs walk together (plan.c's
+   task_walk), on this stack without a hook). F_HOOK: qkv_pool_parallel_for with a
    NULL pool, which runs every task on the calling thread, so the hooked
    path (tasks, key splits and their merge) is measured on this stack too. */
 static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, size_t d, size_t dv,

@@ -116,8 +116,8 @@ static void attention_scalar(const qkv_attn_job *job)
     const size_t dv = job->v_head_dim;
     for (size_t r = 0; r < job->rows; r++) {
         qkv_attn_row *row = &job->row[r];
-        float max = -INFINITY, sum = 0.0f;
-        for (size_t c = 0; c < dv; c++)
+        float max = job->resume ? row->max : -INFINITY, sum = job->resume ? row->sum : 0.0f;
+        for (size_t c = 0; c < dv && !job->resume; c++)
             row->acc[c] = 0.0f;
         for (size_t j = row->kv_begin; j < row->kv_end; j++) {
             float s = job->scale * dot_widened(job, row->q, qkv_kv_row(&job->k, j));

@@ -766,8 +766,16 @@ typedef struct SIMD_NAME(dot_rows) {
 static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, size_t t0,
                                      size_t kmin, size_t kmax, SIMD_NAME(dot_rows) *rows)
 {
-    SIMD_NAME(feed_to)(job, w, t0 + kmin, t0 + kmax, rows->kpre + kmin, rows->vpre + kmin);
-    rows->prefetch = w->ahead != 0;
+    if (job->k_pre) {      /* the planner's rows: nothing of its own */
+        for (size_t i = kmin; i < kmax; i++) {
+            rows->kpre[i] = job->k_pre[t0 + i - job->kv_begin];
+            rows->vpre[i] = job->v_pre[t0 + i - job->kv_begin];
+        }
+        rows->prefetch = 1;
+    } else {
+        SIMD_NAME(feed_to)(job, w, t0 + kmin, t0 + kmax, rows->kpre + kmin, rows->vpre + kmin);
+        rows->prefetch = w->ahead != 0;
+    }
     SIMD_NAME(kv_rows)(&job->k, t0 + kmin, kmax - kmin, rows->k + kmin);
     SIMD_NAME(kv_rows)(&job->v, t0 + kmin, kmax - kmin, rows->v + kmin);
 }
@@ -896,9 +904,14 @@ static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws
         memset(mt, 0, keys * 4 * sizeof *mt);
     const vf vzero = v_zero(), ninf = v_set1(-INFINITY), one = v_set1(1.0f);
     const vf nzero = v_set1(-0.0f), vcap = v_set1(cap), vslope = v_load(slope_l);
-    for (size_t r = 0; r < rows; r++)
+    for (size_t l = 0; l < (size_t)VL; l++) {   /* the rows' state, repeated */
+        const size_t r = l % 4;
+        out_l[l] = job->resume && r < rows ? job->row[r].max : -INFINITY;
+        alpha_l[l] = job->resume && r < rows ? job->row[r].sum : 0.0f;
+    }
+    for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
-    vf m_rep = ninf, l_rep = vzero;
+    vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
     SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 4);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
@@ -999,14 +1012,14 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     _Alignas(64) int32_t lo[ATT_LANES], hi[ATT_LANES], dist0[ATT_LANES];
     int any_slope = 0, any_mask = 0;
     for (size_t r = 0; r < rp; r++) {
-        m_run[r] = -INFINITY;
-        l_run[r] = 0.0f;
+        m_run[r] = job->resume && r < rows ? job->row[r].max : -INFINITY;
+        l_run[r] = job->resume && r < rows ? job->row[r].sum : 0.0f;
         slope[r] = r < rows ? job->row[r].slope : 0.0f;
         lo[r] = hi[r] = dist0[r] = 0;
         any_slope |= slope[r] != 0.0f;
         any_mask |= r < rows && job->row[r].mask != NULL;
     }
-    for (size_t r = 0; r < rows; r++)
+    for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
 
     /* GEMM tiles of fewer keys where S, the mask tile and one 32-column
