@@ -42,7 +42,11 @@
 #define SPLIT_SPAN_KEYS 2048
 #define SPLIT_MAX_TASKS 128
 /* Rows of the jobs a walk (task_walk) steps together: two floats each on
-   its stack. */
+   its stack. Only decode-like calls walk: jobs of at most half of them,
+   and no sequence whose rows take several jobs a head. A job of many rows
+   would walk alone, with nothing to step with, and a batch's sequences as
+   one task each balanced badly (a ragged batch of 16, half prefilling,
+   with a 2-thread pool took 1.8-2.0x the time of 16 calls). */
 #define WALK_ROWS 64
 /* With a hook, each sequence is walked as one task when there are at
    least this many sequences (else its keys are split among tasks). Zen 3,
@@ -148,8 +152,7 @@ static int heads_interleaved(const qkv_attention_desc *d, int rows_too)
    pages only, each head's rows come in runs of a page, which the kernels'
    own prefetching brings in well: spans of SPLIT_SPAN_KEYS (the same Zen 3,
    vLLM's pages of 16 f32 keys: chunks of 64 keys shared as above took
-   1.2-1.4 of the time); and a job walked alone (prefill's many rows) has
-   nothing to share: spans too. */
+   1.2-1.4 of the time). */
 static size_t walk_chunk(const plan *p, size_t heads)
 {
     const qkv_attention_desc *d = p->d;
@@ -179,8 +182,10 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->group = d->q_heads / d->kv_heads;
     p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
     p->cap = rows_cap(ctx, d, p->acc_floats, &p->ws_floats);
+    int row_blocks = 0;   /* some sequence's rows take several jobs a head */
     for (size_t b = 0; b < (d->q_start ? d->batch : 1); b++) {
         const seq_split s = split_of(p, d->q_start ? seq_rows(d, b) : d->q_len);
+        row_blocks |= s.row_blocks > 1;
         if (p->part_rows < s.rows_per_job * s.heads_per_job)
             p->part_rows = s.rows_per_job * s.heads_per_job;
         if (d->q_start)
@@ -191,9 +196,9 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->splits = 1;
     p->split_len = d->kv_len;
     p->by_span = heads_interleaved(d, 0);
-    if (p->by_span && p->part_rows) {
+    if (p->by_span && p->part_rows && p->part_rows <= WALK_ROWS / 2 && !row_blocks) {
         p->walk_jobs = WALK_ROWS / p->part_rows;
-        p->walk_share = p->walk_jobs > 1 && heads_interleaved(d, 1);
+        p->walk_share = heads_interleaved(d, 1);
         p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
     }
     /* A walk of a whole sequence keeps its acc rows in the (f32) output
