@@ -70,7 +70,7 @@ typedef struct plan {
     size_t walk_jobs;             /* jobs task_walk steps together (0: no walk) */
     int walk;                     /* the tasks are walks (task_walk), one a sequence and split */
     size_t chunk;                 /* keys a walk steps its jobs through at a time */
-    int walk_share;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
+    int share_next;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
@@ -156,7 +156,7 @@ static int heads_interleaved(const qkv_attention_desc *d, int rows_too)
 static size_t walk_chunk(const plan *p, size_t heads)
 {
     const qkv_attention_desc *d = p->d;
-    if (!p->walk_share)
+    if (!p->share_next)
         return SPLIT_SPAN_KEYS;
     const size_t l2 = p->ctx->caches.l2 ? p->ctx->caches.l2 : (size_t)512 << 10;
     const size_t key = heads * (qkv_dtype_bytes(d->k.dtype, d->head_dim) +
@@ -198,7 +198,7 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->by_span = heads_interleaved(d, 0);
     if (p->by_span && p->part_rows && p->part_rows <= WALK_ROWS / 2 && !row_blocks) {
         p->walk_jobs = WALK_ROWS / p->part_rows;
-        p->walk_share = heads_interleaved(d, 1);
+        p->share_next = heads_interleaved(d, 1);
         p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
     }
     /* A walk of a whole sequence keeps its acc rows in the (f32) output
@@ -532,12 +532,13 @@ static size_t first_job(const plan *p, size_t b)
 
 /* What job k of the n that a walk steps together asks the memory for
    while it works on a chunk: its share of the rows of the next chunk,
-   keys [c1, c2) of the KV heads [g0, g0 + heads) that the n jobs read,
+   keys [c1, c2) of the KV heads from ks/vs's (the first) on, `heads` of
+   them, that the n jobs read,
    taken key by key and, within a key, head by head (memory order where
    each key's row holds every head), cut into n equal runs. pre: tile_keys
    K rows then as many V rows (n >= heads, so a share fits). */
-static void walk_share(const plan *p, size_t b, size_t g0, size_t heads, size_t k, size_t n,
-                       size_t c1, size_t c2, const unsigned char **pre)
+static void walk_share(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs, size_t heads,
+                       size_t k, size_t n, size_t c1, size_t c2, const unsigned char **pre)
 {
     const qkv_attention_desc *d = p->d;
     const size_t tile = p->ctx->blocks.tile_keys;
@@ -545,14 +546,12 @@ static void walk_share(const plan *p, size_t b, size_t g0, size_t heads, size_t 
         pre[i] = pre[tile + i] = NULL;
     if (c1 >= c2)
         return;
-    const qkv_kv_src ks = kv_src(p, &d->k, d->k_page_stride, b, g0);
-    const qkv_kv_src vs = kv_src(p, &d->v, d->v_page_stride, b, g0);
     const size_t kh = qkv_dtype_bytes(d->k.dtype, d->k.head_stride);
     const size_t vh = qkv_dtype_bytes(d->v.dtype, d->v.head_stride);
     const size_t all = (c2 - c1) * heads, f0 = k * all / n, f1 = (k + 1) * all / n;
     for (size_t f = f0; f < f1;) {
         const size_t key = c1 + f / heads;
-        const unsigned char *kr = qkv_kv_row(&ks, key), *vr = qkv_kv_row(&vs, key);
+        const unsigned char *kr = qkv_kv_row(ks, key), *vr = qkv_kv_row(vs, key);
         for (size_t g = f % heads; g < heads && f < f1; g++, f++) {
             pre[f - f0] = kr + g * kh;
             pre[tile + f - f0] = vr + g * vh;
@@ -588,6 +587,8 @@ static void task_walk(void *ctx, size_t index)
         const size_t n = jobs - j0 < p->walk_jobs ? jobs - j0 : p->walk_jobs;
         const size_t g0 = place_in_seq(p, b, j0).g;
         const size_t heads = place_in_seq(p, b, j0 + n - 1).g - g0 + 1;
+        const qkv_kv_src ks = kv_src(p, &p->d->k, p->d->k_page_stride, b, g0);
+        const qkv_kv_src vs = kv_src(p, &p->d->v, p->d->v_page_stride, b, g0);
         /* One chunk at least, so that a split past the keys leaves the
            empty state. */
         size_t c0 = lo;
@@ -597,10 +598,10 @@ static void task_walk(void *ctx, size_t index)
             for (size_t k = 0; k < n; k++) {
                 float *part = p->partial ? partial_of(p, first + j0 + k, s) : NULL;
                 float *state = part ? part + p->part_rows * p->d->v_head_dim : running + k * per;
-                if (p->walk_share)
-                    walk_share(p, b, g0, heads, k, n, c1, c2, pre);
+                if (p->share_next)
+                    walk_share(p, &ks, &vs, heads, k, n, c1, c2, pre);
                 run_job(p, place_in_seq(p, b, j0 + k), c0, c1, part, state, c0 > lo,
-                        p->walk_share ? pre : NULL);
+                        p->share_next ? pre : NULL);
             }
             c0 = c1;
         } while (c0 < hi);
