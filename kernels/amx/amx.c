@@ -15,8 +15,9 @@
  * its first tile and releases it after its last, so jobs may run on any
  * thread (the caller's, qkv's pool, an engine's pool) and leave nothing
  * configured behind. Built with QKV_AMX_EMULATE (tests/meson.build), the
- * tile instructions are kernels/amx/tile.h's C emulation and this file runs
- * on any AVX-512 CPU as qkv_ctx_init_amx_emu.
+ * tile instructions are kernels/amx/tile.h's C emulation (and the AVX-512
+ * ones kernels/avx512/emulate.h's), and this file runs on any CPU with
+ * AVX2 as qkv_ctx_init_amx_emu.
  */
 #include "kernels.h"
 

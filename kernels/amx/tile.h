@@ -2,7 +2,8 @@
  * The AMX tile operations of kernels/amx/amx.c, through one thin layer:
  * the instructions themselves, or, with QKV_AMX_EMULATE, a C emulation of
  * what Intel's SDM says they do, so that the AMX driver's blocking and
- * packing run (and are tested) on any AVX-512 CPU. t, c, a, b are tile
+ * packing run (and are tested) without AMX: on any CPU with AVX2, where the
+ * test build also emulates AVX-512 (kernels/avx512/emulate.h). t, c, a, b are tile
  * numbers (compile-time constants: the instructions encode them).
  *
  *   amx_cfg_load(cfg)        LDTILECFG: the palette below; zeroes the tiles

@@ -7,6 +7,9 @@
  * (vpmovsxbd) and narrowing back (vpmovdb).
  */
 #include <immintrin.h>
+#ifdef QKV_AVX512_EMULATE   /* a test build: see avx512/emulate.h */
+#include "avx512/emulate.h"
+#endif
 #include <stdint.h>
 #include <string.h>
 

@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sleef.h>
+#ifdef QKV_AVX512_EMULATE   /* a test build: see avx512/emulate.h */
+#include "avx512/emulate.h"
+#endif
 
 #define VL 16
 

@@ -135,8 +135,9 @@ V_INLINE __m512i BF16_NAME(bf16_pack2)(vf lo, vf hi)
     return _mm512_permutexvar_epi16(idx, BF16_NAME(bf16_cvt32)(lo, hi));
 }
 #else
-/* Without AVX512_BF16 (the AMX emulation's build, which runs on any
-   AVX-512 CPU): the same rounding in integer lanes, bf16 in the low half. */
+/* Without AVX512_BF16 (the emulated AVX-512 family's test build, which
+   runs on any CPU with AVX2): the same rounding in integer lanes, bf16 in
+   the low half. */
 V_INLINE __m512i BF16_NAME(bf16_round)(vf x)
 {
     const __m512i u = _mm512_castps_si512(x);
