@@ -7,8 +7,10 @@
  *
  * --function picks groups, --skip leaves groups out (comma-separated):
  * api, seed, scores, softmax, weighted_sum, attention, kernels, fpmath,
- * badinput, pool, dispatch. --isa=amx-emu picks
- * the AMX driver on the tile emulation (group fpmath). Outputs live in buffers with guard
+ * badinput, pool, dispatch. --isa picks one ISA: a supported one, or an
+ * emulated one of the AVX-512 family (avx512-emu, avx512bf16-emu, amx-emu:
+ * isa_emu.h), which run on any CPU with AVX2; an AVX-512 ISA this CPU
+ * lacks says "skipped" (its emulation ran in its place). Outputs live in buffers with guard
  * zones and leading-dimension padding filled with a sentinel, which must be
  * intact afterwards; inputs are allocated to their exact extent so that
  * ASan or valgrind see any read past the end. The seed is printed; rerun
@@ -18,9 +20,10 @@
 #include <time.h>
 
 #include "checkasm_kernels.h"
-#include "amx_emu.h"
+#include "isa_emu.h"
 #include "oracle.h"
 #include "qkvtest.h"
+#include "registry.h"
 
 /* ---- reporting: one tally, failures name the ISA, the group and the seed */
 
@@ -88,7 +91,15 @@ static double max_err_matrix(const float *got, size_t ld, const double *want,
 
 /* ---- the ISAs under test ---------------------------------------------------- */
 
-static const qkv_funcs *isas[QKV_ISA_COUNT];
+/* The ISAs under test: the supported ones, then the emulated AVX-512
+   family (isa_emu.h), each with the name its results are reported under. */
+typedef struct isa_under_test {
+    const char *name;
+    const qkv_funcs *f;
+    int rounds_bf16;    /* its bf16 tiles may round in QKV_FPMATH_BF16 */
+} isa_under_test;
+
+static isa_under_test isas[QKV_ISA_COUNT + 3];
 static size_t n_isas;
 static const qkv_funcs *scalar_funcs;
 
@@ -102,8 +113,13 @@ static void find_isas(const char *only)
             scalar_funcs = f;
         if (only && strcmp(only, qkv_isa_name((qkv_isa)i)) != 0)
             continue;
-        isas[n_isas++] = f;
+        isas[n_isas++] = (isa_under_test){qkv_isa_name((qkv_isa)i), f, isa_rounds_bf16(i)};
     }
+    const isa_emu *emu;
+    const size_t n_emu = isa_emus(&emu);
+    for (size_t e = 0; e < n_emu; e++)
+        if (!only || strcmp(only, emu[e].name) == 0)
+            isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].rounds_bf16};
 }
 
 /* ---- api: names, status strings, the ISA queries ---------------------------- */
@@ -276,9 +292,9 @@ static void test_scores(int cases)
         unsigned char *cells = matrix_cells(m, lds, n);
         scalar_funcs->scores(m, n, d, scale, q, ldq, k, ldk, ref.data, lds);
         for (size_t i = 0; i < n_isas; i++) {
-            T.isa = qkv_isa_name(isas[i]->isa);
+            T.isa = isas[i].name;
             pbuf_reset(&s);
-            qkv_status st = isas[i]->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
+            qkv_status st = isas[i].f->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
             double e = max_err_matrix(s.data, lds, want, m, n);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu d=%zu: status %d, error %.3g vs oracle",
                   m, n, d, st, e);
@@ -314,11 +330,11 @@ static void test_softmax(int cases)
         pbuf s = pbuf_new((m - 1) * lds + n);
         unsigned char *cells = matrix_cells(m, lds, n);
         for (size_t i = 0; i < n_isas; i++) {
-            T.isa = qkv_isa_name(isas[i]->isa);
+            T.isa = isas[i].name;
             pbuf_reset(&s);
             for (size_t r = 0; r < m; r++)
                 memcpy(s.data + r * lds, in + r * lds, n * sizeof(float));
-            qkv_status st = isas[i]->softmax(m, n, s.data, lds);
+            qkv_status st = isas[i].f->softmax(m, n, s.data, lds);
             double e = max_err_matrix(s.data, lds, want, m, n);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu: status %d, error %.3g (NaN rows must stay NaN, "
                   "hidden rows zero)", m, n, st, e);
@@ -351,9 +367,9 @@ static void test_weighted_sum(int cases)
         pbuf o = pbuf_new((m - 1) * ldo + dv);
         unsigned char *cells = matrix_cells(m, ldo, dv);
         for (size_t i = 0; i < n_isas; i++) {
-            T.isa = qkv_isa_name(isas[i]->isa);
+            T.isa = isas[i].name;
             pbuf_reset(&o);
-            qkv_status st = isas[i]->weighted_sum(m, n, dv, p, ldp, v, ldv, o.data, ldo);
+            qkv_status st = isas[i].f->weighted_sum(m, n, dv, p, ldp, v, ldv, o.data, ldo);
             double e = max_err_matrix(o.data, ldo, want, m, dv);
             check(st == QKV_OK && e <= TOL, "m=%zu n=%zu dv=%zu: status %d, error %.3g", m, n, dv, st, e);
             check(gaps_untouched(&o, cells), "m=%zu n=%zu dv=%zu ldo=%zu: wrote outside O", m, n, dv, ldo);
@@ -688,13 +704,13 @@ static void test_attention(int cases, int decode_cases)
         char text[300];
         describe(&c.d, text, sizeof text);
         for (size_t i = 0; i < n_isas; i++) {
-            T.isa = qkv_isa_name(isas[i]->isa);
-            run_case(&c, isas[i], 0, ref, "calling thread");
+            T.isa = isas[i].name;
+            run_case(&c, isas[i].f, 0, ref, "calling thread");
             /* With a hook the split follows from the shapes and strides only: the same
                bits for one thread as for three. */
             if (t % 3 == 0 || t >= cases) {
-                run_case(&c, isas[i], 1, one, "pool of 1");
-                run_case(&c, isas[i], 3, three, "pool of 3");
+                run_case(&c, isas[i].f, 1, one, "pool of 1");
+                run_case(&c, isas[i].f, 3, three, "pool of 3");
                 check(memcmp(one, three, rows * c.d.v_head_dim * sizeof *one) == 0,
                       "%s: 1 and 3 threads differ", text);
             }
@@ -732,20 +748,12 @@ typedef struct fp_impl {
     int tiles;          /* has bf16 tiles: BF16 mode may round */
 } fp_impl;
 
-/* The ISAs under test, and the emulated AMX driver (amx-emu). */
-static size_t fp_impls(fp_impl *out, const char *only)
+/* The ISAs under test, the emulated ones among them. */
+static size_t fp_impls(fp_impl *out)
 {
-    size_t n = 0;
     for (size_t i = 0; i < n_isas; i++)
-        out[n++] = (fp_impl){qkv_isa_name(isas[i]->isa), *isas[i], isa_rounds_bf16(isas[i]->isa)};
-    const amx_emu_attention_fn emu = amx_emu_attention();
-    if (emu && (!only || strcmp(only, "amx-emu") == 0)) {
-        qkv_funcs f = {0};
-        f.isa = QKV_ISA_AMX;
-        f.attention = emu;
-        out[n++] = (fp_impl){"amx-emu", f, 1};
-    }
-    return n;
+        out[i] = (fp_impl){isas[i].name, *isas[i].f, isas[i].rounds_bf16};
+    return n_isas;
 }
 
 static void set_tol(const qkv_attention_desc *d, qkv_fpmath m)
@@ -874,11 +882,11 @@ static void fp_nonfinite(const fp_impl *im, size_t n_im, qkv_dtype vt, float bad
     }
 }
 
-static void test_fpmath(int cases, int quick, const char *only)
+static void test_fpmath(int cases, int quick)
 {
     T.fn = "fpmath";
-    fp_impl im[QKV_ISA_COUNT + 1];
-    const size_t n_im = fp_impls(im, only);
+    fp_impl im[QKV_ISA_COUNT + 3];
+    const size_t n_im = fp_impls(im);
     seen_err = seen_err_lse = 0;
     double bf16_err = 0, bf16_err_lse = 0;
     size_t bf16_runs = 0;
@@ -970,7 +978,7 @@ static void test_fpmath(int cases, int quick, const char *only)
     }
 
     /* The bound's far corners: head_dim 256 and kv_len 32768 (4096 for the
-       emulation, whose tiles cost 8192 scalar FMAs each). */
+       emulated ISAs: an emulated AMX tile costs 8192 scalar FMAs). */
     const size_t big_kv[] = {32768, 4096, 300};
     for (size_t g = quick ? 1 : 0; g < COUNT(big_kv); g++) {
         const qkv_dtype dt[4] = {QKV_BF16, QKV_BF16, QKV_BF16, QKV_F32};
@@ -983,7 +991,7 @@ static void test_fpmath(int cases, int quick, const char *only)
             /* 32768 keys only where BF16 mode rounds: an ISA without tiles
                would run strict mode there, no test of the bound, and slow
                under qemu (the scalar reference at head_dim 256). */
-            if (big_kv[g] > 4096 && (!im[k].tiles || strcmp(im[k].name, "amx-emu") == 0))
+            if (big_kv[g] > 4096 && (!im[k].tiles || strstr(im[k].name, "-emu")))
                 continue;
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, keep, 0);
@@ -1046,10 +1054,6 @@ static void test_fpmath(int cases, int quick, const char *only)
     for (size_t k = 0; k < n_im; k++)
         printf(" %s", im[k].name);
     printf("\n");
-    if ((!only || strcmp(only, "amx") == 0) && !qkv_isa_supported(QKV_ISA_AMX))
-        printf("amx: skipped: no amx (native)%s\n",
-               amx_emu_attention() ? "; its driver ran on the tile emulation as amx-emu"
-                                   : "; no AVX-512 for the tile emulation either");
 #undef BF16_SEEN
 }
 
@@ -1330,6 +1334,32 @@ static long group_bits(const char *list)
     return bits;
 }
 
+/* Whether `emu` names the emulation of ISA `name` (name + "-emu"). */
+static int emulates(const char *emu, const char *name)
+{
+    const size_t n = strlen(name);
+    return strncmp(emu, name, n) == 0 && strcmp(emu + n, "-emu") == 0;
+}
+
+/* The AVX-512 family's ISAs this CPU lacks: not passed, skipped, and
+   whether their emulation ran instead. */
+static void say_skipped(const char *only)
+{
+    const qkv_isa family[] = {QKV_ISA_AVX512, QKV_ISA_AVX512BF16, QKV_ISA_AMX};
+    for (size_t i = 0; i < COUNT(family); i++) {
+        const char *name = qkv_isa_name(family[i]);
+        if (!qkv_isa_built(family[i]) || qkv_isa_supported(family[i]) ||
+            (only && strcmp(only, name) != 0 && !emulates(only, name)))
+            continue;
+        int emulated = 0;
+        for (size_t k = 0; k < n_isas; k++)
+            emulated |= emulates(isas[k].name, name);
+        printf("%s: skipped: no %s (native); %s\n", name, name,
+               emulated ? "its kernels ran on the C emulation of AVX-512 as the -emu ISA"
+                        : "its emulation did not run either (it needs AVX2, FMA, F16C)");
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *only_isa = NULL, *only_fn = NULL, *skip_fn = NULL, *expect_isas = NULL;
@@ -1374,9 +1404,9 @@ int main(int argc, char **argv)
     find_isas(only_isa);
     printf("checkasm: seed %" PRIu64 ", ISAs:", seed);
     for (size_t i = 0; i < n_isas; i++)
-        printf(" %s", qkv_isa_name(isas[i]->isa));
+        printf(" %s", isas[i].name);
     printf(" (best %s, active %s)\n", qkv_isa_name(qkv_isa_best()), qkv_isa_name(qkv_isa_get()));
-    if (only_isa && !n_isas && strcmp(only_isa, "amx-emu") != 0) {
+    if (only_isa && !n_isas) {
         fprintf(stderr, "checkasm: ISA %s is not supported here\n", only_isa);
         return 1;
     }
@@ -1392,11 +1422,11 @@ int main(int argc, char **argv)
     if (GROUP("pool"))
         test_pool();
     for (size_t i = 0; i < n_isas; i++) {
-        T.isa = qkv_isa_name(isas[i]->isa);
+        T.isa = isas[i].name;
         if (GROUP("seed"))
-            test_seed(isas[i]);
+            test_seed(isas[i].f);
         if (GROUP("badinput"))
-            test_badinput(isas[i]);
+            test_badinput(isas[i].f);
     }
     T.isa = "-";
     if (GROUP("scores"))
@@ -1410,9 +1440,10 @@ int main(int argc, char **argv)
     if (GROUP("kernels"))
         test_kernels(&T, seed, scale, only_isa);
     if (GROUP("fpmath"))
-        test_fpmath(6 * scale, quick, only_isa);
+        test_fpmath(6 * scale, quick);
     if (verbose)
         printf("checkasm: %d cases per group (quick: %d)\n", 15 * scale, quick);
+    say_skipped(only_isa);
 
     for (unsigned t = 1; t <= 3; t++)
         qkv_pool_destroy(pools[t]);

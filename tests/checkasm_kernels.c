@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "amx_emu.h"
+#include "isa_emu.h"
 #include "checkasm_kernels.h"
 #include "kernels.h"
 #include "registry.h"
@@ -451,6 +451,29 @@ static void test_stages(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *
     }
 }
 
+/* An ISA's own entries (those its parent does not give it) against the
+   scalar ones. */
+static void test_isa(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *scalar,
+                     const char *isa, int scale)
+{
+    T->isa = isa;
+    T->fn = "kernels";
+    const unsigned long before = T->passed + T->failed;
+    if (parent) {
+        test_stages(c, parent, scalar, isa, 6 * scale);
+        test_converters(c, parent, scalar, isa, 3 * scale);
+        if (OWN(c, parent, merge_states))
+            test_merge(c, scalar, isa, 5 * scale);
+    }
+    /* The scalar driver too: against the double reference. Jobs whose rows
+       see different key ranges (a tile's first key kmin > 0) and resumed
+       jobs are met here, not in the API-level groups. */
+    if (OWN(c, parent, attention))
+        test_driver(c, scalar, isa, 30 * scale);
+    printf("checkasm kernels: %s: %lu checks of its own entries\n", isa,
+           T->passed + T->failed - before);
+}
+
 void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
 {
     T = t;
@@ -461,34 +484,14 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
         if (!c || (only_isa && strcmp(only_isa, qkv_isa_name((qkv_isa)i)) != 0))
             continue;
         const qkv_ctx *parent = i == QKV_ISA_SCALAR ? NULL : qkv_ctx_for(qkv_isa_parent((qkv_isa)i));
-        const char *isa = qkv_isa_name((qkv_isa)i);
-        T->isa = isa;
-        T->fn = "kernels";
-        const unsigned long before = T->passed + T->failed;
-        if (i != QKV_ISA_SCALAR) {
-            test_stages(c, parent, scalar, isa, 6 * scale);
-            test_converters(c, parent, scalar, isa, 3 * scale);
-            if (OWN(c, parent, merge_states))
-                test_merge(c, scalar, isa, 5 * scale);
-        }
-        /* The scalar driver too: against the double reference. */
-        if (OWN(c, parent, attention))
-            test_driver(c, scalar, isa, 30 * scale);
-        printf("checkasm kernels: %s: %lu checks of its own entries\n", isa,
-               T->passed + T->failed - before);
+        test_isa(c, parent, scalar, qkv_isa_name((qkv_isa)i), scale);
     }
-    /* The AMX driver on the tile emulation, on every AVX-512 CPU: jobs
-       whose rows see different key ranges (a tile's first key kmin > 0)
-       are met here, not in the API-level groups. */
-    const qkv_ctx *emu = amx_emu_ctx();
-    if (emu && (!only_isa || strcmp(only_isa, "amx-emu") == 0)) {
-        T->isa = "amx-emu";
-        T->fn = "kernels";
-        const unsigned long before = T->passed + T->failed;
-        test_driver(emu, scalar, "amx-emu", 30 * scale);
-        printf("checkasm kernels: amx-emu: %lu checks of its driver\n",
-               T->passed + T->failed - before);
-    }
+    /* The AVX-512 family on the C emulation of AVX-512 (and of AMX). */
+    const isa_emu *emu;
+    const size_t n_emu = isa_emus(&emu);
+    for (size_t e = 0; e < n_emu; e++)
+        if (!only_isa || strcmp(only_isa, emu[e].name) == 0)
+            test_isa(emu[e].ctx, emu[e].parent, scalar, emu[e].name, scale);
     T->isa = T->fn = "-";
 }
 
