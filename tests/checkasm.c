@@ -3,14 +3,16 @@
  * double-precision oracle, on the same seeded random inputs.
  *
  *   checkasm [--seed=N] [--isa=NAME] [--function=NAMES] [--skip=NAMES] [--quick]
- *            [--verbose] [--expect-isas=a,b,...] [--expect-best=NAME]
+ *            [--verbose] [--native] [--expect-isas=a,b,...] [--expect-best=NAME]
  *
  * --function picks groups, --skip leaves groups out (comma-separated):
  * api, seed, scores, softmax, weighted_sum, attention, kernels, fpmath,
  * badinput, pool, dispatch. --isa picks one ISA: a supported one, or an
  * emulated one of the AVX-512 family (avx512-emu, avx512bf16-emu, amx-emu:
  * isa_emu.h), which run on any CPU with AVX2; an AVX-512 ISA this CPU
- * lacks says "skipped" (its emulation ran in its place). Outputs live in buffers with guard
+ * lacks says "skipped" (its emulation ran in its place). --native leaves the
+ * emulated ones out (scripts/test.sh's runs under qemu: the native run
+ * already tested them). Outputs live in buffers with guard
  * zones and leading-dimension padding filled with a sentinel, which must be
  * intact afterwards; inputs are allocated to their exact extent so that
  * ASan or valgrind see any read past the end. The seed is printed; rerun
@@ -103,7 +105,7 @@ static isa_under_test isas[QKV_ISA_COUNT + 3];
 static size_t n_isas;
 static const qkv_funcs *scalar_funcs;
 
-static void find_isas(const char *only)
+static void find_isas(const char *only, int native)
 {
     for (int i = 0; i < QKV_ISA_COUNT; i++) {
         const qkv_funcs *f;
@@ -116,7 +118,7 @@ static void find_isas(const char *only)
         isas[n_isas++] = (isa_under_test){qkv_isa_name((qkv_isa)i), f, isa_rounds_bf16(i)};
     }
     const isa_emu *emu;
-    const size_t n_emu = isa_emus(&emu);
+    const size_t n_emu = native ? 0 : isa_emus(&emu);
     for (size_t e = 0; e < n_emu; e++)
         if (!only || strcmp(only, emu[e].name) == 0)
             isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].rounds_bf16};
@@ -1343,7 +1345,7 @@ static int emulates(const char *emu, const char *name)
 
 /* The AVX-512 family's ISAs this CPU lacks: not passed, skipped, and
    whether their emulation ran instead. */
-static void say_skipped(const char *only)
+static void say_skipped(const char *only, int native)
 {
     const qkv_isa family[] = {QKV_ISA_AVX512, QKV_ISA_AVX512BF16, QKV_ISA_AMX};
     for (size_t i = 0; i < COUNT(family); i++) {
@@ -1356,6 +1358,7 @@ static void say_skipped(const char *only)
             emulated |= emulates(isas[k].name, name);
         printf("%s: skipped: no %s (native); %s\n", name, name,
                emulated ? "its kernels ran on the C emulation of AVX-512 as the -emu ISA"
+               : native ? "its emulation left out (--native)"
                         : "its emulation did not run either (it needs AVX2, FMA, F16C)");
     }
 }
@@ -1364,7 +1367,7 @@ int main(int argc, char **argv)
 {
     const char *only_isa = NULL, *only_fn = NULL, *skip_fn = NULL, *expect_isas = NULL;
     const char *expect_best = NULL, *v;
-    int quick = 0;
+    int quick = 0, native = 0;
     seed = (uint64_t)time(NULL);
     for (int i = 1; i < argc; i++) {
         if ((v = arg_value(argv[i], "--seed")))
@@ -1383,9 +1386,11 @@ int main(int argc, char **argv)
             quick = 1;
         else if (strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
+        else if (strcmp(argv[i], "--native") == 0)
+            native = 1;
         else {
             fprintf(stderr, "usage: %s [--seed=N] [--isa=NAME] [--function=NAMES] [--skip=NAMES] "
-                            "[--quick] [--verbose] [--expect-isas=a,b] [--expect-best=NAME]\n",
+                            "[--quick] [--verbose] [--native] [--expect-isas=a,b] [--expect-best=NAME]\n",
                     argv[0]);
             return 2;
         }
@@ -1401,7 +1406,7 @@ int main(int argc, char **argv)
     }
     rng = seed;
     T.seed = &seed;
-    find_isas(only_isa);
+    find_isas(only_isa, native);
     printf("checkasm: seed %" PRIu64 ", ISAs:", seed);
     for (size_t i = 0; i < n_isas; i++)
         printf(" %s", isas[i].name);
@@ -1438,12 +1443,12 @@ int main(int argc, char **argv)
     if (GROUP("attention"))
         test_attention(25 * scale, 3 * scale);
     if (GROUP("kernels"))
-        test_kernels(&T, seed, scale, only_isa);
+        test_kernels(&T, seed, scale, only_isa, native);
     if (GROUP("fpmath"))
         test_fpmath(6 * scale, quick);
     if (verbose)
         printf("checkasm: %d cases per group (quick: %d)\n", 15 * scale, quick);
-    say_skipped(only_isa);
+    say_skipped(only_isa, native);
 
     for (unsigned t = 1; t <= 3; t++)
         qkv_pool_destroy(pools[t]);

@@ -474,7 +474,7 @@ static void test_isa(const qkv_ctx *c, const qkv_ctx *parent, const qkv_ctx *sca
            T->passed + T->failed - before);
 }
 
-void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
+void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa, int native)
 {
     T = t;
     rng = seed ^ 0x6b65726e656c73ull;   /* its own stream: the other groups' draws stay as they were */
@@ -488,7 +488,7 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa)
     }
     /* The AVX-512 family on the C emulation of AVX-512 (and of AMX). */
     const isa_emu *emu;
-    const size_t n_emu = isa_emus(&emu);
+    const size_t n_emu = native ? 0 : isa_emus(&emu);
     for (size_t e = 0; e < n_emu; e++)
         if (!only_isa || strcmp(only_isa, emu[e].name) == 0)
             test_isa(emu[e].ctx, emu[e].parent, scalar, emu[e].name, scale);

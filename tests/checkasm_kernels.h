@@ -7,9 +7,10 @@
 #include "qkv.h"
 #include "qkvtest.h"
 
-/* Every supported ISA's own registry entries (or only_isa's), with `scale`
-   times the base number of cases, drawn from seed. */
-void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa);
+/* Every supported ISA's own registry entries (or only_isa's), and the
+   emulated AVX-512 family's unless `native`, with `scale` times the base
+   number of cases, drawn from seed. */
+void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa, int native);
 
 /* What the registry says of a supported ISA: whether its driver rounds to
    bf16 in QKV_FPMATH_BF16, and its nearest supported ancestor whose driver

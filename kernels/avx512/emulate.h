@@ -263,34 +263,25 @@ QE_INLINE __mmask16 qe_cmp_ps_mask(__m512 a, __m512 b, int p)
 }
 #undef QE_CMP_CASE
 
-#define QE_ICMP32(name, expr)                                                            \
-    QE_INLINE __mmask16 name(__m512i a, __m512i b)                                       \
-    {                                                                                    \
-        const qe512 x = qe_si(a), y = qe_si(b);                                          \
-        unsigned k = 0;                                                                  \
-        for (int i = 0; i < 16; i++)                                                     \
-            k |= (unsigned)(expr) << i;                                                  \
-        return (__mmask16)k;                                                             \
-    }
-QE_ICMP32(qe_cmpeq_epi32_mask, x.i[i] == y.i[i])
-QE_ICMP32(qe_cmpgt_epi32_mask, x.i[i] > y.i[i])
-QE_ICMP32(qe_cmple_epi32_mask, x.i[i] <= y.i[i])
-QE_ICMP32(qe_cmpgt_epu32_mask, x.u[i] > y.u[i])
-QE_ICMP32(qe_testn_epi32_mask, (x.u[i] & y.u[i]) == 0)
-#undef QE_ICMP32
-#define QE_ICMP16(name, expr)                                                            \
-    QE_INLINE __mmask32 name(__m512i a, __m512i b)                                       \
+/* Integer compares and tests, lane by lane: 16 dwords or 32 words. */
+#define QE_ICMP(name, M, lanes, expr)                                                    \
+    QE_INLINE M name(__m512i a, __m512i b)                                               \
     {                                                                                    \
         const qe512 x = qe_si(a), y = qe_si(b);                                          \
         uint32_t k = 0;                                                                  \
-        for (int i = 0; i < 32; i++)                                                     \
+        for (int i = 0; i < (lanes); i++)                                                \
             k |= (uint32_t)(expr) << i;                                                  \
-        return (__mmask32)k;                                                             \
+        return (M)k;                                                                     \
     }
-QE_ICMP16(qe_cmpeq_epi16_mask, x.uw[i] == y.uw[i])
-QE_ICMP16(qe_test_epi16_mask, (x.uw[i] & y.uw[i]) != 0)
-QE_ICMP16(qe_testn_epi16_mask, (x.uw[i] & y.uw[i]) == 0)
-#undef QE_ICMP16
+QE_ICMP(qe_cmpeq_epi32_mask, __mmask16, 16, x.i[i] == y.i[i])
+QE_ICMP(qe_cmpgt_epi32_mask, __mmask16, 16, x.i[i] > y.i[i])
+QE_ICMP(qe_cmple_epi32_mask, __mmask16, 16, x.i[i] <= y.i[i])
+QE_ICMP(qe_cmpgt_epu32_mask, __mmask16, 16, x.u[i] > y.u[i])
+QE_ICMP(qe_testn_epi32_mask, __mmask16, 16, (x.u[i] & y.u[i]) == 0)
+QE_ICMP(qe_cmpeq_epi16_mask, __mmask32, 32, x.uw[i] == y.uw[i])
+QE_ICMP(qe_test_epi16_mask, __mmask32, 32, (x.uw[i] & y.uw[i]) != 0)
+QE_ICMP(qe_testn_epi16_mask, __mmask32, 32, (x.uw[i] & y.uw[i]) == 0)
+#undef QE_ICMP
 
 /* ---- masked moves and blends ------------------------------------------------------ */
 
