@@ -141,47 +141,11 @@ qkv_status qkv_merge_states(size_t rows, size_t dv, float *o, size_t ldo, float 
 }
 
 /* One qkv_funcs per ISA: functions bound to that ISA's table. */
-
-#define QKV_BOUND_FUNCS(ISA, name)                                                          \
-    static qkv_status scores_##name(size_t m, size_t n, size_t d, float scale,              \
-                                    const float *q, size_t ldq, const float *k, size_t ldk, \
-                                    float *s, size_t lds)                                   \
-    {                                                                                       \
-        return qkv_scores_with(qkv_ctx_for(ISA), m, n, d, scale, q, ldq, k, ldk, s, lds); \
-    }                                                                                       \
-    static qkv_status softmax_##name(size_t m, size_t n, float *s, size_t lds)              \
-    {                                                                                       \
-        return qkv_softmax_with(qkv_ctx_for(ISA), m, n, s, lds);                        \
-    }                                                                                       \
-    static qkv_status weighted_sum_##name(size_t m, size_t n, size_t dv,                    \
-                                          const float *p, size_t ldp,                       \
-                                          const float *v, size_t ldv, float *o, size_t ldo) \
-    {                                                                                       \
-        return qkv_weighted_sum_with(qkv_ctx_for(ISA), m, n, dv, p, ldp, v, ldv, o, ldo); \
-    }                                                                                       \
-    static qkv_status attention_##name(const qkv_attention_desc *desc)                      \
-    {                                                                                       \
-        return qkv_attention_with(qkv_ctx_for(ISA), desc);                              \
-    }                                                                                       \
-    static qkv_status convert_##name(size_t n, const void *src, qkv_dtype st, void *dst,    \
-                                     qkv_dtype dt)                                          \
-    {                                                                                       \
-        return qkv_convert_with(qkv_ctx_for(ISA), n, src, st, dst, dt);                 \
-    }                                                                                       \
-    static qkv_status merge_states_##name(size_t rows, size_t dv, float *o, size_t ldo,     \
-                                          float *lse, const float *o2, size_t ldo2,         \
-                                          const float *lse2)                                \
-    {                                                                                       \
-        return qkv_merge_states_with(qkv_ctx_for(ISA), rows, dv, o, ldo, lse, o2, ldo2, lse2); \
-    }
-
-#define X(E, n, P, f) QKV_BOUND_FUNCS(QKV_ISA_##E, n)
+#define X(E, n, P, f) QKV_BOUND_FUNCS(qkv_ctx_for(QKV_ISA_##E), n)
 QKV_ISA_LIST(X)
 #undef X
 
-#define X(E, n, P, f)                                                                        \
-    [QKV_ISA_##E] = {QKV_ISA_##E, scores_##n, softmax_##n, weighted_sum_##n, attention_##n,    \
-                     convert_##n, merge_states_##n},
+#define X(E, n, P, f) [QKV_ISA_##E] = QKV_BOUND_FUNCS_TABLE(QKV_ISA_##E, n),
 static const qkv_funcs bound[QKV_ISA_COUNT] = {QKV_ISA_LIST(X)};
 #undef X
 

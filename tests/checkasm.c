@@ -121,7 +121,7 @@ static void find_isas(const char *only, int native)
     const size_t n_emu = native ? 0 : isa_emus(&emu);
     for (size_t e = 0; e < n_emu; e++)
         if (!only || strcmp(only, emu[e].name) == 0)
-            isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].rounds_bf16};
+            isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].ctx->rounds_bf16};
 }
 
 /* ---- api: names, status strings, the ISA queries ---------------------------- */

@@ -19,7 +19,6 @@ typedef struct isa_emu {
     qkv_funcs f;                   /* the entry points, bound to ctx */
     const struct qkv_ctx *ctx;     /* its kernels */
     const struct qkv_ctx *parent;  /* its parent's (emulated or real) */
-    int rounds_bf16;               /* ctx->rounds_bf16 */
 } isa_emu;
 
 /* The emulated ISAs this build has and this CPU runs (none without AVX2,
