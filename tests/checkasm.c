@@ -744,20 +744,6 @@ static double bf16_spread(const qkv_attention_desc *d)
     return fmax(1.0, d->scale * sqrt((double)d->head_dim));
 }
 
-typedef struct fp_impl {
-    const char *name;
-    qkv_funcs f;
-    int tiles;          /* has bf16 tiles: BF16 mode may round */
-} fp_impl;
-
-/* The ISAs under test, the emulated ones among them. */
-static size_t fp_impls(fp_impl *out)
-{
-    for (size_t i = 0; i < n_isas; i++)
-        out[i] = (fp_impl){isas[i].name, *isas[i].f, isas[i].rounds_bf16};
-    return n_isas;
-}
-
 static void set_tol(const qkv_attention_desc *d, qkv_fpmath m)
 {
     case_spread = m == QKV_FPMATH_BF16 ? bf16_spread(d) : 1;
@@ -767,17 +753,17 @@ static void set_tol(const qkv_attention_desc *d, qkv_fpmath m)
 
 /* Runs a case on one implementation in one mode against the oracle (and,
    threaded, 1 and 3 threads for the same bits). */
-static void fp_run(attn_case *c, const fp_impl *im, qkv_fpmath m, float *keep, int threads)
+static void fp_run(attn_case *c, const isa_under_test *im, qkv_fpmath m, float *keep, int threads)
 {
     T.isa = im->name;
     c->d.fpmath = m;
     set_tol(&c->d, m);
-    run_case(c, &im->f, 0, keep, m == QKV_FPMATH_BF16 ? "fpmath bf16" : "fpmath strict");
+    run_case(c, im->f, 0, keep, m == QKV_FPMATH_BF16 ? "fpmath bf16" : "fpmath strict");
     if (threads) {
         const size_t n = c->d.batch * c->d.q_heads * c->d.q_len * c->d.v_head_dim;
         float *one = malloc(n * sizeof *one), *three = malloc(n * sizeof *three);
-        run_case(c, &im->f, 1, one, "pool of 1");
-        run_case(c, &im->f, 3, three, "pool of 3");
+        run_case(c, im->f, 1, one, "pool of 1");
+        run_case(c, im->f, 3, three, "pool of 3");
         check(memcmp(one, three, n * sizeof *one) == 0, "fpmath %d: 1 and 3 threads differ", m);
         free(one), free(three);
     }
@@ -825,7 +811,7 @@ static void plant_q_subnormal(attn_case *c, const layout *lq, const layout *lk, 
    rows that see it must not be finite when must_spread (Inf, NaN; a value
    only bf16 cannot hold is infinite where BF16 mode rounds, which a job of
    few rows does not). */
-static void fp_nonfinite(const fp_impl *im, size_t n_im, qkv_dtype vt, float bad, int must_spread)
+static void fp_nonfinite(const isa_under_test *im, size_t n_im, qkv_dtype vt, float bad, int must_spread)
 {
     const qkv_dtype dt[4] = {QKV_F32, QKV_F32, vt, QKV_F32};
     for (qkv_fpmath m = QKV_FPMATH_STRICT; m <= QKV_FPMATH_BF16; m++) {
@@ -858,7 +844,7 @@ static void fp_nonfinite(const fp_impl *im, size_t n_im, qkv_dtype vt, float bad
         for (size_t k = 0; k < n_im; k++) {
             c.d.fpmath = m;
             pbuf_reset(&c.o);
-            const qkv_status st = im[k].f.attention(&c.d);
+            const qkv_status st = im[k].f->attention(&c.d);
             T.isa = im[k].name;
             int clean = 1, spread = 1;
             for (size_t i = 0; i < c.d.q_len && st == QKV_OK; i++) {
@@ -887,8 +873,8 @@ static void fp_nonfinite(const fp_impl *im, size_t n_im, qkv_dtype vt, float bad
 static void test_fpmath(int cases, int quick)
 {
     T.fn = "fpmath";
-    fp_impl im[QKV_ISA_COUNT + 3];
-    const size_t n_im = fp_impls(im);
+    const isa_under_test *im = isas;   /* the ISAs under test, the emulated ones among them */
+    const size_t n_im = n_isas;
     seen_err = seen_err_lse = 0;
     double bf16_err = 0, bf16_err_lse = 0;
     size_t bf16_runs = 0;
@@ -922,7 +908,7 @@ static void test_fpmath(int cases, int quick)
                         fp_run(&c, &im[k], QKV_FPMATH_STRICT, keep + 2 * k * n, 0);
                         /* Without tiles BF16 mode is strict mode, bit for bit (the
                            random descriptors below check it): not run again. */
-                        if (!im[k].tiles)
+                        if (!im[k].rounds_bf16)
                             continue;
                         seen_err = seen_err_lse = 0;
                         fp_run(&c, &im[k], QKV_FPMATH_BF16, keep + (2 * k + 1) * n, 0);
@@ -934,11 +920,11 @@ static void test_fpmath(int cases, int quick)
                        within that plus 1e-5 of each other (f32 output: no
                        rounding of the output to allow for). */
                     for (size_t k = 0; k < n_im && all[o] == QKV_F32; k++) {
-                        if (!im[k].tiles)
+                        if (!im[k].rounds_bf16)
                             continue;
                         size_t ref = n_im;
                         for (size_t x = 0; x < n_im; x++)
-                            if (!im[x].tiles && (int)im[x].f.isa == isa_f32_ancestor(im[k].f.isa))
+                            if (!im[x].rounds_bf16 && (int)im[x].f->isa == isa_f32_ancestor(im[k].f->isa))
                                 ref = x;
                         if (ref == n_im)
                             continue;
@@ -968,7 +954,7 @@ static void test_fpmath(int cases, int quick)
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, t % 2 == 0);
             BF16_SEEN();
-            if (!im[k].tiles) {
+            if (!im[k].rounds_bf16) {
                 T.isa = im[k].name;
                 check(memcmp(strict, bf, n * sizeof *bf) == 0,
                       "QKV_FPMATH_BF16 changed bits on an ISA without bf16 tiles");
@@ -993,7 +979,7 @@ static void test_fpmath(int cases, int quick)
             /* 32768 keys only where BF16 mode rounds: an ISA without tiles
                would run strict mode there, no test of the bound, and slow
                under qemu (the scalar reference at head_dim 256). */
-            if (big_kv[g] > 4096 && (!im[k].tiles || strstr(im[k].name, "-emu")))
+            if (big_kv[g] > 4096 && (!im[k].rounds_bf16 || strstr(im[k].name, "-emu")))
                 continue;
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, keep, 0);
@@ -1014,14 +1000,14 @@ static void test_fpmath(int cases, int quick)
         const size_t n = c.d.q_len * c.d.v_head_dim;
         float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);
         for (size_t k = 0; k < n_im; k++) {
-            if (!im[k].tiles)
+            if (!im[k].rounds_bf16)
                 continue;
             fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, 0);
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, 0);
             BF16_SEEN();
             T.isa = im[k].name;
-            if (isa_bf16_shape_off(im[k].f.isa, c.d.q_len, &c.d))
+            if (isa_bf16_shape_off(im[k].f->isa, c.d.q_len, &c.d))
                 printf("fpmath: %s has no bf16 tiles for this shape (no room): not checked\n",
                        im[k].name);
             else
