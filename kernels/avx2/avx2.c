@@ -177,10 +177,16 @@ V_INLINE vf v_load_f16(const void *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
+/* bf16 is the high half of an f32: both 128-bit lanes get the 8 values
+   (a load alone) and each lane's byte shuffle puts its 4 as the high
+   halves of its 4 floats, the low halves zero: one shuffle where widening
+   then shifting took two. */
 V_INLINE vf v_load_bf16(const void *p)
 {
-    const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+    const __m256i high = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7,
+                                          -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(x, high));
 }
 V_INLINE vf v_load_i8(const void *p)
 {
