@@ -66,7 +66,10 @@ static int all_finite(const float *x, size_t n)
 /* A dtype value, and for K and V the block layout rules of Q8_0/Q4_0:
    rows of whole blocks that start on block boundaries. (For Q and O a
    block type is valid but not supported: dtypes_supported.) */
-static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv, const char *field)
+/* kv: t is K or V (block types allowed); paged: K/V in pages, whose
+   batch_stride is not used (the page table places each sequence). */
+static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv, int paged,
+                              const char *field)
 {
     if ((unsigned)t->dtype >= QKV_DTYPE_COUNT)
         return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype %d is no qkv_dtype", field, (int)t->dtype);
@@ -74,7 +77,7 @@ static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv, const cha
     if (dim % blk)
         return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype is a block type: its dimension %zu must be a "
                         "multiple of 32", field, dim);
-    if (t->batch_stride % blk || t->head_stride % blk || t->row_stride % blk)
+    if ((!paged && t->batch_stride % blk) || t->head_stride % blk || t->row_stride % blk)
         return qkv_fail(QKV_ERR_ARG, "desc.%s.dtype is a block type: its strides (%zu, %zu, %zu) "
                         "must be multiples of 32", field, t->batch_stride, t->head_stride,
                         t->row_stride);
@@ -131,10 +134,12 @@ static qkv_status check_ragged(const qkv_attention_desc *d, size_t *max_rows)
     return QKV_OK;
 }
 
-/* Paged K/V: a table, pages of whole blocks, and every id the call will
-   read within [0, num_pages). Reads only the table. */
-static qkv_status check_pages(const qkv_attention_desc *d)
+/* Paged K/V: a table, pages of whole blocks, a table whose size fits
+   (*npt, its bytes), and every id the call will read within
+   [0, num_pages). Reads only the table, once its size has passed. */
+static qkv_status check_pages(const qkv_attention_desc *d, size_t *npt)
 {
+    *npt = 0;
     if (!d->page_size)
         return d->page_table || d->num_pages
                    ? qkv_fail(QKV_ERR_ARG, "desc.page_table or num_pages set but page_size is 0")
@@ -147,10 +152,14 @@ static qkv_status check_pages(const qkv_attention_desc *d)
         d->v_page_stride % qkv_dtype_block(d->v.dtype))
         return qkv_fail(QKV_ERR_ARG, "desc.k_page_stride / v_page_stride must be multiples of 32 "
                         "for a block type");
-    const size_t most = (d->kv_len + d->page_size - 1) / d->page_size;
+    const size_t most = pages_of(d->kv_len, d->page_size);
     if (d->batch > 1 && d->page_table_stride < most)
         return qkv_fail(QKV_ERR_ARG, "desc.page_table_stride %zu < the %zu pages of kv_len %zu",
                         d->page_table_stride, most, d->kv_len);
+    *npt = tensor_span(d->batch, d->page_table_stride, 1, 0, 1, 0, most, QKV_F32);
+    if (!*npt)
+        return qkv_fail(QKV_ERR_OVERFLOW,
+                        "desc.page_table: sizes x strides exceed PTRDIFF_MAX bytes");
     for (size_t b = 0; b < d->batch; b++) {
         const int32_t *ids = d->page_table + b * d->page_table_stride;
         for (size_t i = 0; i < seq_pages(d, b); i++)
@@ -216,14 +225,15 @@ static qkv_status check_desc(const qkv_attention_desc *d)
     if ((unsigned)d->fpmath > QKV_FPMATH_BF16)
         return qkv_fail(QKV_ERR_ARG, "desc.fpmath %d is no qkv_fpmath", (int)d->fpmath);
     qkv_status st;
-    if ((st = check_dtype(&d->q, d->head_dim, 0, "q")) != QKV_OK ||
-        (st = check_dtype(&d->k, d->head_dim, 1, "k")) != QKV_OK ||
-        (st = check_dtype(&d->v, d->v_head_dim, 1, "v")) != QKV_OK)
+    const int paged = d->page_size != 0;
+    if ((st = check_dtype(&d->q, d->head_dim, 0, 0, "q")) != QKV_OK ||
+        (st = check_dtype(&d->k, d->head_dim, 1, paged, "k")) != QKV_OK ||
+        (st = check_dtype(&d->v, d->v_head_dim, 1, paged, "v")) != QKV_OK)
         return st;
     if ((unsigned)d->o.dtype >= QKV_DTYPE_COUNT)
         return qkv_fail(QKV_ERR_ARG, "desc.o.dtype %d is no qkv_dtype", (int)d->o.dtype);
-    size_t max_rows;
-    if ((st = check_ragged(d, &max_rows)) != QKV_OK || (st = check_pages(d)) != QKV_OK)
+    size_t max_rows, npt;
+    if ((st = check_ragged(d, &max_rows)) != QKV_OK || (st = check_pages(d, &npt)) != QKV_OK)
         return st;
 
     /* A ragged batch's q and o are one packed block of q_len rows. */
@@ -235,20 +245,15 @@ static qkv_status check_desc(const qkv_attention_desc *d)
     const size_t nv = kv_span(d, &d->v, d->v_page_stride, d->v_head_dim);
     const size_t no = tensor_span(qb, d->o.batch_stride, d->q_heads, d->o.head_stride,
                                   d->q_len, d->o.row_stride, d->v_head_dim, d->o.dtype);
-    size_t nm = 0, nlse = 0, npt = 0, rows;
+    size_t nm = 0, nlse = 0, rows;
     if (d->mask == QKV_MASK_ADDITIVE)
         nm = max_rows ? tensor_span(d->batch, d->mask_add.batch_stride, d->q_heads,
                                     d->mask_add.head_stride, max_rows, d->mask_add.row_stride,
                                     d->kv_len, QKV_F32)
                       : 1;
-    if (d->page_size)
-        npt = tensor_span(d->batch, d->page_table_stride, 1, 0, 1, 0,
-                          (d->kv_len + d->page_size - 1) / d->page_size, QKV_F32);
-    if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm) ||
-        (d->page_size && !npt))
+    if (!nq || !nk || !nv || !no || (d->mask == QKV_MASK_ADDITIVE && !nm))
         return qkv_fail(QKV_ERR_OVERFLOW, "desc.%s: sizes x strides exceed PTRDIFF_MAX bytes",
-                        !nq ? "q" : !nk ? "k" : !nv ? "v" : !no ? "o" : !npt ? "page_table"
-                                                                          : "mask_add");
+                        !nq ? "q" : !nk ? "k" : !nv ? "v" : !no ? "o" : "mask_add");
     if (__builtin_mul_overflow(qb, d->q_heads, &rows) ||
         __builtin_mul_overflow(rows, d->q_len, &rows) || !(nlse = qkv_span_bytes(1, 0, rows, f)))
         return qkv_fail(QKV_ERR_OVERFLOW,
@@ -257,8 +262,9 @@ static qkv_status check_desc(const qkv_attention_desc *d)
         nlse = 0;
 
     if (!output_rows_distinct(d, qb))
-        return qkv_fail(QKV_ERR_ARG, "desc.o strides (batch %zu, head %zu, row %zu) make two "
-                        "output rows share elements", d->o.batch_stride, d->o.head_stride,
+        return qkv_fail(QKV_ERR_ARG, "desc.o strides (batch %zu, head %zu, row %zu) do not "
+                        "nest: each must step over what the smaller ones span, or output rows "
+                        "could share elements", d->o.batch_stride, d->o.head_stride,
                         d->o.row_stride);
     const void *in[] = {d->q.data, d->k.data, d->v.data, d->mask_add.data,
                         d->alibi_slopes, d->sinks, d->page_table, d->q_start, d->kv_lens};
@@ -292,5 +298,10 @@ qkv_status qkv_attention_with(const qkv_ctx *ctx, const qkv_attention_desc *desc
         return qkv_fail(QKV_ERR_UNSUPPORTED, "dtypes q %d, k %d, v %d, o %d: not supported on %s "
                         "(q and o are f32, f16 or bf16)", (int)desc->q.dtype, (int)desc->k.dtype,
                         (int)desc->v.dtype, (int)desc->o.dtype, qkv_isa_name(ctx->isa));
+    if (desc->o.dtype != QKV_F32 && desc->v_head_dim > QKV_MAX_V_HEAD_DIM_16BIT_OUT)
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "desc.v_head_dim %zu > %d with an f16 or bf16 "
+                        "output: its f32 accumulator rows would not fit the stack workspace "
+                        "(an f32 output takes any v_head_dim)",
+                        desc->v_head_dim, QKV_MAX_V_HEAD_DIM_16BIT_OUT);
     return qkv_attention_run(ctx, desc);
 }

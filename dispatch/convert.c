@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "error.h"
 #include "validate.h"
 
 /* Floats per step of a 16-bit <-> 16-bit conversion: 1 KiB of stack, enough
@@ -52,16 +53,24 @@ qkv_status qkv_convert_with(const qkv_ctx *kern, size_t n, const void *src, qkv_
                             void *dst, qkv_dtype dst_type)
 {
     if (!src || !dst || !n || !valid_dtype(src_type) || !valid_dtype(dst_type))
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "qkv_convert: %s",
+                        !src ? "src is NULL" : !dst ? "dst is NULL" : !n ? "n is 0"
+                        : !valid_dtype(src_type) ? "src_type is no qkv_dtype"
+                                                 : "dst_type is no qkv_dtype");
     if ((is_block(src_type) || is_block(dst_type)) && n % QKV_BLOCK_VALUES)
-        return QKV_ERR_ARG;
+        return qkv_fail(QKV_ERR_ARG, "qkv_convert: n %zu is not a multiple of 32 (a block type)",
+                        n);
     const size_t ns = dtype_bytes(src_type, n), nd = dtype_bytes(dst_type, n);
     if (!ns || !nd)
-        return QKV_ERR_OVERFLOW;
+        return qkv_fail(QKV_ERR_OVERFLOW, "qkv_convert: n %zu values exceed PTRDIFF_MAX bytes",
+                        n);
     if (qkv_overlap(src, ns, dst, nd))
-        return QKV_ERR_ARG;
-    if (!supported_pair(src_type, dst_type) || !kern)
-        return QKV_ERR_UNSUPPORTED;
+        return qkv_fail(QKV_ERR_ARG, "qkv_convert: src and dst overlap");
+    if (!supported_pair(src_type, dst_type))
+        return qkv_fail(QKV_ERR_UNSUPPORTED, "qkv_convert: dtype %d to %d is not converted "
+                        "(block types go to and from f32 only)", (int)src_type, (int)dst_type);
+    if (!kern)
+        return qkv_fail_isa_choice();
 
     const qkv_converters *c = &kern->conv;
     if (src_type == dst_type) {

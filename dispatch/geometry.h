@@ -45,10 +45,17 @@ static inline size_t lse_index(const qkv_attention_desc *d, size_t b, size_t h, 
     return (b * d->q_heads + h) * d->q_len + i;
 }
 
+/* Pages that hold `keys` keys (page_size > 0), without the overflow of
+   rounding up by adding page_size - 1 (a page_size near SIZE_MAX). */
+static inline size_t pages_of(size_t keys, size_t page_size)
+{
+    return keys / page_size + (keys % page_size != 0);
+}
+
 /* Pages sequence b reads. */
 static inline size_t seq_pages(const qkv_attention_desc *d, size_t b)
 {
-    return (seq_keys(d, b) + d->page_size - 1) / d->page_size;
+    return pages_of(seq_keys(d, b), d->page_size);
 }
 
 #endif

@@ -42,6 +42,11 @@ extern "C" {
 /* The most stack any qkv entry point uses (see qkv_attention). */
 #define QKV_MAX_STACK_BYTES (48 * 1024)
 
+/* The largest v_head_dim of an attention call whose output is f16 or bf16:
+   its f32 accumulator rows live in the call's stack workspace. An f32
+   output takes any v_head_dim. */
+#define QKV_MAX_V_HEAD_DIM_16BIT_OUT 4096
+
 #define QKV_VERSION_MAJOR 0
 #define QKV_VERSION_MINOR 2
 #define QKV_VERSION_PATCH 0
@@ -126,7 +131,8 @@ QKV_API qkv_isa qkv_isa_best(void);
 QKV_API qkv_status qkv_isa_set(qkv_isa isa);
 
 /* The ISA the entry points use now. At first use it is read from the
-   environment variable QKV_ISA=<name> if set, else qkv_isa_best(). There is
+   environment variable QKV_ISA=<name> if set and not empty (QKV_ISA= with
+   no name counts as unset), else qkv_isa_best(). There is
    no silent fallback: if QKV_ISA names an unknown ISA, or one this machine
    cannot run, this returns the named ISA (QKV_ISA_NONE for an unknown name)
    and every dispatched entry point returns QKV_ERR_UNSUPPORTED until
@@ -330,7 +336,9 @@ typedef struct qkv_attention_desc {
     /* Tensors. q is f32, f16 or bf16; k and v any qkv_dtype, each its own
        (a block type, Q8_0 or Q4_0, needs its dimension and its strides,
        counted in values, to be multiples of 32: rows of whole blocks); o is
-       f32, f16 or bf16. Stored values are widened exactly to f32 (see
+       f32, f16 or bf16 (16-bit: v_head_dim at most
+       QKV_MAX_V_HEAD_DIM_16BIT_OUT, else QKV_ERR_UNSUPPORTED). Stored
+       values are widened exactly to f32 (see
        qkv_fpmath for what may be rounded); a 16-bit output is rounded to
        nearest even once, at the end. */
     qkv_tensor     q;   /* [batch][q_heads][q_len][head_dim]   */
@@ -390,7 +398,9 @@ typedef struct qkv_attention_desc {
        query rows that start at packed row q_start[b] of q and o (rows
        row_stride apart; q.batch_stride and o.batch_stride are not used),
        q_len is the number of packed rows (= q_start[batch]) and kv_lens[b]
-       (required with q_start) its number of keys, at most kv_len. Causal
+       its number of keys, at most kv_len (kv_lens NULL: kv_len keys each).
+       kv_lens without q_start gives each of the batch's sequences (q_len
+       rows each, found by batch_stride) its own number of keys. Causal
        alignment, ALiBi positions and the window are per sequence: p(i) =
        i + kv_lens[b] - (its query rows). A sequence may have no query rows
        or no keys. lse, if given, is [q_heads][q_len] over the packed rows.
@@ -419,7 +429,8 @@ QKV_API qkv_status qkv_attention(const qkv_attention_desc *desc);
        and lse_other, bit for bit; both -INFINITY: unchanged;
      - a NaN or +INFINITY lse on either side: the whole row and lse become
        NaN (qkv_attention gives no +INFINITY lse: a +inf score makes its
-       row NaN, and exp(inf - inf) has no value);
+       row NaN, and exp(inf - inf) has no value); this rule comes first,
+       also where the other side's lse is -INFINITY;
      - otherwise NaN and infinities in o and o_other go through the
        formula: a NaN stays NaN, also where its side's weight underflows
        to 0, and there an infinity becomes NaN (0 · inf).

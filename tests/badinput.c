@@ -1133,6 +1133,48 @@ static void test_hook_null_pool(void)
 /* Dispatch, names and pool arguments                                        */
 /* ======================================================================== */
 
+/* An f16 output's f32 accumulator rows live in the stack workspace:
+   v_head_dim QKV_MAX_V_HEAD_DIM_16BIT_OUT is computed (one key: o is v,
+   exact in f16), one more is refused with nothing written (it had
+   overrun the workspace, from about 9100 columns). */
+static void test_o16_wide(void)
+{
+    enum { W = QKV_MAX_V_HEAD_DIM_16BIT_OUT + 1 };
+    static float v[W];
+    static uint16_t want[W];
+    float q = 1.0f, k = 1.0f;
+    for (size_t c = 0; c < W; c++)
+        v[c] = (float)((int)(c % 61) - 30) / 8.0f;   /* exact in f16 */
+    qkv_convert(W - 1, v, QKV_F32, want, QKV_F16);
+    for (int i = 0; i < ncallers; i++) {
+        for (size_t dv = W - 1; dv <= W; dv++) {
+            pbuf o = pbuf_new((W + 1) / 2);   /* W f16 values */
+            qkv_attention_desc d = {0};
+            d.batch = d.q_heads = d.kv_heads = d.q_len = d.kv_len = d.head_dim = 1;
+            d.v_head_dim = dv;
+            d.q = (qkv_tensor){&q, QKV_F32, 0, 0, 1};
+            d.k = (qkv_tensor){&k, QKV_F32, 0, 0, 1};
+            d.v = (qkv_tensor){v, QKV_F32, 0, 0, dv};
+            d.o = (qkv_out_tensor){o.data, 0, 0, dv, QKV_F16};
+            d.scale = 1.0f;
+            const qkv_status st = use(&callers[i])->attention(&d);
+            cases++;
+            if (dv == W) {
+                tally_check(&T, st == QKV_ERR_UNSUPPORTED && pbuf_untouched(&o),
+                            "[%s] f16 output, v_head_dim %zu: status %s (want unsupported), "
+                            "output %s", path_name(&callers[i]), dv, qkv_status_string(st),
+                            pbuf_untouched(&o) ? "untouched" : "written");
+            } else {
+                tally_check(&T, st == QKV_OK && !memcmp(o.data, want, sizeof(uint16_t) * dv) &&
+                                    pbuf_guards_ok(&o),
+                            "[%s] f16 output, v_head_dim %zu: status %s or o != v",
+                            path_name(&callers[i]), dv, qkv_status_string(st));
+            }
+            pbuf_free(&o);
+        }
+    }
+}
+
 static void count_task(void *ctx, size_t i)
 {
     (void)i;
@@ -1219,6 +1261,7 @@ int main(void)
     test_stored_as_f32();
     test_huge_scores();
     test_hook_null_pool();
+    test_o16_wide();
     test_misc();
 
     qkv_isa_set(start);

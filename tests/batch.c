@@ -416,6 +416,10 @@ static void test_bad(void)
         "page table without page_size", "page_table_stride below the pages a sequence needs",
         "q_start[0] != 0", "q_start decreasing", "q_start[batch] != q_len", "negative kv_lens",
         "kv_lens past kv_len", "o over the page table", "lse over kv_lens",
+        /* (kv_len + page_size - 1) / page_size had wrapped to 0 pages checked */
+        "page_size near SIZE_MAX, a page id past num_pages",
+        /* the table had been read before its size was checked */
+        "page_table_stride whose table overflows",
     };
     const size_t ncases = sizeof what / sizeof what[0];
     qkv_isa isas[QKV_ISA_COUNT];
@@ -454,14 +458,51 @@ static void test_bad(void)
             case 10: kl[0] = 7; break;
             case 11: d.o.data = tb; break;
             case 12: d.lse = (float *)kl; break;
+            case 13: d.page_size = SIZE_MAX - 5, tb[2] = 1000000; break;
+            case 14: d.page_table_stride = (size_t)1 << 61; break;
             }
-            const qkv_status st = funcs_of(isas[i])->attention(&d);
-            tally_check(&T, st == QKV_ERR_ARG, "[%s] %s: status %s, want invalid argument",
-                        qkv_isa_name(isas[i]), what[t], qkv_status_string(st));
+            const qkv_status st = funcs_of(isas[i])->attention(&d),
+                             want = t == 14 ? QKV_ERR_OVERFLOW : QKV_ERR_ARG;
+            tally_check(&T, st == want, "[%s] %s: status %s, want %s", qkv_isa_name(isas[i]),
+                        what[t], qkv_status_string(st), qkv_status_string(want));
             tally_check(&T, pbuf_untouched(&o) && pbuf_untouched(&lse),
                         "[%s] %s: an output was written", qkv_isa_name(isas[i]), what[t]);
             pbuf_free(&o), pbuf_free(&lse);
         }
+    }
+}
+
+/* Paged K/V do not use batch_stride (the table places each sequence), so
+   a paged Q8_0 cache's batch_stride is not held to the block rule: any
+   value gives the result of 0. */
+static void test_paged_block_batch_stride(void)
+{
+    float q[2 * 32], kv[3 * 4 * 32], o0[2 * 32], o1[2 * 32];
+    unsigned char k8[3 * 4 * 34];
+    fill_unit(&(uint64_t){9}, q, sizeof q / sizeof *q);
+    fill_unit(&(uint64_t){10}, kv, sizeof kv / sizeof *kv);
+    qkv_convert(sizeof kv / sizeof *kv, kv, QKV_F32, k8, QKV_Q8_0);
+    int32_t tb[2] = {2, 0};
+    qkv_attention_desc d = {0};
+    d.batch = 1, d.q_heads = 2, d.kv_heads = 1, d.q_len = 1, d.kv_len = 6;
+    d.head_dim = d.v_head_dim = 32;
+    d.q = (qkv_tensor){q, QKV_F32, 0, 32, 32};
+    d.k = d.v = (qkv_tensor){k8, QKV_Q8_0, 0, 4 * 32, 32};
+    d.k_page_stride = d.v_page_stride = 4 * 32;
+    d.scale = 0.2f;
+    d.page_size = 4, d.num_pages = 3, d.page_table = tb, d.page_table_stride = 2;
+    qkv_isa isas[QKV_ISA_COUNT];
+    const int n = supported_isas(isas);
+    for (int i = 0; i < n; i++) {
+        d.k.batch_stride = d.v.batch_stride = 0;
+        d.o = (qkv_out_tensor){o0, 0, 32, 32, QKV_F32};
+        const qkv_status s0 = funcs_of(isas[i])->attention(&d);
+        d.k.batch_stride = d.v.batch_stride = 5;
+        d.o = (qkv_out_tensor){o1, 0, 32, 32, QKV_F32};
+        const qkv_status s1 = funcs_of(isas[i])->attention(&d);
+        tally_check(&T, s0 == QKV_OK && s1 == QKV_OK && !memcmp(o0, o1, sizeof o0),
+                    "[%s] paged Q8_0 with batch_stride 5: status %s (0: %s) or another result",
+                    qkv_isa_name(isas[i]), qkv_status_string(s1), qkv_status_string(s0));
     }
 }
 
@@ -485,6 +526,7 @@ int main(int argc, char **argv)
         return 1;
     test_random(quick ? 12 : 40, quick, one, three);
     test_bad();
+    test_paged_block_batch_stride();
     qkv_pool_destroy(one);
     qkv_pool_destroy(three);
     return tally_finish(&T);

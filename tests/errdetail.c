@@ -70,7 +70,7 @@ static const attn_case attn_cases[] = {
     {"o q8_0", QKV_ERR_UNSUPPORTED, "dtypes q 0, k 0, v 0, o 3: not supported on"},
     {"q.batch_stride huge", QKV_ERR_OVERFLOW, "desc.q: sizes x strides exceed PTRDIFF_MAX bytes"},
     {"v.head_stride huge", QKV_ERR_OVERFLOW, "desc.v: sizes x strides exceed"},
-    {"o.head_stride 0", QKV_ERR_ARG, "desc.o strides (batch 96, head 0, row 8) make two output rows share"},
+    {"o.head_stride 0", QKV_ERR_ARG, "desc.o strides (batch 96, head 0, row 8) do not nest"},
     {"o on k", QKV_ERR_ARG, "desc.o overlaps desc.k"},
     {"lse on sinks", QKV_ERR_ARG, "desc.lse overlaps desc.sinks"},
     {"lse on o", QKV_ERR_ARG, "desc.lse overlaps desc.o"},
@@ -208,6 +208,29 @@ static void test_tables(const qkv_funcs *f, const char *via)
         check_case(via, stage_cases[i].what, run_stage_case(f, i), stage_cases[i].want,
                    stage_cases[i].detail);
     }
+    /* qkv_convert and qkv_merge_states say why too. */
+    float x[64] = {0}, y[64] = {0}, l1[2] = {0}, l2[2] = {0};
+    clear_detail();
+    check_case(via, "convert n 0", f->convert(0, x, QKV_F32, y, QKV_F16), QKV_ERR_ARG,
+               "qkv_convert: n is 0");
+    clear_detail();
+    check_case(via, "convert n 33 to Q8_0", f->convert(33, x, QKV_F32, y, QKV_Q8_0), QKV_ERR_ARG,
+               "n 33 is not a multiple of 32");
+    clear_detail();
+    check_case(via, "convert in place", f->convert(8, x, QKV_F32, x + 4, QKV_F16), QKV_ERR_ARG,
+               "qkv_convert: src and dst overlap");
+    clear_detail();
+    check_case(via, "convert Q8_0 to f16", f->convert(32, x, QKV_Q8_0, y, QKV_F16),
+               QKV_ERR_UNSUPPORTED, "is not converted");
+    clear_detail();
+    check_case(via, "merge rows 0", f->merge_states(0, 4, x, 4, l1, y, 4, l2), QKV_ERR_ARG,
+               "qkv_merge_states: rows is 0");
+    clear_detail();
+    check_case(via, "merge ldo < dv", f->merge_states(2, 4, x, 3, l1, y, 4, l2), QKV_ERR_ARG,
+               "qkv_merge_states: ldo 3 < dv 4");
+    clear_detail();
+    check_case(via, "merge in place", f->merge_states(2, 4, x, 4, l1, x, 4, l2), QKV_ERR_ARG,
+               "shares memory");
 }
 
 /* "scalar, avx2, ...": every ISA's name, as the details list them. */
@@ -377,6 +400,15 @@ static void test_env(const char *env)
     clear_detail();
     tally_check(&T, qkv_scores(1, 1, 1, 1.0f, s, 1, s + 1, 1, s + 2, 1) == QKV_ERR_UNSUPPORTED,
                 "QKV_ISA=%s: scores ran", env);
+    check_detail_is("QKV_ISA=");
+    clear_detail();
+    float y[32] = {0}, l[2] = {0};
+    tally_check(&T, qkv_convert(2, s, QKV_F32, y, QKV_F16) == QKV_ERR_UNSUPPORTED,
+                "QKV_ISA=%s: convert ran", env);
+    check_detail_is("QKV_ISA=");
+    clear_detail();
+    tally_check(&T, qkv_merge_states(1, 2, y, 2, l, y + 8, 2, l + 1) == QKV_ERR_UNSUPPORTED,
+                "QKV_ISA=%s: merge_states ran", env);
     check_detail_is("QKV_ISA=");
     tally_check(&T, strlen(qkv_last_error_detail()) < 256, "detail longer than its buffer");
 }
