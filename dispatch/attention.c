@@ -63,11 +63,10 @@ static int all_finite(const float *x, size_t n)
     return 1;
 }
 
-/* A dtype value, and for K and V the block layout rules of Q8_0/Q4_0:
-   rows of whole blocks that start on block boundaries. (For Q and O a
-   block type is valid but not supported: dtypes_supported.) */
-/* kv: t is K or V (block types allowed); paged: K/V in pages, whose
-   batch_stride is not used (the page table places each sequence). */
+/* A dtype value, and for K and V (kv) the block layout rules of
+   Q8_0/Q4_0: rows of whole blocks that start on block boundaries; paged
+   K/V do not use batch_stride (the page table places each sequence). (For
+   Q and O a block type is valid but not supported: dtypes_supported.) */
 static qkv_status check_dtype(const qkv_tensor *t, size_t dim, int kv, int paged,
                               const char *field)
 {
@@ -298,10 +297,5 @@ qkv_status qkv_attention_with(const qkv_ctx *ctx, const qkv_attention_desc *desc
         return qkv_fail(QKV_ERR_UNSUPPORTED, "dtypes q %d, k %d, v %d, o %d: not supported on %s "
                         "(q and o are f32, f16 or bf16)", (int)desc->q.dtype, (int)desc->k.dtype,
                         (int)desc->v.dtype, (int)desc->o.dtype, qkv_isa_name(ctx->isa));
-    if (desc->o.dtype != QKV_F32 && desc->v_head_dim > QKV_MAX_V_HEAD_DIM_16BIT_OUT)
-        return qkv_fail(QKV_ERR_UNSUPPORTED, "desc.v_head_dim %zu > %d with an f16 or bf16 "
-                        "output: its f32 accumulator rows would not fit the stack workspace "
-                        "(an f32 output takes any v_head_dim)",
-                        desc->v_head_dim, QKV_MAX_V_HEAD_DIM_16BIT_OUT);
     return qkv_attention_run(ctx, desc);
 }

@@ -72,6 +72,7 @@ typedef struct plan {
     size_t chunk;                 /* keys a walk steps its jobs through at a time */
     int share_next;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
+    size_t acc_cols;              /* columns of v a pass computes (v_head_dim or fewer) */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
     size_t ws_floats;             /* each job's workspace (on run_job's stack) */
     float *partial;               /* hooked splits: per task, a partial */
@@ -180,7 +181,14 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     p->d = d;
     p->ctx = ctx;
     p->group = d->q_heads / d->kv_heads;
-    p->acc_floats = d->o.dtype != QKV_F32 ? round16(d->v_head_dim) : 0;
+    /* A 16-bit output keeps its rows' f32 acc in the stack workspace, at
+       most half of it: a wider v_head_dim (from 4609 columns) goes in
+       passes of acc_cols columns over all the keys, Q·Kᵀ again each pass
+       (one acc row of 9200 columns had overrun the workspace). */
+    p->acc_cols = d->v_head_dim;
+    if (d->o.dtype != QKV_F32 && round16(p->acc_cols) > QKV_ATTN_WS_FLOATS / 2)
+        p->acc_cols = QKV_ATTN_WS_FLOATS / 2 / 64 * 64;   /* whole Q8_0/Q4_0 blocks */
+    p->acc_floats = d->o.dtype != QKV_F32 ? round16(p->acc_cols) : 0;
     p->cap = rows_cap(ctx, d, p->acc_floats, &p->ws_floats);
     int row_blocks = 0;   /* some sequence's rows take several jobs a head */
     for (size_t b = 0; b < (d->q_start ? d->batch : 1); b++) {
@@ -307,13 +315,13 @@ static void *out_row(const qkv_attention_desc *d, size_t b, size_t h, size_t i)
 }
 
 /* The softmax denominator joined by the sink, then o = acc / L in the
-   output's dtype (acc is scaled in place when it is not the output row),
-   and lse. */
-static void finish_row(const plan *p, size_t b, size_t h, size_t i, float *acc, float max,
-                       float sum)
+   output's dtype for the columns [c0, c0 + dv) that acc holds (acc is
+   scaled in place when it is not the output row), and lse. */
+static void finish_row(const plan *p, size_t b, size_t h, size_t i, size_t c0, size_t dv,
+                       float *acc, float max, float sum)
 {
     const qkv_attention_desc *d = p->d;
-    void *o = out_row(d, b, h, i);
+    void *o = (unsigned char *)out_row(d, b, h, i) + qkv_dtype_bytes(d->o.dtype, c0);
     float scale = 1.0f;
     if (d->sinks) {
         const float sink = d->sinks[h];
@@ -325,7 +333,6 @@ static void finish_row(const plan *p, size_t b, size_t h, size_t i, float *acc, 
             sum += expf(sink - max);
         }
     }
-    const size_t dv = d->v_head_dim;
     if (sum == 0.0f) {             /* no key and no sink: zeros, not 0/0 */
         memset(o, 0, qkv_dtype_bytes(d->o.dtype, dv));   /* +0 in every dtype */
     } else {
@@ -457,16 +464,23 @@ static void run_job(const plan *p, const job_place w, size_t lo, size_t hi, floa
         j.kv_begin = j.kv_end = 0;
     j.ws = ws + j.rows * acc_rows;
     j.ws_floats = p->ws_floats - j.rows * acc_rows;
-    p->ctx->attention(&j);
-
-    size_t r = 0;
-    for (size_t h = w.h0; h < w.h1; h++) {
-        for (size_t i = w.i0; i < w.i1; i++, r++) {
-            if (state) {
-                state[r] = rows[r].max;
-                state[p->part_rows + r] = rows[r].sum;
-            } else {
-                finish_row(p, w.b, h, i, rows[r].acc, rows[r].max, rows[r].sum);
+    /* Columns in passes only where acc is in ws (part is NULL and state too). */
+    const size_t dv = d->v_head_dim, cols = acc_rows ? p->acc_cols : dv;
+    const unsigned char *const v0 = j.v.base;
+    for (size_t c0 = 0; c0 < dv; c0 += cols) {
+        j.v_head_dim = dv - c0 < cols ? dv - c0 : cols;
+        j.v.base = v0 + qkv_dtype_bytes(d->v.dtype, c0);
+        p->ctx->attention(&j);
+        size_t r = 0;
+        for (size_t h = w.h0; h < w.h1; h++) {
+            for (size_t i = w.i0; i < w.i1; i++, r++) {
+                if (state) {
+                    state[r] = rows[r].max;
+                    state[p->part_rows + r] = rows[r].sum;
+                } else {
+                    finish_row(p, w.b, h, i, c0, j.v_head_dim, rows[r].acc, rows[r].max,
+                               rows[r].sum);
+                }
             }
         }
     }
@@ -491,8 +505,9 @@ static void finish_job(const plan *p, const job_place *w, float *acc, const floa
     size_t r = 0;
     for (size_t h = w->h0; h < w->h1; h++)
         for (size_t i = w->i0; i < w->i1; i++, r++)
-            finish_row(p, w->b, h, i, acc ? acc + r * p->d->v_head_dim : out_row(p->d, w->b, h, i),
-                       max[r], sum[r]);
+            finish_row(p, w->b, h, i, 0, p->d->v_head_dim,
+                       acc ? acc + r * p->d->v_head_dim : out_row(p->d, w->b, h, i), max[r],
+                       sum[r]);
 }
 
 static size_t job_rows(const job_place *w)

@@ -42,11 +42,6 @@ extern "C" {
 /* The most stack any qkv entry point uses (see qkv_attention). */
 #define QKV_MAX_STACK_BYTES (48 * 1024)
 
-/* The largest v_head_dim of an attention call whose output is f16 or bf16:
-   its f32 accumulator rows live in the call's stack workspace. An f32
-   output takes any v_head_dim. */
-#define QKV_MAX_V_HEAD_DIM_16BIT_OUT 4096
-
 #define QKV_VERSION_MAJOR 0
 #define QKV_VERSION_MINOR 2
 #define QKV_VERSION_PATCH 0
@@ -336,9 +331,7 @@ typedef struct qkv_attention_desc {
     /* Tensors. q is f32, f16 or bf16; k and v any qkv_dtype, each its own
        (a block type, Q8_0 or Q4_0, needs its dimension and its strides,
        counted in values, to be multiples of 32: rows of whole blocks); o is
-       f32, f16 or bf16 (16-bit: v_head_dim at most
-       QKV_MAX_V_HEAD_DIM_16BIT_OUT, else QKV_ERR_UNSUPPORTED). Stored
-       values are widened exactly to f32 (see
+       f32, f16 or bf16. Stored values are widened exactly to f32 (see
        qkv_fpmath for what may be rounded); a 16-bit output is rounded to
        nearest even once, at the end. */
     qkv_tensor     q;   /* [batch][q_heads][q_len][head_dim]   */
