@@ -40,6 +40,10 @@ uint32_t qkv_cpu_features(void);
    sizes of the kernels are chosen from. */
 typedef struct qkv_cpu_caches {
     size_t l1d, l2, l3;
+    /* Software prefetches of a stream from memory pay best into L2 (Intel
+       cores), not into L1 or replaced by a sweep of loads (AMD): see the
+       decode feed in kernels/simd/attention.h. */
+    int prefetch_l2;
 } qkv_cpu_caches;
 
 qkv_cpu_caches qkv_cpu_cache_sizes(void);

@@ -94,9 +94,9 @@ uint32_t qkv_cpu_features(void)
    leaf 4 on Intel, 0x8000001D on AMD (with topology extensions). Each
    subleaf describes one cache: type (EAX 4:0, 1 data, 3 unified), level
    (EAX 7:5), and size = ways · partitions · line size · sets. */
-qkv_cpu_caches qkv_cpu_cache_sizes(void)
+static qkv_cpu_caches cache_leaves(void)
 {
-    qkv_cpu_caches c = {0, 0, 0};
+    qkv_cpu_caches c = {0, 0, 0, 0};
     unsigned a, b, cx, d, leaf = 4;
     if (__get_cpuid(0x80000000, &a, &b, &cx, &d) && a >= 0x8000001D &&
         __get_cpuid(0x80000001, &a, &b, &cx, &d) && ((cx >> 22) & 1))
@@ -120,5 +120,17 @@ qkv_cpu_caches qkv_cpu_cache_sizes(void)
     }
     if (!c.l1d || !c.l2)
         return qkv_cpu_cache_sizes_sysfs();
+    return c;
+}
+
+/* The cache sizes, and how a stream from memory is best brought in: on an
+   Intel core by prefetches into L2 (measured on a Xeon of the Emerald
+   Rapids class, see the decode feed in kernels/simd/attention.h). */
+qkv_cpu_caches qkv_cpu_cache_sizes(void)
+{
+    qkv_cpu_caches c = cache_leaves();
+    unsigned a, b, cx, d;
+    c.prefetch_l2 = __get_cpuid(0, &a, &b, &cx, &d) && b == 0x756e6547 /* "Genu" */ &&
+                    d == 0x49656e69 /* "ineI" */ && cx == 0x6c65746e /* "ntel" */;
     return c;
 }

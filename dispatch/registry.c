@@ -126,7 +126,7 @@ static void init(void)
 {
     cpu = qkv_cpu_features();
     const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
-    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3};
+    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3, cc.prefetch_l2};
     supported = 0;
     /* Rows come parent first, so a parent's context is ready in time. An
        ISA's init lives in that ISA's file and is compiled with its flags

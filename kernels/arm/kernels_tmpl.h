@@ -260,7 +260,7 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
         else
             SIMD_NAME(dot_blk)(R, t, q, d, kr, nk, scale, out + j0 * ors, ors);
         for (size_t j = j0; kpre && j < j0 + kb && j < n; j++)
-            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, 0);
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
     }
     /* S has 4 lanes a key for R < 4 (ors = 4), as for R = 4. */
     const size_t lanes = R < 4 ? 4 : (size_t)R;
@@ -359,7 +359,7 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, SIMD_NAME(prefetch_l2));
             pf_next += pf.step;
         }
         const vf w0 = v_load_rep4(pj);
@@ -436,7 +436,7 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
         const float *pj = p + j * prs;
         const unsigned char *vr = vrow[j];
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, SIMD_NAME(prefetch_l2));
             pf_next += pf.step;
         }
         const vf w0 = v_set1(pj[0]), w1 = R == 2 ? v_set1(pj[1]) : z;
@@ -559,5 +559,5 @@ static void SIMD_NAME(ctx_fill)(qkv_ctx *c)
     c->attention_ws = SIMD_NAME(attention_ws);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
-    SIMD_NAME(att_sweep_for)(&c->caches);
+    SIMD_NAME(att_feed_for)(&c->caches);
 }

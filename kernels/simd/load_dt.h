@@ -99,6 +99,11 @@ V_INLINE vf SIMD_NAME(load_dtn)(const qkv_dtype t, const unsigned char *row, siz
     return v_loadm((const float *)row + c, v_tailmask(n));
 }
 
+/* Whether the decode kernels' prefetches ask for L2 rather than L1, and
+   the decode feed prefetches where it would sweep: chosen from the CPU at
+   init (att_feed_for, see the decode feed in simd/attention.h). */
+static int SIMD_NAME(prefetch_l2);
+
 /* Asks for the cache lines that hold bytes [b0, b1) of row (none for a
    NULL row), into L1, or into L2 only when l2: the decode kernels fetch
    the K and V rows of keys further on as they work (see the decode feed

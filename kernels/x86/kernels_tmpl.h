@@ -546,7 +546,7 @@ X86_UNROLL
             }
         }
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
-            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, 0);
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
         const vf s = v_mul(v_hsum_lanes(acc), vscale);
         if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
 X86_UNROLL
@@ -640,7 +640,7 @@ X86_UNROLL
         }
         const float *pj = p + j * prs;
         if (vpre && j == pf_next) {
-            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, 0);
+            SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, SIMD_NAME(prefetch_l2));
             pf_next += pf.step;
         }
 X86_UNROLL
@@ -864,5 +864,5 @@ static void X86_NAME(ctx_fill)(qkv_ctx *c)
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
     X86_NAME(blocks_for)(&c->caches);
-    SIMD_NAME(att_sweep_for)(&c->caches);
+    SIMD_NAME(att_feed_for)(&c->caches);
 }
