@@ -47,6 +47,14 @@ typedef struct qkv_cpu_caches {
 } qkv_cpu_caches;
 
 qkv_cpu_caches qkv_cpu_cache_sizes(void);
+
+/* 1 where AVX512_BF16's vdpbf16ps issues at half the rate of an f32 FMA
+   (Intel's cores: the bench's probes, one core, 88 against 179 GFLOP/s on
+   an Emerald Rapids class Xeon, 121 against 243 on Sapphire Rapids; Zen 5
+   issues both at one rate), so that its bf16 tiles gain nothing over the
+   FMAs they replace: the registry then does not pick avx512bf16 as best. */
+int qkv_cpu_bf16_dot_half_rate(void);
+
 /* The same read from Linux's sysfs (cpu0); zeros where it says nothing. */
 qkv_cpu_caches qkv_cpu_cache_sizes_sysfs(void);
 

@@ -123,14 +123,24 @@ static qkv_cpu_caches cache_leaves(void)
     return c;
 }
 
+static int intel(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 /* "Genu" */ &&
+           d == 0x49656e69 /* "ineI" */ && c == 0x6c65746e /* "ntel" */;
+}
+
 /* The cache sizes, and how a stream from memory is best brought in: on an
    Intel core by prefetches into L2 (measured on a Xeon of the Emerald
    Rapids class, see the decode feed in kernels/simd/attention.h). */
 qkv_cpu_caches qkv_cpu_cache_sizes(void)
 {
     qkv_cpu_caches c = cache_leaves();
-    unsigned a, b, cx, d;
-    c.prefetch_l2 = __get_cpuid(0, &a, &b, &cx, &d) && b == 0x756e6547 /* "Genu" */ &&
-                    d == 0x49656e69 /* "ineI" */ && cx == 0x6c65746e /* "ntel" */;
+    c.prefetch_l2 = intel();
     return c;
+}
+
+int qkv_cpu_bf16_dot_half_rate(void)
+{
+    return intel();
 }

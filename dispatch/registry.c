@@ -91,8 +91,19 @@ static int built(qkv_isa isa)
     }
 }
 
+/* Why a supported ISA is not the best even where it is the deepest: its
+   instructions gain nothing on this CPU (NULL: it would be chosen). */
+static const char *passed_over(qkv_isa isa)
+{
+    if (isa == QKV_ISA_AVX512BF16 && qkv_cpu_bf16_dot_half_rate())
+        return "vdpbf16ps issues at half the FMA rate on this CPU: avx512 is as fast for "
+               "f32 data and faster for bf16 (QKV_ISA=avx512bf16 still runs it)";
+    return NULL;
+}
+
 /* The best supported ISA: the deepest in the ladder (an ISA is better than
-   its parent); between branches of other architectures the later row. */
+   its parent) that is not passed over; between branches of other
+   architectures the later row. */
 static int depth(qkv_isa isa)
 {
     int n = 0;
@@ -105,7 +116,7 @@ static qkv_isa best_supported(void)
 {
     qkv_isa best = QKV_ISA_SCALAR;
     for (int i = 0; i < QKV_ISA_COUNT; i++)
-        if (((supported >> i) & 1u) && depth((qkv_isa)i) >= depth(best))
+        if (((supported >> i) & 1u) && !passed_over((qkv_isa)i) && depth((qkv_isa)i) >= depth(best))
             best = (qkv_isa)i;
     return best;
 }
@@ -259,6 +270,12 @@ const char *qkv_cpu_feature_name(uint32_t bit)
         if (feature_names[i].bit == bit)
             return feature_names[i].name;
     return NULL;
+}
+
+const char *qkv_isa_passed_over_reason(qkv_isa isa)
+{
+    ensure_init();
+    return qkv_isa_supported(isa) ? passed_over(isa) : NULL;
 }
 
 const char *qkv_isa_unsupported_reason(qkv_isa isa)

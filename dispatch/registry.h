@@ -18,6 +18,10 @@ int qkv_isa_built(qkv_isa isa);
    or NULL when it is supported. Never allocates. */
 const char *qkv_isa_unsupported_reason(qkv_isa isa);
 
+/* Why a supported ISA is not chosen as the best although it is the deepest
+   (its instructions gain nothing on this CPU), or NULL. */
+const char *qkv_isa_passed_over_reason(qkv_isa isa);
+
 /* The names of all ISAs, ", "-separated, for "known: ..." details. */
 const char *qkv_isa_names_list(void);
 

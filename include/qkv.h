@@ -118,7 +118,9 @@ QKV_API qkv_status qkv_isa_from_name(const char *name, qkv_isa *out);
    with arch_prctl(ARCH_REQ_XCOMP_PERM) when the CPU has AMX), else 0. */
 QKV_API int qkv_isa_supported(qkv_isa isa);
 
-/* The best supported ISA on this machine (QKV_ISA_SCALAR at least). */
+/* The best supported ISA on this machine (QKV_ISA_SCALAR at least): the
+   deepest in its ladder, except that avx512bf16 is passed over where
+   vdpbf16ps issues at half the FMA rate (Intel's cores), for avx512. */
 QKV_API qkv_isa qkv_isa_best(void);
 
 /* Sets the process-wide ISA used by the entry points below. An ISA that is

@@ -154,12 +154,21 @@ static void test_api(void)
     check(!qkv_isa_supported(QKV_ISA_NONE) && !qkv_isa_supported(QKV_ISA_COUNT),
           "non-ISAs reported supported");
     check(qkv_isa_supported(qkv_isa_best()), "best ISA not supported");
-    /* Within an architecture's ladder a later value is a better ISA. */
+    /* Within an architecture's ladder a later value is a better ISA, unless
+       the registry passes it over (it gains nothing on this CPU: then it
+       says why, and it is never the best). */
 #define ARM_ISA(i) ((i) == QKV_ISA_NEON || (i) == QKV_ISA_SVE)
-    for (int i = 0; i < QKV_ISA_COUNT; i++)
-        if (qkv_isa_supported((qkv_isa)i))
+    for (int i = 0; i < QKV_ISA_COUNT; i++) {
+        const char *over = qkv_isa_passed_over_reason((qkv_isa)i);
+        if (qkv_isa_supported((qkv_isa)i) && !over)
             check(i <= qkv_isa_best() || ARM_ISA(qkv_isa_best()) != ARM_ISA(i),
                   "ISA %d beats the best", i);
+        check(!over || (qkv_isa_supported((qkv_isa)i) && *over && qkv_isa_best() != (qkv_isa)i),
+              "ISA %d passed over wrongly", i);
+    }
+    check(qkv_isa_passed_over_reason(QKV_ISA_AVX512BF16) == NULL ||
+              qkv_isa_best() == QKV_ISA_AVX512 || qkv_isa_best() == QKV_ISA_AMX,
+          "avx512bf16 passed over, but best is %s", qkv_isa_name(qkv_isa_best()));
 #undef ARM_ISA
     const qkv_funcs *f = NULL;
     check(qkv_isa_funcs(QKV_ISA_SCALAR, NULL) == QKV_ERR_ARG, "qkv_isa_funcs(NULL out)");

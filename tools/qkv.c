@@ -341,6 +341,8 @@ static int cmd_info(int argc, char **argv)
             printf("  FMA peak %.1f GFLOP/s on 1 core", pk.fma[i]);
         if (why)
             printf("  %s", why);
+        else if ((why = qkv_isa_passed_over_reason((qkv_isa)i)) != NULL)
+            printf("  not the best here: %s", why);
         if ((qkv_isa)i == chosen)
             printf("  <- chosen");
         printf("\n");
