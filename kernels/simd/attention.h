@@ -376,13 +376,14 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
    streamer fetches the rest.
-   All of that is AMD. An Intel core (qkv_cache_sizes.prefetch_l2) is fed
-   by prefetches into L2 (T1), never by the sweep: on a Xeon of the Emerald
-   Rapids class (2 MiB L2, one core reads 17 GB/s, 56 on two), paired runs,
-   same case, AVX-512: prefetching into L1 over the sweep f32 1.03, f16
-   0.81, bf16 0.82, Q8_0 (prefetched either way) 1.00; into L2 over into
-   L1 f32 0.81, f16 0.90, and T2 as T1; 2 tiles ahead as one. AVX2 (which
-   never sweeps) into L2 over into L1: f32 0.93, f16 0.98, Q8_0 1.03. */
+   Those are AMD's cores. An Intel core (qkv_cache_sizes.prefetch_l2) is
+   fed by prefetches into L2 (T1), never by the sweep: on a Xeon of the
+   Emerald Rapids class (2 MiB L2, one core reads 17 GB/s, 56 on two),
+   paired runs, same case, AVX-512: prefetching into L1 over the sweep f32
+   1.03, f16 0.81, bf16 0.82, Q8_0 (prefetched either way) 1.00; into L2
+   over into L1 f32 0.81, f16 0.90, and T2 as T1; 2 tiles ahead as one, 4
+   tiles ahead 1.06 (f32). AVX2 (which never sweeps) into L2 over into L1:
+   f32 0.93, f16 0.98, Q8_0 1.03. */
 #define FEED_AHEAD ATT_BN
 /* The sweep's chunk: 128 KiB, or a quarter of a smaller L2. A quarter of
    any L2 was the first rule (256 KiB on Zen 5's 1 MiB); on a Xeon of the
@@ -391,7 +392,8 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    that Xeon, chunk over 512 KiB: 1 MiB 1.14, 256 KiB 0.93, 128 KiB 0.88,
    64 KiB 0.88, 32 KiB 0.96 (no sweep: 0.94), so the chunk is not a share
    of L2. On Zen 5 (1 MiB L2), paired, over 256 KiB: 128 KiB 1.014-1.019
-   (21 and 41 pairs), 64 KiB 1.12; 128 KiB costs it 2% at most. */
+   (21 and 41 pairs), 64 KiB 1.12; 128 KiB costs it 2% at most. (Intel's
+   cores no longer sweep at all: see above.) */
 #define ATT_SWEEP_MAX (128 << 10)
 /* A shuffled page table cuts the stream into runs of a page each, and the
    hardware prefetchers start over at every one: loads alone, run after
