@@ -40,6 +40,10 @@ static void init(void)
         qkv_ctx_init_avx512_emu, qkv_ctx_init_avx512bf16_emu, qkv_ctx_init_amx_emu};
     for (int e = 0; e < EMU_COUNT; e++) {
         ctxs[e] = e ? ctxs[e - 1] : *avx2;
+        /* Both decode feeds (simd/attention.h) on any x86 CPU, whatever its
+           vendor: avx512-emu and avx512bf16-emu sweep K/V as AMD's cores
+           are fed, amx-emu prefetches into L2 as Intel's are. */
+        ctxs[e].caches.prefetch_l2 = e == EMU_AMX;
         inits[e](&ctxs[e]);
         ctxs[e].isa = emus[e].f.isa;
     }
