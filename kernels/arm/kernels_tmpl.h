@@ -367,7 +367,7 @@ V_INLINE void SIMD_NAME(pv_blk)(const int R, const int NV, const int tailed, con
         if (R == 8)
             w1 = v_load_rep4(pj + 4);
         const unsigned char *vb = vr + ob.at;
-        const vf sc = ob.on ? v_set1(v_f16_scalar(vb)) : z;
+        const vf sc = ob.on ? SIMD_NAME(block_scale)(t, vb) : z;
 #define PV_X(v)                                                                        \
         (ob.on ? SIMD_NAME(block_vec)(t, vb, ob.off + (size_t)(v) * VL, sc)              \
          : tailed && (v) == NV - 1 ? SIMD_NAME(load_dtn)(t, vr, c0 + (size_t)(v) * VL, tail) \
@@ -441,7 +441,7 @@ V_INLINE void SIMD_NAME(pv_blk_few)(const int R, const int NV, const int tailed,
         }
         const vf w0 = v_set1(pj[0]), w1 = R == 2 ? v_set1(pj[1]) : z;
         const unsigned char *vb = vr + ob.at;
-        const vf sc = ob.on ? v_set1(v_f16_scalar(vb)) : z;
+        const vf sc = ob.on ? SIMD_NAME(block_scale)(t, vb) : z;
 #define PV_X(V)                                                                       \
     (ob.on ? SIMD_NAME(block_vec)(t, vb, ob.off + (size_t)(V) * VL, sc)                 \
      : PV_PART(V) ? SIMD_NAME(load_dtn)(t, vr, PV_AT(V), tail)                          \

@@ -124,17 +124,18 @@ static void cvt_q8_0_f32_avx512(size_t n, const void *src, float *dst)
     }
 }
 
+/* Nibbles looked up in a table of d·(i - 8) (exact products): vpermps
+   reads only an index's low 4 bits, so neither a mask nor an int-to-float
+   conversion is needed. */
 static void cvt_q4_0_f32_avx512(size_t n, const void *src, float *dst)
 {
     const unsigned char *blk = src;
-    const __m128i low4 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    const __m512 minus8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     for (size_t b = 0; b < n / QKV_BLOCK_VALUES; b++, blk += QKV_Q4_0_BLOCK_BYTES, dst += 32) {
-        const __m512 d = _mm512_set1_ps(_cvtsh_ss(qkv_load_u16(blk)));
-        const __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 2));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, low4), eight);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), low4), eight);
-        _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d));
-        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d));
+        const __m512 table = _mm512_mul_ps(minus8, _mm512_set1_ps(_cvtsh_ss(qkv_load_u16(blk))));
+        const __m512i qs = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+        _mm512_storeu_ps(dst, _mm512_permutexvar_ps(qs, table));
+        _mm512_storeu_ps(dst + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(qs, 4), table));
     }
 }
 

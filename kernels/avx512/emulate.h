@@ -72,6 +72,16 @@ QE_INLINE __m512i qe_set1_epi16(short x)
     r.hi[0] = r.hi[1] = _mm256_set1_epi16(x);
     return r.si;
 }
+/* Arguments from the lowest lane up, as _mm512_setr_ps. */
+QE_INLINE __m512 qe_setr_ps(float e0, float e1, float e2, float e3, float e4, float e5, float e6,
+                            float e7, float e8, float e9, float e10, float e11, float e12,
+                            float e13, float e14, float e15)
+{
+    const float v[16] = {e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15};
+    qe512 r;
+    memcpy(r.f, v, sizeof v);
+    return r.ps;
+}
 /* Arguments from the highest lane down, as _mm512_set_*. */
 QE_INLINE __m512i qe_set_epi32(int e15, int e14, int e13, int e12, int e11, int e10, int e9,
                                int e8, int e7, int e6, int e5, int e4, int e3, int e2, int e1,
@@ -590,6 +600,8 @@ QE_INLINE __m512 qe_sleef_tanhf16(__m512 a)
 #define _mm512_set1_epi32 qe_set1_epi32
 #undef _mm512_set1_epi16
 #define _mm512_set1_epi16 qe_set1_epi16
+#undef _mm512_setr_ps
+#define _mm512_setr_ps qe_setr_ps
 #undef _mm512_set_epi32
 #define _mm512_set_epi32 qe_set_epi32
 #undef _mm512_set_epi16

@@ -182,14 +182,25 @@ V_INLINE vf v_load_i8(const void *p)
 {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
-V_INLINE vf v_load_q4(const void *p, int high)
+/* Q4_0 by table: vpermps reads only the low 4 bits of each index, so a
+   nibble needs neither a mask nor an int-to-float conversion, and a table
+   scaled by the block's d no multiply (Xeon of the Emerald Rapids class,
+   32/8 heads, d = 128, paired: Q4_0 decode of 32768 keys from memory took
+   0.87 of the time, of 1024 keys in L2 0.85; prefill n = 1024 0.99). */
+V_INLINE vf v_q4_minus8(void)
+{
+    return _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+V_INLINE vf v_q4_table(float d) { return _mm512_mul_ps(v_q4_minus8(), _mm512_set1_ps(d)); }
+V_INLINE vf v_q4_lookup(const void *p, int high, vf table)
 {
     __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
     if (high)
         x = _mm512_srli_epi32(x, 4);
-    x = _mm512_sub_epi32(_mm512_and_si512(x, _mm512_set1_epi32(15)), _mm512_set1_epi32(8));
-    return _mm512_cvtepi32_ps(x);
+    return _mm512_permutexvar_ps(x, table);
 }
+#define v_q4_lookup v_q4_lookup
+V_INLINE vf v_load_q4(const void *p, int high) { return v_q4_lookup(p, high, v_q4_minus8()); }
 V_INLINE vf v_loadn_f16(const void *p, size_t n)
 {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(v_tailmask(n), p));

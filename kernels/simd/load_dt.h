@@ -7,6 +7,10 @@
  *   v_loadn_f16(p, n) v_loadn_bf16(p, n)   the first n < VL of them
  *   v_load_i8(p)                    VL int8 (Q8_0's quants)
  *   v_load_q4(p, high)              the low (high) nibbles of VL bytes, minus 8
+ * and may define
+ *   v_q4_table(d)                   a vector holding d·(i - 8) for i < 16
+ *   v_q4_lookup(p, high, table)     table[nibble] for those nibbles
+ * where a nibble is looked up more cheaply than it is converted.
  *   v_f16_scalar(p)                 one f16 (a block's scale) as a float
  *   v_prefetch(p)                   a hint (simd/attention.h)
  * Block types need VL to divide 32 (a vector never spans two blocks).
@@ -37,12 +41,28 @@ V_INLINE vf SIMD_NAME(block_raw)(const qkv_dtype t, const unsigned char *blk, si
     return t == QKV_Q8_0 ? v_load_i8(qs + j) : v_load_q4(qs + j % 16, j >= 16);
 }
 
-/* Those values times scale, the block's d: a caller that walks a row block
-   by block reads d once a block, and with j known when compiled, Q4_0's
-   nibble half is too. d·q is exact in f32 (an 11-bit scale times an 8-bit
-   int). */
+/* The scale of the block at blk as block_vec takes it: d in every lane,
+   or for Q4_0 where the ISA looks nibbles up, the table of d·(i - 8). */
+V_INLINE vf SIMD_NAME(block_scale)(const qkv_dtype t, const unsigned char *blk)
+{
+#ifdef v_q4_lookup
+    if (t == QKV_Q4_0)
+        return v_q4_table(v_f16_scalar(blk));
+#endif
+    (void)t;
+    return v_set1(v_f16_scalar(blk));
+}
+
+/* Those values times the block's d, given as block_scale made it: a
+   caller that walks a row block by block makes it once a block, and with
+   j known when compiled, Q4_0's nibble half is known too. d·q is exact in
+   f32 (an 11-bit scale times an 8-bit int), in a table as in a multiply. */
 V_INLINE vf SIMD_NAME(block_vec)(const qkv_dtype t, const unsigned char *blk, size_t j, vf scale)
 {
+#ifdef v_q4_lookup
+    if (t == QKV_Q4_0)
+        return v_q4_lookup(blk + 2 + j % 16, j >= 16, scale);
+#endif
     return v_mul(SIMD_NAME(block_raw)(t, blk, j), scale);
 }
 
@@ -83,7 +103,7 @@ V_INLINE vf SIMD_NAME(load_dt)(const qkv_dtype t, const unsigned char *row, size
         return v_load_bf16(row + 2 * c);
     if (qkv_dtype_block(t) > 1) {
         const unsigned char *b = row + c / QKV_BLOCK_VALUES * qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
-        return SIMD_NAME(block_vec)(t, b, c % QKV_BLOCK_VALUES, v_set1(v_f16_scalar(b)));
+        return SIMD_NAME(block_vec)(t, b, c % QKV_BLOCK_VALUES, SIMD_NAME(block_scale)(t, b));
     }
     return v_load((const float *)row + c);
 }

@@ -468,7 +468,7 @@ V_INLINE void X86_NAME(qk_dot_blocks)(const int R, const qkv_dtype t, const floa
         vf scale[VL];
 X86_UNROLL
         for (int kk = 0; kk < KK; kk++)
-            scale[kk] = v_set1(v_f16_scalar(kr[kk] + o));
+            scale[kk] = SIMD_NAME(block_scale)(t, kr[kk] + o);
 X86_UNROLL
         for (int h = 0; h < QKV_BLOCK_VALUES / VL; h++) {
             vf qv[8];
