@@ -40,20 +40,28 @@ uint32_t qkv_cpu_features(void);
    sizes of the kernels are chosen from. */
 typedef struct qkv_cpu_caches {
     size_t l1d, l2, l3;
-    /* Software prefetches of a stream from memory pay best into L2 (Intel
-       cores), not into L1 or replaced by a sweep of loads (AMD): see the
-       decode feed in kernels/simd/attention.h. */
-    int prefetch_l2;
 } qkv_cpu_caches;
 
 qkv_cpu_caches qkv_cpu_cache_sizes(void);
 
-/* 1 where AVX512_BF16's vdpbf16ps issues at half the rate of an f32 FMA
-   (Intel's cores: the bench's probes, one core, 88 against 179 GFLOP/s on
-   an Emerald Rapids class Xeon, 121 against 243 on Sapphire Rapids; Zen 5
-   issues both at one rate), so that its bf16 tiles gain nothing over the
-   FMAs they replace: the registry then does not pick avx512bf16 as best. */
-int qkv_cpu_bf16_dot_half_rate(void);
+/* What was measured to differ between core families beyond their features
+   and caches (x86: Intel's cores against AMD's, told apart by CPUID's
+   vendor string). Read once, at the registry's init. */
+typedef struct qkv_cpu_traits {
+    /* Software prefetches of a stream from memory pay best into L2 (Intel
+       cores), not into L1 or replaced by a sweep of loads (AMD): see the
+       decode feed in kernels/simd/attention.h. */
+    int prefetch_l2;
+    /* AVX512_BF16's vdpbf16ps issues at half the rate of an f32 FMA
+       (Intel's cores: the bench's probes, one core, 88 against 179 GFLOP/s
+       on an Emerald Rapids class Xeon, 121 against 243 on Sapphire Rapids;
+       Zen 5 issues both at one rate), so its bf16 tiles gain nothing over
+       the FMAs they replace: the registry then does not pick avx512bf16 as
+       best. */
+    int bf16_dot_half_rate;
+} qkv_cpu_traits;
+
+qkv_cpu_traits qkv_cpu_family_traits(void);
 
 /* The same read from Linux's sysfs (cpu0); zeros where it says nothing. */
 qkv_cpu_caches qkv_cpu_cache_sizes_sysfs(void);

@@ -31,7 +31,7 @@ static int read_text(const char *path, char *buf, size_t n)
 
 qkv_cpu_caches qkv_cpu_cache_sizes_sysfs(void)
 {
-    qkv_cpu_caches c = {0, 0, 0, 0};
+    qkv_cpu_caches c = {0, 0, 0};
     for (int i = 0; i < 8; i++) {
         char path[96], type[32] = "", level[8] = "";
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);

@@ -11,7 +11,7 @@ qkv_cpu_caches qkv_cpu_cache_sizes(void)
     return qkv_cpu_cache_sizes_sysfs();
 }
 
-int qkv_cpu_bf16_dot_half_rate(void)
+qkv_cpu_traits qkv_cpu_family_traits(void)
 {
-    return 0;   /* no AVX512_BF16 here */
+    return (qkv_cpu_traits){0};
 }

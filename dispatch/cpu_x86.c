@@ -96,7 +96,7 @@ uint32_t qkv_cpu_features(void)
    (EAX 7:5), and size = ways · partitions · line size · sets. */
 static qkv_cpu_caches cache_leaves(void)
 {
-    qkv_cpu_caches c = {0, 0, 0, 0};
+    qkv_cpu_caches c = {0, 0, 0};
     unsigned a, b, cx, d, leaf = 4;
     if (__get_cpuid(0x80000000, &a, &b, &cx, &d) && a >= 0x8000001D &&
         __get_cpuid(0x80000001, &a, &b, &cx, &d) && ((cx >> 22) & 1))
@@ -130,17 +130,15 @@ static int intel(void)
            d == 0x49656e69 /* "ineI" */ && c == 0x6c65746e /* "ntel" */;
 }
 
-/* The cache sizes, and how a stream from memory is best brought in: on an
-   Intel core by prefetches into L2 (measured on a Xeon of the Emerald
-   Rapids class, see the decode feed in kernels/simd/attention.h). */
 qkv_cpu_caches qkv_cpu_cache_sizes(void)
 {
-    qkv_cpu_caches c = cache_leaves();
-    c.prefetch_l2 = intel();
-    return c;
+    return cache_leaves();
 }
 
-int qkv_cpu_bf16_dot_half_rate(void)
+/* Both measured on Xeons of the Sapphire and Emerald Rapids class, and
+   assumed for Intel's other cores. */
+qkv_cpu_traits qkv_cpu_family_traits(void)
 {
-    return intel();
+    const int i = intel();
+    return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i};
 }

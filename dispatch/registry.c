@@ -58,7 +58,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static qkv_ctx ctxs[QKV_ISA_COUNT];
 static uint32_t cpu;              /* qkv_cpu_features() */
 static unsigned supported;        /* bit per ISA: compiled in and runnable */
-static int bf16_dot_half_rate;    /* qkv_cpu_bf16_dot_half_rate(), read once */
+static qkv_cpu_traits traits;    /* qkv_cpu_family_traits(), read once */
 static atomic_int current;        /* the process-wide choice, a qkv_isa */
 static char env_choice[40];       /* QKV_ISA as read at init, for error details */
 
@@ -96,7 +96,7 @@ static int built(qkv_isa isa)
    instructions gain nothing on this CPU (NULL: it would be chosen). */
 static const char *passed_over(qkv_isa isa)
 {
-    if (isa == QKV_ISA_AVX512BF16 && bf16_dot_half_rate)
+    if (isa == QKV_ISA_AVX512BF16 && traits.bf16_dot_half_rate)
         return "vdpbf16ps issues at half the FMA rate on this CPU: avx512 is as fast for "
                "f32 data and faster for bf16 (QKV_ISA=avx512bf16 still runs it)";
     return NULL;
@@ -137,9 +137,9 @@ static qkv_isa choice_from_environment(void)
 static void init(void)
 {
     cpu = qkv_cpu_features();
-    bf16_dot_half_rate = qkv_cpu_bf16_dot_half_rate();
+    traits = qkv_cpu_family_traits();
     const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
-    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3, cc.prefetch_l2};
+    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3, traits.prefetch_l2};
     supported = 0;
     /* Rows come parent first, so a parent's context is ready in time. An
        ISA's init lives in that ISA's file and is compiled with its flags

@@ -177,7 +177,7 @@ typedef struct qkv_attn_blocks {
    fills them in before an ISA's init, which chooses its blocks from them. */
 typedef struct qkv_cache_sizes {
     size_t l1d, l2, l3;
-    int prefetch_l2;   /* dispatch/cpu.h's qkv_cpu_caches */
+    int prefetch_l2;   /* dispatch/cpu.h's qkv_cpu_traits */
 } qkv_cache_sizes;
 
 /* The registry entry of one ISA. */
