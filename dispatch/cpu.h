@@ -59,6 +59,12 @@ typedef struct qkv_cpu_traits {
        the FMAs they replace: the registry then does not pick avx512bf16 as
        best. */
     int bf16_dot_half_rate;
+    /* 512-bit conversions (vcvtph2ps, the widening moves) issue on the two
+       ports that also do the FMAs (Intel's cores; Zen 5 runs them beside
+       its FMAs), so a 16-bit V that the prefill reads once per panel of
+       rows is better converted once per tile: see pv_tile in
+       kernels/simd/attention.h. */
+    int wide_converts_on_fma_ports;
 } qkv_cpu_traits;
 
 qkv_cpu_traits qkv_cpu_family_traits(void);

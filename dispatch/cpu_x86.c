@@ -135,10 +135,10 @@ qkv_cpu_caches qkv_cpu_cache_sizes(void)
     return cache_leaves();
 }
 
-/* Both measured on Xeons of the Sapphire and Emerald Rapids class, and
+/* All measured on Xeons of the Sapphire and Emerald Rapids class, and
    assumed for Intel's other cores. */
 qkv_cpu_traits qkv_cpu_family_traits(void)
 {
     const int i = intel();
-    return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i};
+    return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i};
 }

@@ -159,7 +159,7 @@ static size_t walk_chunk(const plan *p, size_t heads)
     const qkv_attention_desc *d = p->d;
     if (!p->share_next)
         return SPLIT_SPAN_KEYS;
-    const size_t l2 = p->ctx->caches.l2 ? p->ctx->caches.l2 : (size_t)512 << 10;
+    const size_t l2 = p->ctx->cpu.l2 ? p->ctx->cpu.l2 : (size_t)512 << 10;
     const size_t key = heads * (qkv_dtype_bytes(d->k.dtype, d->head_dim) +
                                 qkv_dtype_bytes(d->v.dtype, d->v_head_dim));
     size_t chunk = p->ctx->blocks.tile_keys;

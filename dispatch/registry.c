@@ -139,7 +139,8 @@ static void init(void)
     cpu = qkv_cpu_features();
     traits = qkv_cpu_family_traits();
     const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
-    const qkv_cache_sizes caches = {cc.l1d, cc.l2, cc.l3, traits.prefetch_l2};
+    const qkv_cpu_view view = {cc.l1d, cc.l2, cc.l3, traits.prefetch_l2,
+                               traits.wide_converts_on_fma_ports};
     supported = 0;
     /* Rows come parent first, so a parent's context is ready in time. An
        ISA's init lives in that ISA's file and is compiled with its flags
@@ -151,7 +152,7 @@ static void init(void)
             continue;
         if (isa != QKV_ISA_SCALAR)
             ctxs[isa] = ctxs[rows[isa].parent];
-        ctxs[isa].caches = caches;
+        ctxs[isa].cpu = view;
         built_init(isa)(&ctxs[isa]);
         ctxs[isa].isa = isa;
         supported |= 1u << isa;

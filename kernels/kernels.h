@@ -173,17 +173,18 @@ typedef struct qkv_attn_blocks {
     size_t max_rows;      /* <= QKV_ATTN_MAX_ROWS query rows per job */
 } qkv_attn_blocks;
 
-/* The data caches one core sees, in bytes (0: not known); the registry
-   fills them in before an ISA's init, which chooses its blocks from them. */
-typedef struct qkv_cache_sizes {
+/* What an ISA's init chooses its blocks and feeds from, filled in by the
+   registry: the data caches one core sees, in bytes (0: not known), and
+   dispatch/cpu.h's qkv_cpu_traits. */
+typedef struct qkv_cpu_view {
     size_t l1d, l2, l3;
-    int prefetch_l2;   /* dispatch/cpu.h's qkv_cpu_traits */
-} qkv_cache_sizes;
+    int prefetch_l2, wide_converts_on_fma_ports;
+} qkv_cpu_view;
 
 /* The registry entry of one ISA. */
 typedef struct qkv_ctx {
     qkv_isa                 isa;
-    qkv_cache_sizes         caches;
+    qkv_cpu_view            cpu;
     qkv_scores_kernel       scores;
     qkv_softmax_kernel      softmax;
     qkv_weighted_sum_kernel weighted_sum;

@@ -40,10 +40,11 @@ static void init(void)
         qkv_ctx_init_avx512_emu, qkv_ctx_init_avx512bf16_emu, qkv_ctx_init_amx_emu};
     for (int e = 0; e < EMU_COUNT; e++) {
         ctxs[e] = e ? ctxs[e - 1] : *avx2;
-        /* Both decode feeds (simd/attention.h) on any x86 CPU, whatever its
-           vendor: avx512-emu and avx512bf16-emu sweep K/V as AMD's cores
-           are fed, amx-emu prefetches into L2 as Intel's are. */
-        ctxs[e].caches.prefetch_l2 = e == EMU_AMX;
+        /* Both families' choices (simd/attention.h) on any x86 CPU, whatever
+           its vendor: avx512-emu and avx512bf16-emu sweep K/V in decode and
+           read a 16-bit V in place in prefill as AMD's cores do, amx-emu
+           prefetches into L2 and converts V once per tile as Intel's do. */
+        ctxs[e].cpu.prefetch_l2 = ctxs[e].cpu.wide_converts_on_fma_ports = e == EMU_AMX;
         inits[e](&ctxs[e]);
         ctxs[e].isa = emus[e].f.isa;
     }

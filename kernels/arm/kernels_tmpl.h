@@ -559,5 +559,5 @@ static void SIMD_NAME(ctx_fill)(qkv_ctx *c)
     c->attention_ws = SIMD_NAME(attention_ws);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
-    SIMD_NAME(att_feed_for)(&c->caches);
+    SIMD_NAME(att_feed_for)(&c->cpu);
 }

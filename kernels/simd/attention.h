@@ -376,7 +376,7 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
    streamer fetches the rest.
-   Those are AMD's cores. An Intel core (qkv_cache_sizes.prefetch_l2) is
+   Those are AMD's cores. An Intel core (qkv_cpu_view.prefetch_l2) is
    fed by prefetches into L2 (T1), never by the sweep: on a Xeon of the
    Emerald Rapids class (2 MiB L2, one core reads 17 GB/s, 56 on two),
    paired runs, same case, AVX-512: prefetching into L1 over the sweep f32
@@ -411,9 +411,14 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
 #define ATT_SWEEP_RUN (8 << 10)
 static size_t SIMD_NAME(att_sweep_bytes) = ATT_SWEEP_MAX;
 
-static void SIMD_NAME(att_feed_for)(const qkv_cache_sizes *c)
+/* Whether a 16-bit V is converted once per tile even where the
+   microkernel could widen it in place (see pv_tile); set with the feed. */
+static int SIMD_NAME(v16_per_tile);
+
+static void SIMD_NAME(att_feed_for)(const qkv_cpu_view *c)
 {
     SIMD_NAME(prefetch_l2) = c->prefetch_l2;
+    SIMD_NAME(v16_per_tile) = c->wide_converts_on_fma_ports && VL >= 16;
     if (c->l2 && c->l2 / 4 < ATT_SWEEP_MAX)
         SIMD_NAME(att_sweep_bytes) = c->l2 / 4 < (32 << 10) ? (32 << 10) : c->l2 / 4;
 }
@@ -625,9 +630,17 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
        the conversions then run between the FMAs, where converting chunks
        first ran alone (AVX-512 prefill on Zen 5, 8 heads, n = 2048,
        d = 128, K f32, paired runs: f16 V took 9% longer than f32 V when
-       converted, 6% less in place). */
+       converted, 6% less in place). Not where the conversions take the
+       FMAs' ports (v16_per_tile): in place, each panel of GEMM_MR rows
+       converts the tile again, about 8% more work on those ports (Xeon of
+       the Emerald Rapids class, same case with 16-bit K and V, paired,
+       converted once per tile over in place, a noisy host: f16 0.945 and
+       1.00 at d = 128, 0.96 and 1.01 at d = 64; bf16 0.965 and 0.96,
+       0.955 and 0.98, in two series of 21 and 31 pairs; AVX2, whose
+       conversions take a port the FMAs do not, f16 0.985, bf16 1.055). */
 #ifdef simd_gemm_b16
-    const int v16 = plain && (job->v.dtype == QKV_F16 || job->v.dtype == QKV_BF16);
+    const int v16 = plain && !SIMD_NAME(v16_per_tile) &&
+                    (job->v.dtype == QKV_F16 || job->v.dtype == QKV_BF16);
 #else
     const int v16 = 0;
 #endif

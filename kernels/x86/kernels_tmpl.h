@@ -282,7 +282,7 @@ static size_t X86_NAME(clamp_round)(size_t x, size_t step, size_t lo, size_t hi)
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-static void X86_NAME(blocks_for)(const qkv_cache_sizes *c)
+static void X86_NAME(blocks_for)(const qkv_cpu_view *c)
 {
     if (c->l1d) {
         const size_t panel = c->l1d * 2 / 3 / (GEMM_NR * sizeof(float));
@@ -863,6 +863,6 @@ static void X86_NAME(ctx_fill)(qkv_ctx *c)
     c->attention_ws = SIMD_NAME(attention_ws);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
-    X86_NAME(blocks_for)(&c->caches);
-    SIMD_NAME(att_feed_for)(&c->caches);
+    X86_NAME(blocks_for)(&c->cpu);
+    SIMD_NAME(att_feed_for)(&c->cpu);
 }
