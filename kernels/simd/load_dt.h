@@ -7,12 +7,11 @@
  *   v_loadn_f16(p, n) v_loadn_bf16(p, n)   the first n < VL of them
  *   v_load_i8(p)                    VL int8 (Q8_0's quants)
  *   v_load_q4(p, high)              the low (high) nibbles of VL bytes, minus 8
- * and may define
- *   v_q4_table(d)                   a vector holding d·(i - 8) for i < 16
- *   v_q4_lookup(p, high, table)     table[nibble] for those nibbles
- * where a nibble is looked up more cheaply than it is converted.
  *   v_f16_scalar(p)                 one f16 (a block's scale) as a float
  *   v_prefetch(p)                   a hint (simd/attention.h)
+ * and, where a nibble is looked up more cheaply than it is converted,
+ *   v_q4_table(d)                   a vector holding d·(i - 8) for i < 16
+ *   v_q4_lookup(p, high, table)     table[nibble] for those nibbles
  * Block types need VL to divide 32 (a vector never spans two blocks).
  */
 #ifndef SIMD_SUFFIX
