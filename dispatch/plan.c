@@ -343,7 +343,8 @@ static void finish_row(const plan *p, size_t b, size_t h, size_t i, size_t c0, s
         if (d->o.dtype != QKV_F32)
             p->ctx->conv.from_f32[d->o.dtype](dv, acc, o);
     }
-    if (d->lse)
+    /* Every column pass of a row has the same max and sum: lse once. */
+    if (d->lse && c0 == 0)
         d->lse[lse_index(d, b, h, i)] = sum == 0.0f ? -INFINITY : max + logf(sum);
 }
 

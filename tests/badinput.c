@@ -1138,11 +1138,13 @@ static void test_hook_null_pool(void)
    overrun it: wrong values, hangs, crashes). Against the same call with
    an f32 output, rounded: within the f32 tolerance plus half an f16 ulp,
    for a width in one pass, one just past it and one of three passes, with
-   Q8_0 V too (passes of whole blocks). */
+   Q8_0 V too (passes of whole blocks); lse, written by the first pass
+   only, within TOL_LSE_REL of the f32 call's. */
 static void test_o16_wide(void)
 {
     enum { H = 2, L = 3, K = 5, D = 4, W = 9280 };
     static float v[K * W], o32[H * L * W], got[H * L * W];
+    float lse32[H * L], lse16[H * L];
     static uint16_t o16[H * L * W];
     static unsigned char v8[K * W / 32 * 34];
     float q[H * L * D], k[K * D];
@@ -1164,22 +1166,31 @@ static void test_o16_wide(void)
                 d.v = q8 ? (qkv_tensor){v8, QKV_Q8_0, 0, 0, W} : (qkv_tensor){v, QKV_F32, 0, 0, W};
                 d.scale = 0.5f, d.mask = QKV_MASK_CAUSAL;
                 d.o = (qkv_out_tensor){o32, 0, L * dv, dv, QKV_F32};
+                d.lse = lse32;
                 const qkv_status s32 = use(&callers[i])->attention(&d);
                 d.o = (qkv_out_tensor){o16, 0, L * dv, dv, QKV_F16};
+                d.lse = lse16;
+                for (size_t r = 0; r < H * L; r++)
+                    lse16[r] = NAN;
                 const qkv_status s16 = use(&callers[i])->attention(&d);
                 cases++;
                 qkv_convert(H * L * dv, o16, QKV_F16, got, QKV_F32);
-                double worst = 0.0;
+                double worst = 0.0, worst_lse = 0.0;
                 for (size_t e = 0; e < H * L * dv; e++) {
                     const double err = fabs((double)got[e] - o32[e]) -
                                        fabs((double)o32[e]) * 0x1p-11;
                     worst = err > worst ? err : worst;
                 }
-                tally_check(&T, s32 == QKV_OK && s16 == QKV_OK && worst <= 1e-5,
+                for (size_t r = 0; r < H * L; r++) {
+                    const double err = fabs((double)lse16[r] - lse32[r]) / (1.0 + fabs(lse32[r]));
+                    worst_lse = err > worst_lse || err != err ? err : worst_lse;
+                }
+                tally_check(&T, s32 == QKV_OK && s16 == QKV_OK && worst <= 1e-5 &&
+                                    worst_lse <= TOL_LSE_REL,
                             "[%s] f16 output, v_head_dim %zu, V %s: status %s / %s, error %g "
-                            "past half an f16 ulp", path_name(&callers[i]), dv,
-                            q8 ? "Q8_0" : "f32", qkv_status_string(s32), qkv_status_string(s16),
-                            worst);
+                            "past half an f16 ulp, lse relative error %g", path_name(&callers[i]),
+                            dv, q8 ? "Q8_0" : "f32", qkv_status_string(s32),
+                            qkv_status_string(s16), worst, worst_lse);
             }
         }
     }
