@@ -330,9 +330,16 @@ static int cmd_info(int argc, char **argv)
     const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
     printf("Caches:  L1d %zu KiB, L2 %zu KiB, L3 %zu KiB per core's view (0: not known; "
            "the kernels' blocks follow them)\n", cc.l1d >> 10, cc.l2 >> 10, cc.l3 >> 10);
-    printf("Decode:  K/V %s\n", qkv_cpu_family_traits().prefetch_l2
-                                     ? "prefetched into L2 (an Intel core)"
-                                     : "swept or prefetched into L1");
+    const qkv_cpu_traits traits = qkv_cpu_family_traits();
+    printf("Decode:  K/V %s\n", traits.prefetch_l2 ? "prefetched into L2 (an Intel core)"
+                                                   : "swept or prefetched into L1");
+#if defined(__x86_64__) || defined(__i386__)
+    printf("Prefill: a 16-bit V %s\n",
+           traits.wide_converts_on_fma_ports
+               ? "converted once per tile on AVX-512 (an Intel core: its 512-bit "
+                 "conversions take the FMA ports), widened as loaded on AVX2"
+               : "widened in the microkernel as it is loaded");
+#endif
     printf("ISAs:    (built: compiled into this qkv; runs: this CPU and OS can run it)\n");
     for (int i = 0; i < QKV_ISA_COUNT; i++) {
         const char *why = qkv_isa_unsupported_reason((qkv_isa)i);
