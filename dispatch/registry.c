@@ -58,7 +58,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static qkv_ctx ctxs[QKV_ISA_COUNT];
 static uint32_t cpu;              /* qkv_cpu_features() */
 static unsigned supported;        /* bit per ISA: compiled in and runnable */
-static qkv_cpu_traits traits;    /* qkv_cpu_family_traits(), read once */
+static qkv_cpu_traits traits;     /* qkv_cpu_family_traits(), read once */
 static atomic_int current;        /* the process-wide choice, a qkv_isa */
 static char env_choice[40];       /* QKV_ISA as read at init, for error details */
 

@@ -4,7 +4,8 @@
  * needs no scalar code). f16 through vcvtph2ps / vcvtps2ph on zmm. bf16 by
  * shifts and integer rounding: vcvtneps2bf16 is AVX512-BF16, not AVX-512F,
  * and flushes subnormals, so it is not used. Q8_0 / Q4_0 by widening bytes
- * (vpmovsxbd) and narrowing back (vpmovdb).
+ * (vpmovsxbd; Q4_0's nibbles by a table lookup, vpermps) and narrowing back
+ * (vpmovdb).
  */
 #include <immintrin.h>
 #ifdef QKV_AVX512_EMULATE   /* a test build: see avx512/emulate.h */
