@@ -1084,13 +1084,18 @@ void add_context(const Config &cfg)
 #endif
 }
 
-/* Under a second in all on an idle machine: 0.1 s per ISA (the best 1 ms
-   chunk of it), then ten passes over a buffer far larger than the
+/* Under a second in all on an idle machine: 0.1 s per ISA (the best chunk
+   of 20 ms or more of it), then ten passes over a buffer far larger than the
    last-level cache, once per thread count, whose first filling (page
    faults) takes most of it. */
 void run_probes(const Config &cfg)
 {
     const double t0 = qkv_probe_now();
+    /* What reading the clock costs: where it is not a few tens of ns (a
+       VM's clock without the vDSO), every short timed probe reads low. */
+    const double clock_us = qkv_probe_clock_cost() * 1e6;
+    benchmark::AddCustomContext("clock_read_us", fmt(clock_us));
+    std::fprintf(stderr, "probe: a clock read takes %.3f us\n", clock_us);
     double peak[QKV_ISA_COUNT];
     qkv_probe_fma_peaks(peak, 0.1);
     for (int i = 0; i < QKV_ISA_COUNT; i++) {

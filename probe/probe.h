@@ -59,6 +59,18 @@ static inline double qkv_probe_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The shortest timed chunk of a peak probe that counts, in seconds: a
+   shorter one doubles its work and is timed again. Chunks of a fixed
+   0.4-1.1 ms had read every FMA peak of a 16-core Emerald Rapids class VM
+   at 0.46-0.53 of this workplace's 2-core one, the shorter chunks the
+   lower (as if each cost 0.5 ms more), while the kernels ran as fast on
+   both: at 20 ms such a cost is 2.5%, and qkv_probe_clock_cost says
+   whether it is there. */
+#define QKV_PROBE_CHUNK_MIN 0.02
+
+/* The median time of one qkv_probe_now() call, in seconds. */
+double qkv_probe_clock_cost(void);
+
 #ifdef __cplusplus
 }
 #endif

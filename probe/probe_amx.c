@@ -13,7 +13,7 @@
 #include "amx/tile.h"
 #include "probe.h"
 
-#define PROBE_INNER 20000L   /* about 1 ms of products at 16 cycles each */
+#define PROBE_INNER 20000L   /* about 1 ms of products at 16 cycles each, at first */
 
 double qkv_probe_tdpbf16_amx(double seconds)
 {
@@ -37,22 +37,27 @@ double qkv_probe_tdpbf16_amx(double seconds)
     amx_load(5, ab[1], 64);
     amx_load(6, ab[0], 64);
     amx_load(7, ab[1], 64);
-    const double flops = 4.0 * PROBE_INNER * 16 * 16 * 32 * 2;
+    long inner = PROBE_INNER;
     double best = 0.0;
     const double stop = qkv_probe_now() + seconds;
     do {
         const double t0 = qkv_probe_now();
-        for (long i = 0; i < PROBE_INNER; i++) {
+        for (long i = 0; i < inner; i++) {
             amx_dp(0, 4, 6);
             amx_dp(1, 4, 7);
             amx_dp(2, 5, 6);
             amx_dp(3, 5, 7);
         }
         const double dt = qkv_probe_now() - t0;
+        if (dt < QKV_PROBE_CHUNK_MIN) {   /* as probe_fma.h: lengthened */
+            inner *= 2;
+            continue;
+        }
         /* The best chunk, as probe_fma.h: other work only slows a chunk. */
-        if (dt > 0 && flops / dt > best)
+        const double flops = 4.0 * (double)inner * 16 * 16 * 32 * 2;
+        if (flops / dt > best)
             best = flops / dt;
-    } while (qkv_probe_now() < stop);
+    } while (qkv_probe_now() < stop || best == 0.0);
     amx_store(0, c, 64);   /* the sums are used: the loop stays */
     amx_release();
     return c[0] > 0.0f ? best * 1e-9 : 0.0;

@@ -26,8 +26,8 @@
 #define PROBE_CHAINS 12
 #endif
 
-/* Large enough that a timing chunk lasts about a millisecond even at the
-   AVX-512 rate, so clock overhead and jitter stay well under 1%. */
+/* The first chunk's steps (about a millisecond at the AVX-512 rate), doubled
+   until a chunk lasts QKV_PROBE_CHUNK_MIN. */
 #define PROBE_INNER 200000L
 
 /* Written once at the end, so the compiler must compute every chain. */
@@ -46,12 +46,12 @@ double PROBE_NAME(double seconds)
     PROBE_VEC x12 = PROBE_SET1(0.22f), x13 = PROBE_SET1(0.23f);
     PROBE_VEC x14 = PROBE_SET1(0.24f), x15 = PROBE_SET1(0.25f);
 #endif
-    const double flops = 2.0 * PROBE_INNER * PROBE_CHAINS * (double)(PROBE_LANES);
+    long inner = PROBE_INNER;
     double best = 0.0;
     const double stop = qkv_probe_now() + seconds;
     do {
         const double t0 = qkv_probe_now();
-        for (long i = 0; i < PROBE_INNER; i++) {
+        for (long i = 0; i < inner; i++) {
             x0 = PROBE_FMA(x0, a, b); x1 = PROBE_FMA(x1, a, b); x2 = PROBE_FMA(x2, a, b);
             x3 = PROBE_FMA(x3, a, b); x4 = PROBE_FMA(x4, a, b); x5 = PROBE_FMA(x5, a, b);
             x6 = PROBE_FMA(x6, a, b); x7 = PROBE_FMA(x7, a, b); x8 = PROBE_FMA(x8, a, b);
@@ -62,11 +62,16 @@ double PROBE_NAME(double seconds)
 #endif
         }
         const double dt = qkv_probe_now() - t0;
+        if (dt < QKV_PROBE_CHUNK_MIN) {
+            inner *= 2;
+            continue;
+        }
         /* The best chunk, not the mean: on a shared machine other work only
            ever makes a chunk slower, so the fastest is closest to the peak. */
-        if (dt > 0 && flops / dt > best)
+        const double flops = 2.0 * (double)inner * PROBE_CHAINS * (double)(PROBE_LANES);
+        if (flops / dt > best)
             best = flops / dt;
-    } while (qkv_probe_now() < stop);
+    } while (qkv_probe_now() < stop || best == 0.0);
     PROBE_SINK_NAME = PROBE_LANE0(x0) + PROBE_LANE0(x1) + PROBE_LANE0(x2) + PROBE_LANE0(x3) +
                       PROBE_LANE0(x4) + PROBE_LANE0(x5) + PROBE_LANE0(x6) + PROBE_LANE0(x7) +
                       PROBE_LANE0(x8) + PROBE_LANE0(x9) + PROBE_LANE0(x10) + PROBE_LANE0(x11)
