@@ -59,17 +59,36 @@ static inline double qkv_probe_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The median time of one qkv_probe_now() call, in seconds. */
+static inline double qkv_probe_clock_cost(void)
+{
+    enum { READS = 33 };
+    double t[READS + 1], d[READS];
+    for (int i = 0; i <= READS; i++)
+        t[i] = qkv_probe_now();
+    for (int i = 0; i < READS; i++) {   /* insertion sort of the gaps */
+        const double x = t[i + 1] - t[i];
+        int j = i;
+        for (; j > 0 && d[j - 1] > x; j--)
+            d[j] = d[j - 1];
+        d[j] = x;
+    }
+    return d[READS / 2];
+}
+
 /* The shortest timed chunk of a peak probe that counts, in seconds: a
    shorter one doubles its work and is timed again. Chunks of a fixed
    0.4-1.1 ms had read every FMA peak of a 16-core Emerald Rapids class VM
    at 0.46-0.53 of this workplace's 2-core one, the shorter chunks the
    lower (as if each cost 0.5 ms more), while the kernels ran as fast on
-   both: at 20 ms such a cost is 2.5%, and qkv_probe_clock_cost says
-   whether it is there. */
-#define QKV_PROBE_CHUNK_MIN 0.02
-
-/* The median time of one qkv_probe_now() call, in seconds. */
-double qkv_probe_clock_cost(void);
+   both. If a slow clock is the cause, chunks of 200 clock reads hold it
+   to 1%; where the clock is fast (tens of ns) nothing changes: the best
+   of many short chunks (about 100 in 0.1 s) is the steadiest reading on
+   a shared host, where chunks of 20 ms read 0.87-0.95 of it. */
+static inline double qkv_probe_chunk_min(void)
+{
+    return 200.0 * qkv_probe_clock_cost();
+}
 
 #ifdef __cplusplus
 }

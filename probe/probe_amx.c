@@ -38,6 +38,7 @@ double qkv_probe_tdpbf16_amx(double seconds)
     amx_load(6, ab[0], 64);
     amx_load(7, ab[1], 64);
     long inner = PROBE_INNER;
+    const double chunk_min = qkv_probe_chunk_min();
     double best = 0.0;
     const double stop = qkv_probe_now() + seconds;
     do {
@@ -49,7 +50,7 @@ double qkv_probe_tdpbf16_amx(double seconds)
             amx_dp(3, 5, 7);
         }
         const double dt = qkv_probe_now() - t0;
-        if (dt < QKV_PROBE_CHUNK_MIN) {   /* as probe_fma.h: lengthened */
+        if (dt < chunk_min) {   /* as probe_fma.h: lengthened */
             inner *= 2;
             continue;
         }

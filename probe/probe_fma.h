@@ -26,8 +26,8 @@
 #define PROBE_CHAINS 12
 #endif
 
-/* The first chunk's steps (about a millisecond at the AVX-512 rate), doubled
-   until a chunk lasts QKV_PROBE_CHUNK_MIN. */
+/* Large enough that a timing chunk lasts about a millisecond even at the
+   AVX-512 rate (doubled where reading the clock is slow: probe.h). */
 #define PROBE_INNER 200000L
 
 /* Written once at the end, so the compiler must compute every chain. */
@@ -47,6 +47,7 @@ double PROBE_NAME(double seconds)
     PROBE_VEC x14 = PROBE_SET1(0.24f), x15 = PROBE_SET1(0.25f);
 #endif
     long inner = PROBE_INNER;
+    const double chunk_min = qkv_probe_chunk_min();
     double best = 0.0;
     const double stop = qkv_probe_now() + seconds;
     do {
@@ -62,7 +63,7 @@ double PROBE_NAME(double seconds)
 #endif
         }
         const double dt = qkv_probe_now() - t0;
-        if (dt < QKV_PROBE_CHUNK_MIN) {
+        if (dt < chunk_min) {
             inner *= 2;
             continue;
         }

@@ -5,8 +5,6 @@
    parent's figure, so each FMA unit is measured once. */
 #include "probe.h"
 
-#include <stdlib.h>
-
 #include "isa_list.h"
 
 static qkv_probe_fn own_probe(qkv_isa isa)
@@ -43,22 +41,4 @@ void qkv_probe_fma_peaks(double peak[QKV_ISA_COUNT], double seconds)
             continue;
         peak[i] = f ? f(seconds) : peak[parent[i]];
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double qkv_probe_clock_cost(void)
-{
-    enum { READS = 64 };
-    double t[READS + 1], d[READS];
-    for (int i = 0; i <= READS; i++)
-        t[i] = qkv_probe_now();
-    for (int i = 0; i < READS; i++)
-        d[i] = t[i + 1] - t[i];
-    qsort(d, READS, sizeof *d, cmp_double);
-    return d[READS / 2];
 }

@@ -236,7 +236,8 @@ typedef struct peaks {
     double read_gbs;             /* GB/s with the benchmark's thread count */
 } peaks;
 
-/* 0.1 s per ISA (its best chunk of 20 ms or more), then the best of 10 passes over
+/* 0.1 s per ISA (its best chunk of about 1 ms, longer where the clock
+   is slow: probe.h), then the best of 10 passes over
    128 MiB: about a second in all, mostly the buffer's page faults. */
 static void run_probes(peaks *p, unsigned threads)
 {
