@@ -84,7 +84,9 @@ static inline double qkv_probe_clock_cost(void)
    both. If a slow clock is the cause, chunks of 200 clock reads hold it
    to 1%; where the clock is fast (tens of ns) nothing changes: the best
    of many short chunks (about 100 in 0.1 s) is the steadiest reading on
-   a shared host, where chunks of 20 ms read 0.87-0.95 of it. */
+   a shared host, where chunks of 20 ms read 0.68-0.96 of it (AVX-512,
+   four runs). A chunk the clock did not see pass (dt = 0: a coarse
+   clock) is lengthened too. */
 static inline double qkv_probe_chunk_min(void)
 {
     return 200.0 * qkv_probe_clock_cost();

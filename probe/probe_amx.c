@@ -50,7 +50,7 @@ double qkv_probe_tdpbf16_amx(double seconds)
             amx_dp(3, 5, 7);
         }
         const double dt = qkv_probe_now() - t0;
-        if (dt < chunk_min) {   /* as probe_fma.h: lengthened */
+        if (dt <= 0.0 || dt < chunk_min) {   /* as probe_fma.h: lengthened */
             inner *= 2;
             continue;
         }

@@ -63,7 +63,7 @@ double PROBE_NAME(double seconds)
 #endif
         }
         const double dt = qkv_probe_now() - t0;
-        if (dt < chunk_min) {
+        if (dt <= 0.0 || dt < chunk_min) {
             inner *= 2;
             continue;
         }
