@@ -1091,8 +1091,8 @@ void add_context(const Config &cfg)
 void run_probes(const Config &cfg)
 {
     const double t0 = qkv_probe_now();
-    /* What reading the clock costs: where it is not a few tens of ns (a
-       VM's clock without the vDSO), every short timed probe reads low. */
+    /* What reading the clock costs: where it is not a few tens of ns, the
+       peak probes lengthen their chunks (probe.h), and this says why. */
     const double clock_us = qkv_probe_clock_cost() * 1e6;
     benchmark::AddCustomContext("clock_read_us", fmt(clock_us));
     std::fprintf(stderr, "probe: a clock read takes %.3f us\n", clock_us);

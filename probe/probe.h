@@ -79,7 +79,7 @@ static inline double qkv_probe_clock_cost(void)
 /* The shortest timed chunk of a peak probe that counts, in seconds: a
    shorter one doubles its work and is timed again. Chunks of a fixed
    0.4-1.1 ms had read every FMA peak of a 16-core Emerald Rapids class VM
-   at 0.46-0.53 of this workplace's 2-core one, the shorter chunks the
+   at 0.46-0.53 of a 2-core VM's of the same class, the shorter chunks the
    lower (as if each cost 0.5 ms more), while the kernels ran as fast on
    both. If a slow clock is the cause, chunks of 200 clock reads hold it
    to 1%; where the clock is fast (tens of ns) nothing changes: the best

@@ -237,8 +237,8 @@ typedef struct peaks {
 } peaks;
 
 /* 0.1 s per ISA (its best chunk of about 1 ms, longer where the clock
-   is slow: probe.h), then the best of 10 passes over
-   128 MiB: about a second in all, mostly the buffer's page faults. */
+   is slow: probe.h), then the best of 10 passes over 128 MiB: about a
+   second in all, mostly the buffer's page faults. */
 static void run_probes(peaks *p, unsigned threads)
 {
     memset(p, 0, sizeof *p);
