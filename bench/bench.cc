@@ -225,19 +225,24 @@ struct Tensors {
 };
 
 /* Bytes of the memory probe's buffer, also the least the decode benchmark
-   cycles through (see kv_copies). */
-constexpr size_t kColdBytes = (size_t)128 << 20;
+   cycles through (see kv_copies): more than the last-level cache holds. */
+size_t cold_bytes()
+{
+    static const size_t bytes = qkv_probe_cold_bytes();
+    return bytes;
+}
 
 /* A real decode finds the KV cache in memory, not in cache: between two
    tokens of one layer, every other layer's cache passes through. So decode
-   cycles through enough copies of K and V to span kColdBytes, and no call
+   cycles through enough copies of K and V to span cold_bytes(), and no call
    finds the previous call's K and V still cached (8 MiB at kv_len 1024
-   would otherwise sit in a 32 MiB L3 and beat DRAM). Prefill reuses its
-   tiles many times over and is timed on one copy. */
+   would otherwise sit in a 32 MiB L3 and beat DRAM; with one 128 MiB copy,
+   f16 at kv_len 32768, a Xeon's 260 MiB L3 cut the time by 10%). Prefill
+   reuses its tiles many times over and is timed on one copy. */
 size_t kv_copies(const AttnShape &s)
 {
     const size_t bytes = (size_t)s.kv_bytes();
-    return s.q_len == 1 ? (kColdBytes + bytes - 1) / bytes : 1;
+    return s.q_len == 1 ? (cold_bytes() + bytes - 1) / bytes : 1;
 }
 
 /* The tensors of call i: copy i % kv_copies of K and V. */
@@ -1122,13 +1127,11 @@ void run_probes(const Config &cfg)
         std::fprintf(stderr, "probe: amx tdpbf16ps peak %.1f GFLOP/s (1 core, bf16)\n", g);
     }
 #endif
-    /* 128 MiB: 4x the L3 one core of current x86 server parts can use (its
-       CCD's 32 MiB on Zen, less per mesh slice on Xeon) and above the 96 MiB
-       of V-Cache parts; with LRU-like replacement a sequential stream over
-       more than the cache finds none of its lines still cached. sysconf's L3 size is no guide (VMs often report the
-       whole socket's). A bigger buffer only costs fill time: its page
-       faults are most of the probes' time. */
-    const size_t bytes = kColdBytes;
+    /* More than the last-level cache (probe.h): a sequential stream over
+       more than the cache finds none of its lines still cached. A bigger
+       buffer only costs fill time: its page faults are most of the probes'
+       time. */
+    const size_t bytes = cold_bytes();
     /* Best of 10 passes of a few ms each: on a shared machine a pass often
        shares the memory with another tenant, and 3 passes left the
        2-thread figure anywhere between 32 and 100 GB/s on the same host. */

@@ -42,6 +42,15 @@ double qkv_probe_dpbf16_avx512bf16(double seconds);
    only where qkv_isa_supported(QKV_ISA_AMX). */
 double qkv_probe_tdpbf16_amx(double seconds);
 
+/* The bytes a buffer must span so that a pass over it finds none of it
+   still cached: 128 MiB, or twice the last-level cache the OS reports where
+   that is more (a Xeon's L3 is shared by the socket, and one core can fill
+   all of it: 260 MiB on an Emerald Rapids class VM, where 128 MiB passes
+   read 25 GB/s on one core and 53 on two against 16 and 31 from memory),
+   that twice capped at an eighth of the machine's memory. The read probes'
+   buffer, and what the decode benchmarks' copies of K and V span. */
+size_t qkv_probe_cold_bytes(void);
+
 /* Best GB/s (1e9 bytes) of `passes` sequential reads of a `bytes` buffer,
    split into `threads` slices read at the same time (the calling thread
    reads one); 0 when the buffer or the threads cannot be had. */

@@ -76,8 +76,8 @@ static const char usage_text[] =
     "                     (default 0.05)\n"
     "  --warm             reuse one copy of K and V; by default decode-like\n"
     "                     shapes (q-len <= 16) cycle through copies spanning\n"
-    "                     128 MiB, so every call reads K and V from memory as an\n"
-    "                     engine does between layers\n"
+    "                     128 MiB or twice the L3, so every call reads K and V\n"
+    "                     from memory as an engine does between layers\n"
     "  --no-probe         skip the peak probes (no % columns)\n"
     "  --seed N           the inputs' seed (default 1)\n"
     "  --json             one JSON object on stdout instead of the table\n"
@@ -229,7 +229,6 @@ static const char *arch_name(void)
 
 /* ---- probes ------------------------------------------------------------------ */
 
-#define PROBE_BYTES ((size_t)128 << 20)   /* far above any last-level cache */
 
 typedef struct peaks {
     double fma[QKV_ISA_COUNT];   /* GFLOP/s, one core; 0: not measured */
@@ -237,17 +236,18 @@ typedef struct peaks {
 } peaks;
 
 /* 0.1 s per ISA (its best chunk of about 1 ms, longer where the clock
-   is slow: probe.h), then the best of 10 passes over 128 MiB: about a
-   second in all, mostly the buffer's page faults. */
+   is slow: probe.h), then the best of 10 passes over 128 MiB or twice the
+   L3 (qkv_probe_cold_bytes): about a second in all, mostly the buffer's
+   page faults. */
 static void run_probes(peaks *p, unsigned threads)
 {
     memset(p, 0, sizeof *p);
     qkv_probe_fma_peaks(p->fma, 0.1);
     /* Several threads seldom get several times one core's bandwidth, but
        on a shared host their figure swings: never take less than one core. */
-    p->read_gbs = qkv_probe_read_gbs(PROBE_BYTES, 10, 1);
+    p->read_gbs = qkv_probe_read_gbs(qkv_probe_cold_bytes(), 10, 1);
     if (threads > 1) {
-        const double t = qkv_probe_read_gbs(PROBE_BYTES, 10, threads);
+        const double t = qkv_probe_read_gbs(qkv_probe_cold_bytes(), 10, threads);
         if (t > p->read_gbs)
             p->read_gbs = t;
     }
@@ -358,7 +358,7 @@ static int cmd_info(int argc, char **argv)
     }
     if (probe)
         printf("Memory:  read bandwidth %.1f GB/s (1 core, %zu MiB)\n", pk.read_gbs,
-               PROBE_BYTES >> 20);
+               qkv_probe_cold_bytes() >> 20);
     if (chosen_problem[0])
         printf("Chosen:  %s, which cannot run: every dispatched call fails with\n"
                "         QKV_ERR_UNSUPPORTED: %s\n", qkv_isa_name(chosen), chosen_problem);
@@ -585,8 +585,9 @@ static int get_sizes(const bench_opts *o, sizes *z)
     z->copies = 1;
     /* Decode-like shapes read each K/V byte for few query rows: from
        memory in an engine, so from memory here (see --warm). */
-    if (!o->warm && s->q_len <= 16 && kv && kv < PROBE_BYTES)
-        z->copies = (PROBE_BYTES + kv - 1) / kv;
+    const size_t cold = qkv_probe_cold_bytes();
+    if (!o->warm && s->q_len <= 16 && kv && kv < cold)
+        z->copies = (cold + kv - 1) / kv;
     return 1;
 }
 
@@ -803,8 +804,11 @@ static int cmd_bench(int argc, char **argv)
     printf(", K/V %s, %s%s", dtype_names[s->dtype], s->causal ? "causal" : "no mask",
            s->window ? " + window" : "");
     printf(", %u thread%s\n", o.threads, o.threads == 1 ? "" : "s");
-    printf("per call: %.4g GFLOP, K+V %.1f MiB read%s\n", flops * 1e-9, bytes / 1048576.0,
-           z.copies > 1 ? " (from memory: copies span 128 MiB)" : "");
+    printf("per call: %.4g GFLOP, K+V %.1f MiB read", flops * 1e-9, bytes / 1048576.0);
+    if (z.copies > 1)
+        printf(" (from memory: %zu copies span %zu MiB)", z.copies,
+               z.copies * (z.k_bytes + z.v_bytes) >> 20);
+    printf("\n");
     if (o.probe) {
         printf("measured: FMA peak (1 core)");
         for (int i = 0; i < QKV_ISA_COUNT; i++)
