@@ -378,8 +378,8 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    streamer fetches the rest.
    Those are AMD's cores. An Intel core (qkv_cpu_view.prefetch_l2) is
    fed by prefetches into L2 (T1), never by the sweep: on a Xeon of the
-   Emerald Rapids class (2 MiB L2, one core reads 17 GB/s, 56 on two),
-   paired runs, same case, AVX-512: prefetching into L1 over the sweep f32
+   Emerald Rapids class (2 MiB L2; from memory one core reads 16-17 GB/s,
+   two 31), paired runs, same case, AVX-512: prefetching into L1 over the sweep f32
    1.03, f16 0.81, bf16 0.82, Q8_0 (prefetched either way) 1.00; into L2
    over into L1 f32 0.81, f16 0.90, and T2 as T1; 2 tiles ahead as one, 4
    tiles ahead 1.06 (f32). AVX2 (which never sweeps) into L2 over into L1:
