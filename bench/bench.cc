@@ -550,9 +550,15 @@ void bm_batch(benchmark::State &st, const qkv_funcs *f, unsigned threads, bool o
     set_counters(st, b->flops, 0);
 }
 
-/* Merging two partial results of kMergeRows rows of dv: reads both sides
-   and writes one (12 bytes an element), from memory. */
-constexpr size_t kMergeRows = 262144;
+/* Merging two partial results of merge_rows(dv) rows of dv: reads both
+   sides and writes one (12 bytes an element), from memory: the two span
+   cold_bytes() at least (262144 rows of 128, 256 MiB, are most of a Xeon's
+   260 MiB L3: it read them at 120% of the memory's bandwidth). */
+size_t merge_rows(size_t dv)
+{
+    const size_t rows = cold_bytes() / (2 * dv * sizeof(float));
+    return rows > 262144 ? rows : 262144;
+}
 
 void bm_merge(benchmark::State &st, const qkv_funcs *f, size_t rows, size_t dv)
 {
@@ -986,8 +992,9 @@ void register_all(const Config &cfg)
         }
         {
             const qkv_funcs *f = im.f;
-            reg.add("merge/" + im.name + key("rows", kMergeRows) + key("dv", kDecodeDim),
-                    [=](benchmark::State &st) { bm_merge(st, f, kMergeRows, kDecodeDim); });
+            const size_t rows = merge_rows(kDecodeDim);
+            reg.add("merge/" + im.name + key("rows", rows) + key("dv", kDecodeDim),
+                    [=](benchmark::State &st) { bm_merge(st, f, rows, kDecodeDim); });
         }
         /* Q, K and V stored as bf16, prefill, in each qkv_fpmath mode: what
            the bf16 tiles of avx512bf16, amx, neonbf16 and svebf16 buy, and what they cost in
