@@ -553,7 +553,8 @@ void bm_batch(benchmark::State &st, const qkv_funcs *f, unsigned threads, bool o
 /* Merging two partial results of merge_rows(dv) rows of dv: reads both
    sides and writes one (12 bytes an element), from memory: the two span
    cold_bytes() at least (262144 rows of 128, 256 MiB, are most of a Xeon's
-   260 MiB L3: it read them at 120% of the memory's bandwidth). */
+   260 MiB L3; there the merge read 120% of the read probe's GB/s over them,
+   112% over 520 MiB: reads and writes together outrun one core's reads). */
 size_t merge_rows(size_t dv)
 {
     const size_t rows = cold_bytes() / (2 * dv * sizeof(float));
