@@ -1097,10 +1097,11 @@ void add_context(const Config &cfg)
 #endif
 }
 
-/* Under a second in all on an idle machine: 0.1 s per ISA (the best chunk
-   of about 1 ms of it, longer where the clock is slow: probe.h), then ten
-   passes over a buffer far larger than the last-level cache, once per
-   thread count, whose first filling (page faults) takes most of it. */
+/* About a second in all on an idle machine with a 128 MiB buffer (two
+   with 520 MiB): 0.1 s per ISA (the best chunk of about 1 ms of it,
+   longer where the clock is slow: probe.h), then ten passes over a buffer
+   far larger than the last-level cache, once per thread count, whose
+   first filling (page faults) takes most of it. */
 void run_probes(const Config &cfg)
 {
     const double t0 = qkv_probe_now();

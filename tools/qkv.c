@@ -45,7 +45,7 @@ static const char usage_text[] =
     "  bit, register state the OS does not save, or not built), and the ISA\n"
     "  qkv chooses (the best one, or the one QKV_ISA names).\n"
     "  --probe      also measure the single-core FMA peak of each runnable ISA\n"
-    "               and the memory read bandwidth (about a second)\n"
+    "               and the memory read bandwidth (a second or two)\n"
     "  --json       one JSON object on stdout instead of the text\n"
     "\n"
     "qkv bench\n"
@@ -237,7 +237,7 @@ typedef struct peaks {
 
 /* 0.1 s per ISA (its best chunk of about 1 ms, longer where the clock
    is slow: probe.h), then the best of 10 passes over 128 MiB or twice the
-   L3 (qkv_probe_cold_bytes): about a second in all, mostly the buffer's
+   L3 (qkv_probe_cold_bytes): a second or two in all, mostly the buffer's
    page faults. */
 static void run_probes(peaks *p, unsigned threads)
 {
