@@ -65,20 +65,21 @@ static void *helper(void *arg)
 
 size_t qkv_probe_cold_bytes(void)
 {
-    size_t bytes = (size_t)128 << 20;
+    const size_t floor = (size_t)128 << 20;
+    size_t twice = 0;
 #ifdef _SC_LEVEL3_CACHE_SIZE
     /* The largest cache glibc reports (from CPUID on x86; 0 where unknown). */
     const int levels[] = {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL4_CACHE_SIZE};
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
         const long c = sysconf(levels[i]);
-        if (c > 0 && 2 * (size_t)c > bytes)
-            bytes = 2 * (size_t)c;
+        if (c > 0 && 2 * (size_t)c > twice)
+            twice = 2 * (size_t)c;
     }
 #endif
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && (size_t)pages / 8 * (size_t)page < bytes)
-        bytes = (size_t)pages / 8 * (size_t)page;
-    return bytes < ((size_t)128 << 20) ? ((size_t)128 << 20) : bytes;
+    if (pages > 0 && page > 0 && (size_t)pages / 8 * (size_t)page < twice)
+        twice = (size_t)pages / 8 * (size_t)page;
+    return twice > floor ? twice : floor;
 }
 
 static volatile uint64_t qkv_probe_sink_mem;

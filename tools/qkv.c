@@ -229,7 +229,6 @@ static const char *arch_name(void)
 
 /* ---- probes ------------------------------------------------------------------ */
 
-
 typedef struct peaks {
     double fma[QKV_ISA_COUNT];   /* GFLOP/s, one core; 0: not measured */
     double read_gbs;             /* GB/s with the benchmark's thread count */
@@ -245,9 +244,10 @@ static void run_probes(peaks *p, unsigned threads)
     qkv_probe_fma_peaks(p->fma, 0.1);
     /* Several threads seldom get several times one core's bandwidth, but
        on a shared host their figure swings: never take less than one core. */
-    p->read_gbs = qkv_probe_read_gbs(qkv_probe_cold_bytes(), 10, 1);
+    const size_t bytes = qkv_probe_cold_bytes();
+    p->read_gbs = qkv_probe_read_gbs(bytes, 10, 1);
     if (threads > 1) {
-        const double t = qkv_probe_read_gbs(qkv_probe_cold_bytes(), 10, threads);
+        const double t = qkv_probe_read_gbs(bytes, 10, threads);
         if (t > p->read_gbs)
             p->read_gbs = t;
     }
