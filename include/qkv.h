@@ -237,7 +237,9 @@ typedef struct qkv_out_tensor {
 
    QKV_FPMATH_BF16: the kernel may round Q, K, P (the softmax weights) and
    V to bf16 (nearest even) and multiply them with bf16 dot products,
-   summing in f32. Today avx512bf16, amx, neonbf16 and svebf16 do, on
+   summing in f32; the exponentials that make P may then be computed to
+   2.4e-7 of themselves rather than SLEEF's 1 ULP (avx512bf16 and amx do,
+   inline). Today avx512bf16, amx, neonbf16 and svebf16 do, on
    jobs of more than 8 query rows per KV head (prefill; more than 4 on Arm
    with vectors under 512 bits); decode-like jobs and the other ISAs
    compute as in STRICT mode. The bound, for Q, K and V in [-1, 1] and

@@ -25,6 +25,7 @@
 #define QKV_AVX512_EMULATE_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <sleef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -188,8 +189,9 @@ QE_HALVES2(qe_add_ps, _mm256_add_ps, __m512, ps)
 QE_HALVES2(qe_sub_ps, _mm256_sub_ps, __m512, ps)
 QE_HALVES2(qe_mul_ps, _mm256_mul_ps, __m512, ps)
 QE_HALVES2(qe_div_ps, _mm256_div_ps, __m512, ps)
-/* max: the second operand where either is NaN, as vmaxps. */
+/* max, min: the second operand where either is NaN, as vmaxps, vminps. */
 QE_HALVES2(qe_max_ps, _mm256_max_ps, __m512, ps)
+QE_HALVES2(qe_min_ps, _mm256_min_ps, __m512, ps)
 #undef QE_HALVES2
 
 #define QE_IHALVES2(name, op)                                                            \
@@ -457,13 +459,37 @@ QE_INLINE __m256i qe_cvtps_ph(__m512 a, int rounding)
     return _mm256_set_m128i(_mm256_cvtps_ph(x.h[1], _MM_FROUND_TO_NEAREST_INT),
                             _mm256_cvtps_ph(x.h[0], _MM_FROUND_TO_NEAREST_INT));
 }
+/* vrndscaleps to whole numbers, by the two roundings the kernels use. */
 QE_INLINE __m512 qe_roundscale_ps(__m512 a, int imm)
 {
-    if (imm != (_MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC))
-        abort();
     qe512 x = qe_ps(a);
-    x.h[0] = _mm256_round_ps(x.h[0], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    x.h[1] = _mm256_round_ps(x.h[1], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    if (imm == (_MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)) {
+        x.h[0] = _mm256_round_ps(x.h[0], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        x.h[1] = _mm256_round_ps(x.h[1], _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    } else if (imm == (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)) {
+        x.h[0] = _mm256_round_ps(x.h[0], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        x.h[1] = _mm256_round_ps(x.h[1], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    } else {
+        abort();
+    }
+    return x.ps;
+}
+/* vscalefps, a · 2^floor(b), for b finite or NaN (as the kernels give
+   it): NaN where either is NaN, else ldexpf, which rounds a subnormal
+   result to nearest as the instruction does without DAZ/FTZ. */
+QE_INLINE __m512 qe_scalef_ps(__m512 a, __m512 b)
+{
+    qe512 x = qe_ps(a);
+    const qe512 y = qe_ps(b);
+    for (int i = 0; i < 16; i++) {
+        const float e = y.f[i];
+        if (isnan(x.f[i]) || isnan(e)) {
+            x.f[i] = NAN;
+            continue;
+        }
+        const float k = floorf(e < -1000.0f ? -1000.0f : e > 1000.0f ? 1000.0f : e);
+        x.f[i] = ldexpf(x.f[i], (int)k);
+    }
     return x.ps;
 }
 QE_INLINE __m512 qe_cvtepi32_ps(__m512i a)
@@ -638,6 +664,8 @@ QE_INLINE __m512 qe_sleef_tanhf16(__m512 a)
 #define _mm512_div_ps qe_div_ps
 #undef _mm512_max_ps
 #define _mm512_max_ps qe_max_ps
+#undef _mm512_min_ps
+#define _mm512_min_ps qe_min_ps
 #undef _mm512_fmadd_ps
 #define _mm512_fmadd_ps qe_fmadd_ps
 #undef _mm512_abs_ps
@@ -730,6 +758,8 @@ QE_INLINE __m512 qe_sleef_tanhf16(__m512 a)
 #define _mm512_cvtps_ph qe_cvtps_ph
 #undef _mm512_roundscale_ps
 #define _mm512_roundscale_ps qe_roundscale_ps
+#undef _mm512_scalef_ps
+#define _mm512_scalef_ps qe_scalef_ps
 #undef _mm512_cvtepi32_ps
 #define _mm512_cvtepi32_ps qe_cvtepi32_ps
 #undef _mm512_cvttps_epi32

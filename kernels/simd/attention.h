@@ -125,6 +125,11 @@
  *                          0 when it gives the tile back
  *   simd_bf16_pv(b, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain)
  *                          what pv_tile does, or 0 to give it back
+ *   simd_bf16_exp_p(b, st, rp, l0, kmin, kmax, msub)   (optional)
+ *                          in a plain tile whose P·V is bf16: P = exp(S -
+ *                          msub) for lanes [l0, l0 + VL), written where
+ *                          simd_bf16_pv wants it rather than into S;
+ *                          returns the lanes' sums of P
  *   simd_bf16_end(b)       after the job's last tile
  */
 #ifndef SIMD_SUFFIX
@@ -1234,6 +1239,12 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             /* A hidden key (-INFINITY) gets the weight -0.0, which exp()
                never returns: it adds nothing, and pv_exact can tell it
                from a weight that underflowed to +0.0. */
+#ifdef simd_bf16_exp_p
+            if (plain && b16.pv) {   /* nothing hidden, and P goes to bf16 */
+                sum0 = simd_bf16_exp_p(&b16, st, rp, l0, kmin, kmax, msub);
+                jj = kmax;
+            } else
+#endif
             if (plain) {       /* nothing hidden: no marks to make */
                 for (; jj + 1 < kmax; jj += 2) {
                     float *sp = st + jj * rp + l0;
