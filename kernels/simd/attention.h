@@ -381,6 +381,19 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
    streamer fetches the rest.
+   Where the time goes on a Zen 5 whose core reads 47-49 GB/s (EPYC,
+   family 26 model 2, 1 MiB L2; same case, AVX-512 f32, 10.0-10.6 ms),
+   by timers around each phase of a tile: the sweep 61% (it alone reads
+   at 93% of the probe's bandwidth), Q·Kᵀ 21%, P·V 15%, the softmax 4%.
+   The arithmetic does not overlap the sweep, so the sum is what a call
+   takes; ways to overlap them all lost: prefetching the next chunk into
+   L1 (T0) or L2 (T1) while computing this one, beside the sweep, 12.9-17.2
+   ms; the kernels' prefetching alone, T0 12.0-12.5, T1 15.7-16.2;
+   sweeping every other line (or fewer) 12.6-19.2. The Q·Kᵀ loop runs at
+   61-68% of the FMA peak even from L1 (a stand-alone copy, 4 keys × 4
+   rows, d = 128), about 100% with its 8 steps along head_dim unrolled,
+   but unrolled in place it took 2-4% off the Q·Kᵀ phase (K comes from
+   L2 there), not worth a copy per head_dim.
    Those are AMD's cores. An Intel core (qkv_cpu_view.prefetch_l2) is
    fed by prefetches into L2 (T1), never by the sweep: on a Xeon of the
    Emerald Rapids class (2 MiB L2; from memory one core reads 16-17 GB/s,
