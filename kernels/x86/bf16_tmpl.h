@@ -554,9 +554,9 @@ static int BF16_NAME(bf16_pv)(const simd_bf16 *b, const qkv_attn_job *job, size_
                               size_t kmax, const float *st, size_t rp, const int32_t *lo,
                               const int32_t *hi, const float *alpha, int plain)
 {
-    const size_t dv = job->v_head_dim, npp = BF16_UP((kmax - kmin + 1) / 2, BF16_PAIR_PAD);
+    const size_t dv = job->v_head_dim, np = (kmax - kmin + 1) / 2, npp = BF16_UP(np, BF16_PAIR_PAD);
     if (plain)   /* P is in p2 already (bf16_exp_p): only the pad to clear */
-        memset(b->p2 + (kmax - kmin + 1) / 2 * rp, 0, (npp - (kmax - kmin + 1) / 2) * rp * sizeof *b->p2);
+        memset(b->p2 + np * rp, 0, (npp - np) * rp * sizeof *b->p2);
     else
         BF16_NAME(pack_p)(b->p2, st, rp, kmin, kmax, npp);
     BF16_PREP_P(b, npp);
