@@ -162,34 +162,6 @@ V_INLINE __m512i BF16_NAME(bf16_pack2)(vf lo, vf hi)
 }
 #endif
 
-/* exp(x) for BF16 mode's P, which is rounded to bf16 (2^-9 of itself)
-   as soon as it is made: inline, where SLEEF's exp is a call through the
-   PLT whose every use spills the loop's registers (that pass over S took
-   14% of a BF16-mode prefill on Zen 5, 8 heads, n = 2048, d = 128).
-   x = n·ln2 + r, |r| <= ln2/2 (ln2 in two parts), e^r to degree 6 of its
-   Taylor series, times 2^n by vscalefps: within 2.4e-7 of e^x relative
-   (2.31e-7 the most, over every float x whose e^x is a normal float,
-   against libm's double exp). NaN stays NaN, -Inf and x below -104 give
-   0, +Inf and x above 89 give Inf (x is clamped there, where e^x is
-   already below half the least subnormal, or above the largest float). */
-V_INLINE vf BF16_NAME(exp_bf16)(vf x)
-{
-    /* max_ps and min_ps return their second operand when either is NaN */
-    x = _mm512_min_ps(v_set1(89.0f), _mm512_max_ps(v_set1(-104.0f), x));
-    const vf n = _mm512_roundscale_ps(v_mul(x, v_set1(1.44269504f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf r = v_fmadd(n, v_set1(-0.693359375f), x);   /* 355/512: n·ln2_hi is exact */
-    r = v_fmadd(n, v_set1(2.12194440e-4f), r);     /* ln2 - 355/512 */
-    vf p = v_set1(1.0f / 720);
-    p = v_fmadd(p, r, v_set1(1.0f / 120));
-    p = v_fmadd(p, r, v_set1(1.0f / 24));
-    p = v_fmadd(p, r, v_set1(1.0f / 6));
-    p = v_fmadd(p, r, v_set1(0.5f));
-    p = v_fmadd(p, r, v_set1(1.0f));
-    p = v_fmadd(p, r, v_set1(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 /* Some bf16 of the n at p is subnormal (exponent 0, mantissa not). */
 static int BF16_NAME(any_subnormal)(const uint16_t *p, size_t n)
 {
@@ -312,14 +284,14 @@ static vf BF16_NAME(bf16_exp_p)(const simd_bf16 *b, const float *st, size_t rp, 
     uint32_t *p2 = b->p2 + l0;
     size_t j = kmin;
     for (; j + 1 < kmax; j += 2, p2 += rp) {
-        const vf e0 = BF16_NAME(exp_bf16)(v_sub(v_load(st + j * rp + l0), msub));
-        const vf e1 = BF16_NAME(exp_bf16)(v_sub(v_load(st + (j + 1) * rp + l0), msub));
+        const vf e0 = v_exp_bf16(v_sub(v_load(st + j * rp + l0), msub));
+        const vf e1 = v_exp_bf16(v_sub(v_load(st + (j + 1) * rp + l0), msub));
         _mm512_storeu_si512(p2, BF16_NAME(bf16_pack2)(e0, e1));
         sum0 = v_add(sum0, e0);
         sum1 = v_add(sum1, e1);
     }
     if (j < kmax) {
-        const vf e0 = BF16_NAME(exp_bf16)(v_sub(v_load(st + j * rp + l0), msub));
+        const vf e0 = v_exp_bf16(v_sub(v_load(st + j * rp + l0), msub));
         _mm512_storeu_si512(p2, BF16_NAME(bf16_pack2)(e0, v_zero()));
         sum0 = v_add(sum0, e0);
     }
