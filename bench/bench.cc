@@ -964,11 +964,15 @@ void register_all(const Config &cfg)
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
         }
-        /* The same decode with every key's heads side by side. */
-        {
+        /* The same decode with every key's heads side by side, f32 and f16
+           (llama.cpp's cache and its default dtype). */
+        for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
             s.token_major = true;
-            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + "/layout:token_major", s, 1);
+            s.kv = dt;
+            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + "/layout:token_major" +
+                              (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
+                      s, 1);
         }
         /* One, two or eight query heads per KV head (MHA: Llama 2, Phi;
            groups of 2: Gemma 2; of 8: Llama 3 70B): the decode kernels'

@@ -71,6 +71,7 @@ typedef struct plan {
     int walk;                     /* the tasks are walks (task_walk), one a sequence and split */
     size_t chunk;                 /* keys a walk steps its jobs through at a time */
     int share_next;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
+    int sweep;                    /* or the walk reads each chunk before its jobs (sweep_chunk) */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_cols;              /* columns of v a pass computes (v_head_dim or fewer) */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
@@ -105,6 +106,13 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
+static qkv_attn_shape shape_of(const qkv_attention_desc *d)
+{
+    const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
+                              d->mask == QKV_MASK_ADDITIVE, d->fpmath};
+    return s;
+}
+
 /* The most rows a job can have so that its acc rows (when the output is
    not f32) and the kernel's workspace fit QKV_ATTN_WS_FLOATS, and the
    workspace that takes (all of it for a head_dim so large that even one
@@ -112,8 +120,7 @@ static size_t round16(size_t n)
 static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats,
                        size_t *ws_floats)
 {
-    const qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
-                              d->mask == QKV_MASK_ADDITIVE, d->fpmath};
+    const qkv_attn_shape s = shape_of(d);
     size_t rows = ctx->blocks.max_rows, need = 0;
     for (;; rows /= 2) {
         need = rows * acc_floats + ctx->attention_ws(rows, &s);
@@ -143,7 +150,9 @@ static int heads_interleaved(const qkv_attention_desc *d, int rows_too)
 /* The keys a walk (task_walk) steps its jobs through at a time. Where each
    key's row holds every head, the rows of every head the walk reads of a
    chunk take at most half of L2, so that the next chunk, asked for
-   meanwhile, fits beside it: tile_keys, or a half, a quarter ... down to
+   meanwhile, fits beside it (or, swept, stays there while its jobs work
+   on it; Zen 5, 1 MiB L2, AVX-512 f32: chunks of 64 keys, 512 KiB, beat
+   32 and 128 in paired runs): tile_keys, or a half, a quarter ... down to
    WALK_CHUNK_MIN, below which the kernels' start-up per chunk costs more
    than the memory gains. Zen 3 (512 KiB L2), AVX2, one thread, 32/8 heads,
    d 128, 32768 keys, paired against the walk in spans of 2048 keys: f32
@@ -207,6 +216,10 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     if (p->by_span && p->part_rows && p->part_rows <= WALK_ROWS / 2 && !row_blocks) {
         p->walk_jobs = WALK_ROWS / p->part_rows;
         p->share_next = heads_interleaved(d, 1);
+        const qkv_attn_shape shape = shape_of(d);
+        p->sweep = p->share_next && d->k.head_stride < d->k.row_stride &&
+                   d->v.head_stride < d->v.row_stride && ctx->walk_sweeps &&
+                   ctx->walk_sweeps(p->part_rows, &shape);
         p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
     }
     /* A walk of a whole sequence keeps its acc rows in the (f32) output
@@ -575,6 +588,29 @@ static void walk_share(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs
     }
 }
 
+/* Reads keys [c0, c1) of `heads` KV heads from ks/vs's (the first) on,
+   where every key's row holds them all, before the walk's jobs work on
+   them (p->sweep, see walk_sweeps in simd/attention.h): key by key, the
+   bytes from the first head's K row to the end of the last's, then V's,
+   in memory order (two streams side by side, as the decode feed sweeps);
+   page by page, one page's keys at a time. */
+static void sweep_chunk(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs, size_t heads,
+                        size_t c0, size_t c1)
+{
+    const qkv_attention_desc *d = p->d;
+    const size_t kspan = qkv_dtype_bytes(d->k.dtype, (heads - 1) * d->k.head_stride + d->head_dim);
+    const size_t vspan =
+        qkv_dtype_bytes(d->v.dtype, (heads - 1) * d->v.head_stride + d->v_head_dim);
+    for (size_t j = c0; j < c1;) {
+        const size_t run = ks->pages && qkv_kv_run(ks, j) < c1 - j ? qkv_kv_run(ks, j) : c1 - j;
+        const unsigned char *kr = qkv_kv_row(ks, j), *vr = qkv_kv_row(vs, j);
+        for (const size_t e = j + run; j < e; j++, kr += ks->row_bytes, vr += vs->row_bytes) {
+            qkv_touch_lines(kr, kspan);
+            qkv_touch_lines(vr, vspan);
+        }
+    }
+}
+
 /* A walk: sequence b's jobs over the keys of split s (all its keys when
    not split), walk_jobs of them stepped together a chunk of tile_keys
    keys at a time, every job's part of a chunk before the next chunk's,
@@ -585,8 +621,11 @@ static void walk_share(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs
    nothing; stepped together, the jobs read every head's bytes of a key
    while they are in cache, and each asks for its share of the next
    chunk's rows in memory order (walk_share), which brings them in at the
-   speed of one stream. The acc rows are the output rows (no split, f32
-   output; finished here) or the split's partial (merged by merge_job). */
+   speed of one stream; or, where the ISA's decode is memory-bound on a
+   core the decode feed sweeps for (ctx->walk_sweeps), the walk reads each
+   chunk in memory order before its jobs run (sweep_chunk). The acc rows
+   are the output rows (no split, f32 output; finished here) or the
+   split's partial (merged by merge_job). */
 static void task_walk(void *ctx, size_t index)
 {
     const plan *p = ctx;
@@ -599,6 +638,8 @@ static void task_walk(void *ctx, size_t index)
     lo = lo < hi ? lo : hi;
     float running[p->walk_jobs * per];
     const unsigned char *pre[2 * tile];
+    for (size_t i = 0; i < 2 * tile; i++)   /* a sweep's jobs fetch nothing */
+        pre[i] = NULL;
     for (size_t j0 = 0; j0 < jobs; j0 += p->walk_jobs) {
         const size_t n = jobs - j0 < p->walk_jobs ? jobs - j0 : p->walk_jobs;
         const size_t g0 = place_in_seq(p, b, j0).g;
@@ -611,10 +652,12 @@ static void task_walk(void *ctx, size_t index)
         do {
             const size_t c1 = hi - c0 < chunk ? hi : c0 + chunk;
             const size_t c2 = hi - c1 < chunk ? hi : c1 + chunk;
+            if (p->sweep)
+                sweep_chunk(p, &ks, &vs, heads, c0, c1);
             for (size_t k = 0; k < n; k++) {
                 float *part = p->partial ? partial_of(p, first + j0 + k, s) : NULL;
                 float *state = part ? part + p->part_rows * p->d->v_head_dim : running + k * per;
-                if (p->share_next)
+                if (p->share_next && !p->sweep)
                     walk_share(p, &ks, &vs, heads, k, n, c1, c2, pre);
                 run_job(p, place_in_seq(p, b, j0 + k), c0, c1, part, state, c0 > lo,
                         p->share_next ? pre : NULL);

@@ -68,6 +68,19 @@ static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j)
     return s->page_size - j % s->page_size;
 }
 
+/* Reads one byte of every cache line that holds bytes of p[0, len)
+   (len > 0): the first byte, then each later line's first. Loads that
+   nothing waits on, none outside the range: the decode sweeps (the
+   driver's feed, simd/attention.h, and a walk's, plan.c) bring rows in
+   with them. */
+static inline void qkv_touch_lines(const void *p, size_t len)
+{
+    const uintptr_t a0 = (uintptr_t)p;
+    (void)*(const volatile unsigned char *)p;
+    for (uintptr_t a = (a0 | 63) + 1; a < a0 + len; a += 64)
+        (void)*(const volatile unsigned char *)a;
+}
+
 /* The keys that the rows [i0, i0 + mr) of a job see within the keys
    [k0, k1), row i seeing [lo[i], hi[i]) (lo <= hi, both >= 0): the union
    of their ranges clipped to [k0, k1), as [*klo, *khi); 0 when none of
@@ -158,6 +171,11 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
 /* Floats of workspace a job of `rows` rows of this shape needs. */
 typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape);
+/* Whether a walk (dispatch/plan.c) over K and V whose every key's row
+   holds all the KV heads brings each chunk in by reading it in memory
+   order before its jobs of `rows` rows run, rather than by their
+   prefetches (see walk_sweeps in simd/attention.h). */
+typedef int (*qkv_walk_sweeps_fn)(size_t rows, const qkv_attn_shape *shape);
 /* Merges a second partial attention state into the first, row by row, by
    their log-sum-exp: the semantics of qkv_merge_states in qkv.h, whose
    rules for -INFINITY, +INFINITY and NaN every ISA follows bit for bit
@@ -190,6 +208,7 @@ typedef struct qkv_ctx {
     qkv_weighted_sum_kernel weighted_sum;
     qkv_attention_kernel    attention;
     qkv_attention_ws_fn     attention_ws;
+    qkv_walk_sweeps_fn      walk_sweeps;  /* NULL: never */
     qkv_attn_blocks         blocks;
     qkv_converters          conv;
     qkv_merge_kernel        merge_states;

@@ -324,8 +324,9 @@ def render_markdown(doc, results):
                 'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
                 'does%s / time taken)'
                 % (ctx.get('decode_shape', ''), ': ' + runs_note if runs_note else ''),
-                'decode', lambda r: p(r, 'page', 1 << 30),
-                lambda k: 'page_size=%d' % k if k < 1 << 30 else '[kv_len][kv_heads][dim]',
+                'decode', lambda r: (p(r, 'page', 1 << 30), p(r, 'kv', 'f32') != 'f32', p(r, 'kv', 'f32')),
+                lambda k: ('page_size=%d' % k[0] if k[0] < 1 << 30 else '[kv_len][kv_heads][dim]') +
+                (' %s K/V' % k[2] if k[1] else ''),
                 laid_cell, filt=laid)
 
     def batch_cell(r, base, impl, k):

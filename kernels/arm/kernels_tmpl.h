@@ -557,6 +557,7 @@ static void SIMD_NAME(ctx_fill)(qkv_ctx *c)
     c->weighted_sum = SIMD_NAME(weighted_sum_f32);
     c->attention = SIMD_NAME(attention);
     c->attention_ws = SIMD_NAME(attention_ws);
+    c->walk_sweeps = SIMD_NAME(walk_sweeps);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
     SIMD_NAME(att_feed_for)(&c->cpu);

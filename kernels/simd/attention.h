@@ -292,16 +292,6 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* Reads one byte of every cache line that holds bytes of row[0, len)
-   (len > 0): the first byte, then each later line's first. Loads that
-   nothing waits on, none outside the row. */
-static void SIMD_NAME(touch_lines)(const unsigned char *row, size_t len)
-{
-    (void)*(const volatile unsigned char *)row;
-    for (uintptr_t a = ((uintptr_t)row | 63) + 1; a < (uintptr_t)row + len; a += 64)
-        (void)*(const volatile unsigned char *)a;
-}
-
 /* The keys from j (of n wanted) that lie row_bytes apart from j's row: the
    rest of j's page, or all n when K/V is one block. One division a page
    rather than one a key (a paged decode spent more on them than on its
@@ -450,19 +440,47 @@ typedef struct SIMD_NAME(att_feed) {
     size_t end, keys, ahead;
 } SIMD_NAME(att_feed);
 
+/* Whether a decode job whose kernels take `lanes` rows (4 or 8) reads at
+   least 8 bytes of K and V per vector FMA, row · VL / (lanes · (head_dim +
+   v_head_dim)) with row the bytes of a key's K and V rows: where the
+   memory, not the arithmetic, sets its time. */
+static int SIMD_NAME(memory_bound)(size_t row, size_t lanes, size_t head_dim, size_t v_head_dim)
+{
+    return row * (size_t)VL >= 8 * lanes * (head_dim + v_head_dim);
+}
+
 /* The feed of a decode job whose kernels take `lanes` rows (4 or 8). */
 static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t lanes)
 {
     const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
     const size_t row = kb + qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
     const size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
-    /* bytes per vector FMA: row · VL / (lanes · (head_dim + v_head_dim)) */
     const size_t run = (ATT_SWEEP_RUN + kb - 1) / kb;   /* keys */
     const int sweep = !SIMD_NAME(prefetch_l2) && job->k.page_size >= run && job->v.page_size >= run && VL >= 16 &&
-                      row * (size_t)VL >= 8 * lanes * (job->head_dim + job->v_head_dim);
+                      SIMD_NAME(memory_bound)(row, lanes, job->head_dim, job->v_head_dim);
     SIMD_NAME(att_feed) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys,
                              sweep ? 0 : FEED_AHEAD};
     return w;
+}
+
+/* qkv_walk_sweeps_fn: whether a walk over K/V whose every key's row holds
+   all the KV heads (llama.cpp's cache; plan.c's task_walk) reads each
+   chunk of keys in memory order before its jobs run, the jobs then
+   fetching nothing, rather than have them prefetch shares of the next
+   chunk: on the cores the decode feed sweeps for (not fed into L2), for
+   jobs of a decode form whose rows are memory-bound as above, 8-lane
+   vectors included. Zen 5, one thread, 32/8 heads, d = 128, 32768 keys
+   as [kv_len][kv_heads][d], ms, shares / sweep: AVX-512 f32 18.5-18.8 /
+   12.1-13.7, f16 9.0 / 7.3; AVX2 f32 19-20 / 14.5-16.2; where the rule
+   says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%. */
+static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s)
+{
+    const int form = SIMD_NAME(att_form)(rows, s, SIZE_MAX);
+    if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM)
+        return 0;
+    const size_t row = qkv_dtype_bytes(s->k_dtype, s->head_dim) +
+                       qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
+    return SIMD_NAME(memory_bound)(row, form == ATT_ROWS4 ? 4 : 8, s->head_dim, s->v_head_dim);
 }
 
 /* Before the tile of keys [t0, t1). A sweep: the next chunk's rows, each
@@ -514,16 +532,16 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
             const unsigned char *ke = k[0] + len[0] * job->k.row_bytes, *vr = v[0];
             for (const unsigned char *kr = k[0]; kr < ke;
                  kr += job->k.row_bytes, vr += job->v.row_bytes) {
-                SIMD_NAME(touch_lines)(kr, kb);
-                SIMD_NAME(touch_lines)(vr, vb);
+                qkv_touch_lines(kr, kb);
+                qkv_touch_lines(vr, vb);
             }
             continue;
         }
         for (size_t i = 0; i < most; i++)
             for (int r = 0; r < runs; r++)
                 if (i < len[r]) {
-                    SIMD_NAME(touch_lines)(k[r] + i * job->k.row_bytes, kb);
-                    SIMD_NAME(touch_lines)(v[r] + i * job->v.row_bytes, vb);
+                    qkv_touch_lines(k[r] + i * job->k.row_bytes, kb);
+                    qkv_touch_lines(v[r] + i * job->v.row_bytes, vb);
                 }
     }
     w->end = j1;

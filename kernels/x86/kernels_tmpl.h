@@ -861,6 +861,7 @@ static void X86_NAME(ctx_fill)(qkv_ctx *c)
     c->weighted_sum = weighted_sum_f32;
     c->attention = SIMD_NAME(attention);
     c->attention_ws = SIMD_NAME(attention_ws);
+    c->walk_sweeps = SIMD_NAME(walk_sweeps);
     c->blocks.tile_keys = ATT_BN;
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
     X86_NAME(blocks_for)(&c->cpu);
