@@ -367,7 +367,8 @@ double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_p
     const std::string id = std::to_string(f->isa) + "/" + std::to_string(s.q_len) + "/" +
                            std::to_string(s.kv_len) + "/" + std::to_string(s.d) + "/" +
                            std::to_string(s.causal) + "/" + std::to_string(s.q) + "/" +
-                           std::to_string(s.kv) + "/" + std::to_string(s.fpmath);
+                           std::to_string(s.kv) + "/" + std::to_string(s.fpmath) + "/" +
+                           std::to_string(s.page_size) + "/" + std::to_string(s.token_major);
     const auto it = seen.find(id);
     if (it != seen.end())
         return it->second;
@@ -963,6 +964,14 @@ void register_all(const Config &cfg)
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
             s.page_size = ps;
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
+        }
+        /* A causal prefill (as a chunked prefill runs) through pages of 16
+           keys, vLLM's default, against the same call on contiguous K/V. */
+        {
+            AttnShape s{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, true};
+            s.page_size = 16;
+            add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
+                              key("causal", 1) + key("page", 16), s, 1);
         }
         /* The same decode with every key's heads side by side, f32 and f16
            (llama.cpp's cache and its default dtype). */

@@ -285,7 +285,7 @@ def render_markdown(doc, results):
             'attention', lambda r: (p(r, 'd'), p(r, 'causal'), p(r, 'n')),
             lambda k: 'd=%d n=%d%s' % (k[0], k[2], ' causal' if k[1] else ''),
             gflops, filt=lambda r: p(r, 'threads', 1) == 1 and p(r, 'kv', 'f32') == 'f32'
-            and 'fpmath' not in r.params)
+            and 'fpmath' not in r.params and 'page' not in r.params)
 
     def decode_cell(r, base, impl, k):
         return time_cell(r, base, decode_kv_bytes(ctx, k) / (bw * 1e9) * 1e3 if bw else None)
@@ -328,6 +328,24 @@ def render_markdown(doc, results):
                 lambda k: ('page_size=%d' % k[0] if k[0] < 1 << 30 else '[kv_len][kv_heads][dim]') +
                 (' %s K/V' % k[2] if k[1] else ''),
                 laid_cell, filt=laid)
+
+    def paged_prefill_cell(r, base, impl, k):
+        if r is None or r.error:
+            return '—' if r is None else 'error'
+        if not r.flops:
+            return fmt_num(r.ms) + ' ms'
+        twin = results.get(r.name.replace('/page:%d' % p(r, 'page'), ''))
+        peak = peak_for(ctx, impl)
+        notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak else []
+        if twin and twin.flops and not twin.error:
+            notes.append('×%s of contiguous' % fmt_num(r.flops / twin.flops))
+        return fmt_num(r.flops / 1e9) + (' (%s)' % ', '.join(notes) if notes else '')
+
+    section('Paged prefill (%s heads, causal, K/V through a shuffled page table in vLLM\'s layout), '
+            '1 thread — GFLOP/s' % ctx.get('prefill_heads', '8'),
+            'attention', lambda r: (p(r, 'page'), p(r, 'd'), p(r, 'n')),
+            lambda k: 'page_size=%d d=%d n=%d' % k, paged_prefill_cell,
+            filt=lambda r: 'page' in r.params)
 
     def batch_cell(r, base, impl, k):
         if r is None or r.error:
@@ -615,7 +633,8 @@ def render_plots(doc, results, out_dir):
                 pts = [(p(r, 'n'), r.flops / 1e9) for r in results.values()
                        if r.kind == 'attention' and r.impl == c and p(r, 'd') == d
                        and p(r, 'causal') == causal and p(r, 'threads', 1) == 1
-                       and 'fpmath' not in r.params and r.flops and not r.error]
+                       and 'fpmath' not in r.params and 'page' not in r.params
+                       and r.flops and not r.error]
                 pl.add('%s%s' % (c, ' causal' if causal else ''), pts,
                        'linespoints lw 2 pt 7 dt %d lc rgb "%s"' % (2 if causal else 1, colour[c]))
             pk = ctx_float(ctx, 'peak_gflops_' + c)

@@ -36,9 +36,10 @@
  * in place.
  *
  * Pages. The decode forms take K and V rows by pointer, so their tiles
- * cross pages freely; a GEMM tile never crosses a page (qkv_kv_run), so
- * inside it rows are a constant stride apart and the microkernel reads
- * them in place.
+ * cross pages freely. A GEMM tile crosses them too, its Q·Kᵀ and P·V
+ * going page run by page run (qkv_kv_run), inside which rows are a
+ * constant stride apart and the microkernel reads them in place; the bf16
+ * tiles, which pack rows a stride apart, stay within one page.
  *
  * Hidden keys and non-finite V. A key a row does not see gets the weight
  * -0.0, which exp() never returns; P·V multiplies it into V like any other
@@ -655,8 +656,8 @@ static inline size_t SIMD_NAME(panel_rows)(size_t left)
    alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
    sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
    blocks of GEMM_MR (panel_rows), each over the keys one of its rows
-   sees. V comes in chunks (in place when f32: one chunk); a chunk that is
-   not finite takes pv_exact. alpha is applied once per row, with the first
+   sees. V comes in chunks (in place when f32: one chunk, or one a page);
+   a chunk that is not finite takes pv_exact. alpha is applied once per row, with the first
    chunk that reaches it. */
 static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
                                const float *st, size_t rp, const int32_t *lo, const int32_t *hi,
@@ -700,8 +701,9 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
     for (size_t c0 = 0; c0 < dv; c0 += cw) {
         const size_t nc_chunk = dv - c0 < cw ? dv - c0 : cw;
         uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
-        for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
-            const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
+        for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
+            /* at most ch keys, within one page */
+            k1 = k0 + SIMD_NAME(kv_run)(&job->v, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
             size_t ldv = job->v.row_bytes / 2;   /* a 16-bit V in place */
             const float *vb = NULL;
 #ifdef simd_gemm_b16
@@ -1152,9 +1154,10 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #endif
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
-        const size_t run = qkv_kv_run(&job->k, t0);
-        if (form == ATT_GEMM)  /* in place, strided: within one page */
-            n = n < run ? n : run;
+#ifdef SIMD_BF16
+        if (b16.qk || b16.pv)  /* its packing reads rows a stride apart */
+            n = SIMD_NAME(kv_run)(&job->k, t0, n);
+#endif
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
         for (size_t r = 0; r < rows; r++)
             SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
@@ -1216,8 +1219,9 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
                 ch = ch < kmax - kmin ? ch : kmax - kmin;
                 ch = ch >= GEMM_MR ? ch / GEMM_MR * GEMM_MR : ch;
             }
-            for (size_t k0 = kmin; k0 < kmax; k0 += ch) {
-                const size_t k1 = kmax - k0 < ch ? kmax : k0 + ch;
+            for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
+                /* at most ch keys, within one page */
+                k1 = k0 + SIMD_NAME(kv_run)(&job->k, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
                 size_t ldk;
                 const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, &ldk);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
