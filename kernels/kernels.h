@@ -61,8 +61,9 @@ static inline const void *qkv_kv_row(const qkv_kv_src *s, size_t j)
            (j % s->page_size) * s->row_bytes;
 }
 
-/* The keys from j to the end of j's page: a tile never crosses a page, so
-   inside a tile rows are row_bytes apart. */
+/* The keys from j to the end of j's page, inside which rows are row_bytes
+   apart: the runs that strided reads (the GEMM microkernels, the bf16
+   tiles' packing) take at a time. */
 static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j)
 {
     return s->page_size - j % s->page_size;
