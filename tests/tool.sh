@@ -45,6 +45,22 @@ assert r[\"flops_per_call\"] > 0
 " "$json"'
 fi
 
+json=$("$qkv" bench --heads 8/2 --kv-len 300 --dim 32 --kv-layout token-major --repeats 1 \
+       --min-time 0 --json --no-probe); rc=$?
+check "bench --kv-layout token-major exits 0" '[ $rc -eq 0 ]'
+if [ -x $py ]; then
+  check "bench --kv-layout token-major: every ISA ok and within 2e-5 of scalar" \
+    '$py -c "
+import json, sys
+r = json.loads(sys.argv[1])
+assert r[\"shape\"][\"kv_layout\"] == \"token-major\", r[\"shape\"]
+assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
+assert all(x[\"max_abs_err\"] <= 2e-5 for x in r[\"results\"]), r
+" "$json"'
+fi
+"$qkv" bench --kv-layout rows >/dev/null 2>&1; rc=$?
+check "bad --kv-layout: status 2" '[ $rc -eq 2 ]'
+
 out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe 2>&1); rc=$?
 echo "$out"
 if [ $rc -eq 3 ]; then

@@ -65,6 +65,9 @@ static const char usage_text[] =
     "  --v-dim N          v_head_dim of V and O (default: --dim)\n"
     "  --dtype T          storage of K and V: f32 (default), f16, bf16, q8_0,\n"
     "                     q4_0; made from f32 with qkv_convert. Q and O are f32.\n"
+    "  --kv-layout L      K and V as head-major, [batch][kv_heads][kv_len][dim]\n"
+    "                     (default), or token-major, [batch][kv_len][kv_heads][dim]\n"
+    "                     (each key's row holds every head: llama.cpp's cache)\n"
     "  --causal           causal mask, aligned bottom-right\n"
     "  --window N         sliding window of N keys (default 0: none)\n"
     "  --threads N        threads of a qkv_pool (default 1; the pool's hook is\n"
@@ -377,6 +380,7 @@ typedef struct shape {
     size_t batch, q_heads, kv_heads, q_len, kv_len, dim, v_dim, window;
     qkv_dtype dtype;
     int causal;
+    int token_major;   /* K and V as [batch][kv_len][kv_heads][dim] */
 } shape;
 
 typedef struct bench_opts {
@@ -502,7 +506,7 @@ static void parse_isas(const char *v, unsigned *mask)
 static void parse_bench(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0};
+    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0, 0};
     o->threads = 1;
     o->repeats = 5;
     o->min_time = 0.05;
@@ -542,6 +546,11 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
                     o->s.dtype = (qkv_dtype)t, found = 1;
             if (!found)
                 die_usage("--dtype wants f32, f16, bf16, q8_0 or q4_0, not \"%s\"", v);
+        } else if ((v = option_value(argc, argv, &i, "--kv-layout"))) {
+            if (strcmp(v, "head-major") == 0 || strcmp(v, "token-major") == 0)
+                o->s.token_major = strcmp(v, "token-major") == 0;
+            else
+                die_usage("--kv-layout wants head-major or token-major, not \"%s\"", v);
         } else if (strcmp(argv[i], "--causal") == 0)
             o->s.causal = 1;
         else if (strcmp(argv[i], "--warm") == 0)
@@ -669,6 +678,10 @@ static int cmd_bench(int argc, char **argv)
                        s->v_dim};
     d.o = (qkv_out_tensor){out, s->q_heads * s->q_len * s->v_dim, s->q_len * s->v_dim, s->v_dim,
                            QKV_F32};
+    if (s->token_major) {   /* the same bytes, each key's row holding every head */
+        d.k.head_stride = s->dim, d.k.row_stride = s->kv_heads * s->dim;
+        d.v.head_stride = s->v_dim, d.v.row_stride = s->kv_heads * s->v_dim;
+    }
     d.scale = qkv_default_scale(s->dim);
     d.mask = s->causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     d.window = s->window;
@@ -755,10 +768,11 @@ static int cmd_bench(int argc, char **argv)
         json_string(stdout, model);
         printf(",\n \"shape\": {\"batch\": %zu, \"q_heads\": %zu, \"kv_heads\": %zu, "
                "\"q_len\": %zu, \"kv_len\": %zu, \"dim\": %zu, \"v_dim\": %zu, \"dtype\": \"%s\", "
-               "\"causal\": %s, \"window\": %zu, \"threads\": %u, \"kv_copies\": %zu},\n",
+               "\"kv_layout\": \"%s\", \"causal\": %s, \"window\": %zu, \"threads\": %u, "
+               "\"kv_copies\": %zu},\n",
                s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim, s->v_dim,
-               dtype_names[s->dtype], s->causal ? "true" : "false", s->window, o.threads,
-               z.copies);
+               dtype_names[s->dtype], s->token_major ? "token-major" : "head-major",
+               s->causal ? "true" : "false", s->window, o.threads, z.copies);
         printf(" \"flops_per_call\": %.6g, \"kv_bytes_per_call\": %.6g,\n", flops, bytes);
         if (o.probe) {
             printf(" \"probe\": {\"read_gbs\": %.2f", pk.read_gbs);
@@ -801,7 +815,8 @@ static int cmd_bench(int argc, char **argv)
            qkv_version_string(), s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim);
     if (s->v_dim != s->dim)
         printf("/%zu", s->v_dim);
-    printf(", K/V %s, %s%s", dtype_names[s->dtype], s->causal ? "causal" : "no mask",
+    printf(", K/V %s%s, %s%s", dtype_names[s->dtype], s->token_major ? " token-major" : "",
+           s->causal ? "causal" : "no mask",
            s->window ? " + window" : "");
     printf(", %u thread%s\n", o.threads, o.threads == 1 ? "" : "s");
     printf("per call: %.4g GFLOP, K+V %.1f MiB read", flops * 1e-9, bytes / 1048576.0);
