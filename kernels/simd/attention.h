@@ -657,8 +657,8 @@ static inline size_t SIMD_NAME(panel_rows)(size_t left)
    sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
    blocks of GEMM_MR (panel_rows), each over the keys one of its rows
    sees. V comes in chunks (in place when f32: one chunk, or one a page);
-   a chunk that is not finite takes pv_exact. alpha is applied once per row, with the first
-   chunk that reaches it. */
+   a chunk that is not finite takes pv_exact. alpha is applied once per
+   row, with the first chunk that reaches it. */
 static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
                                const float *st, size_t rp, const int32_t *lo, const int32_t *hi,
                                const float *alpha, int plain, float *conv, size_t conv_floats)
@@ -1155,7 +1155,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
 #ifdef SIMD_BF16
-        if (b16.qk || b16.pv)  /* its packing reads rows a stride apart */
+        if (b16.qk || b16.pv)  /* the bf16 tiles read rows a stride apart */
             n = SIMD_NAME(kv_run)(&job->k, t0, n);
 #endif
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
