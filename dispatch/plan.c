@@ -217,9 +217,8 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
         p->walk_jobs = WALK_ROWS / p->part_rows;
         p->share_next = heads_interleaved(d, 1);
         const qkv_attn_shape shape = shape_of(d);
-        p->sweep = p->share_next && d->k.head_stride < d->k.row_stride &&
-                   d->v.head_stride < d->v.row_stride && ctx->walk_sweeps &&
-                   ctx->walk_sweeps(p->part_rows, &shape);
+        p->sweep = d->k.head_stride < d->k.row_stride && d->v.head_stride < d->v.row_stride &&
+                   ctx->walk_sweeps && ctx->walk_sweeps(p->part_rows, &shape);
         p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
     }
     /* A walk of a whole sequence keeps its acc rows in the (f32) output
@@ -602,7 +601,7 @@ static void sweep_chunk(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *v
     const size_t vspan =
         qkv_dtype_bytes(d->v.dtype, (heads - 1) * d->v.head_stride + d->v_head_dim);
     for (size_t j = c0; j < c1;) {
-        const size_t run = ks->pages && qkv_kv_run(ks, j) < c1 - j ? qkv_kv_run(ks, j) : c1 - j;
+        const size_t run = qkv_kv_run(ks, j, c1 - j);
         const unsigned char *kr = qkv_kv_row(ks, j), *vr = qkv_kv_row(vs, j);
         for (const size_t e = j + run; j < e; j++, kr += ks->row_bytes, vr += vs->row_bytes) {
             qkv_touch_lines(kr, kspan);

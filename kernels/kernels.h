@@ -61,12 +61,15 @@ static inline const void *qkv_kv_row(const qkv_kv_src *s, size_t j)
            (j % s->page_size) * s->row_bytes;
 }
 
-/* The keys from j to the end of j's page, inside which rows are row_bytes
-   apart: the runs that strided reads (the GEMM microkernels, the bf16
-   tiles' packing) take at a time. */
-static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j)
+/* The keys from j (of n wanted) that lie row_bytes apart from j's row:
+   the rest of j's page, or all n when K/V is one block. Strided reads
+   (the GEMM microkernels, the bf16 tiles' packing, the sweeps) go run by
+   run: one division a page rather than one a key (a paged decode spent
+   more on them than on its arithmetic). */
+static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j, size_t n)
 {
-    return s->page_size - j % s->page_size;
+    const size_t run = s->pages ? s->page_size - j % s->page_size : n;
+    return run < n ? run : n;
 }
 
 /* Reads one byte of every cache line that holds bytes of p[0, len)

@@ -293,21 +293,11 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* The keys from j (of n wanted) that lie row_bytes apart from j's row: the
-   rest of j's page, or all n when K/V is one block. One division a page
-   rather than one a key (a paged decode spent more on them than on its
-   arithmetic). */
-static size_t SIMD_NAME(kv_run)(const qkv_kv_src *s, size_t j, size_t n)
-{
-    const size_t run = s->pages ? qkv_kv_run(s, j) : n;
-    return run < n ? run : n;
-}
-
 /* Pointers to the rows of keys [j0, j0 + n). */
 static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const unsigned char **out)
 {
     for (size_t i = 0; i < n;) {
-        const size_t run = SIMD_NAME(kv_run)(s, j0 + i, n - i);
+        const size_t run = qkv_kv_run(s, j0 + i, n - i);
         const unsigned char *r = qkv_kv_row(s, j0 + i);
         for (const size_t e = i + run; i < e; i++, r += s->row_bytes)
             out[i] = r;
@@ -322,7 +312,7 @@ enum { FETCH_L1, FETCH_L2 };
 static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, size_t len, int how)
 {
     for (size_t j = j0; j < j1;) {
-        const size_t run = SIMD_NAME(kv_run)(s, j, j1 - j);
+        const size_t run = qkv_kv_run(s, j, j1 - j);
         const unsigned char *r = qkv_kv_row(s, j);
         for (size_t i = 0; i < run; i++, r += s->row_bytes)
             SIMD_NAME(prefetch_part)(r, 0, len, how == FETCH_L2);
@@ -521,8 +511,8 @@ static void SIMD_NAME(feed_to)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, 
         size_t len[ATT_SWEEP_PAGES], most = 0;
         int runs = 0;
         for (; runs < ATT_SWEEP_PAGES && j < j1; runs++) {
-            const size_t rk = SIMD_NAME(kv_run)(&job->k, j, j1 - j);
-            const size_t rv = SIMD_NAME(kv_run)(&job->v, j, j1 - j);
+            const size_t rk = qkv_kv_run(&job->k, j, j1 - j);
+            const size_t rv = qkv_kv_run(&job->v, j, j1 - j);
             len[runs] = rk < rv ? rk : rv;
             k[runs] = qkv_kv_row(&job->k, j);
             v[runs] = qkv_kv_row(&job->v, j);
@@ -703,7 +693,7 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
         uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
         for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
             /* at most ch keys, within one page */
-            k1 = k0 + SIMD_NAME(kv_run)(&job->v, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
+            k1 = k0 + qkv_kv_run(&job->v, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
             size_t ldv = job->v.row_bytes / 2;   /* a 16-bit V in place */
             const float *vb = NULL;
 #ifdef simd_gemm_b16
@@ -1156,7 +1146,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
 #ifdef SIMD_BF16
         if (b16.qk || b16.pv)  /* the bf16 tiles read rows a stride apart */
-            n = SIMD_NAME(kv_run)(&job->k, t0, n);
+            n = qkv_kv_run(&job->k, t0, n);
 #endif
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
         for (size_t r = 0; r < rows; r++)
@@ -1221,7 +1211,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             }
             for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
                 /* at most ch keys, within one page */
-                k1 = k0 + SIMD_NAME(kv_run)(&job->k, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
+                k1 = k0 + qkv_kv_run(&job->k, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
                 size_t ldk;
                 const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, &ldk);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
