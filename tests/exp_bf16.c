@@ -19,12 +19,23 @@ double exp_bf16_check_native(uint32_t step, long *checked, long *bad);
 double exp_bf16_check_emu(uint32_t step, long *checked, long *bad);
 #endif
 
-static __attribute__((unused)) int report(const char *what, double worst, long checked, long bad)
+/* Runs one build of the check where this CPU can (`here`), else says
+   why not; returns 1 on a failure. */
+static __attribute__((unused)) int run_check(const char *what, int here, const char *missing,
+                                             double (*check)(uint32_t, long *, long *),
+                                             uint32_t step, int *ran)
 {
+    if (!here) {
+        printf("exp_bf16 %s: skipped: %s\n", what, missing);
+        return 0;
+    }
+    long checked, bad;
+    const double worst = check(step, &checked, &bad);
     const int ok = worst <= BOUND && bad == 0;
     printf("exp_bf16 %s: max relative error %.3g (bound %.1e) over %ld values, %ld special "
            "cases wrong: %s\n",
            what, worst, BOUND, checked, bad, ok ? "ok" : "FAILED");
+    (*ran)++;
     return ok ? 0 : 1;
 }
 
@@ -35,27 +46,16 @@ int main(int argc, char **argv)
     int fails = 0, ran = 0;
     (void)step;
 #if defined(QKV_TEST_EXP_NATIVE) || defined(QKV_TEST_EXP_EMU)
-    long checked, bad;
     __builtin_cpu_init();
 #endif
 #ifdef QKV_TEST_EXP_NATIVE
-    if (__builtin_cpu_supports("avx512f")) {
-        const double w = exp_bf16_check_native(step, &checked, &bad);
-        fails += report("native", w, checked, bad);
-        ran++;
-    } else {
-        printf("exp_bf16 native: skipped: no avx512f\n");
-    }
+    fails += run_check("native", __builtin_cpu_supports("avx512f"), "no avx512f",
+                       exp_bf16_check_native, step, &ran);
 #endif
 #ifdef QKV_TEST_EXP_EMU
     /* The emulation is AVX2 and FMA code (tests/meson.build's emu_flags). */
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        const double w = exp_bf16_check_emu(step, &checked, &bad);
-        fails += report("emulated", w, checked, bad);
-        ran++;
-    } else {
-        printf("exp_bf16 emulated: skipped: no avx2 and fma\n");
-    }
+    fails += run_check("emulated", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                       "no avx2 and fma", exp_bf16_check_emu, step, &ran);
 #endif
 #if !defined(QKV_TEST_EXP_NATIVE) && !defined(QKV_TEST_EXP_EMU)
     printf("exp_bf16: skipped: neither AVX-512 nor its emulation is built\n");
