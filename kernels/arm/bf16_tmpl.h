@@ -546,10 +546,13 @@ static int SIMD_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
     const qkv_dtype t = job->k.dtype;
     (void)n;
 #ifdef ABF_F16_QK
-    if (b->f16) {   /* K in place: a tile lies in one page */
-        const uint16_t *k = qkv_kv_row(&job->k, t0 + kmin);
-        ABF_F16_QK(k, job->k.row_bytes / sizeof *k, kmax - kmin, d, b->qt4, ABF_LD16(rp), rp,
-                   st + kmin * rp, job->scale, cmax);
+    if (b->f16) {   /* K in place, page run by page run */
+        for (size_t k0 = kmin, m; k0 < kmax; k0 += m) {
+            m = qkv_kv_run(&job->k, t0 + k0, kmax - k0);
+            const uint16_t *k = qkv_kv_row(&job->k, t0 + k0);
+            ABF_F16_QK(k, job->k.row_bytes / sizeof *k, m, d, b->qt4, ABF_LD16(rp), rp,
+                       st + k0 * rp, job->scale, cmax);
+        }
         return 1;
     }
 #endif

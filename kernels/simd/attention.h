@@ -39,7 +39,8 @@
  * cross pages freely. A GEMM tile crosses them too, its Q·Kᵀ and P·V
  * going page run by page run (qkv_kv_run), inside which rows are a
  * constant stride apart and the microkernel reads them in place; the bf16
- * tiles, which pack rows a stride apart, stay within one page.
+ * tiles pack K and V row by row from any page, and read K in place only
+ * where the rows they read are one run.
  *
  * Hidden keys and non-finite V. A key a row does not see gets the weight
  * -0.0, which exp() never returns; P·V multiplies it into V like any other
@@ -1144,10 +1145,6 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #endif
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
-#ifdef SIMD_BF16
-        if (b16.qk || b16.pv)  /* the bf16 tiles read rows a stride apart */
-            n = qkv_kv_run(&job->k, t0, n);
-#endif
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
         for (size_t r = 0; r < rows; r++)
             SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);

@@ -227,7 +227,7 @@ static int BF16_NAME(pack_qt2)(simd_bf16 *b, const qkv_attn_job *job, uint32_t *
 }
 
 /* Keys [j, j + n) of K as bf16 rows of 2·dp values (zero past d), and zero
-   rows up to the pad. j to j + n lie in one page (one tile). */
+   rows up to the pad; the rows may lie in any pages. */
 static void BF16_NAME(k_rows)(const simd_bf16 *b, const qkv_attn_job *job, size_t j, size_t n)
 {
     const size_t d = b->d, w = 2 * b->dp;
@@ -298,7 +298,7 @@ static vf BF16_NAME(bf16_exp_p)(const simd_bf16 *b, const float *st, size_t rp, 
     return v_add(sum0, sum1);
 }
 
-/* v2 for keys [j, j + nk) (absolute; one page), columns [c0, c0 + nc),
+/* v2 for keys [j, j + nk) (absolute; any pages), columns [c0, c0 + nc),
    cwp = nc rounded up to 16; npp rows. Returns whether every value packed
    is finite (an exponent of all ones is Inf or NaN); with `check` 0 it
    does not look and returns 1. */
@@ -317,7 +317,7 @@ static int BF16_NAME(pack_v)(const simd_bf16 *b, const qkv_attn_job *job, size_t
     for (size_t jj = 0; jj < np; jj++) {
         const int has_hi = 2 * jj + 1 < nk;
         const unsigned char *ra = qkv_kv_row(&job->v, j + 2 * jj);
-        const unsigned char *rb = has_hi ? ra + job->v.row_bytes : NULL;
+        const unsigned char *rb = has_hi ? qkv_kv_row(&job->v, j + 2 * jj + 1) : NULL;
         uint32_t *out = b->v2 + jj * cwp;
         if (t == QKV_BF16) {
             /* 32 columns of both rows a step: two vpermt2w interleave them. */
@@ -505,12 +505,14 @@ static int BF16_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
     const int in_bf16 = job->k.dtype == QKV_BF16;
     const uint16_t *k = in_bf16 ? (const uint16_t *)qkv_kv_row(&job->k, t0 + kmin) : NULL;
     const size_t ldk = job->k.row_bytes / sizeof(uint16_t);
-    (void)n;
     if (b->strict)
-        for (size_t j = 0; j < kmax - kmin; j++)
-            if (BF16_NAME(any_subnormal)(k + j * ldk, d))
+        for (size_t j = kmin; j < kmax; j++)
+            if (BF16_NAME(any_subnormal)((const uint16_t *)qkv_kv_row(&job->k, t0 + j), d))
                 return 0;
-    if (in_bf16 && BF16_K_IN_PLACE(d, n, kmin, kmax)) {
+    /* In place where the rows the kernel reads (up to its pad) are one
+       run, a constant stride apart: the tile's keys from kmin to `run`. */
+    const size_t run = in_bf16 ? kmin + qkv_kv_run(&job->k, t0 + kmin, n - kmin) : 0;
+    if (in_bf16 && kmax <= run && BF16_K_IN_PLACE(d, run, kmin, kmax)) {
         BF16_NAME(qk_kernel)(b, k, ldk, kmax - kmin, st + kmin * rp, rp, job->scale, cmax);
         return 1;
     }
