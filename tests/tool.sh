@@ -61,6 +61,27 @@ fi
 "$qkv" bench --kv-layout rows >/dev/null 2>&1; rc=$?
 check "bad --kv-layout: status 2" '[ $rc -eq 2 ]'
 
+# BF16 mode: ISAs with bf16 tiles within qkv.h's bound (6e-3 for inputs in
+# [-1, 1] at the default scale) of the strict scalar result, the others
+# running strict mode, within 2e-5.
+json=$("$qkv" bench --heads 2 --q-len 40 --kv-len 100 --dim 32 --fpmath bf16 --repeats 1 \
+       --min-time 0 --json --no-probe); rc=$?
+check "bench --fpmath bf16 exits 0" '[ $rc -eq 0 ]'
+if [ -x $py ]; then
+  check "bench --fpmath bf16: every ISA ok, within the bf16 bound (tiles) or 2e-5" \
+    '$py -c "
+import json, sys
+r = json.loads(sys.argv[1])
+assert r[\"shape\"][\"fpmath\"] == \"bf16\", r[\"shape\"]
+tiles = (\"avx512bf16\", \"amx\", \"neonbf16\", \"svebf16\")
+assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
+assert all(x[\"max_abs_err\"] <= (6e-3 + 1e-5 if x[\"isa\"] in tiles else 2e-5)
+           for x in r[\"results\"]), r
+" "$json"'
+fi
+"$qkv" bench --fpmath fast >/dev/null 2>&1; rc=$?
+check "bad --fpmath: status 2" '[ $rc -eq 2 ]'
+
 out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe 2>&1); rc=$?
 echo "$out"
 if [ $rc -eq 3 ]; then

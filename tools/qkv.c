@@ -68,6 +68,11 @@ static const char usage_text[] =
     "  --kv-layout L      K and V as head-major, [batch][kv_heads][kv_len][dim]\n"
     "                     (default), or token-major, [batch][kv_len][kv_heads][dim]\n"
     "                     (each key's row holds every head: llama.cpp's cache)\n"
+    "  --fpmath M         strict (default: f32 arithmetic, within 1e-5) or bf16\n"
+    "                     (QKV_FPMATH_BF16: an ISA with bf16 tiles, avx512bf16 and\n"
+    "                     amx, may round Q, K, P and V to bf16 in prefill; the\n"
+    "                     error column then shows what that costs, and %% peak,\n"
+    "                     still of the FMA peak, can pass 100)\n"
     "  --causal           causal mask, aligned bottom-right\n"
     "  --window N         sliding window of N keys (default 0: none)\n"
     "  --threads N        threads of a qkv_pool (default 1; the pool's hook is\n"
@@ -381,6 +386,7 @@ typedef struct shape {
     qkv_dtype dtype;
     int causal;
     int token_major;   /* K and V as [batch][kv_len][kv_heads][dim] */
+    qkv_fpmath fpmath;
 } shape;
 
 typedef struct bench_opts {
@@ -506,7 +512,7 @@ static void parse_isas(const char *v, unsigned *mask)
 static void parse_bench(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0, 0};
+    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0, 0, QKV_FPMATH_STRICT};
     o->threads = 1;
     o->repeats = 5;
     o->min_time = 0.05;
@@ -551,6 +557,11 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
                 o->s.token_major = strcmp(v, "token-major") == 0;
             else
                 die_usage("--kv-layout wants head-major or token-major, not \"%s\"", v);
+        } else if ((v = option_value(argc, argv, &i, "--fpmath"))) {
+            if (strcmp(v, "strict") == 0 || strcmp(v, "bf16") == 0)
+                o->s.fpmath = strcmp(v, "bf16") == 0 ? QKV_FPMATH_BF16 : QKV_FPMATH_STRICT;
+            else
+                die_usage("--fpmath wants strict or bf16, not \"%s\"", v);
         } else if (strcmp(argv[i], "--causal") == 0)
             o->s.causal = 1;
         else if (strcmp(argv[i], "--warm") == 0)
@@ -685,6 +696,7 @@ static int cmd_bench(int argc, char **argv)
     d.scale = qkv_default_scale(s->dim);
     d.mask = s->causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     d.window = s->window;
+    d.fpmath = s->fpmath;
     d.parallel_for = qkv_pool_parallel_for;
     d.pool = pool;
 
@@ -768,11 +780,12 @@ static int cmd_bench(int argc, char **argv)
         json_string(stdout, model);
         printf(",\n \"shape\": {\"batch\": %zu, \"q_heads\": %zu, \"kv_heads\": %zu, "
                "\"q_len\": %zu, \"kv_len\": %zu, \"dim\": %zu, \"v_dim\": %zu, \"dtype\": \"%s\", "
-               "\"kv_layout\": \"%s\", \"causal\": %s, \"window\": %zu, \"threads\": %u, "
-               "\"kv_copies\": %zu},\n",
+               "\"kv_layout\": \"%s\", \"fpmath\": \"%s\", \"causal\": %s, \"window\": %zu, "
+               "\"threads\": %u, \"kv_copies\": %zu},\n",
                s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim, s->v_dim,
                dtype_names[s->dtype], s->token_major ? "token-major" : "head-major",
-               s->causal ? "true" : "false", s->window, o.threads, z.copies);
+               s->fpmath == QKV_FPMATH_BF16 ? "bf16" : "strict", s->causal ? "true" : "false",
+               s->window, o.threads, z.copies);
         printf(" \"flops_per_call\": %.6g, \"kv_bytes_per_call\": %.6g,\n", flops, bytes);
         if (o.probe) {
             printf(" \"probe\": {\"read_gbs\": %.2f", pk.read_gbs);
@@ -818,6 +831,8 @@ static int cmd_bench(int argc, char **argv)
     printf(", K/V %s%s, %s%s", dtype_names[s->dtype], s->token_major ? " token-major" : "",
            s->causal ? "causal" : "no mask",
            s->window ? " + window" : "");
+    if (s->fpmath == QKV_FPMATH_BF16)
+        printf(", fpmath bf16");
     printf(", %u thread%s\n", o.threads, o.threads == 1 ? "" : "s");
     printf("per call: %.4g GFLOP, K+V %.1f MiB read", flops * 1e-9, bytes / 1048576.0);
     if (z.copies > 1)
@@ -832,12 +847,12 @@ static int cmd_bench(int argc, char **argv)
         printf(" GFLOP/s; read bandwidth %.1f GB/s (%u thread%s)\n", pk.read_gbs, o.threads,
                o.threads == 1 ? "" : "s");
     }
-    printf("\n%-8s %10s %9s %7s %9s %7s %8s %11s\n", "isa", "ms/call", "GFLOP/s", "%peak", "GB/s",
+    printf("\n%-10s %10s %9s %7s %9s %7s %8s %11s\n", "isa", "ms/call", "GFLOP/s", "%peak", "GB/s",
            "%BW", "speed-up", "max|err|");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
         if (r->status != QKV_OK) {
-            printf("%-8s %s%s%s\n", qkv_isa_name(r->isa), qkv_status_string(r->status),
+            printf("%-10s %s%s%s\n", qkv_isa_name(r->isa), qkv_status_string(r->status),
                    r->detail[0] ? ": " : "", r->detail);
             continue;
         }
@@ -851,7 +866,7 @@ static int cmd_bench(int argc, char **argv)
             snprintf(up, sizeof up, "x%.1f", scalar_ms / r->ms);
         if (have_ref)
             snprintf(err, sizeof err, "%.2g", r->max_err);
-        printf("%-8s %10.4g %9.4g %7s %9.4g %7s %8s %11s\n", qkv_isa_name(r->isa), r->ms, gf,
+        printf("%-10s %10.4g %9.4g %7s %9.4g %7s %8s %11s\n", qkv_isa_name(r->isa), r->ms, gf,
                peak, gb, bw, up, err);
     }
     rc = ok ? 0 : unsupported ? EXIT_UNSUPPORTED : 1;
