@@ -68,6 +68,10 @@ static const char usage_text[] =
     "  --kv-layout L      K and V as head-major, [batch][kv_heads][kv_len][dim]\n"
     "                     (default), or token-major, [batch][kv_len][kv_heads][dim]\n"
     "                     (each key's row holds every head: llama.cpp's cache)\n"
+    "  --page-size N      K and V in pages of N keys (vLLM's cache): a page\n"
+    "                     holds every KV head, laid out as --kv-layout says,\n"
+    "                     and each sequence takes its pages through a page\n"
+    "                     table in a shuffled order (default 0: not paged)\n"
     "  --fpmath M         strict (default: f32 arithmetic, within 1e-5) or bf16\n"
     "                     (QKV_FPMATH_BF16: an ISA with bf16 tiles, avx512bf16 and\n"
     "                     amx, may round Q, K, P and V to bf16 in prefill; the\n"
@@ -387,6 +391,7 @@ typedef struct shape {
     int causal;
     int token_major;   /* K and V as [batch][kv_len][kv_heads][dim] */
     qkv_fpmath fpmath;
+    size_t page_size;  /* > 0: K and V in pages of this many keys */
 } shape;
 
 typedef struct bench_opts {
@@ -512,7 +517,7 @@ static void parse_isas(const char *v, unsigned *mask)
 static void parse_bench(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0, 0, QKV_FPMATH_STRICT};
+    o->s = (shape){1, 32, 8, 1, 4096, 128, 0, 0, QKV_F32, 0, 0, QKV_FPMATH_STRICT, 0};
     o->threads = 1;
     o->repeats = 5;
     o->min_time = 0.05;
@@ -533,6 +538,8 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
             o->s.dim = parse_size("--dim", v, 1);
         else if ((v = option_value(argc, argv, &i, "--v-dim")))
             o->s.v_dim = parse_size("--v-dim", v, 1);
+        else if ((v = option_value(argc, argv, &i, "--page-size")))
+            o->s.page_size = parse_size("--page-size", v, 0);
         else if ((v = option_value(argc, argv, &i, "--window")))
             o->s.window = parse_size("--window", v, 0);
         else if ((v = option_value(argc, argv, &i, "--threads")))
@@ -579,22 +586,32 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
         die_usage("--threads: at most 1024");
 }
 
-/* Element counts and bytes of the tensors, [batch][head][row][dim]; 0 when
-   a product overflows. */
+/* Element counts and bytes of the tensors, [batch][head][row][dim] (K and
+   V paged: every sequence's pages, the last one whole); 0 when a product
+   overflows. */
 typedef struct sizes {
     size_t q, k, v, o;                /* elements */
     size_t k_bytes, v_bytes;          /* of one copy */
     size_t copies;
+    size_t pages_per_seq;             /* paged: pages a sequence takes */
+    double read_bytes;                /* the K and V bytes a call reads */
 } sizes;
 
 static int get_sizes(const bench_opts *o, sizes *z)
 {
     const shape *s = &o->s;
-    size_t qr, kr;
+    size_t qr, kr, keys = s->kv_len;
+    z->pages_per_seq = 0;
+    if (s->page_size) {   /* whole pages: the pool holds every sequence's */
+        z->pages_per_seq = s->kv_len / s->page_size + (s->kv_len % s->page_size != 0);
+        if (__builtin_mul_overflow(z->pages_per_seq, s->page_size, &keys) ||
+            z->pages_per_seq * s->batch > INT32_MAX)
+            return 0;
+    }
     if (__builtin_mul_overflow(s->batch, s->q_heads, &qr) ||
         __builtin_mul_overflow(qr, s->q_len, &qr) ||
         __builtin_mul_overflow(s->batch, s->kv_heads, &kr) ||
-        __builtin_mul_overflow(kr, s->kv_len, &kr) ||
+        __builtin_mul_overflow(kr, keys, &kr) ||
         __builtin_mul_overflow(qr, s->dim, &z->q) || __builtin_mul_overflow(qr, s->v_dim, &z->o) ||
         __builtin_mul_overflow(kr, s->dim, &z->k) || __builtin_mul_overflow(kr, s->v_dim, &z->v) ||
         z->q > SIZE_MAX / 8 || z->o > SIZE_MAX / 8 || z->k > SIZE_MAX / 8 || z->v > SIZE_MAX / 8)
@@ -602,6 +619,7 @@ static int get_sizes(const bench_opts *o, sizes *z)
     z->k_bytes = dtype_bytes(s->dtype, z->k);
     z->v_bytes = dtype_bytes(s->dtype, z->v);
     const size_t kv = z->k_bytes + z->v_bytes;
+    z->read_bytes = (double)kv * (double)s->kv_len / (double)keys;
     z->copies = 1;
     /* Decode-like shapes read each K/V byte for few query rows: from
        memory in an engine, so from memory here (see --warm). */
@@ -637,9 +655,10 @@ static int cmd_bench(int argc, char **argv)
     float *out = malloc(z.o * sizeof(float));
     float *k32 = malloc(z.k * sizeof(float)), *v32 = malloc(z.v * sizeof(float));
     unsigned char *kv = malloc(z.copies * (z.k_bytes + z.v_bytes));
+    int32_t *table = malloc((s->batch * z.pages_per_seq + 1) * sizeof *table);
     qkv_pool *pool = NULL;
     int rc = 1;
-    if (!q || !o_ref || !out || !k32 || !v32 || !kv) {
+    if (!q || !o_ref || !out || !k32 || !v32 || !kv || !table) {
         fprintf(stderr, "qkv bench: not enough memory for this shape\n");
         goto done;
     }
@@ -693,6 +712,28 @@ static int cmd_bench(int argc, char **argv)
         d.k.head_stride = s->dim, d.k.row_stride = s->kv_heads * s->dim;
         d.v.head_stride = s->v_dim, d.v.row_stride = s->kv_heads * s->v_dim;
     }
+    if (s->page_size) {
+        /* vLLM's pools: a page holds every KV head, [kv_heads][page_size][dim]
+           (or [page_size][kv_heads][dim] token-major); the sequences take
+           the pages in a shuffled order, as a cache that has served a while
+           hands them out. */
+        const size_t ps = s->page_size, n = s->batch * z.pages_per_seq;
+        for (size_t i = 0; i < n; i++)
+            table[i] = (int32_t)i;
+        for (size_t i = n; i > 1; i--) {
+            const size_t x = (size_t)((rng_uniform() + 1.0f) * 0.5f * (float)i) % i;
+            const int32_t t = table[i - 1];
+            table[i - 1] = table[x], table[x] = t;
+        }
+        d.page_size = ps, d.num_pages = n, d.page_table = table;
+        d.page_table_stride = z.pages_per_seq;
+        d.k_page_stride = s->kv_heads * ps * s->dim;
+        d.v_page_stride = s->kv_heads * ps * s->v_dim;
+        if (!s->token_major) {
+            d.k.head_stride = ps * s->dim, d.k.row_stride = s->dim;
+            d.v.head_stride = ps * s->v_dim, d.v.row_stride = s->v_dim;
+        }
+    }
     d.scale = qkv_default_scale(s->dim);
     d.mask = s->causal ? QKV_MASK_CAUSAL : QKV_MASK_NONE;
     d.window = s->window;
@@ -702,7 +743,7 @@ static int cmd_bench(int argc, char **argv)
 
     const double pairs = visible_pairs(s) * (double)s->batch * (double)s->q_heads;
     const double flops = 2.0 * (double)(s->dim + s->v_dim) * pairs;
-    const double bytes = (double)(z.k_bytes + z.v_bytes);
+    const double bytes = z.read_bytes;
 
     result res[QKV_ISA_COUNT];
     int nres = 0, have_ref = 0;
@@ -780,10 +821,10 @@ static int cmd_bench(int argc, char **argv)
         json_string(stdout, model);
         printf(",\n \"shape\": {\"batch\": %zu, \"q_heads\": %zu, \"kv_heads\": %zu, "
                "\"q_len\": %zu, \"kv_len\": %zu, \"dim\": %zu, \"v_dim\": %zu, \"dtype\": \"%s\", "
-               "\"kv_layout\": \"%s\", \"fpmath\": \"%s\", \"causal\": %s, \"window\": %zu, "
-               "\"threads\": %u, \"kv_copies\": %zu},\n",
+               "\"kv_layout\": \"%s\", \"page_size\": %zu, \"fpmath\": \"%s\", \"causal\": %s, "
+               "\"window\": %zu, \"threads\": %u, \"kv_copies\": %zu},\n",
                s->batch, s->q_heads, s->kv_heads, s->q_len, s->kv_len, s->dim, s->v_dim,
-               dtype_names[s->dtype], s->token_major ? "token-major" : "head-major",
+               dtype_names[s->dtype], s->token_major ? "token-major" : "head-major", s->page_size,
                s->fpmath == QKV_FPMATH_BF16 ? "bf16" : "strict", s->causal ? "true" : "false",
                s->window, o.threads, z.copies);
         printf(" \"flops_per_call\": %.6g, \"kv_bytes_per_call\": %.6g,\n", flops, bytes);
@@ -831,6 +872,8 @@ static int cmd_bench(int argc, char **argv)
     printf(", K/V %s%s, %s%s", dtype_names[s->dtype], s->token_major ? " token-major" : "",
            s->causal ? "causal" : "no mask",
            s->window ? " + window" : "");
+    if (s->page_size)
+        printf(", pages of %zu keys", s->page_size);
     if (s->fpmath == QKV_FPMATH_BF16)
         printf(", fpmath bf16");
     printf(", %u thread%s\n", o.threads, o.threads == 1 ? "" : "s");
@@ -872,7 +915,7 @@ static int cmd_bench(int argc, char **argv)
     rc = ok ? 0 : unsupported ? EXIT_UNSUPPORTED : 1;
 done:
     qkv_pool_destroy(pool);
-    free(q), free(o_ref), free(out), free(k32), free(v32), free(kv);
+    free(q), free(o_ref), free(out), free(k32), free(v32), free(kv), free(table);
     return rc;
 }
 
