@@ -27,80 +27,59 @@ echo "$out"
 check "bench exits 0" '[ $rc -eq 0 ]'
 check "bench has a scalar row" 'grep -q "^scalar " <<<"$out"'
 
-json=$("$qkv" bench --heads 4/2 --q-len 5 --kv-len 100 --dim 16 --v-dim 8 --window 7 \
-       --threads 2 --repeats 1 --min-time 0 --json --no-probe); rc=$?
-check "bench --json exits 0" '[ $rc -eq 0 ]'
-if [ -x $py ]; then
-  # Tolerance: the header's accuracy contract, 1e-5 absolute against the
-  # double oracle for inputs in [-1, 1]; scalar is within it too, so two
-  # ISAs differ by at most 2e-5.
-  check "bench --json: valid, every ISA ok and within 2e-5 of scalar" \
+# bench_json WHAT TOL PY ARGS...: `qkv bench ARGS` in JSON exits 0, is
+# valid, every ISA ran and is within TOL of scalar (a Python expression of
+# x, the ISA's result), and the assertions PY on r, the JSON, hold.
+# Tolerance: the header's accuracy contract, 1e-5 absolute against the
+# double oracle for inputs in [-1, 1]; scalar is within it too, so two
+# ISAs differ by at most 2e-5.
+bench_json() {
+  local what=$1 tol=$2 asserts=$3 json rc
+  shift 3
+  json=$("$qkv" bench "$@" --repeats 1 --min-time 0 --json --no-probe); rc=$?
+  check "bench $what exits 0" '[ $rc -eq 0 ]'
+  [ -x $py ] || return 0
+  check "bench $what: valid JSON, every ISA ok and within its tolerance of scalar" \
     '$py -c "
 import json, sys
 r = json.loads(sys.argv[1])
-assert r[\"shape\"][\"v_dim\"] == 8 and r[\"shape\"][\"window\"] == 7, r[\"shape\"]
 assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
-assert all(x[\"max_abs_err\"] <= 2e-5 for x in r[\"results\"]), r
-assert r[\"flops_per_call\"] > 0
-" "$json"'
-fi
+assert all(x[\"max_abs_err\"] <= eval(sys.argv[2]) for x in r[\"results\"]), r
+exec(sys.argv[3])
+" "$json" "$tol" "$asserts"'
+}
 
-json=$("$qkv" bench --heads 8/2 --kv-len 300 --dim 32 --kv-layout token-major --repeats 1 \
-       --min-time 0 --json --no-probe); rc=$?
-check "bench --kv-layout token-major exits 0" '[ $rc -eq 0 ]'
-if [ -x $py ]; then
-  check "bench --kv-layout token-major: every ISA ok and within 2e-5 of scalar" \
-    '$py -c "
-import json, sys
-r = json.loads(sys.argv[1])
-assert r[\"shape\"][\"kv_layout\"] == \"token-major\", r[\"shape\"]
-assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
-assert all(x[\"max_abs_err\"] <= 2e-5 for x in r[\"results\"]), r
-" "$json"'
-fi
+bench_json --json 2e-5 '
+assert r["shape"]["v_dim"] == 8 and r["shape"]["window"] == 7, r["shape"]
+assert r["flops_per_call"] > 0' \
+  --heads 4/2 --q-len 5 --kv-len 100 --dim 16 --v-dim 8 --window 7 --threads 2
+
+bench_json "--kv-layout token-major" 2e-5 '
+assert r["shape"]["kv_layout"] == "token-major", r["shape"]' \
+  --heads 8/2 --kv-len 300 --dim 32 --kv-layout token-major
 "$qkv" bench --kv-layout rows >/dev/null 2>&1; rc=$?
 check "bad --kv-layout: status 2" '[ $rc -eq 2 ]'
 
 # BF16 mode: ISAs with bf16 tiles within qkv.h's bound (6e-3 for inputs in
 # [-1, 1] at the default scale) of the strict scalar result, the others
-# running strict mode, within 2e-5.
-json=$("$qkv" bench --heads 2 --q-len 40 --kv-len 100 --dim 32 --fpmath bf16 --repeats 1 \
-       --min-time 0 --json --no-probe); rc=$?
-check "bench --fpmath bf16 exits 0" '[ $rc -eq 0 ]'
-if [ -x $py ]; then
-  check "bench --fpmath bf16: every ISA ok, within the bf16 bound (tiles) or 2e-5" \
-    '$py -c "
-import json, sys
-r = json.loads(sys.argv[1])
-assert r[\"shape\"][\"fpmath\"] == \"bf16\", r[\"shape\"]
-tiles = (\"avx512bf16\", \"amx\", \"neonbf16\", \"svebf16\")
-assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
-assert all(x[\"max_abs_err\"] <= (6e-3 + 1e-5 if x[\"isa\"] in tiles else 2e-5)
-           for x in r[\"results\"]), r
-" "$json"'
-fi
+# running strict mode within 2e-5.
+bench_json "--fpmath bf16" \
+  '6e-3 + 1e-5 if x["isa"] in ("avx512bf16", "amx", "neonbf16", "svebf16") else 2e-5' '
+assert r["shape"]["fpmath"] == "bf16", r["shape"]' \
+  --heads 2 --q-len 40 --kv-len 100 --dim 32 --fpmath bf16
+"$qkv" bench --fpmath fast >/dev/null 2>&1; rc=$?
+check "bad --fpmath: status 2" '[ $rc -eq 2 ]'
+
 # Paged K/V through a shuffled page table, the last page partly used,
-# both vLLM layouts.
+# both vLLM layouts; GB/s counts the keys read, not the pages.
 for layout in head-major token-major; do
-  json=$("$qkv" bench --batch 2 --heads 4/2 --kv-len 150 --dim 32 --page-size 17 \
-         --kv-layout $layout --repeats 1 --min-time 0 --json --no-probe); rc=$?
-  check "bench --page-size 17 ($layout) exits 0" '[ $rc -eq 0 ]'
-  if [ -x $py ]; then
-    check "bench --page-size 17 ($layout): every ISA ok and within 2e-5 of scalar" \
-      '$py -c "
-import json, sys
-r = json.loads(sys.argv[1])
-assert r[\"shape\"][\"page_size\"] == 17, r[\"shape\"]
-assert r[\"kv_bytes_per_call\"] == 2 * 2 * 2 * 150 * 32 * 4, r   # the keys read, not the pages
-assert r[\"results\"] and all(x[\"status\"] == \"ok\" for x in r[\"results\"]), r
-assert all(x[\"max_abs_err\"] <= 2e-5 for x in r[\"results\"]), r
-" "$json"'
-  fi
+  bench_json "--page-size 17 --kv-layout $layout" 2e-5 '
+assert r["shape"]["page_size"] == 17, r["shape"]
+assert r["kv_bytes_per_call"] == 2 * 2 * 2 * 150 * 32 * 4, r' \
+    --batch 2 --heads 4/2 --kv-len 150 --dim 32 --page-size 17 --kv-layout $layout
 done
 "$qkv" bench --page-size x >/dev/null 2>&1; rc=$?
 check "bad --page-size: status 2" '[ $rc -eq 2 ]'
-"$qkv" bench --fpmath fast >/dev/null 2>&1; rc=$?
-check "bad --fpmath: status 2" '[ $rc -eq 2 ]'
 
 out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe 2>&1); rc=$?
 echo "$out"
