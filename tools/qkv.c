@@ -604,8 +604,9 @@ static int get_sizes(const bench_opts *o, sizes *z)
     z->pages_per_seq = 0;
     if (s->page_size) {   /* whole pages: the pool holds every sequence's */
         z->pages_per_seq = s->kv_len / s->page_size + (s->kv_len % s->page_size != 0);
+        size_t pages;
         if (__builtin_mul_overflow(z->pages_per_seq, s->page_size, &keys) ||
-            z->pages_per_seq * s->batch > INT32_MAX)
+            __builtin_mul_overflow(z->pages_per_seq, s->batch, &pages) || pages > INT32_MAX)
             return 0;
     }
     if (__builtin_mul_overflow(s->batch, s->q_heads, &qr) ||
