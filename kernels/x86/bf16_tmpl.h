@@ -426,6 +426,7 @@ static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_
 {
     BF16_NAME(bf16_sizes) z;
     const size_t dp = BF16_UP(s->head_dim, BF16_DPAD) / 2, npp = BF16_UP(BF16_BN / 2, BF16_PAIR_PAD);
+    /* A bf16 K with pairs unpadded is always read in place (bf16_qk). */
     const int k_conv = s->k_dtype != QKV_BF16 || BF16_DPAD > 2;
     z.qt2 = BF16_ALIGN(rp * dp);
     z.k16 = k_conv ? BF16_ALIGN(BF16_KCH * dp) : 0;   /* 2·dp bf16 = dp floats a row */
@@ -503,23 +504,28 @@ static int BF16_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
 {
     const size_t d = b->d;
     const int in_bf16 = job->k.dtype == QKV_BF16;
-    const uint16_t *k = in_bf16 ? (const uint16_t *)qkv_kv_row(&job->k, t0 + kmin) : NULL;
     const size_t ldk = job->k.row_bytes / sizeof(uint16_t);
     if (b->strict)
         for (size_t j = kmin; j < kmax; j++)
             if (BF16_NAME(any_subnormal)((const uint16_t *)qkv_kv_row(&job->k, t0 + j), d))
                 return 0;
-    /* In place where the rows the kernel reads (up to its pad) are one
-       run, a constant stride apart: the tile's keys from kmin to `run`. */
-    const size_t run = in_bf16 ? kmin + qkv_kv_run(&job->k, t0 + kmin, n - kmin) : 0;
-    if (in_bf16 && kmax <= run && BF16_K_IN_PLACE(d, run, kmin, kmax)) {
-        BF16_NAME(qk_kernel)(b, k, ldk, kmax - kmin, st + kmin * rp, rp, job->scale, cmax);
-        return 1;
-    }
-    for (size_t k0 = kmin; k0 < kmax; k0 += BF16_KCH) {
-        const size_t nk = kmax - k0 < BF16_KCH ? kmax - k0 : BF16_KCH;
-        BF16_NAME(k_rows)(b, job, t0 + k0, nk);
-        BF16_NAME(qk_kernel)(b, b->k16, 2 * b->dp, nk, st + k0 * rp, rp, job->scale, cmax);
+    /* A bf16 K goes page run by page run, read where it lies when the rows
+       the kernel reads (up to its pad) stay in the run, a constant stride
+       apart (avx512bf16 always: it has no buffer for bf16 K); other K, or
+       an AMX run that ends mid-tile, converted BF16_KCH rows at a time. */
+    for (size_t k0 = kmin, m; k0 < kmax; k0 += m) {
+        const size_t end = in_bf16 ? k0 + qkv_kv_run(&job->k, t0 + k0, n - k0) : n;
+        m = (end < kmax ? end : kmax) - k0;
+        if (in_bf16 && BF16_K_IN_PLACE(d, end, k0, k0 + m)) {
+            BF16_NAME(qk_kernel)(b, (const uint16_t *)qkv_kv_row(&job->k, t0 + k0), ldk, m,
+                                 st + k0 * rp, rp, job->scale, cmax);
+            continue;
+        }
+        for (size_t c0 = k0; c0 < k0 + m; c0 += BF16_KCH) {
+            const size_t nk = k0 + m - c0 < BF16_KCH ? k0 + m - c0 : BF16_KCH;
+            BF16_NAME(k_rows)(b, job, t0 + c0, nk);
+            BF16_NAME(qk_kernel)(b, b->k16, 2 * b->dp, nk, st + c0 * rp, rp, job->scale, cmax);
+        }
     }
     return 1;
 }
