@@ -93,6 +93,13 @@ fi
 check "bad option: status 2" '[ $rc -eq 2 ]'
 "$qkv" bench --heads 3/2 --kv-len 10 --no-probe >/dev/null 2>&1; rc=$?
 check "bad shape: status 2" '[ $rc -eq 2 ]'
+# Counts past their limits are refused, not cut to fit: 2^32 + 1 threads
+# once became 1 through an unsigned cast, 65 repeats became 64.
+"$qkv" bench --threads 4294967297 --no-probe >/dev/null 2>&1; rc=$?
+check "--threads 2^32+1: status 2" '[ $rc -eq 2 ]'
+"$qkv" bench --repeats 65 --no-probe >/dev/null 2>&1; rc=$?
+check "--repeats 65: status 2" '[ $rc -eq 2 ]'
 check "--help is the reference" '"$qkv" --help | grep -q -- "--kv-len N"'
 check "bench --help too" '"$qkv" bench --help | grep -q -- "--kv-len N"'
+check "--help prints no printf escapes" '! "$qkv" --help | grep -q "%%"'
 exit $fail

@@ -32,6 +32,8 @@
 
 #define EXIT_USAGE 2        /* bad command line */
 #define EXIT_UNSUPPORTED 3  /* the dtype or shape is not supported by this build */
+#define MAX_THREADS 1024    /* --threads */
+#define MAX_REPEATS 64      /* --repeats: the medians are taken on the stack */
 
 static const char usage_text[] =
     "usage: qkv info [--probe] [--json]\n"
@@ -73,19 +75,22 @@ static const char usage_text[] =
     "                     and each sequence takes its pages through a page\n"
     "                     table in a shuffled order (default 0: not paged)\n"
     "  --fpmath M         strict (default: f32 arithmetic, within 1e-5) or bf16\n"
-    "                     (QKV_FPMATH_BF16: an ISA with bf16 tiles, avx512bf16 and\n"
-    "                     amx, may round Q, K, P and V to bf16 in prefill; the\n"
-    "                     error column then shows what that costs, and %% peak,\n"
-    "                     still of the FMA peak, can pass 100)\n"
+    "                     (QKV_FPMATH_BF16: an ISA with bf16 tiles, avx512bf16,\n"
+    "                     amx, neonbf16 and svebf16, may round Q, K, P and V\n"
+    "                     to bf16 where a KV head has more than 8 query rows,\n"
+    "                     as in prefill; the error column then shows what that\n"
+    "                     costs, and % peak, still of the FMA peak, can pass\n"
+    "                     100)\n"
     "  --causal           causal mask, aligned bottom-right\n"
     "  --window N         sliding window of N keys (default 0: none)\n"
-    "  --threads N        threads of a qkv_pool (default 1; the pool's hook is\n"
-    "                     used at every count, so the work split is the same)\n"
+    "  --threads N        threads of a qkv_pool, 1 to 1024 (default 1; the pool's\n"
+    "                     hook is used at every count, so the work split is\n"
+    "                     the same)\n"
     "  --isa LIST         only these ISAs, comma-separated (default: all that\n"
     "                     run here); scalar is always run once for the errors\n"
-    "  --repeats N        timed repeats, the median is shown (default 5)\n"
+    "  --repeats N        timed repeats, 1 to 64; the median is shown (default 5)\n"
     "  --min-time S       each repeat runs calls for at least S seconds\n"
-    "                     (default 0.05)\n"
+    "                     (default 0.05, at most 3600)\n"
     "  --warm             reuse one copy of K and V; by default decode-like\n"
     "                     shapes (q-len <= 16) cycle through copies spanning\n"
     "                     128 MiB or twice the L3, so every call reads K and V\n"
@@ -123,6 +128,15 @@ static size_t parse_size(const char *opt, const char *s, size_t min)
     if (!*s || *end || errno || s[0] == '-' || v < min || v > SIZE_MAX)
         die_usage("%s wants a whole number >= %zu, not \"%s\"", opt, min, s);
     return (size_t)v;
+}
+
+/* A whole number in [min, max], refused rather than cut to fit. */
+static unsigned parse_upto(const char *opt, const char *s, unsigned min, unsigned max)
+{
+    const size_t v = parse_size(opt, s, min);
+    if (v > max)
+        die_usage("%s wants a whole number from %u to %u, not \"%s\"", opt, min, max, s);
+    return (unsigned)v;
 }
 
 static double parse_seconds(const char *opt, const char *s)
@@ -543,9 +557,9 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
         else if ((v = option_value(argc, argv, &i, "--window")))
             o->s.window = parse_size("--window", v, 0);
         else if ((v = option_value(argc, argv, &i, "--threads")))
-            o->threads = (unsigned)parse_size("--threads", v, 1);
+            o->threads = parse_upto("--threads", v, 1, MAX_THREADS);
         else if ((v = option_value(argc, argv, &i, "--repeats")))
-            o->repeats = (unsigned)parse_size("--repeats", v, 1);
+            o->repeats = parse_upto("--repeats", v, 1, MAX_REPEATS);
         else if ((v = option_value(argc, argv, &i, "--min-time")))
             o->min_time = parse_seconds("--min-time", v);
         else if ((v = option_value(argc, argv, &i, "--seed")))
@@ -582,8 +596,6 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
     }
     if (!o->s.v_dim)
         o->s.v_dim = o->s.dim;
-    if (o->threads > 1024)
-        die_usage("--threads: at most 1024");
 }
 
 /* Element counts and bytes of the tensors, [batch][head][row][dim] (K and
@@ -787,8 +799,8 @@ static int cmd_bench(int argc, char **argv)
         /* Calls per repeat so that a repeat lasts min_time. */
         const unsigned calls = first >= o.min_time ? 1u
                              : (unsigned)fmin(1e6, ceil(o.min_time / fmax(first, 1e-7)));
-        double times[64];
-        const unsigned reps = o.repeats < 64 ? o.repeats : 64;
+        double times[MAX_REPEATS];
+        const unsigned reps = o.repeats;
         size_t call = 1;
         for (unsigned rep = 0; rep < reps; rep++) {
             progress("%s: repeat %u of %u (%u call%s of %.3g ms)", qkv_isa_name(isa), rep + 1, reps,
