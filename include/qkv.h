@@ -74,7 +74,7 @@ QKV_API const char *qkv_status_string(qkv_status status);
 
 /* What the most recent failing qkv call on this thread objected to, naming
    the field and the rule, e.g. "desc.k.row_stride 64 < head_dim 128" or
-   "QKV_ISA=AVX2: unknown ISA name (known: scalar, avx2, ...)". "" when no
+   "QKV_ISA=avx512: the CPU lacks AVX512F (CPUID.7.0:EBX bit 16); ...". "" when no
    call on this thread has failed yet. A call that succeeds leaves it as it
    was. Per thread, never NULL, valid until the thread's next qkv call; no
    allocation and no printing. */
@@ -240,8 +240,9 @@ typedef struct qkv_out_tensor {
    summing in f32; the exponentials that make P may then be computed to
    2.4e-7 of themselves rather than SLEEF's 1 ULP (avx512bf16 and amx do,
    inline). Today avx512bf16, amx, neonbf16 and svebf16 do, on
-   jobs of more than 8 query rows per KV head (prefill; more than 4 on Arm
-   with vectors under 512 bits); decode-like jobs and the other ISAs
+   jobs of more than 8 query rows per KV head (prefill, or a decode step
+   of an MQA model or of groups of more than 8 heads; more than 4 on Arm
+   with vectors under 512 bits); jobs of fewer rows and the other ISAs
    compute as in STRICT mode. The bound, for Q, K and V in [-1, 1] and
    scale = 1/sqrt(head_dim): every output within 6e-3 of the oracle on the
    stored values, lse within 5e-3 · max(1, |lse|); a larger scale widens
@@ -304,16 +305,19 @@ typedef void (*qkv_parallel_for_fn)(void *pool, size_t count, qkv_task_fn task, 
  * Threads: with parallel_for == NULL the call runs on the calling thread.
  * Otherwise the work is split into independent tasks (batch × KV head ×
  * query block, and for decode-like shapes also KV splits merged exactly) and
- * handed to parallel_for(pool, ...). The split follows from the shapes and
- * strides only (where K or V keeps the KV heads side by side, in each row or
- * in each page, long key ranges are cut shorter and walked range by range),
- * so with a hook the output is bit-identical whatever the number of threads
- * behind it. Without a hook KV is split only where K or V keeps the KV
+ * handed to parallel_for(pool, ...). The split follows from the call (its
+ * shapes, strides and dtypes) and the CPU (the ISA, and the L2 size by which
+ * some key ranges are cut: where K or V keeps the KV heads side by side, in
+ * each row or in each page, long key ranges are cut shorter and walked range
+ * by range), never from the number of threads, so with a hook the output is
+ * bit-identical whatever the number of threads behind it (two CPUs running
+ * the same ISA may differ in the last bits, within tolerance). Without a hook KV is split only where K or V keeps the KV
  * heads side by side (the ranges are then walked on the calling thread's
  * stack), so decode-like shapes may differ from the hooked result in the
  * last bits (both within tolerance).
  * A call without a hook allocates nothing; a hooked call that splits the
- * keys (decode-like shapes) allocates at most one merge buffer, of at most
+ * keys (kv_len >= 1024 with fewer than 32 jobs of batch × KV head × query
+ * block, as in decode) allocates at most one merge buffer, of at most
  * 64 · 64 · (v_head_dim + 2) floats and may return QKV_ERR_NOMEM.
  *
  * Stack: every qkv entry point, on every ISA, uses at most
