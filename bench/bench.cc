@@ -966,12 +966,24 @@ void register_all(const Config &cfg)
             add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
         }
         /* A causal prefill (as a chunked prefill runs) through pages of 16
-           keys, vLLM's default, against the same call on contiguous K/V. */
+           keys, vLLM's default, against the same call on contiguous K/V;
+           on the ISAs with bf16 tiles also with bf16 Q/K/V in BF16 mode,
+           whose tiles cross pages. */
         {
+            const std::string causal = "attention/" + im.name + key("n", z.scaling_n) +
+                                       key("d", z.scaling_d) + key("causal", 1);
             AttnShape s{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, true};
             s.page_size = 16;
-            add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
-                              key("causal", 1) + key("page", 16), s, 1);
+            add_fused(im, causal + key("page", 16), s, 1);
+            const qkv_isa isa = im.f->isa;
+            if (isa == QKV_ISA_AVX512BF16 || isa == QKV_ISA_AMX || isa == QKV_ISA_NEONBF16 ||
+                isa == QKV_ISA_SVEBF16) {
+                s.q = s.kv = QKV_BF16;
+                s.fpmath = QKV_FPMATH_BF16;
+                add_fused(im, causal + key("page", 16) + "/qkv:bf16/fpmath:bf16", s, 1);
+                s.page_size = 0;
+                add_fused(im, causal + "/qkv:bf16/fpmath:bf16", s, 1);
+            }
         }
         /* The same decode with every key's heads side by side, f32 and f16
            (llama.cpp's cache and its default dtype). */

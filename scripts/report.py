@@ -339,13 +339,16 @@ def render_markdown(doc, results):
         notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak else []
         if twin and twin.flops and not twin.error:
             notes.append('×%s of contiguous' % fmt_num(r.flops / twin.flops))
+        if r.max_err is not None:
+            notes.append('max error ' + ('failed' if r.max_err < 0 else '%.2g' % r.max_err))
         return fmt_num(r.flops / 1e9) + (' (%s)' % ', '.join(notes) if notes else '')
 
     section('Paged prefill (%s heads, causal, K/V through a shuffled page table in vLLM\'s layout), '
-            '1 thread — GFLOP/s' % ctx.get('prefill_heads', '8'),
-            'attention', lambda r: (p(r, 'page'), p(r, 'd'), p(r, 'n')),
-            lambda k: 'page_size=%d d=%d n=%d' % k, paged_prefill_cell,
-            filt=lambda r: 'page' in r.params)
+            '1 thread — GFLOP/s (%% of the FMA peak; × of the same call on contiguous K/V; '
+            'the BF16 rows\' max error as in the qkv_fpmath section)' % ctx.get('prefill_heads', '8'),
+            'attention', lambda r: (p(r, 'page'), p(r, 'd'), p(r, 'n'), p(r, 'fpmath', '')),
+            lambda k: 'page_size=%d d=%d n=%d' % k[:3] + (', bf16 Q/K/V, BF16 mode' if k[3] else ''),
+            paged_prefill_cell, filt=lambda r: 'page' in r.params)
 
     def batch_cell(r, base, impl, k):
         if r is None or r.error:
@@ -420,7 +423,8 @@ def render_markdown(doc, results):
     # Q, K, V stored as bf16 in each qkv_fpmath mode: speed and error side
     # by side, against avx512 with f32 Q/K/V on the same case.
     fpm = [r for r in results.values()
-           if r.kind == 'attention' and 'fpmath' in r.params and p(r, 'threads', 1) == 1]
+           if r.kind == 'attention' and 'fpmath' in r.params and p(r, 'threads', 1) == 1
+           and 'page' not in r.params]
     if fpm:
         lines.append('')
         lines.append('## Q, K, V stored as bf16, by qkv_fpmath mode: prefill, 1 thread')
