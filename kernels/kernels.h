@@ -72,6 +72,33 @@ static inline size_t qkv_kv_run(const qkv_kv_src *s, size_t j, size_t n)
     return run < n ? run : n;
 }
 
+/* The rows of keys j, j + 1, ... taken in order (qkv_kv_next), for loops
+   that go key by key across pages: one division a page run, as above. */
+typedef struct qkv_kv_cursor {
+    const qkv_kv_src *s;
+    size_t j, left;            /* the next key; rows left in its run */
+    const unsigned char *row;  /* its row, when left > 0 */
+} qkv_kv_cursor;
+
+static inline qkv_kv_cursor qkv_kv_at(const qkv_kv_src *s, size_t j)
+{
+    const qkv_kv_cursor c = {s, j, 0, NULL};
+    return c;
+}
+
+static inline const unsigned char *qkv_kv_next(qkv_kv_cursor *c)
+{
+    if (!c->left) {
+        c->row = (const unsigned char *)qkv_kv_row(c->s, c->j);
+        c->left = qkv_kv_run(c->s, c->j, SIZE_MAX);
+    }
+    const unsigned char *r = c->row;
+    c->row += c->s->row_bytes;
+    c->left--;
+    c->j++;
+    return r;
+}
+
 /* Reads one byte of every cache line that holds bytes of p[0, len)
    (len > 0): the first byte, then each later line's first. Loads that
    nothing waits on, none outside the range: the decode sweeps (the

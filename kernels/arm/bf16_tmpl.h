@@ -238,8 +238,9 @@ static int SIMD_NAME(pack_quads)(uint16_t *out, const uint16_t *const *rh, const
 /* Whether a bf16 value of n rows of d values is subnormal. */
 static int SIMD_NAME(rows_subnormal)(const qkv_kv_src *s, size_t j, size_t n, size_t d)
 {
+    qkv_kv_cursor c = qkv_kv_at(s, j);
     for (size_t i = 0; i < n; i++) {
-        const uint16_t *row = (const uint16_t *)qkv_kv_row(s, j + i);
+        const uint16_t *row = (const uint16_t *)qkv_kv_next(&c);
         for (size_t c = 0; c < d; c += VH)
             if (h_any_subnormal(SIMD_NAME(row_h)(row, c, d)))
                 return 1;
@@ -561,9 +562,10 @@ static int SIMD_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
     float *crow[8];
     for (size_t k0 = kmin; k0 < kmax; k0 += ABF_KCH) {
         const size_t nk = kmax - k0 < ABF_KCH ? kmax - k0 : ABF_KCH;
+        qkv_kv_cursor kc = qkv_kv_at(&job->k, t0 + k0);
         for (size_t jp = 0; jp < (nk + 1) / 2; jp++) {
-            const unsigned char *r0 = qkv_kv_row(&job->k, t0 + k0 + 2 * jp);
-            const unsigned char *r1 = 2 * jp + 1 < nk ? qkv_kv_row(&job->k, t0 + k0 + 2 * jp + 1) : NULL;
+            const unsigned char *r0 = qkv_kv_next(&kc);
+            const unsigned char *r1 = 2 * jp + 1 < nk ? qkv_kv_next(&kc) : NULL;
             uint16_t *out = b->k4 + jp * nq * 8;
             if (t == QKV_BF16) {
                 SIMD_NAME(pack_pairs)(out, (const uint16_t *)r0, (const uint16_t *)r1, NULL, NULL,
@@ -619,12 +621,11 @@ static int SIMD_NAME(bf16_pv)(const simd_bf16 *b, const qkv_attn_job *job, size_
     for (size_t c0 = 0; c0 < dv; c0 += b->cw) {
         const size_t nc = dv - c0 < b->cw ? dv - c0 : b->cw, cwp = ABF_UP(nc, 2 * VL);
         int bad = 0;
+        qkv_kv_cursor vc = qkv_kv_at(&job->v, t0 + kmin);
         for (size_t kq = 0; kq < nkq; kq++) {
             const unsigned char *r[4];
-            for (size_t u = 0; u < 4; u++) {
-                const size_t j = kmin + 4 * kq + u;
-                r[u] = j < kmax ? qkv_kv_row(&job->v, t0 + j) : NULL;
-            }
+            for (size_t u = 0; u < 4; u++)
+                r[u] = kmin + 4 * kq + u < kmax ? qkv_kv_next(&vc) : NULL;
             uint16_t *out = b->v4 + kq * (cwp / 2) * 8;
             if (t == QKV_BF16) {
                 const uint16_t *rh[4];

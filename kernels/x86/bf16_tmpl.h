@@ -231,8 +231,9 @@ static int BF16_NAME(pack_qt2)(simd_bf16 *b, const qkv_attn_job *job, uint32_t *
 static void BF16_NAME(k_rows)(const simd_bf16 *b, const qkv_attn_job *job, size_t j, size_t n)
 {
     const size_t d = b->d, w = 2 * b->dp;
+    qkv_kv_cursor kc = qkv_kv_at(&job->k, j);
     for (size_t i = 0; i < n; i++) {
-        const unsigned char *row = qkv_kv_row(&job->k, j + i);
+        const unsigned char *row = qkv_kv_next(&kc);
         uint16_t *out = b->k16 + i * w;
         if (job->k.dtype == QKV_BF16) {
             memcpy(out, row, d * sizeof *out);
@@ -314,10 +315,11 @@ static int BF16_NAME(pack_v)(const simd_bf16 *b, const qkv_attn_job *job, size_t
     const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
     const qkv_dtype t = job->v.dtype;
     __mmask32 bad = 0;
+    qkv_kv_cursor vc = qkv_kv_at(&job->v, j);
     for (size_t jj = 0; jj < np; jj++) {
         const int has_hi = 2 * jj + 1 < nk;
-        const unsigned char *ra = qkv_kv_row(&job->v, j + 2 * jj);
-        const unsigned char *rb = has_hi ? qkv_kv_row(&job->v, j + 2 * jj + 1) : NULL;
+        const unsigned char *ra = qkv_kv_next(&vc);
+        const unsigned char *rb = has_hi ? qkv_kv_next(&vc) : NULL;
         uint32_t *out = b->v2 + jj * cwp;
         if (t == QKV_BF16) {
             /* 32 columns of both rows a step: two vpermt2w interleave them. */
@@ -505,10 +507,12 @@ static int BF16_NAME(bf16_qk)(const simd_bf16 *b, const qkv_attn_job *job, size_
     const size_t d = b->d;
     const int in_bf16 = job->k.dtype == QKV_BF16;
     const size_t ldk = job->k.row_bytes / sizeof(uint16_t);
-    if (b->strict)
+    if (b->strict) {
+        qkv_kv_cursor kc = qkv_kv_at(&job->k, t0 + kmin);
         for (size_t j = kmin; j < kmax; j++)
-            if (BF16_NAME(any_subnormal)((const uint16_t *)qkv_kv_row(&job->k, t0 + j), d))
+            if (BF16_NAME(any_subnormal)((const uint16_t *)qkv_kv_next(&kc), d))
                 return 0;
+    }
     /* A bf16 K goes page run by page run, read where it lies when the rows
        the kernel reads (up to its pad) stay in the run, a constant stride
        apart (avx512bf16 always: it has no buffer for bf16 K); other K, or
