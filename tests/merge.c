@@ -385,7 +385,7 @@ static void test_split(int cases)
 enum special {
     SP_NONE, SP_NEG_INF_1, SP_NEG_INF_2, SP_NEG_INF_BOTH, SP_NAN_1, SP_NAN_2, SP_POS_INF_1,
     SP_POS_INF_2, SP_TIE, SP_FAR_1, SP_FAR_2, SP_NAN_IN_O, SP_NAN_IN_O2, SP_INF_IN_O,
-    SP_NAN_O2_UNSEEN, SP_COUNT
+    SP_NAN_O2_UNSEEN, SP_FAR_NAN_IN_O, SP_FAR_INF_IN_O, SP_COUNT
 };
 
 typedef struct kernel_case {
@@ -428,6 +428,13 @@ static void make_kernel_case(kernel_case *k)
         case SP_INF_IN_O: a[urand(0, k->dv - 1)] = coin(50) ? INFINITY : -INFINITY; break;
         /* The side that saw no key is skipped, whatever its o holds. */
         case SP_NAN_O2_UNSEEN: k->lse2[r] = -INFINITY, b[urand(0, k->dv - 1)] = NAN; break;
+        /* Non-finite o on the side whose weight underflows: NaN stays NaN,
+           ±inf becomes NaN (0 · inf), as docs/errors.md says. */
+        case SP_FAR_NAN_IN_O: k->lse2[r] = k->lse[r] + 200.0f, a[urand(0, k->dv - 1)] = NAN; break;
+        case SP_FAR_INF_IN_O:
+            k->lse2[r] = k->lse[r] + 200.0f;
+            a[urand(0, k->dv - 1)] = coin(50) ? INFINITY : -INFINITY;
+            break;
         }
     }
 }
@@ -448,7 +455,8 @@ static qkv_status run_kernel_case(const kernel_case *k, const caller *cl, pbuf *
     return call_merge(cl, k->rows, k->dv, o->data, k->ldo, lse->data, k->o2, k->ldo2, k->lse2);
 }
 
-/* The reference's rows against their rules, in double for the blends. */
+/* The reference's rows against their rules, in double for the blends with
+   the weights as floats (a weight that underflows is 0, and 0 · inf NaN). */
 static void check_rules(const kernel_case *k, const float *o, const float *lse, const char *text)
 {
     for (size_t r = 0; r < k->rows; r++) {
@@ -468,7 +476,7 @@ static void check_rules(const kernel_case *k, const float *o, const float *lse, 
         } else {
             const double hi = fmax(l1, l2), lo = fmin(l1, l2);
             const double want = hi + log1p(exp(lo - hi));
-            const double w1 = exp(l1 - want), w2 = exp(l2 - want);
+            const double w1 = (float)exp(l1 - want), w2 = (float)exp(l2 - want);
             double worst = 0;
             for (size_t c = 0; c < k->dv; c++) {
                 const double x = (double)a[c] * w1 + (double)b[c] * w2;
