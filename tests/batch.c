@@ -461,6 +461,9 @@ static void test_bad(void)
         "page_size near SIZE_MAX, a page id past num_pages",
         /* the table had been read before its size was checked */
         "page_table_stride whose table overflows",
+        "num_pages past INT32_MAX",
+        /* docs/errors.md: the page ids are checked before the sizes */
+        "a negative page id and a page stride that overflows",
     };
     const size_t ncases = sizeof what / sizeof what[0];
     qkv_isa isas[QKV_ISA_COUNT];
@@ -501,6 +504,8 @@ static void test_bad(void)
             case 12: d.lse = (float *)kl; break;
             case 13: d.page_size = SIZE_MAX - 5, tb[2] = 1000000; break;
             case 14: d.page_table_stride = (size_t)1 << 61; break;
+            case 15: d.num_pages = (size_t)INT32_MAX + 1; break;
+            case 16: tb[1] = -1, d.k_page_stride = SIZE_MAX / 4; break;
             }
             const qkv_status st = funcs_of(isas[i])->attention(&d),
                              want = t == 14 ? QKV_ERR_OVERFLOW : QKV_ERR_ARG;
@@ -544,6 +549,26 @@ static void test_paged_block_batch_stride(void)
         tally_check(&T, s0 == QKV_OK && s1 == QKV_OK && !memcmp(o0, o1, sizeof o0),
                     "[%s] paged Q8_0 with batch_stride 5: status %s (0: %s) or another result",
                     qkv_isa_name(isas[i]), qkv_status_string(s1), qkv_status_string(s0));
+        /* The strides that do place rows must keep them on block
+           boundaries: QKV_ERR_ARG, nothing written. */
+        for (int bad = 0; bad < 3; bad++) {
+            qkv_attention_desc e = d;
+            if (bad == 0)
+                e.k.row_stride = 33;
+            else if (bad == 1)
+                e.v.head_stride = 16;
+            else
+                e.k_page_stride = 4 * 32 + 1;
+            pbuf o = pbuf_new(2 * 32);
+            e.o = (qkv_out_tensor){o.data, 0, 32, 32, QKV_F32};
+            const qkv_status st = funcs_of(isas[i])->attention(&e);
+            tally_check(&T, st == QKV_ERR_ARG && pbuf_untouched(&o),
+                        "[%s] paged Q8_0 with a %s off the blocks: status %s, or written",
+                        qkv_isa_name(isas[i]),
+                        bad == 0 ? "K row stride" : bad == 1 ? "V head stride" : "K page stride",
+                        qkv_status_string(st));
+            pbuf_free(&o);
+        }
     }
 }
 

@@ -76,6 +76,8 @@ static const attn_case attn_cases[] = {
     {"lse on o", QKV_ERR_ARG, "desc.lse overlaps desc.o"},
     {"sinks NaN", QKV_ERR_ARG, "desc.sinks holds a NaN or an infinity"},
     {"alibi -inf", QKV_ERR_ARG, "desc.alibi_slopes holds a NaN or an infinity"},
+    {"page id 7 of 6", QKV_ERR_ARG, "desc.page_table[0][1] = 7 is not a page in [0, num_pages 6)"},
+    {"q_start[batch] != q_len", QKV_ERR_ARG, "desc.q_start[batch] 2 is not q_len 3"},
 };
 #define ATTN_CASES (sizeof attn_cases / sizeof attn_cases[0])
 
@@ -119,6 +121,18 @@ static const qkv_attention_desc *bad_desc(size_t i, qkv_attention_desc *d)
     case 29: d->lse = o + 5; break;
     case 30: d->sinks = sinks, sinks[2] = NAN; break;
     case 31: d->alibi_slopes = slopes, slopes[3] = -INFINITY; break;
+    case 32: {   /* pages of 4 keys, [pages][kv_heads][4][D]; the second id bad */
+        static int32_t table[2] = {0, 7};
+        d->page_size = 4, d->num_pages = 6, d->page_table = table;
+        d->k.head_stride = d->v.head_stride = 4 * D;
+        d->k_page_stride = d->v_page_stride = HKV * 4 * D;
+        break;
+    }
+    case 33: {   /* ragged: rows 0..1 and 1..2, but q_len 3 */
+        static int32_t starts[B + 1] = {0, 2};
+        d->q_start = starts;
+        break;
+    }
     }
     return d;
 }
