@@ -303,7 +303,8 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
         for (size_t i = 0; i < n; i++)
             if (coin(s, 10))
                 c->mask[i] = -INFINITY;
-        d->mask_add = (qkv_float_mask){c->mask, bs, hs, ld};
+        /* Now and then one mask for every head or every sequence (stride 0). */
+        d->mask_add = (qkv_float_mask){c->mask, coin(s, 25) ? 0 : bs, coin(s, 25) ? 0 : hs, ld};
     }
     if (coin(s, 20))
         d->window = 1 + rng_next(s) % (d->kv_len + 2);
