@@ -183,8 +183,16 @@ typedef struct shape {
     const char *name;
     size_t batch, q_heads, kv_heads, q_len, kv_len, head_dim, v_head_dim;
     qkv_mask_kind mask;
-    int features;   /* broadcast additive mask, window, softcap, ALiBi, sinks */
+    int features;   /* FEAT_* */
 } shape;
+
+enum {
+    FEAT_MODIFIERS = 1,   /* broadcast additive mask, window, softcap, ALiBi, sinks */
+    FEAT_BF16 = 2,        /* Q, K, V stored bf16, QKV_FPMATH_BF16 (the bf16 tiles) */
+    FEAT_Q8 = 4,          /* K and V stored Q8_0 */
+    FEAT_O16 = 8,         /* an f16 output */
+    FEAT_PAGED = 16,      /* K and V through a page table of 16 keys a page */
+};
 
 static const shape no_hook[] = {
     {"prefill", 1, 4, 4, 200, 200, 64, 64, QKV_MASK_CAUSAL, 0},
@@ -192,14 +200,32 @@ static const shape no_hook[] = {
     /* 64 rows x 300 exceed the x86 kernels' packed Q^T (256 x 64 floats). */
     {"head_dim 300", 1, 2, 1, 70, 150, 300, 300, QKV_MASK_CAUSAL, 0},
     {"head_dim 40, v_head_dim 72", 1, 3, 1, 33, 97, 40, 72, QKV_MASK_NONE, 0},
-    {"every feature", 2, 4, 2, 50, 180, 64, 64, QKV_MASK_ADDITIVE, 1},
+    {"every feature", 2, 4, 2, 50, 180, 64, 64, QKV_MASK_ADDITIVE, FEAT_MODIFIERS},
+    {"bf16 Q/K/V in BF16 mode", 1, 4, 2, 130, 200, 64, 64, QKV_MASK_CAUSAL, FEAT_BF16},
+    {"paged Q8_0 decode, f16 output", 1, 32, 8, 1, 4096, 128, 128, QKV_MASK_NONE,
+     FEAT_Q8 | FEAT_O16 | FEAT_PAGED},
+    {"paged bf16 prefill in BF16 mode", 1, 4, 1, 70, 208, 64, 64, QKV_MASK_CAUSAL,
+     FEAT_BF16 | FEAT_PAGED},
 };
 
 typedef struct problem {
     qkv_attention_desc d;
     float *q, *k, *v, *mask, *slopes, *sinks;
+    void *q_st, *k_st, *v_st;   /* Q, K, V as stored, where not f32 */
+    int32_t *table;
     pbuf o, lse;
 } problem;
+
+/* x[0, n) stored as t, in a new buffer. */
+static void *stored_as(const float *x, size_t n, qkv_dtype t)
+{
+    void *st = malloc(n * sizeof(float));
+    if (!st || qkv_convert(n, x, QKV_F32, st, t) != QKV_OK) {
+        fprintf(stderr, "alloc: qkv_convert failed\n");
+        exit(2);
+    }
+    return st;
+}
 
 /* [batch][head][row][dim]. share_kv: every KV head reads the same rows
    (head_stride 0), which keeps a long cache of many heads small. */
@@ -219,7 +245,27 @@ static void problem_init(problem *p, const shape *s, int share_kv)
         .o = {p->o.data, s->q_heads * s->q_len * dv, s->q_len * dv, dv, QKV_F32},
         .scale = qkv_default_scale(dk), .mask = s->mask, .lse = p->lse.data,
     };
-    if (s->features) {
+    if (s->features & (FEAT_BF16 | FEAT_Q8)) {
+        const qkv_dtype kv = s->features & FEAT_BF16 ? QKV_BF16 : QKV_Q8_0;
+        if (s->features & FEAT_BF16) {
+            p->d.q.data = p->q_st = stored_as(p->q, nq * dk, QKV_BF16), p->d.q.dtype = QKV_BF16;
+            p->d.fpmath = QKV_FPMATH_BF16;
+        }
+        p->d.k.data = p->k_st = stored_as(p->k, nk * dk, kv), p->d.k.dtype = kv;
+        p->d.v.data = p->v_st = stored_as(p->v, nk * dv, kv), p->d.v.dtype = kv;
+    }
+    if (s->features & FEAT_O16)   /* pbuf holds o.n floats: room for as many halves */
+        p->d.o.dtype = QKV_F16;
+    if (s->features & FEAT_PAGED) {   /* pages in order: each head's rows as they lie */
+        const size_t pages = (s->kv_len + 15) / 16;
+        p->table = malloc(pages * sizeof *p->table);
+        for (size_t i = 0; i < pages; i++)
+            p->table[i] = (int32_t)i;
+        p->d.page_size = 16, p->d.num_pages = pages, p->d.page_table = p->table;
+        p->d.k_page_stride = 16 * dk, p->d.v_page_stride = 16 * dv;
+        p->d.k.batch_stride = p->d.v.batch_stride = 0;
+    }
+    if (s->features & FEAT_MODIFIERS) {
         p->mask = new_unit_floats(&seed, s->q_len * s->kv_len);
         p->sinks = new_unit_floats(&seed, s->q_heads);
         p->slopes = new_unit_floats(&seed, s->q_heads);
@@ -236,6 +282,7 @@ static void problem_init(problem *p, const shape *s, int share_kv)
 static void problem_free(problem *p)
 {
     free(p->q), free(p->k), free(p->v), free(p->mask), free(p->slopes), free(p->sinks);
+    free(p->q_st), free(p->k_st), free(p->v_st), free(p->table);
     pbuf_free(&p->o);
     pbuf_free(&p->lse);
 }
@@ -359,7 +406,10 @@ int main(void)
         for (int i = 0; i <= n; i++) {
             counts c;
             const qkv_status st = attend(table[i], &p, 0, &c);
-            expect_none(no_hook[s].name, name[i], st, c, p.o.data, p.o.n);
+            /* An f16 output fills the first half of the floats (two finite
+               halves make a finite float). */
+            expect_none(no_hook[s].name, name[i], st, c, p.o.data,
+                        p.d.o.dtype == QKV_F16 ? p.o.n / 2 : p.o.n);
             tally_check(&T, all_finite(p.lse.data, p.lse.n), "%s [%s]: lse not finite",
                         no_hook[s].name, name[i]);
         }
