@@ -247,7 +247,7 @@ static int near_oracle(int p, const float *out, const float *lse)
             return 0;
     }
     for (size_t i = 0; i < lse_len[p]; i++)   /* a log-sum: relative to its size */
-        if (!close_to(lse[i], oracle_lse[p][i], TOL_LSE_REL * (1 + fabs(oracle_lse[p][i]))))
+        if (!close_to(lse[i], oracle_lse[p][i], TOL_LSE_REL * fmax(1.0, fabs(oracle_lse[p][i]))))
             return 0;
     return 1;
 }

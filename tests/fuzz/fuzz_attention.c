@@ -348,11 +348,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  qkv_isa_name(isas[a]), b, h, i, *lse);
                 else if (!touched && a > 0)
                     /* lse is a log-sum: its error grows with its size. */
-                    FUZZ_REQUIRE(close_to(*lse, lses[0].data[row], TOL_LSE_REL * (1 + fabsf(*lse))),
+                    FUZZ_REQUIRE(close_to(*lse, lses[0].data[row], TOL_LSE_REL * fmax(1.0, fabsf(*lse))),
                                  "%s: row b%zu h%zu i%zu lse %.9g, scalar %.9g",
                                  qkv_isa_name(isas[a]), b, h, i, *lse, lses[0].data[row]);
                 if (!touched && a == 0 && mode == MODE_COMPARE)
-                    FUZZ_REQUIRE(close_to(*lse, rl[row], TOL_LSE_REL * (1 + fabs(rl[row]))),
+                    FUZZ_REQUIRE(close_to(*lse, rl[row], TOL_LSE_REL * fmax(1.0, fabs(rl[row]))),
                                  "scalar: row b%zu h%zu i%zu lse %.9g, oracle %.9g", b, h, i, *lse,
                                  rl[row]);
             }
