@@ -1147,12 +1147,15 @@ static void test_o16_wide(void)
     float lse32[H * L], lse16[H * L];
     static uint16_t o16[H * L * W];
     static unsigned char v8[K * W / 32 * 34];
+    static float vq[K * W];               /* v8's values, for the oracle */
+    static double want[H * L * W], want_lse[H * L];
     float q[H * L * D], k[K * D];
     uint64_t st = 11;
     fill_unit(&st, q, H * L * D);
     fill_unit(&st, k, K * D);
     fill_unit(&st, v, K * W);
     qkv_convert(K * W, v, QKV_F32, v8, QKV_Q8_0);
+    qkv_convert(K * W, v8, QKV_Q8_0, vq, QKV_F32);
     const size_t widths[] = {4608, 4640, W};
     for (int i = 0; i < ncallers; i++) {
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
@@ -1168,6 +1171,19 @@ static void test_o16_wide(void)
                 d.o = (qkv_out_tensor){o32, 0, L * dv, dv, QKV_F32};
                 d.lse = lse32;
                 const qkv_status s32 = use(&callers[i])->attention(&d);
+                /* The f32 output of these widths against the oracle too. */
+                qkv_attention_desc od = d;
+                od.v = (qkv_tensor){q8 ? vq : v, QKV_F32, 0, 0, W};
+                oracle_attention(&od, want, want_lse);
+                double worst32 = 0.0;
+                for (size_t e = 0; e < H * L * dv; e++) {
+                    const double err = fabs(o32[e] - want[e]);
+                    worst32 = err > worst32 || err != err ? err : worst32;   /* NaN fails */
+                }
+                tally_check(&T, s32 == QKV_OK && worst32 <= TOL,
+                            "[%s] f32 output, v_head_dim %zu, V %s: status %s, error %g from "
+                            "the oracle", path_name(&callers[i]), dv, q8 ? "Q8_0" : "f32",
+                            qkv_status_string(s32), worst32);
                 d.o = (qkv_out_tensor){o16, 0, L * dv, dv, QKV_F16};
                 d.lse = lse16;
                 for (size_t r = 0; r < H * L; r++)
