@@ -238,9 +238,9 @@ static int SIMD_NAME(pack_quads)(uint16_t *out, const uint16_t *const *rh, const
 /* Whether a bf16 value of n rows of d values is subnormal. */
 static int SIMD_NAME(rows_subnormal)(const qkv_kv_src *s, size_t j, size_t n, size_t d)
 {
-    qkv_kv_cursor c = qkv_kv_at(s, j);
+    qkv_kv_cursor rc = qkv_kv_at(s, j);
     for (size_t i = 0; i < n; i++) {
-        const uint16_t *row = (const uint16_t *)qkv_kv_next(&c);
+        const uint16_t *row = (const uint16_t *)qkv_kv_next(&rc);
         for (size_t c = 0; c < d; c += VH)
             if (h_any_subnormal(SIMD_NAME(row_h)(row, c, d)))
                 return 1;
