@@ -118,7 +118,10 @@ echo "ok: CMake"
 step "the installed qkv command"
 run "$prefix/bin/qkv" info
 run "$prefix/bin/qkv" bench --heads 8/2 --q-len 1 --kv-len 1024 --dim 64 --repeats 3 --no-probe
-man -l "$prefix/share/man/man1/qkv.1" 2>/dev/null | grep -q 'qkv bench' || \
+# Taken whole first: `man | grep -q` under pipefail fails whenever grep
+# quits on its match before man has written the rest (SIGPIPE).
+manpage=$(man -l "$prefix/share/man/man1/qkv.1" 2>/dev/null || true)
+grep -q 'qkv bench' <<<"$manpage" || \
   { command -v man >/dev/null && { echo "FAIL: man page"; exit 1; }; }
 echo "ok: qkv command"
 
