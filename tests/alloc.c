@@ -216,16 +216,6 @@ typedef struct problem {
     pbuf o, lse;
 } problem;
 
-/* x[0, n) stored as t, in a new buffer. */
-static void *stored_as(const float *x, size_t n, qkv_dtype t)
-{
-    void *st = malloc(n * sizeof(float));
-    if (!st || qkv_convert(n, x, QKV_F32, st, t) != QKV_OK) {
-        fprintf(stderr, "alloc: qkv_convert failed\n");
-        exit(2);
-    }
-    return st;
-}
 
 /* [batch][head][row][dim]. share_kv: every KV head reads the same rows
    (head_stride 0), which keeps a long cache of many heads small. */
@@ -246,13 +236,14 @@ static void problem_init(problem *p, const shape *s, int share_kv)
         .scale = qkv_default_scale(dk), .mask = s->mask, .lse = p->lse.data,
     };
     if (s->features & (FEAT_BF16 | FEAT_Q8)) {
+        const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
         const qkv_dtype kv = s->features & FEAT_BF16 ? QKV_BF16 : QKV_Q8_0;
         if (s->features & FEAT_BF16) {
-            p->d.q.data = p->q_st = stored_as(p->q, nq * dk, QKV_BF16), p->d.q.dtype = QKV_BF16;
+            p->d.q.data = p->q_st = test_store_as(scalar, p->q, nq * dk, QKV_BF16), p->d.q.dtype = QKV_BF16;
             p->d.fpmath = QKV_FPMATH_BF16;
         }
-        p->d.k.data = p->k_st = stored_as(p->k, nk * dk, kv), p->d.k.dtype = kv;
-        p->d.v.data = p->v_st = stored_as(p->v, nk * dv, kv), p->d.v.dtype = kv;
+        p->d.k.data = p->k_st = test_store_as(scalar, p->k, nk * dk, kv), p->d.k.dtype = kv;
+        p->d.v.data = p->v_st = test_store_as(scalar, p->v, nk * dv, kv), p->d.v.dtype = kv;
     }
     if (s->features & FEAT_O16)   /* pbuf holds o.n floats: room for as many halves */
         p->d.o.dtype = QKV_F16;

@@ -141,20 +141,6 @@ static qkv_dtype draw_kv_dtype(uint64_t *s, size_t n)
     return all[rng_next(s) % (n % 32 == 0 ? 4 : 2)];
 }
 
-/* x[0, n) stored as t (NULL for f32, which is used as it is), and x set to
-   the values stored, which the oracle then sees. n is whole blocks of 32
-   for the block types (every stride is). */
-static void *store_as(float *x, size_t n, qkv_dtype t)
-{
-    if (t == QKV_F32)
-        return NULL;
-    const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
-    void *st = malloc(n * 2);   /* 16-bit: 2 bytes a value; blocks: 34/32 or 18/32 */
-    scalar->convert(n, x, QKV_F32, st, t);
-    scalar->convert(n, st, t, x, QKV_F32);
-    return st;
-}
-
 /* The ISAs with bf16 tiles, which may round in QKV_FPMATH_BF16 (qkv.h). */
 static int has_bf16_tiles(qkv_isa isa)
 {
@@ -285,10 +271,12 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
     fill_unit(s, c->q, c->nq);
     fill_unit(s, c->k, c->nk);
     fill_unit(s, c->v, c->nv);
-    /* Stored in their dtype; the oracle sees the same values. */
-    c->q_st = store_as(c->q, c->nq, qt);
-    c->k_st = store_as(c->k, c->nk, kt);
-    c->v_st = store_as(c->v, c->nv, vt);
+    /* Stored in their dtype (n whole blocks of 32 for the block types:
+       every stride is); the oracle sees the same values. */
+    const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
+    c->q_st = test_store_as(scalar, c->q, c->nq, qt);
+    c->k_st = test_store_as(scalar, c->k, c->nk, kt);
+    c->v_st = test_store_as(scalar, c->v, c->nv, vt);
     d->q.data = c->q_st ? c->q_st : c->q, d->q.dtype = qt;
     d->k.data = c->k_st ? c->k_st : c->k, d->k.dtype = kt;
     d->v.data = c->v_st ? c->v_st : c->v, d->v.dtype = vt;

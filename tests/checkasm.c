@@ -452,20 +452,6 @@ static qkv_dtype pick_dtype(size_t dim, int quant)
     return (qkv_dtype)urand(1, blocks ? 4 : 2);
 }
 
-/* Stores the n floats of x in dtype t (NULL for f32) and replaces x by the
-   stored values widened back, so that the oracle sees what the kernels
-   read. Through the scalar reference's converters. */
-static void *store_as(float *x, size_t n, qkv_dtype t)
-{
-    if (t == QKV_F32)
-        return NULL;
-    const size_t bytes = t == QKV_Q8_0 ? n / 32 * 34 : t == QKV_Q4_0 ? n / 32 * 18 : n * 2;
-    void *st = malloc(bytes);
-    scalar_funcs->convert(n, x, QKV_F32, st, t);
-    scalar_funcs->convert(n, st, t, x, QKV_F32);
-    return st;
-}
-
 /* What a caller fixes of a random case (0 / NULL: drawn). The draws are
    made either way, so a seed gives the same cases whatever is fixed. */
 typedef struct case_spec case_spec;
@@ -526,9 +512,9 @@ static void make_case_spec(attn_case *c, const case_spec *spec)
     c->v = input(lv.total, -1, 1);
     if (spec->plant)
         spec->plant(c, &lq, &lk, &lv);
-    c->q_st = store_as(c->q, lq.total, qt);
-    c->k_st = store_as(c->k, lk.total, kt);
-    c->v_st = store_as(c->v, lv.total, vt);
+    c->q_st = test_store_as(scalar_funcs, c->q, lq.total, qt);
+    c->k_st = test_store_as(scalar_funcs, c->k, lk.total, kt);
+    c->v_st = test_store_as(scalar_funcs, c->v, lv.total, vt);
     d->q = (qkv_tensor){c->q_st ? c->q_st : c->q, qt, lq.batch_stride, lq.head_stride, lq.row_stride};
     d->k = (qkv_tensor){c->k_st ? c->k_st : c->k, kt, lk.batch_stride, lk.head_stride, lk.row_stride};
     d->v = (qkv_tensor){c->v_st ? c->v_st : c->v, vt, lv.batch_stride, lv.head_stride, lv.row_stride};

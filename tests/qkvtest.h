@@ -172,6 +172,23 @@ static inline void *test_malloc(size_t bytes)
     return p;
 }
 
+/* x[0, n) stored as dtype t in a new buffer of exactly its bytes (NULL
+   for f32, which is used as it is), and x replaced by the stored values
+   widened back, so that an oracle sees what the kernels read. Through f's
+   converters (the tests pass the scalar reference's). */
+static inline void *test_store_as(const qkv_funcs *f, float *x, size_t n, qkv_dtype t)
+{
+    if (t == QKV_F32)
+        return NULL;
+    const size_t bytes = t == QKV_Q8_0 ? n / 32 * 34 : t == QKV_Q4_0 ? n / 32 * 18 : n * 2;
+    void *st = test_malloc(bytes);
+    if (f->convert(n, x, QKV_F32, st, t) != QKV_OK || f->convert(n, st, t, x, QKV_F32) != QKV_OK) {
+        fprintf(stderr, "qkv_convert of %zu values to dtype %d failed\n", n, (int)t);
+        exit(2);
+    }
+    return st;
+}
+
 /* Inputs of exactly n floats, no slack around them, so that ASan and
    valgrind see any read past the end. */
 static inline float *new_unit_floats(uint64_t *s, size_t n)

@@ -103,17 +103,6 @@ enum { F_CAUSAL = 1, F_ADDITIVE = 2, F_WINDOW = 4, F_SOFTCAP = 8, F_ALIBI = 16, 
        F_LSE = 64, F_HOOK = 128, F_SIDE = 256, F_BF16 = 512, F_Q8 = 1024, F_O16 = 2048,
        F_PAGED = 4096 };
 
-/* x[0, n) stored as t, in a new buffer (n whole blocks for Q8_0). */
-static void *stored_as(const float *x, size_t n, qkv_dtype t)
-{
-    void *st = test_malloc(n * sizeof(float));
-    if (qkv_convert(n, x, QKV_F32, st, t) != QKV_OK) {
-        fprintf(stderr, "stack: qkv_convert failed\n");
-        exit(2);
-    }
-    return st;
-}
-
 /* [batch][head][row][dim], one batch (F_SIDE: K and V as [row][head][dim],
    the heads side by side, which makes the jobs walk together (plan.c's
    task_walk), on this stack without a hook). F_HOOK: qkv_pool_parallel_for with a
@@ -159,15 +148,16 @@ static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, si
         a->k.batch_stride = a->v.batch_stride = 0;
         a->k_page_stride = 16 * hkv * d, a->v_page_stride = 16 * hkv * dv;
     }
+    const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
     if (flags & F_BF16) {
-        a->q.data = stored_as(c->a, hq * q_len * d, QKV_BF16), a->q.dtype = QKV_BF16;
-        a->k.data = stored_as(c->b, hkv * kv_len * d, QKV_BF16), a->k.dtype = QKV_BF16;
-        a->v.data = stored_as(c->c, hkv * kv_len * dv, QKV_BF16), a->v.dtype = QKV_BF16;
+        a->q.data = test_store_as(scalar, c->a, hq * q_len * d, QKV_BF16), a->q.dtype = QKV_BF16;
+        a->k.data = test_store_as(scalar, c->b, hkv * kv_len * d, QKV_BF16), a->k.dtype = QKV_BF16;
+        a->v.data = test_store_as(scalar, c->c, hkv * kv_len * dv, QKV_BF16), a->v.dtype = QKV_BF16;
         a->fpmath = QKV_FPMATH_BF16;
     }
     if (flags & F_Q8) {
-        a->k.data = stored_as(c->b, hkv * kv_len * d, QKV_Q8_0), a->k.dtype = QKV_Q8_0;
-        a->v.data = stored_as(c->c, hkv * kv_len * dv, QKV_Q8_0), a->v.dtype = QKV_Q8_0;
+        a->k.data = test_store_as(scalar, c->b, hkv * kv_len * d, QKV_Q8_0), a->k.dtype = QKV_Q8_0;
+        a->v.data = test_store_as(scalar, c->c, hkv * kv_len * dv, QKV_Q8_0), a->v.dtype = QKV_Q8_0;
     }
     a->o = (qkv_out_tensor){c->e, hq * q_len * dv, q_len * dv, dv,
                             flags & F_O16 ? QKV_F16 : QKV_F32};
