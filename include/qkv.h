@@ -237,9 +237,7 @@ typedef struct qkv_out_tensor {
 
    QKV_FPMATH_BF16: the kernel may round Q, K, P (the softmax weights) and
    V to bf16 (nearest even) and multiply them with bf16 dot products,
-   summing in f32; the exponentials that make P may then be computed to
-   2.4e-7 of themselves rather than SLEEF's 1 ULP (avx512bf16 and amx do,
-   inline). Today avx512bf16, amx, neonbf16 and svebf16 do, on
+   summing in f32. Today avx512bf16, amx, neonbf16 and svebf16 do, on
    jobs of more than 8 query rows per KV head (prefill, or a decode step
    of an MQA model or of groups of more than 8 heads; more than 4 on Arm
    with vectors under 512 bits); jobs of fewer rows and the other ISAs

@@ -2,9 +2,9 @@
  * The AVX-512 (F/BW/DQ/VL) vocabulary of 16-lane vector operations that
  * kernels/x86/kernels_tmpl.h is written in, shared by the ISA files built
  * with AVX-512 flags (avx512.c, avx512bf16.c, amx.c); each defines
- * X86_ISA_SUFFIX, then includes this once. The exponential and tanh are
- * SLEEF's 1-ULP AVX-512 versions; v_exp_bf16, for BF16 mode only, is
- * inline and looser (2.4e-7).
+ * X86_ISA_SUFFIX, then includes this once. The fused kernels'
+ * exponential is x86/exp.h's, inline; the stage softmax's (v_exp_sleef)
+ * and tanh are SLEEF's 1-ULP AVX-512 versions.
  */
 #ifndef QKV_AVX512_VOCAB_H
 #define QKV_AVX512_VOCAB_H
@@ -68,38 +68,20 @@ V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
 V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }
 V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
 V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
-V_INLINE vf v_exp(vf x) { return Sleef_expf16_u10avx512f(x); }
+/* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
+   take x86/exp.h's v_exp, inline, built on the three below. */
+V_INLINE vf v_exp_sleef(vf x) { return Sleef_expf16_u10avx512f(x); }
 V_INLINE vf v_tanh(vf x) { return Sleef_tanhf16_u10avx512f(x); }
-/* exp(x) for BF16 mode's P (bf16_tmpl.h), which is rounded to bf16 (2^-9
-   of itself) as soon as it is made: inline, where SLEEF's exp is a call
-   through the PLT whose every use spills the loop's registers (that pass
-   over S took 14% of a BF16-mode prefill on Zen 5, 8 heads, n = 2048,
-   d = 128). tests/exp_bf16.c asserts the bound below.
-   x = n·ln2 + r, |r| <= ln2/2 (ln2 in two parts), e^r to degree 6 of its
-   Taylor series, times 2^n by vscalefps: within 2.4e-7 of e^x relative
-   (2.31e-7 the most, over every float x whose e^x is a normal float,
-   against libm's double exp). NaN stays NaN, -Inf and x below -104 give
-   0, +Inf and x above 89 give Inf (x is clamped there, where e^x is
-   already below half the least subnormal, or above the largest float). */
-V_INLINE vf v_exp_bf16(vf x)
+/* min(a, x): when either is NaN the result is x. */
+V_INLINE vf v_min(vf a, vf x) { return _mm512_min_ps(a, x); }
+V_INLINE vf v_round(vf x)
 {
-    /* max_ps and min_ps return their second operand when either is NaN */
-    x = _mm512_min_ps(v_set1(89.0f), _mm512_max_ps(v_set1(-104.0f), x));
-    const vf n = _mm512_roundscale_ps(v_mul(x, v_set1(1.44269504f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf r = v_fmadd(n, v_set1(-0.693359375f), x);   /* 355/512: n·ln2_hi is exact */
-    r = v_fmadd(n, v_set1(2.12194440e-4f), r);     /* ln2 - 355/512 */
-    vf p = v_set1(1.0f / 720);
-    p = v_fmadd(p, r, v_set1(1.0f / 120));
-    p = v_fmadd(p, r, v_set1(1.0f / 24));
-    p = v_fmadd(p, r, v_set1(1.0f / 6));
-    p = v_fmadd(p, r, v_set1(0.5f));
-    p = v_fmadd(p, r, v_set1(1.0f));
-    p = v_fmadd(p, r, v_set1(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+/* p · 2^n for an integral n, rounded once (vscalefps). */
+V_INLINE vf v_scale2(vf p, vf n) { return _mm512_scalef_ps(p, n); }
 
-/* Not pinned (avx2.c): gcc folds some of Q's loads here too, but with 32
+/* Not pinned (avx2/vocab.h): gcc folds some of Q's loads here too, but with 32
    registers the effect is unknown; no AVX-512 machine has measured it. */
 V_INLINE vf v_pin(vf x) { return x; }
 
@@ -240,5 +222,7 @@ V_INLINE vf v_loadn_bf16(const void *p, size_t n)
     const __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(v_tailmask(n), p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
 }
+
+#include "x86/exp.h"
 
 #endif

@@ -285,14 +285,14 @@ static vf BF16_NAME(bf16_exp_p)(const simd_bf16 *b, const float *st, size_t rp, 
     uint32_t *p2 = b->p2 + l0;
     size_t j = kmin;
     for (; j + 1 < kmax; j += 2, p2 += rp) {
-        const vf e0 = v_exp_bf16(v_sub(v_load(st + j * rp + l0), msub));
-        const vf e1 = v_exp_bf16(v_sub(v_load(st + (j + 1) * rp + l0), msub));
+        const vf e0 = v_exp(v_sub(v_load(st + j * rp + l0), msub));
+        const vf e1 = v_exp(v_sub(v_load(st + (j + 1) * rp + l0), msub));
         _mm512_storeu_si512(p2, BF16_NAME(bf16_pack2)(e0, e1));
         sum0 = v_add(sum0, e0);
         sum1 = v_add(sum1, e1);
     }
     if (j < kmax) {
-        const vf e0 = v_exp_bf16(v_sub(v_load(st + j * rp + l0), msub));
+        const vf e0 = v_exp(v_sub(v_load(st + j * rp + l0), msub));
         _mm512_storeu_si512(p2, BF16_NAME(bf16_pack2)(e0, v_zero()));
         sum0 = v_add(sum0, e0);
     }

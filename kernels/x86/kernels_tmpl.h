@@ -1,7 +1,7 @@
 /*
  * The x86 kernels written once for any vector width, in the style of
  * SLEEF's helper headers: the including file (avx2.c, avx512.c) defines the
- * vocabulary, then includes this file once. It holds the stage kernels
+ * vocabulary (avx2/vocab.h, avx512/vocab.h), then includes this file once. It holds the stage kernels
  * (scores, softmax, weighted_sum) and the microkernels of the one fused
  * driver (kernels/simd/attention.h), which it then includes.
  *
@@ -17,6 +17,7 @@
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
  *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_rep4 v_exp v_tanh
+ *   v_exp_sleef (the stage softmax's: the contract names SLEEF's)
  *   v_in_range v_transpose v_i32_to_f v_pin
  *
  * One microkernel does all the multiplying (BLIS style):
@@ -372,21 +373,21 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
         const vf vmax = v_set1(max);
         vf sum0 = v_zero(), sum1 = v_zero();
         for (j = 0; j + 2 * VL <= nfull; j += 2 * VL) {
-            const vf e0 = v_exp(v_sub(v_load(row + j), vmax));
-            const vf e1 = v_exp(v_sub(v_load(row + j + VL), vmax));
+            const vf e0 = v_exp_sleef(v_sub(v_load(row + j), vmax));
+            const vf e1 = v_exp_sleef(v_sub(v_load(row + j + VL), vmax));
             v_store(row + j, e0);
             v_store(row + j + VL, e1);
             sum0 = v_add(sum0, e0);
             sum1 = v_add(sum1, e1);
         }
         for (; j < nfull; j += VL) {
-            const vf e = v_exp(v_sub(v_load(row + j), vmax));
+            const vf e = v_exp_sleef(v_sub(v_load(row + j), vmax));
             v_store(row + j, e);
             sum0 = v_add(sum0, e);
         }
         if (rem) {
             /* Masked lanes read -INFINITY and so add exp(-inf) = 0. */
-            const vf e = v_exp(v_sub(v_loadm_or(row + nfull, tm, ninf), vmax));
+            const vf e = v_exp_sleef(v_sub(v_loadm_or(row + nfull, tm, ninf), vmax));
             v_storem(row + nfull, tm, e);
             sum1 = v_add(sum1, e);
         }
