@@ -3,8 +3,9 @@
  * batches (packed Q/O by q_start, keys per sequence by kv_lens, empty
  * sequences, more query rows than keys) over contiguous or paged K/V
  * (shuffled page tables, pages shared between sequences, page sizes 1..256
- * including non-powers of two, both vLLM page layouts, 16-bit K/V), in
- * strict mode or now and then QKV_FPMATH_BF16, each checked against the
+ * including non-powers of two, both vLLM page layouts, 16-bit and block
+ * K/V), with now and then a 16-bit output, in strict mode or now and then
+ * QKV_FPMATH_BF16, each checked against the
  * double oracle run per sequence on a gathered contiguous copy (within the
  * contract, or BF16 mode's bound); bit-identical for 1 and 3 pool threads;
  * and the bad
@@ -313,6 +314,9 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
     /* Now and then BF16 mode: the bf16 tiles (avx512bf16, amx, neonbf16,
        svebf16) pack K and V rows from any page. */
     d->fpmath = coin(s, 25) ? QKV_FPMATH_BF16 : QKV_FPMATH_STRICT;
+    /* Now and then a 16-bit output (rounded once, at the end: the walks
+       and key splits merge their partial rows in f32 first). */
+    d->o.dtype = coin(s, 20) ? (coin(s, 50) ? QKV_F16 : QKV_BF16) : QKV_F32;
 
     /* The oracle, sequence by sequence, in the test's own packed layout:
        want_o[h][packed row][c], want_lse[h][packed row]. */
@@ -335,10 +339,10 @@ static void describe(const batch_case *c, char *buf, size_t n)
 {
     const qkv_attention_desc *d = &c->d;
     int at = snprintf(buf, n, "b=%zu hq=%zu hkv=%zu d=%zu dv=%zu q_len=%zu kv_len=%zu %s%s "
-                      "page_size=%zu mask=%d window=%zu dtypes q/k/v=%d/%d/%d%s rows/keys:",
+                      "page_size=%zu mask=%d window=%zu dtypes q/k/v/o=%d/%d/%d/%d%s rows/keys:",
                       d->batch, d->q_heads, d->kv_heads, d->head_dim, d->v_head_dim, d->q_len,
                       d->kv_len, d->q_start ? "ragged" : "regular", d->kv_lens ? "+kv_lens" : "",
-                      d->page_size, d->mask, d->window, d->q.dtype, d->k.dtype, d->v.dtype,
+                      d->page_size, d->mask, d->window, d->q.dtype, d->k.dtype, d->v.dtype, d->o.dtype,
                       d->fpmath == QKV_FPMATH_BF16 ? " fpmath=bf16" : "");
     for (size_t b = 0; b < d->batch && at > 0 && (size_t)at < n; b++)
         at += snprintf(buf + at, n - (size_t)at, " %zu/%zu", c->rows[b], c->keys[b]);
@@ -349,9 +353,9 @@ static void run(batch_case *c, const qkv_funcs *f, qkv_pool *pool, float *keep, 
 {
     qkv_attention_desc d = c->d;
     const size_t dv = d.v_head_dim;
-    pbuf o = pbuf_new(c->no), lse = pbuf_new(c->nlse);
+    const int out16 = d.o.dtype != QKV_F32;
+    pbuf o = pbuf_new(out16 ? (c->no + 1) / 2 : c->no), lse = pbuf_new(c->nlse);
     d.o.data = o.data;
-    d.o.dtype = QKV_F32;
     d.lse = lse.data;
     if (pool) {
         d.parallel_for = qkv_pool_parallel_for;
@@ -365,6 +369,11 @@ static void run(batch_case *c, const qkv_funcs *f, qkv_pool *pool, float *keep, 
         pbuf_free(&o), pbuf_free(&lse);
         return;
     }
+    /* BF16 mode's bound where the ISA has bf16 tiles to round with; the
+       others compute it as STRICT, within TOL (qkv.h). */
+    const int bf16 = d.fpmath == QKV_FPMATH_BF16 && has_bf16_tiles(f->isa);
+    const double tol = bf16 ? TOL_BF16 : TOL;
+    const qkv_funcs *scalar = funcs_of(QKV_ISA_SCALAR);
     double worst = 0, worst_lse = 0;
     unsigned char *own = calloc(c->no, 1);
     size_t k = 0;
@@ -379,23 +388,25 @@ static void run(batch_case *c, const qkv_funcs *f, qkv_pool *pool, float *keep, 
                 const size_t wrow = h * (size_t)c->q_start[d.batch] + row;
                 memset(own + at, 1, dv);
                 for (size_t x = 0; x < dv; x++) {
-                    const double e = fabs(o.data[at + x] - c->want_o[wrow * dv + x]);
+                    /* A 16-bit output: within the tolerance plus half its
+                       unit in the last place (qkv.h). */
+                    const double want = c->want_o[wrow * dv + x];
+                    const float got = out_value(scalar, &d.o, at + x);
+                    const double e = fabs(got - want) - half_ulp(d.o.dtype, fabs(want) + tol);
                     worst = isnan(e) ? INFINITY : fmax(worst, e);
-                    keep[k++] = o.data[at + x];
+                    keep[k++] = got;
                 }
                 const double w = c->want_lse[wrow], g = lse.data[li];
                 const double e = isinf(w) ? (g == w ? 0 : INFINITY) : fabs(g - w) / fmax(1, fabs(w));
                 worst_lse = isnan(e) ? INFINITY : fmax(worst_lse, e);
                 keep[k++] = lse.data[li];
             }
-    /* BF16 mode's bound where the ISA has bf16 tiles to round with; the
-       others compute it as STRICT, within TOL (qkv.h). */
-    const int bf16 = d.fpmath == QKV_FPMATH_BF16 && has_bf16_tiles(f->isa);
-    tally_check(&T, worst <= (bf16 ? TOL_BF16 : TOL) &&
+    tally_check(&T, worst <= tol &&
                         worst_lse <= (bf16 ? TOL_BF16_LSE_REL : TOL_LSE_REL),
                 "[%s] %s (%s): output error %.3g, lse %.3g (seed %" PRIu64 ")",
                 qkv_isa_name(f->isa), text, what, worst, worst_lse, seed);
-    tally_check(&T, gaps_untouched(&o, own) && pbuf_guards_ok(&lse),
+    tally_check(&T, (out16 ? guarded_intact16(&o, own, c->no) : gaps_untouched(&o, own)) &&
+                        pbuf_guards_ok(&lse),
                 "[%s] %s (%s): wrote outside the output rows (seed %" PRIu64 ")",
                 qkv_isa_name(f->isa), text, what, seed);
     free(own);

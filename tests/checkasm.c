@@ -584,45 +584,6 @@ static void make_case(attn_case *c, int decode)
     make_case_spec(c, &spec);
 }
 
-/* Half a unit in the last place of a 16-bit output near |x| <= 2: f16
-   keeps 11 significant bits (subnormal spacing 2^-24), bf16 8. */
-static double half_ulp(qkv_dtype t, double x)
-{
-    if (t == QKV_F32)
-        return 0;
-    int e;
-    frexp(fabs(x), &e);   /* |x| in [2^(e-1), 2^e) */
-    if (t == QKV_F16)
-        return ldexp(1, (e - 1 > -14 ? e - 1 : -14) - 11);
-    return ldexp(1, e - 1 - 8);
-}
-
-/* The output element at `at` (an element index) as f32, whatever its dtype. */
-static float out_value(const qkv_out_tensor *o, size_t at)
-{
-    if (o->dtype == QKV_F32)
-        return ((const float *)o->data)[at];
-    float x;
-    scalar_funcs->convert(1, (const uint16_t *)o->data + at, o->dtype, &x, QKV_F32);
-    return x;
-}
-
-/* For a 16-bit output: its halves outside the written cells still hold the
-   halves of the sentinel floats. */
-static int guarded_intact16(const pbuf *g, const unsigned char *cells, size_t n16)
-{
-    if (!pbuf_guards_ok(g))
-        return 0;
-    uint16_t sentinel[2];
-    const uint32_t bits = SENTINEL_BITS;
-    memcpy(sentinel, &bits, sizeof sentinel);
-    const uint16_t *h = (const uint16_t *)g->data;
-    for (size_t i = 0; i < 2 * g->n; i++)
-        if (!(i < n16 && cells[i]) && h[i] != sentinel[i % 2])
-            return 0;
-    return 1;
-}
-
 static void free_case(attn_case *c)
 {
     free(c->q), free(c->k), free(c->v), free(c->mask), free(c->slopes), free(c->sinks);
@@ -665,7 +626,7 @@ static void run_case(attn_case *c, const qkv_funcs *f, int threads, float *keep,
                     /* A 16-bit output is the f32 result rounded to nearest:
                        within TOL plus half its unit in the last place. */
                     const double want = c->want_o[row * d.v_head_dim + x];
-                    const float o = out_value(&d.o, at + x);
+                    const float o = out_value(scalar_funcs, &d.o, at + x);
                     const double e = fabs(o - want) - half_ulp(d.o.dtype, fabs(want) + case_tol);
                     worst = isnan(e) ? INFINITY : fmax(worst, e);
                     keep[row * d.v_head_dim + x] = o;
@@ -845,7 +806,7 @@ static void fp_nonfinite(const isa_under_test *im, size_t n_im, qkv_dtype vt, fl
             for (size_t i = 0; i < c.d.q_len && st == QKV_OK; i++) {
                 const size_t row = i * c.d.o.row_stride;
                 for (size_t x = 0; x < c.d.v_head_dim; x++) {
-                    const float o = out_value(&c.d.o, row + x);
+                    const float o = out_value(scalar_funcs, &c.d.o, row + x);
                     if (i >= j && x == col) {       /* sees key j */
                         spread &= !isfinite(o);
                         continue;

@@ -309,6 +309,47 @@ static inline int gaps_untouched(const pbuf *b, const unsigned char *own)
 
 /* ---- comparisons -------------------------------------------------------- */
 
+/* Half a unit in the last place of a 16-bit output near |x| <= 2: f16
+   keeps 11 significant bits (subnormal spacing 2^-24), bf16 8. */
+static inline double half_ulp(qkv_dtype t, double x)
+{
+    if (t == QKV_F32)
+        return 0;
+    int e;
+    frexp(fabs(x), &e);   /* |x| in [2^(e-1), 2^e) */
+    if (t == QKV_F16)
+        return ldexp(1, (e - 1 > -14 ? e - 1 : -14) - 11);
+    return ldexp(1, e - 1 - 8);
+}
+
+/* The output element at `at` (an element index) as f32, whatever its
+   dtype, widened through f's converter (the tests pass the scalar
+   reference's). */
+static inline float out_value(const qkv_funcs *f, const qkv_out_tensor *o, size_t at)
+{
+    if (o->dtype == QKV_F32)
+        return ((const float *)o->data)[at];
+    float x;
+    f->convert(1, (const uint16_t *)o->data + at, o->dtype, &x, QKV_F32);
+    return x;
+}
+
+/* For a 16-bit output: its halves outside the written cells still hold the
+   halves of the sentinel floats. */
+static inline int guarded_intact16(const pbuf *g, const unsigned char *cells, size_t n16)
+{
+    if (!pbuf_guards_ok(g))
+        return 0;
+    uint16_t sentinel[2];
+    const uint32_t bits = SENTINEL_BITS;
+    memcpy(sentinel, &bits, sizeof sentinel);
+    const uint16_t *h = (const uint16_t *)g->data;
+    for (size_t i = 0; i < 2 * g->n; i++)
+        if (!(i < n16 && cells[i]) && h[i] != sentinel[i % 2])
+            return 0;
+    return 1;
+}
+
 /* |got - want| <= tol, with NaN equal only to NaN and an infinity only to
    the same infinity. */
 static inline int close_to(double got, double want, double tol)
