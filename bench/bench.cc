@@ -196,6 +196,7 @@ struct AttnShape {
     bool token_major = false;  /* K and V as [kv_len][kv_heads][d] (llama.cpp's cache) */
     qkv_dtype q = QKV_F32;     /* how Q is stored */
     qkv_fpmath fpmath = QKV_FPMATH_STRICT;
+    float softcap = 0.0f;      /* > 0: the logit soft-cap, cap · tanh(s / cap) */
 
     /* Bytes of K and V as stored. */
     double kv_bytes() const
@@ -354,6 +355,7 @@ qkv_attention_desc make_desc(const AttnShape &s, const Tensors &t, float *o, qkv
         desc.k_page_stride = desc.v_page_stride = s.kv_heads * s.page_size * s.d;
     }
     desc.fpmath = s.fpmath;
+    desc.softcap = s.softcap;
     return desc;
 }
 
@@ -368,7 +370,8 @@ double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_p
                            std::to_string(s.kv_len) + "/" + std::to_string(s.d) + "/" +
                            std::to_string(s.causal) + "/" + std::to_string(s.q) + "/" +
                            std::to_string(s.kv) + "/" + std::to_string(s.fpmath) + "/" +
-                           std::to_string(s.page_size) + "/" + std::to_string(s.token_major);
+                           std::to_string(s.page_size) + "/" + std::to_string(s.token_major) +
+                           "/" + std::to_string(s.softcap);
     const auto it = seen.find(id);
     if (it != seen.end())
         return it->second;
@@ -984,6 +987,14 @@ void register_all(const Config &cfg)
                 s.page_size = 0;
                 add_fused(im, causal + "/qkv:bf16/fpmath:bf16", s, 1);
             }
+        }
+        /* A logit soft-cap of 50 (Gemma 2's), against the same prefill
+           without one: what the modifier pass and its tanh cost. */
+        {
+            AttnShape s{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, false};
+            s.softcap = 50.0f;
+            add_fused(im, "softcap/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
+                              key("causal", 0) + key("cap", 50), s, 1);
         }
         /* The same decode with every key's heads side by side, f32 and f16
            (llama.cpp's cache and its default dtype). */

@@ -350,6 +350,22 @@ def render_markdown(doc, results):
             lambda k: 'page_size=%d d=%d n=%d' % k[:3] + (', bf16 Q/K/V, BF16 mode' if k[3] else ''),
             paged_prefill_cell, filt=lambda r: 'page' in r.params)
 
+    def softcap_cell(r, base, impl, k):
+        if r is None or r.error:
+            return '—' if r is None else 'error'
+        twin = results.get(r.name.replace('softcap/', 'attention/', 1).replace('/cap:%s' % p(r, 'cap'), ''))
+        peak = peak_for(ctx, impl)
+        notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak and r.flops else []
+        if twin and twin.flops and r.flops and not twin.error:
+            notes.append('×%s of no cap' % fmt_num(r.flops / twin.flops))
+        return fmt_num(r.flops / 1e9 if r.flops else r.ms) + (' (%s)' % ', '.join(notes) if notes else '')
+
+    section('Logit soft-cap, cap·tanh(s/cap) (%s heads, Gemma 2\'s cap), 1 thread — GFLOP/s '
+            '(%% of the FMA peak; × of the same call without a cap)' % ctx.get('prefill_heads', '8'),
+            'softcap', lambda r: (p(r, 'cap'), p(r, 'd'), p(r, 'n'), p(r, 'causal')),
+            lambda k: 'cap=%s d=%d n=%d%s' % (k[0], k[1], k[2], ' causal' if k[3] else ''),
+            softcap_cell)
+
     def batch_cell(r, base, impl, k):
         if r is None or r.error:
             return '—' if r is None else 'error'

@@ -65,6 +65,8 @@ check(all(len(files) == 1 for files in ran_in.values()),
 md = os.path.join(out, 'report.md')
 text = open(md).read() if os.path.exists(md) else ''
 check('| case |' in text and 'Decode' in text and 'prefill' in text, 'report.md has the tables')
+if set(isas) - {'scalar'}:
+    check('| cap=50 d=' in text and 'of no cap' in text, 'report.md has the soft-cap row')
 if set(isas) & {'avx512bf16', 'amx', 'neonbf16', 'svebf16'}:
     check('bf16 Q/K/V, BF16 mode' in text, 'report.md has the paged BF16-mode prefill row')
 
