@@ -1,9 +1,10 @@
 /*
  * The x86 kernels written once for any vector width, in the style of
  * SLEEF's helper headers: the including file (avx2.c, avx512.c) defines the
- * vocabulary (avx2/vocab.h, avx512/vocab.h), then includes this file once. It holds the stage kernels
- * (scores, softmax, weighted_sum) and the microkernels of the one fused
- * driver (kernels/simd/attention.h), which it then includes.
+ * vocabulary (avx2/vocab.h, avx512/vocab.h), then includes this file
+ * once. It holds the stage kernels (scores, softmax, weighted_sum) and the
+ * microkernels of the one fused driver (kernels/simd/attention.h), which
+ * it then includes.
  *
  * The includer provides
  *   VL                       lanes per vector (8 or 16)
