@@ -329,16 +329,18 @@ def render_markdown(doc, results):
                 (' %s K/V' % k[2] if k[1] else ''),
                 laid_cell, filt=laid)
 
-    def paged_prefill_cell(r, base, impl, k):
+    def vs_twin_cell(r, impl, twin_name, what):
+        """GFLOP/s (% of the FMA peak, × of the same call without what this
+        row adds, named by twin_name(r), and the max error where measured)."""
         if r is None or r.error:
             return '—' if r is None else 'error'
         if not r.flops:
             return fmt_num(r.ms) + ' ms'
-        twin = results.get(r.name.replace('/page:%d' % p(r, 'page'), ''))
+        twin = results.get(twin_name(r))
         peak = peak_for(ctx, impl)
         notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak else []
         if twin and twin.flops and not twin.error:
-            notes.append('×%s of contiguous' % fmt_num(r.flops / twin.flops))
+            notes.append('×%s of %s' % (fmt_num(r.flops / twin.flops), what))
         if r.max_err is not None:
             notes.append('max error ' + ('failed' if r.max_err < 0 else '%.2g' % r.max_err))
         return fmt_num(r.flops / 1e9) + (' (%s)' % ', '.join(notes) if notes else '')
@@ -348,23 +350,17 @@ def render_markdown(doc, results):
             'the BF16 rows\' max error as in the qkv_fpmath section)' % ctx.get('prefill_heads', '8'),
             'attention', lambda r: (p(r, 'page'), p(r, 'd'), p(r, 'n'), p(r, 'fpmath', '')),
             lambda k: 'page_size=%d d=%d n=%d' % k[:3] + (', bf16 Q/K/V, BF16 mode' if k[3] else ''),
-            paged_prefill_cell, filt=lambda r: 'page' in r.params)
-
-    def softcap_cell(r, base, impl, k):
-        if r is None or r.error:
-            return '—' if r is None else 'error'
-        twin = results.get(r.name.replace('softcap/', 'attention/', 1).replace('/cap:%s' % p(r, 'cap'), ''))
-        peak = peak_for(ctx, impl)
-        notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak and r.flops else []
-        if twin and twin.flops and r.flops and not twin.error:
-            notes.append('×%s of no cap' % fmt_num(r.flops / twin.flops))
-        return fmt_num(r.flops / 1e9 if r.flops else r.ms) + (' (%s)' % ', '.join(notes) if notes else '')
+            lambda r, base, impl, k: vs_twin_cell(
+                r, impl, lambda r: r.name.replace('/page:%d' % p(r, 'page'), ''), 'contiguous'),
+            filt=lambda r: 'page' in r.params)
 
     section('Logit soft-cap, cap·tanh(s/cap) (%s heads, Gemma 2\'s cap), 1 thread — GFLOP/s '
             '(%% of the FMA peak; × of the same call without a cap)' % ctx.get('prefill_heads', '8'),
             'softcap', lambda r: (p(r, 'cap'), p(r, 'd'), p(r, 'n'), p(r, 'causal')),
             lambda k: 'cap=%s d=%d n=%d%s' % (k[0], k[1], k[2], ' causal' if k[3] else ''),
-            softcap_cell)
+            lambda r, base, impl, k: vs_twin_cell(
+                r, impl, lambda r: r.name.replace('softcap/', 'attention/', 1).replace(
+                    '/cap:%s' % p(r, 'cap'), ''), 'no cap'))
 
     def batch_cell(r, base, impl, k):
         if r is None or r.error:
