@@ -216,7 +216,6 @@ typedef struct problem {
     pbuf o, lse;
 } problem;
 
-
 /* [batch][head][row][dim]. share_kv: every KV head reads the same rows
    (head_stride 0), which keeps a long cache of many heads small. */
 static void problem_init(problem *p, const shape *s, int share_kv)

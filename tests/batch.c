@@ -4,12 +4,11 @@
  * sequences, more query rows than keys) over contiguous or paged K/V
  * (shuffled page tables, pages shared between sequences, page sizes 1..256
  * including non-powers of two, both vLLM page layouts, 16-bit and block
- * K/V), with now and then a 16-bit output, in strict mode or now and then
- * QKV_FPMATH_BF16, each checked against the
- * double oracle run per sequence on a gathered contiguous copy (within the
- * contract, or BF16 mode's bound); bit-identical for 1 and 3 pool threads;
- * and the bad
- * page tables and offsets, which must write nothing.
+ * K/V), now and then with a 16-bit output, in strict mode or now and then
+ * QKV_FPMATH_BF16, each checked against the double oracle run per sequence
+ * on a gathered contiguous copy (within the contract, or BF16 mode's
+ * bound); bit-identical for 1 and 3 pool threads; and the bad page tables
+ * and offsets, which must write nothing.
  *
  *   batch [--seed=N] [--quick]
  */
