@@ -21,6 +21,7 @@
 
 #include "oracle.h"
 #include "qkvtest.h"
+#include "registry.h"
 
 /* API.md's accuracy contract, as in checkasm: 1e-5 absolute for the output,
    1e-5 relative to max(1, |lse|) for lse; with QKV_FPMATH_BF16, qkv.h's
@@ -141,11 +142,12 @@ static qkv_dtype draw_kv_dtype(uint64_t *s, size_t n)
     return all[rng_next(s) % (n % 32 == 0 ? 4 : 2)];
 }
 
-/* The ISAs with bf16 tiles, which may round in QKV_FPMATH_BF16 (qkv.h). */
+/* Whether the ISA's bf16 tiles may round in QKV_FPMATH_BF16 (qkv.h): the
+   registry's answer, not a list of names to keep in step with it. */
 static int has_bf16_tiles(qkv_isa isa)
 {
-    return isa == QKV_ISA_AVX512BF16 || isa == QKV_ISA_AMX || isa == QKV_ISA_NEONBF16 ||
-           isa == QKV_ISA_SVEBF16;
+    const qkv_ctx *c = qkv_ctx_for(isa);
+    return c && c->rounds_bf16;
 }
 
 static void make_case(batch_case *c, uint64_t *s, int quick)
