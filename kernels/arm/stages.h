@@ -65,13 +65,13 @@ static float SIMD_NAME(row_exp_sum_f32)(float *x, size_t n, float sub)
     const vf vsub = v_set1(sub);
     vf sum = v_zero();
     for (size_t j = 0; j < nfull; j += VL) {
-        const vf e = v_exp(v_sub(v_load(x + j), vsub));
+        const vf e = v_exp_sleef(v_sub(v_load(x + j), vsub));
         v_store(x + j, e);
         sum = v_add(sum, e);
     }
     if (nfull < n) {
         const vm tm = v_tailmask(n - nfull);
-        const vf e = v_exp(v_sub(v_loadm_or(x + nfull, tm, v_set1(-INFINITY)), vsub));
+        const vf e = v_exp_sleef(v_sub(v_loadm_or(x + nfull, tm, v_set1(-INFINITY)), vsub));
         v_storem(x + nfull, tm, e);
         sum = v_add(sum, e);
     }

@@ -1,7 +1,7 @@
 /*
  * The AVX2 + FMA (+ F16C) vocabulary of 8-lane vector operations that
  * kernels/x86/kernels_tmpl.h is written in (avx2.c includes it once). The
- * fused kernels' exp and tanh are x86/exp_tanh.h's, inline; the stage
+ * fused kernels' exp and tanh are simd/exp_tanh.h's, inline; the stage
  * softmax's exp (v_exp_sleef) is SLEEF's 1-ULP AVX2 version.
  */
 #ifndef QKV_AVX2_VOCAB_H
@@ -83,16 +83,17 @@ V_INLINE float v_hsum(vf x)
     return _mm_cvtss_f32(s);
 }
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
-   take x86/exp_tanh.h's v_exp and v_tanh, inline, built on the five
+   take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the five
    below. */
 V_INLINE vf v_exp_sleef(vf x) { return Sleef_expf8_u10avx2(x); }
 V_INLINE vf v_abs(vf x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
 /* |m| with the sign of s (m's sign bit must be clear). */
 V_INLINE vf v_copysign(vf m, vf s) { return _mm256_or_ps(m, _mm256_and_ps(_mm256_set1_ps(-0.0f), s)); }
-/* min(a, x): when either is NaN the result is x. */
-V_INLINE vf v_min(vf a, vf x) { return _mm256_min_ps(a, x); }
+/* x clamped to [lo, hi], NaN kept: min and max return their second
+   operand when either is NaN. */
+V_INLINE vf v_clamp(vf x, vf lo, vf hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
 V_INLINE vf v_round(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-/* p · 2^n for an integral n in [-150, 129], as x86/exp_tanh.h has it: the two
+/* p · 2^n for an integral n in [-150, 129], as simd/exp_tanh.h has it: the two
    factors 2^(n/2) and 2^(n - n/2) are normal floats, and p · 2^(n/2) is
    exact (p is within [1/2, 2]), so only the last product rounds, once,
    as AVX-512's vscalefps does (AVX2 has no scaling instruction). */
@@ -233,6 +234,6 @@ V_INLINE vf v_loadn_bf16(const void *p, size_t n)
     return v_load_bf16(h);
 }
 
-#include "x86/exp_tanh.h"
+#include "simd/exp_tanh.h"
 
 #endif

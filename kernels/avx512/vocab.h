@@ -3,7 +3,7 @@
  * kernels/x86/kernels_tmpl.h is written in, shared by the ISA files built
  * with AVX-512 flags (avx512.c, avx512bf16.c, amx.c); each defines
  * X86_ISA_SUFFIX, then includes this once. The fused kernels' exp and
- * tanh are x86/exp_tanh.h's, inline; the stage softmax's exp
+ * tanh are simd/exp_tanh.h's, inline; the stage softmax's exp
  * (v_exp_sleef) is SLEEF's 1-ULP AVX-512 version.
  */
 #ifndef QKV_AVX512_VOCAB_H
@@ -69,7 +69,7 @@ V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }
 V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
 V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
-   take x86/exp_tanh.h's v_exp and v_tanh, inline, built on the five
+   take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the five
    below. */
 V_INLINE vf v_exp_sleef(vf x) { return Sleef_expf16_u10avx512f(x); }
 V_INLINE vf v_abs(vf x)
@@ -82,8 +82,9 @@ V_INLINE vf v_copysign(vf m, vf s)
     const __m512i sign = _mm512_and_si512(_mm512_castps_si512(s), _mm512_set1_epi32(INT32_MIN));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(m), sign));
 }
-/* min(a, x): when either is NaN the result is x. */
-V_INLINE vf v_min(vf a, vf x) { return _mm512_min_ps(a, x); }
+/* x clamped to [lo, hi], NaN kept: min and max return their second
+   operand when either is NaN. */
+V_INLINE vf v_clamp(vf x, vf lo, vf hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, x)); }
 V_INLINE vf v_round(vf x)
 {
     return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -233,6 +234,6 @@ V_INLINE vf v_loadn_bf16(const void *p, size_t n)
     return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
 }
 
-#include "x86/exp_tanh.h"
+#include "simd/exp_tanh.h"
 
 #endif

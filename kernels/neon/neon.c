@@ -1,19 +1,14 @@
 /*
- * AArch64 Advanced SIMD (NEON): the vocabulary of 4-lane vector operations
- * that the fused driver (kernels/simd/attention.h) and the shared Arm
- * kernels (kernels/arm/kernels_tmpl.h) are written in, the loads that
- * widen stored K/V values in registers, and the GEMM microkernel
+ * AArch64 Advanced SIMD (NEON), in the 4-lane vocabulary of neon/vocab.h:
+ * the loads that widen stored K/V values in registers and the GEMM
+ * microkernel
  *
  *   gemm_f32_4x16_neon   C := post·(pre·C + A·B), 4 rows × 16 columns
  *
- * NEON has no masked loads or stores: a partial last vector of a row is
- * read and written lane by lane, so no access passes the row's end. The
- * exponential and tanh are SLEEF's 1-ULP AdvSIMD versions.
+ * for the fused driver (kernels/simd/attention.h) and the shared Arm
+ * kernels (kernels/arm/kernels_tmpl.h).
  */
 #include <arm_neon.h>
-#include <math.h>
-#include <sleef.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -21,81 +16,7 @@
 #ifndef SIMD_SUFFIX        /* neonbf16.c builds on this vocabulary under its own name */
 #define SIMD_SUFFIX _neon
 #endif
-#define VL 4
-#define VL_MAX 4
-
-#define V_INLINE static inline __attribute__((always_inline))
-
-typedef float32x4_t vf;
-typedef uint32x4_t vm;     /* all-ones or all-zeros per lane */
-
-V_INLINE vf v_zero(void) { return vdupq_n_f32(0.0f); }
-V_INLINE vf v_set1(float x) { return vdupq_n_f32(x); }
-V_INLINE vf v_load(const float *p) { return vld1q_f32(p); }
-V_INLINE void v_store(float *p, vf x) { vst1q_f32(p, x); }
-V_INLINE vf v_add(vf a, vf b) { return vaddq_f32(a, b); }
-V_INLINE vf v_sub(vf a, vf b) { return vsubq_f32(a, b); }
-V_INLINE vf v_mul(vf a, vf b) { return vmulq_f32(a, b); }
-V_INLINE vf v_div(vf a, vf b) { return vdivq_f32(a, b); }
-V_INLINE vf v_fmadd(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
-/* max(x, m): FMAXNM returns the number when one operand is a NaN, so m
-   where x is NaN (the driver's m never is), like the scalar `if (x > m)`. */
-V_INLINE vf v_max(vf x, vf m) { return vmaxnmq_f32(x, m); }
-V_INLINE vm v_gt(vf a, vf b) { return vcgtq_f32(a, b); }
-V_INLINE vm v_eq(vf a, vf b) { return vceqq_f32(a, b); }
-/* Not equal, or unordered: FCMEQ is false for a NaN. */
-V_INLINE vm v_ne(vf a, vf b) { return vmvnq_u32(vceqq_f32(a, b)); }
-/* m ? b : a, lane by lane. */
-V_INLINE vf v_sel(vm m, vf a, vf b) { return vbslq_f32(m, b, a); }
-V_INLINE int v_any(vm m) { return vmaxvq_u32(m) != 0; }
-V_INLINE float v_hmax(vf x) { return vmaxnmvq_f32(x); }
-V_INLINE float v_hsum(vf x) { return vaddvq_f32(x); }
-V_INLINE vf v_exp(vf x) { return Sleef_expf4_u10advsimd(x); }
-V_INLINE vf v_tanh(vf x) { return Sleef_tanhf4_u10advsimd(x); }
-V_INLINE void v_prefetch(const void *p) { __builtin_prefetch(p); }
-
-/* The first n lanes, 1 <= n <= VL. */
-V_INLINE vm v_tailmask(size_t n)
-{
-    static const uint32_t lane[4] = {0, 1, 2, 3};
-    return vcltq_u32(vld1q_u32(lane), vdupq_n_u32((uint32_t)n));
-}
-
-/* Masked-off lanes are never touched in memory and read as `fill`. */
-V_INLINE vf v_loadm_or(const float *p, vm m, vf fill)
-{
-    if (vgetq_lane_u32(m, 0)) fill = vld1q_lane_f32(p, fill, 0);
-    if (vgetq_lane_u32(m, 1)) fill = vld1q_lane_f32(p + 1, fill, 1);
-    if (vgetq_lane_u32(m, 2)) fill = vld1q_lane_f32(p + 2, fill, 2);
-    if (vgetq_lane_u32(m, 3)) fill = vld1q_lane_f32(p + 3, fill, 3);
-    return fill;
-}
-V_INLINE vf v_loadm(const float *p, vm m) { return v_loadm_or(p, m, v_zero()); }
-V_INLINE void v_storem(float *p, vm m, vf x)
-{
-    if (vgetq_lane_u32(m, 0)) vst1q_lane_f32(p, x, 0);
-    if (vgetq_lane_u32(m, 1)) vst1q_lane_f32(p + 1, x, 1);
-    if (vgetq_lane_u32(m, 2)) vst1q_lane_f32(p + 2, x, 2);
-    if (vgetq_lane_u32(m, 3)) vst1q_lane_f32(p + 3, x, 3);
-}
-
-/* Lanes i with lo[i] <= j < hi[i]. */
-V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
-{
-    const int32x4_t vj = vdupq_n_s32(j);
-    return vandq_u32(vcleq_s32(vld1q_s32(lo), vj), vcgtq_s32(vld1q_s32(hi), vj));
-}
-
-/* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
-V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
-{
-    return vcvtq_f32_s32(vaddq_s32(vld1q_s32(p), vdupq_n_s32(j)));
-}
-
-/* With 4 lanes a vector is one group of 4: each lane is already the whole
-   of its row. */
-V_INLINE vf v_fold4_max(vf x) { return x; }
-V_INLINE vf v_fold4_add(vf x) { return x; }
+#include "neon/vocab.h"
 
 /* The first n floats at p (1 <= n <= 3), zeros above. */
 V_INLINE vf load_part(const float *p, size_t n)

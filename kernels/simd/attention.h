@@ -65,8 +65,7 @@
  *   v_tailmask(n)          the first n lanes, 1 <= n <= VL
  *   v_loadm(p, m) v_loadm_or(p, m, fill) v_storem(p, m, x)
  *                          masked lanes never touch memory
- *   v_exp v_tanh           within 1 ULP (x86: inline, x86/exp_tanh.h;
- *                          Arm: SLEEF's)
+ *   v_exp v_tanh           within 1 ULP, inline (simd/exp_tanh.h)
  *   v_in_range(lo, hi, j)  lanes i with lo[i] <= j < hi[i] (int32 arrays)
  *   v_i32_to_f(p, j)       (float)(p[i] + j)
  *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of

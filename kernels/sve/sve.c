@@ -1,24 +1,15 @@
 /*
- * AArch64 SVE, vector-length agnostic: one binary for every vector length
- * from 128 to 2048 bits. The vocabulary that the fused driver
- * (kernels/simd/attention.h) and the shared Arm kernels
- * (kernels/arm/kernels_tmpl.h) are written in, the loads that widen stored
- * K/V values in registers, and the GEMM microkernel
+ * AArch64 SVE, in the vector-length agnostic vocabulary of sve/vocab.h:
+ * the loads that widen stored K/V values in registers and the GEMM
+ * microkernel
  *
  *   gemm_f32_8x2v_sve   C := post·(pre·C + A·B), 8 rows × 2 vectors
  *
- * VL is svcntw(), known only at run time; VL_MAX bounds it at compile
- * time for the driver's per-lane arrays. SVE vectors and predicates are
- * sizeless (no arrays of them, no struct members), so the accumulators
- * are spelled out. Tails need no scalar code: the last partial vector
- * runs under an svwhilelt predicate, and predicated loads and stores do
- * not touch memory in their inactive lanes. The exponential and tanh are
- * SLEEF's 1-ULP SVE versions.
+ * for the fused driver (kernels/simd/attention.h) and the shared Arm
+ * kernels (kernels/arm/kernels_tmpl.h). The accumulators are spelled out:
+ * sizeless vectors make no arrays.
  */
 #include <arm_sve.h>
-#include <math.h>
-#include <sleef.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -26,79 +17,7 @@
 #ifndef SIMD_SUFFIX        /* svebf16.c builds on this vocabulary under its own name */
 #define SIMD_SUFFIX _sve
 #endif
-#define VL ((size_t)svcntw())
-#define VL_MAX 64          /* 2048 bits, the architecture's limit */
-
-#define V_INLINE static inline __attribute__((always_inline))
-
-typedef svfloat32_t vf;
-typedef svbool_t vm;
-
-#define V_ALL svptrue_b32()
-
-V_INLINE vf v_zero(void) { return svdup_n_f32(0.0f); }
-V_INLINE vf v_set1(float x) { return svdup_n_f32(x); }
-V_INLINE vf v_load(const float *p) { return svld1_f32(V_ALL, p); }
-V_INLINE void v_store(float *p, vf x) { svst1_f32(V_ALL, p, x); }
-V_INLINE vf v_add(vf a, vf b) { return svadd_f32_x(V_ALL, a, b); }
-V_INLINE vf v_sub(vf a, vf b) { return svsub_f32_x(V_ALL, a, b); }
-V_INLINE vf v_mul(vf a, vf b) { return svmul_f32_x(V_ALL, a, b); }
-V_INLINE vf v_div(vf a, vf b) { return svdiv_f32_x(V_ALL, a, b); }
-V_INLINE vf v_fmadd(vf a, vf b, vf c) { return svmla_f32_x(V_ALL, c, a, b); }
-/* max(x, m): FMAXNM returns the number when one operand is a NaN, so m
-   where x is NaN (the driver's m never is), like the scalar `if (x > m)`. */
-V_INLINE vf v_max(vf x, vf m) { return svmaxnm_f32_x(V_ALL, x, m); }
-V_INLINE vm v_gt(vf a, vf b) { return svcmpgt_f32(V_ALL, a, b); }
-V_INLINE vm v_eq(vf a, vf b) { return svcmpeq_f32(V_ALL, a, b); }
-/* Not equal, or unordered: FCMNE is true for a NaN. */
-V_INLINE vm v_ne(vf a, vf b) { return svcmpne_f32(V_ALL, a, b); }
-/* m ? b : a, lane by lane. */
-V_INLINE vf v_sel(vm m, vf a, vf b) { return svsel_f32(m, b, a); }
-V_INLINE int v_any(vm m) { return svptest_any(V_ALL, m); }
-V_INLINE float v_hmax(vf x) { return svmaxnmv_f32(V_ALL, x); }
-V_INLINE float v_hsum(vf x) { return svaddv_f32(V_ALL, x); }
-V_INLINE vf v_exp(vf x) { return Sleef_expfx_u10sve(x); }
-V_INLINE vf v_tanh(vf x) { return Sleef_tanhfx_u10sve(x); }
-V_INLINE void v_prefetch(const void *p) { __builtin_prefetch(p); }
-
-/* The first n lanes, 1 <= n <= VL. */
-V_INLINE vm v_tailmask(size_t n) { return svwhilelt_b32_u64(0, n); }
-/* Inactive lanes are never touched in memory and read as 0 (v_loadm) or
-   as `fill` (v_loadm_or). */
-V_INLINE vf v_loadm(const float *p, vm m) { return svld1_f32(m, p); }
-V_INLINE vf v_loadm_or(const float *p, vm m, vf fill) { return svsel_f32(m, svld1_f32(m, p), fill); }
-V_INLINE void v_storem(float *p, vm m, vf x) { svst1_f32(m, p, x); }
-
-/* Lanes i with lo[i] <= j < hi[i]. */
-V_INLINE vm v_in_range(const int32_t *lo, const int32_t *hi, int32_t j)
-{
-    return svand_b_z(V_ALL, svcmple_n_s32(V_ALL, svld1_s32(V_ALL, lo), j),
-                     svcmpgt_n_s32(V_ALL, svld1_s32(V_ALL, hi), j));
-}
-
-/* (float)(p[i] + j), exactly as the scalar code converts a key distance. */
-V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
-{
-    return svcvt_f32_s32_x(V_ALL, svadd_n_s32_x(V_ALL, svld1_s32(V_ALL, p), j));
-}
-
-/* Lanes 4k + r, for all k, combined over k, into every group of 4: one
-   reduction per r over the lanes r, r + 4, ... (whatever VL is), then
-   DUPQ repeats the four results in every 128-bit segment. */
-V_INLINE vf v_fold4_max(vf x)
-{
-    return svdupq_n_f32(svmaxnmv_f32(svdupq_n_b32(1, 0, 0, 0), x),
-                        svmaxnmv_f32(svdupq_n_b32(0, 1, 0, 0), x),
-                        svmaxnmv_f32(svdupq_n_b32(0, 0, 1, 0), x),
-                        svmaxnmv_f32(svdupq_n_b32(0, 0, 0, 1), x));
-}
-V_INLINE vf v_fold4_add(vf x)
-{
-    return svdupq_n_f32(svaddv_f32(svdupq_n_b32(1, 0, 0, 0), x),
-                        svaddv_f32(svdupq_n_b32(0, 1, 0, 0), x),
-                        svaddv_f32(svdupq_n_b32(0, 0, 1, 0), x),
-                        svaddv_f32(svdupq_n_b32(0, 0, 0, 1), x));
-}
+#include "sve/vocab.h"
 
 /* ---- the microkernel ------------------------------------------------------ */
 

@@ -1,14 +1,17 @@
 /*
- * e^x and tanh x for the fused kernels (kernels/simd/attention.h,
- * x86/bf16_tmpl.h), inline, in the words of an x86 vocabulary
- * (avx2/vocab.h, avx512/vocab.h), which includes this once at its end
- * after defining v_min, v_round (to nearest), v_scale2 (p · 2^n, rounded
- * once), v_abs and v_copysign.
+ * e^x and tanh x for the fused kernels (kernels/simd/attention.h and the
+ * bf16 tiles), inline, in the words of a vocabulary (avx2/vocab.h,
+ * avx512/vocab.h, neon/vocab.h, sve/vocab.h), which includes this once at
+ * its end after defining v_clamp (NaN kept), v_round (to nearest, ties to
+ * even), v_scale2 (p · 2^n, rounded once), v_abs and v_copysign. Every
+ * step is an IEEE operation rounded once, so every vocabulary gives the
+ * same bits.
  *
  * Why not SLEEF's, which the stage softmax keeps (v_exp_sleef, the
  * contract's): each of its functions is a call through the PLT, and every
- * call spills the loop's live vectors (all vector registers are
- * caller-saved) and keeps the calls of a tile from overlapping. Paired
+ * call spills the loop's live vectors (on x86 all vector registers are
+ * caller-saved, on AArch64 all but the low halves of v8-v15) and keeps
+ * the calls of a tile from overlapping. Paired
  * runs, Zen 5, one thread, 8 heads, n = 2048, AVX-512 f32: this exp took
  * 0.78-0.85 of the prefill's time at d = 64 and 0.82-0.97 at d = 128.
  *
@@ -23,13 +26,12 @@
  * (e^x is below half the least subnormal there), +Inf and x above 89 give
  * Inf (x is clamped there: e^89 is beyond the largest float).
  */
-#ifndef QKV_X86_EXP_TANH_H
-#define QKV_X86_EXP_TANH_H
+#ifndef QKV_SIMD_EXP_TANH_H
+#define QKV_SIMD_EXP_TANH_H
 
 V_INLINE vf v_exp(vf x)
 {
-    /* min and max return their second operand when either is NaN */
-    x = v_min(v_set1(89.0f), v_max(v_set1(-104.0f), x));
+    x = v_clamp(x, v_set1(-104.0f), v_set1(89.0f));
     const vf n = v_round(v_mul(x, v_set1(1.44269504f)));
     vf r = v_fmadd(n, v_set1(-0.693359375f), x);   /* 355/512: n·ln2_hi is exact */
     r = v_fmadd(n, v_set1(2.12194440e-4f), r);     /* ln2_hi - ln2 */
