@@ -94,7 +94,7 @@ V_INLINE vf v_fold4_add(vf x)
 }
 
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
-   take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the six
+   take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the five
    below. */
 V_INLINE vf v_exp_sleef(vf x) { return Sleef_expfx_u10sve(x); }
 V_INLINE vf v_abs(vf x) { return svabs_f32_x(V_ALL, x); }
