@@ -294,7 +294,10 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* Pointers to the rows of keys [j0, j0 + n). */
+/* Pointers to the rows of keys [j0, j0 + n), page run by page run: with
+   qkv_kv_cursor's key-by-key steps instead, this took 4.2x the
+   instructions (callgrind, AVX2 f32 decode, 4096 keys) and the decode
+   1.5-3% more time (AVX-512, 32768 keys, Zen 5). */
 static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const unsigned char **out)
 {
     for (size_t i = 0; i < n;) {
