@@ -18,26 +18,16 @@
 
 #define BOUND 1.0   /* ULP; measured over every float: exp 0.939, tanh 0.959 */
 
-typedef double (*check_fn)(uint32_t step, long *checked, long *bad, double *worst_tanh,
-                          uint64_t *bits);
-#ifdef QKV_TEST_EXP_AVX2
-double exp_check_avx2(uint32_t, long *, long *, double *, uint64_t *);
-#endif
-#ifdef QKV_TEST_EXP_AVX512
-double exp_check_avx512(uint32_t, long *, long *, double *, uint64_t *);
-#endif
-#ifdef QKV_TEST_EXP_EMU
-double exp_check_emu(uint32_t, long *, long *, double *, uint64_t *);
-#endif
-#ifdef QKV_TEST_EXP_NEON
-double exp_check_neon(uint32_t, long *, long *, double *, uint64_t *);
-#endif
+/* One build of tests/exp_tanh_check.c per vocabulary (those not built are
+   declared, never called). */
+typedef double check_fn(uint32_t step, long *checked, long *bad, double *worst_tanh,
+                        uint64_t *bits);
+check_fn exp_check_avx2, exp_check_avx512, exp_check_emu, exp_check_neon, exp_check_sve;
 #ifdef QKV_TEST_EXP_SVE
 #include <sys/auxv.h>
 #ifndef HWCAP_SVE
 #define HWCAP_SVE (1UL << 22)
 #endif
-double exp_check_sve(uint32_t, long *, long *, double *, uint64_t *);
 #endif
 
 /* The first build that ran: every other must give the same bits. */
@@ -47,7 +37,7 @@ static uint64_t first_bits;
 /* Runs one build of the check where this CPU can (`here`), else says
    why not; returns 1 on a failure. */
 static __attribute__((unused)) int run_check(const char *what, int here, const char *missing,
-                                             check_fn check, uint32_t step, int *ran)
+                                             check_fn *check, uint32_t step, int *ran)
 {
     if (!here) {
         printf("exp_tanh %s: skipped: %s\n", what, missing);
