@@ -101,6 +101,36 @@ static inline double qkv_probe_chunk_min(void)
     return 200.0 * qkv_probe_clock_cost();
 }
 
+/* The timing loop of the peak probes (probe_fma.h, probe_amx.c): STEP,
+   `flops` flops, run `inner` times a chunk, chunks for about `seconds`;
+   `best` gets the best chunk's flop rate in GFLOP/s. A chunk shorter than
+   qkv_probe_chunk_min() (or that the clock did not see pass) is not
+   counted: the chunks are lengthened and timed again. The best chunk and
+   not the mean, because on a shared machine other work only ever makes a
+   chunk slower, so the fastest is closest to the peak. A macro so that
+   STEP's accumulators stay in the caller's registers. */
+#define QKV_PROBE_BEST(best, seconds, inner, flops, STEP)                      \
+    do {                                                                      \
+        long inner_ = (inner);                                                \
+        const double chunk_min_ = qkv_probe_chunk_min();                      \
+        const double stop_ = qkv_probe_now() + (seconds);                     \
+        (best) = 0.0;                                                         \
+        do {                                                                  \
+            const double t0_ = qkv_probe_now();                               \
+            for (long i_ = 0; i_ < inner_; i_++) {                            \
+                STEP;                                                         \
+            }                                                                 \
+            const double dt_ = qkv_probe_now() - t0_;                         \
+            if (dt_ <= 0.0 || dt_ < chunk_min_) {                             \
+                inner_ *= 2;                                                  \
+                continue;                                                     \
+            }                                                                 \
+            const double rate_ = (double)(flops) * (double)inner_ / dt_ * 1e-9; \
+            if (rate_ > (best))                                               \
+                (best) = rate_;                                               \
+        } while (qkv_probe_now() < stop_ || (best) == 0.0);                   \
+    } while (0)
+
 #ifdef __cplusplus
 }
 #endif

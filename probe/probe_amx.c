@@ -37,29 +37,14 @@ double qkv_probe_tdpbf16_amx(double seconds)
     amx_load(5, ab[1], 64);
     amx_load(6, ab[0], 64);
     amx_load(7, ab[1], 64);
-    long inner = PROBE_INNER;
-    const double chunk_min = qkv_probe_chunk_min();
-    double best = 0.0;
-    const double stop = qkv_probe_now() + seconds;
-    do {
-        const double t0 = qkv_probe_now();
-        for (long i = 0; i < inner; i++) {
-            amx_dp(0, 4, 6);
-            amx_dp(1, 4, 7);
-            amx_dp(2, 5, 6);
-            amx_dp(3, 5, 7);
-        }
-        const double dt = qkv_probe_now() - t0;
-        if (dt <= 0.0 || dt < chunk_min) {   /* as probe_fma.h: lengthened */
-            inner *= 2;
-            continue;
-        }
-        /* The best chunk, as probe_fma.h: other work only slows a chunk. */
-        const double flops = 4.0 * (double)inner * 16 * 16 * 32 * 2;
-        if (flops / dt > best)
-            best = flops / dt;
-    } while (qkv_probe_now() < stop || best == 0.0);
+    double best;
+    QKV_PROBE_BEST(best, seconds, PROBE_INNER, 4.0 * 16 * 16 * 32 * 2, {
+        amx_dp(0, 4, 6);
+        amx_dp(1, 4, 7);
+        amx_dp(2, 5, 6);
+        amx_dp(3, 5, 7);
+    });
     amx_store(0, c, 64);   /* the sums are used: the loop stays */
     amx_release();
-    return c[0] > 0.0f ? best * 1e-9 : 0.0;
+    return c[0] > 0.0f ? best : 0.0;
 }

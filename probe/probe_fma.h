@@ -25,6 +25,15 @@
 #ifndef PROBE_CHAINS
 #define PROBE_CHAINS 12
 #endif
+/* The steps of chains 12-15 (a directive cannot sit in a macro's
+   arguments, QKV_PROBE_BEST's below). */
+#if PROBE_CHAINS == 16
+#define PROBE_MORE_CHAINS                                  \
+    x12 = PROBE_FMA(x12, a, b); x13 = PROBE_FMA(x13, a, b); \
+    x14 = PROBE_FMA(x14, a, b); x15 = PROBE_FMA(x15, a, b)
+#else
+#define PROBE_MORE_CHAINS (void)0
+#endif
 
 /* Large enough that a timing chunk lasts about a millisecond even at the
    AVX-512 rate (doubled where reading the clock is slow: probe.h). */
@@ -46,33 +55,15 @@ double PROBE_NAME(double seconds)
     PROBE_VEC x12 = PROBE_SET1(0.22f), x13 = PROBE_SET1(0.23f);
     PROBE_VEC x14 = PROBE_SET1(0.24f), x15 = PROBE_SET1(0.25f);
 #endif
-    long inner = PROBE_INNER;
-    const double chunk_min = qkv_probe_chunk_min();
-    double best = 0.0;
-    const double stop = qkv_probe_now() + seconds;
-    do {
-        const double t0 = qkv_probe_now();
-        for (long i = 0; i < inner; i++) {
-            x0 = PROBE_FMA(x0, a, b); x1 = PROBE_FMA(x1, a, b); x2 = PROBE_FMA(x2, a, b);
-            x3 = PROBE_FMA(x3, a, b); x4 = PROBE_FMA(x4, a, b); x5 = PROBE_FMA(x5, a, b);
-            x6 = PROBE_FMA(x6, a, b); x7 = PROBE_FMA(x7, a, b); x8 = PROBE_FMA(x8, a, b);
-            x9 = PROBE_FMA(x9, a, b); x10 = PROBE_FMA(x10, a, b); x11 = PROBE_FMA(x11, a, b);
-#if PROBE_CHAINS == 16
-            x12 = PROBE_FMA(x12, a, b); x13 = PROBE_FMA(x13, a, b);
-            x14 = PROBE_FMA(x14, a, b); x15 = PROBE_FMA(x15, a, b);
-#endif
-        }
-        const double dt = qkv_probe_now() - t0;
-        if (dt <= 0.0 || dt < chunk_min) {
-            inner *= 2;
-            continue;
-        }
-        /* The best chunk, not the mean: on a shared machine other work only
-           ever makes a chunk slower, so the fastest is closest to the peak. */
-        const double flops = 2.0 * (double)inner * PROBE_CHAINS * (double)(PROBE_LANES);
-        if (flops / dt > best)
-            best = flops / dt;
-    } while (qkv_probe_now() < stop || best == 0.0);
+    double best;
+    QKV_PROBE_BEST(best, seconds, PROBE_INNER, 2.0 * PROBE_CHAINS * (double)(PROBE_LANES), {
+        x0 = PROBE_FMA(x0, a, b); x1 = PROBE_FMA(x1, a, b); x2 = PROBE_FMA(x2, a, b);
+        x3 = PROBE_FMA(x3, a, b); x4 = PROBE_FMA(x4, a, b); x5 = PROBE_FMA(x5, a, b);
+        x6 = PROBE_FMA(x6, a, b); x7 = PROBE_FMA(x7, a, b); x8 = PROBE_FMA(x8, a, b);
+        x9 = PROBE_FMA(x9, a, b); x10 = PROBE_FMA(x10, a, b); x11 = PROBE_FMA(x11, a, b);
+        PROBE_MORE_CHAINS;
+    });
+#undef PROBE_MORE_CHAINS
     PROBE_SINK_NAME = PROBE_LANE0(x0) + PROBE_LANE0(x1) + PROBE_LANE0(x2) + PROBE_LANE0(x3) +
                       PROBE_LANE0(x4) + PROBE_LANE0(x5) + PROBE_LANE0(x6) + PROBE_LANE0(x7) +
                       PROBE_LANE0(x8) + PROBE_LANE0(x9) + PROBE_LANE0(x10) + PROBE_LANE0(x11)
@@ -80,5 +71,5 @@ double PROBE_NAME(double seconds)
                       + PROBE_LANE0(x12) + PROBE_LANE0(x13) + PROBE_LANE0(x14) + PROBE_LANE0(x15)
 #endif
         ;
-    return best * 1e-9;
+    return best;
 }
