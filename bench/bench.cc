@@ -13,6 +13,10 @@
  *   decode/<impl>/kv_len:4096/threads:1
  *                          one token: 32 query heads on 8 KV heads, d = 128,
  *                          K and V read from memory (see kv_copies)
+ *   decode_parts/<impl>/kv_len:1024/kv:f16/threads:1
+ *                          the decode shape from memory and with K and V
+ *                          left in cache (the arithmetic without the
+ *                          memory), side by side: counters cold_ms, warm_ms
  *   attention/<impl>/n:2048/d:128/causal:0/qkv:bf16/fpmath:bf16/threads:1
  *                          prefill with Q, K and V stored as bf16, in one
  *                          qkv_fpmath mode, with its max error (counter
@@ -45,6 +49,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -103,6 +108,11 @@ Sizes sizes_for(const std::string &set)
    (32 query heads sharing 8 KV heads, d = 128). */
 constexpr size_t kPrefillHeads = 8;
 constexpr size_t kDecodeQHeads = 32, kDecodeKvHeads = 8, kDecodeDim = 128;
+/* Keys of the decode breakdown's rows (decode_parts): K and V of 8 MiB in
+   f32, 1.1 in Q4_0, which stay in a server core's share of L3 or a
+   client's L2 + L3 when warm, and enough keys that a call's start-up
+   weighs little. */
+constexpr size_t kPartsKv = 1024;
 
 unsigned cpu_count()
 {
@@ -436,6 +446,60 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     set_counters(st, s.flops(), s.bytes());
     if (with_error)
         st.counters["max_err"] = err;
+}
+
+/* The decode breakdown: one decode from memory and one with K and V in
+   cache in every iteration, side by side, so that a slow minute on a
+   shared host moves both (run as two benchmarks, minutes apart, their
+   difference drifted by more than it measured: Q4_0 on Zen 5 read -0.03
+   ms from memory in one report). From memory: a copy other than the
+   first, in turn, as bm_attention cycles them; in cache: the first copy,
+   called twice, the second call timed. Counters cold_ms and warm_ms: the
+   medians of each. */
+void bm_decode_parts(benchmark::State &st, const qkv_funcs *f, AttnShape s)
+{
+    Tensors t;
+    if (kv_copies(s) < 2 || !get_tensors(s, &t)) {
+        st.SkipWithError(kv_copies(s) < 2 ? "K and V fill the cold buffer alone" : "out of memory");
+        return;
+    }
+    qkv_pool *pool = nullptr;
+    if (qkv_pool_create(1, &pool) != QKV_OK) {
+        st.SkipWithError("qkv_pool_create failed");
+        return;
+    }
+    std::vector<qkv_attention_desc> desc;
+    for (size_t c = 0; c < kv_copies(s); c++)
+        desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
+    for (const qkv_attention_desc &d : desc)   /* as bm_attention: every copy once first */
+        f->attention(&d);
+    std::vector<double> cold, warm;
+    size_t call = 0;
+    for (auto _ : st) {
+        const auto t0 = std::chrono::steady_clock::now();
+        qkv_status rc = f->attention(&desc[1 + call++ % (desc.size() - 1)]);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (rc == QKV_OK)
+            rc = f->attention(&desc[0]);
+        const auto t2 = std::chrono::steady_clock::now();
+        if (rc == QKV_OK)
+            rc = f->attention(&desc[0]);
+        const auto t3 = std::chrono::steady_clock::now();
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        cold.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        warm.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
+        benchmark::ClobberMemory();
+    }
+    qkv_pool_destroy(pool);
+    auto median = [](std::vector<double> &x) {
+        std::sort(x.begin(), x.end());
+        return x.empty() ? 0.0 : x[x.size() / 2];
+    };
+    st.counters["cold_ms"] = median(cold);
+    st.counters["warm_ms"] = median(warm);
 }
 
 /* ---- an engine's batch and merging --------------------------------------- */
@@ -1044,6 +1108,18 @@ void register_all(const Config &cfg)
             add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
                               key("causal", 0) + "/qkv:bf16/fpmath:" +
                               (m == QKV_FPMATH_BF16 ? "bf16" : "strict"), p, 1);
+        }
+        /* The decode shape from memory and with K and V left in cache
+           (the arithmetic without the memory), side by side: the report's
+           decode breakdown (where the time goes) sets the difference
+           against the time the bytes take to stream. */
+        for (qkv_dtype dt : {QKV_F32, QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0}) {
+            AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, kPartsKv, kDecodeDim, false};
+            s.kv = dt;
+            const qkv_funcs *f = im.f;
+            reg.add("decode_parts/" + im.name + key("kv_len", kPartsKv) + "/kv:" + dtype_name(dt) +
+                        key("threads", 1),
+                    [=](benchmark::State &st) { bm_decode_parts(st, f, s); });
         }
         for (qkv_dtype dt : {QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0}) {
             const std::string kvkey = std::string("/kv:") + dtype_name(dt);

@@ -61,6 +61,8 @@ class Result:
         self.bytes_per_s = entry.get('bytes_per_second')
         self.items_per_s = entry.get('items_per_second')   # softmax: elements/s
         self.max_err = entry.get('max_err')        # qkv_fpmath rows: vs avx512 strict
+        self.cold_ms = entry.get('cold_ms')        # decode_parts: from memory, and
+        self.warm_ms = entry.get('warm_ms')        # with K/V in cache (ms)
         self.reps = entry.get('repetitions', 1)
         self.cv = None                             # spread of the repetitions' times
 
@@ -430,6 +432,45 @@ def render_markdown(doc, results):
                         notes.append('%.0f%%' % (100 * r.flops / 1e9 / pk))
                     row.append(marked(r, fmt_num((r.flops or 0) / 1e9) + ' (' + ', '.join(notes) + ')'))
             body.append(row)
+        lines.append(md_table(['case'] + here, body))
+
+    # Decode from memory taken apart: the same call with K and V left in
+    # cache (its arithmetic), and what reading them from memory added, set
+    # against the time the bytes take to stream at the probed bandwidth.
+    parts = [r for r in results.values() if r.kind == 'decode_parts' and p(r, 'threads', 1) == 1]
+    if parts and bw:
+        lines.append('')
+        lines.append('## Decode, where the time goes: from memory against the arithmetic alone, '
+                     '%s, 1 thread — ms per call' % ctx.get('decode_shape', ''))
+        lines.append('')
+        lines.append('From memory: K and V read from memory (as in the decode rows). Arithmetic: '
+                     'the same call with K and V left in cache, called right after it (medians of '
+                     'the pairs). Memory: the difference, what reading K and V from memory added, '
+                     'and that as a share of the stream time (K+V bytes at the measured read '
+                     'bandwidth): 100% where the core streamed at that bandwidth and did its '
+                     'arithmetic in between, less where it overlapped the two, more where it '
+                     'read slower.')
+        lines.append('')
+        here = [c for c in cols if any(r.impl == c for r in parts)]
+        body = []
+        for kv_len in sorted({p(r, 'kv_len') for r in parts}):
+            for dt in DTYPE_BYTES:
+                row = ['kv_len=%d kv=%s' % (kv_len, dt)]
+                for c in here:
+                    r = next((r for r in parts
+                              if r.impl == c and p(r, 'kv') == dt and p(r, 'kv_len') == kv_len), None)
+                    if r is None:
+                        row.append('—')
+                        continue
+                    if r.error or not r.cold_ms or not r.warm_ms:
+                        row.append('error')
+                        continue
+                    stream = decode_kv_bytes(ctx, kv_len, dt) / (bw * 1e9) * 1e3
+                    mem = r.cold_ms - r.warm_ms
+                    row.append(marked(r, '%s: arithmetic %s + memory %s (%.0f%% of the %s stream)'
+                                      % (fmt_num(r.cold_ms), fmt_num(r.warm_ms), fmt_num(mem),
+                                         100 * mem / stream, fmt_num(stream))))
+                body.append(row)
         lines.append(md_table(['case'] + here, body))
 
     # Q, K, V stored as bf16 in each qkv_fpmath mode: speed and error side

@@ -67,6 +67,8 @@ text = open(md).read() if os.path.exists(md) else ''
 check('| case |' in text and 'Decode' in text and 'prefill' in text, 'report.md has the tables')
 if set(isas) - {'scalar'}:
     check('| cap=50 d=' in text and 'of no cap' in text, 'report.md has the soft-cap row')
+    check('where the time goes' in text and ' kv=q4_0 |' in text and '% of the ' in text,
+          'report.md has the decode breakdown (from memory, in cache, the stream)')
 if set(isas) & {'avx512bf16', 'amx', 'neonbf16', 'svebf16'}:
     check('bf16 Q/K/V, BF16 mode' in text, 'report.md has the paged BF16-mode prefill row')
 
