@@ -402,6 +402,26 @@ double max_error(const qkv_funcs *f, const AttnShape &s, const Tensors &t, qkv_p
     return worst;
 }
 
+/* One call of the shape per copy of K and V (kv_copies), each made once,
+   untimed, where there are several (decode). Right after its buffers were
+   made, the first pass over them ran up to 4x slower on a Zen 5 VM, and a
+   repetition that caught it moved the median of three: when a buffer was
+   converted anew at each change of K/V dtype in the interleaved order,
+   f16 took 10.5 ms against 6.8, Q4_0 20-25 against 5.2, their
+   repetitions spread 22-62%; with this pass 0.5-5%, and with the buffers
+   kept (see stored) 0.2-3%. */
+std::vector<qkv_attention_desc> copy_descs(const qkv_funcs *f, const AttnShape &s,
+                                           const Tensors &t, qkv_pool *pool)
+{
+    std::vector<qkv_attention_desc> desc;
+    for (size_t c = 0; c < kv_copies(s); c++)
+        desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
+    if (desc.size() > 1)
+        for (const qkv_attention_desc &d : desc)
+            f->attention(&d);
+    return desc;
+}
+
 void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigned threads)
 {
     Tensors t;
@@ -420,19 +440,7 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
     /* The rows of a qkv_fpmath mode carry their error next to their speed. */
     const bool with_error = s.q != QKV_F32 || s.fpmath != QKV_FPMATH_STRICT;
     const double err = with_error ? max_error(f, s, t, pool) : 0;
-    std::vector<qkv_attention_desc> desc;
-    for (size_t c = 0; c < kv_copies(s); c++)
-        desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
-    /* Decode: one untimed call on every copy first. Right after its
-       buffers were made, the first pass over them ran up to 4x slower on
-       a Zen 5 VM, and a repetition that caught it moved the median of
-       three: when a buffer was converted anew at each change of K/V dtype
-       in the interleaved order, f16 took 10.5 ms against 6.8, Q4_0 20-25
-       against 5.2, their repetitions spread 22-62%; with this pass 0.5-5%,
-       and with the buffers kept (see stored) 0.2-3%. */
-    if (desc.size() > 1)
-        for (const qkv_attention_desc &d : desc)
-            f->attention(&d);
+    const std::vector<qkv_attention_desc> desc = copy_descs(f, s, t, pool);
     size_t call = 0;
     for (auto _ : st) {
         const qkv_status rc = f->attention(&desc[call++ % desc.size()]);
@@ -452,10 +460,9 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
    cache in every iteration, side by side, so that a slow minute on a
    shared host moves both (run as two benchmarks, minutes apart, their
    difference drifted by more than it measured: Q4_0 on Zen 5 read -0.03
-   ms from memory in one report). From memory: a copy other than the
-   first, in turn, as bm_attention cycles them; in cache: the first copy,
-   called twice, the second call timed. Counters cold_ms and warm_ms: the
-   medians of each. */
+   ms from memory in one report). From memory: the copies of copy_descs
+   but the first, in turn; in cache: the first copy, called twice, the
+   second call timed. Counters cold_ms and warm_ms: the medians of each. */
 void bm_decode_parts(benchmark::State &st, const qkv_funcs *f, AttnShape s)
 {
     Tensors t;
@@ -468,11 +475,7 @@ void bm_decode_parts(benchmark::State &st, const qkv_funcs *f, AttnShape s)
         st.SkipWithError("qkv_pool_create failed");
         return;
     }
-    std::vector<qkv_attention_desc> desc;
-    for (size_t c = 0; c < kv_copies(s); c++)
-        desc.push_back(make_desc(s, tensors_at(s, t, c), t.o, pool));
-    for (const qkv_attention_desc &d : desc)   /* as bm_attention: every copy once first */
-        f->attention(&d);
+    const std::vector<qkv_attention_desc> desc = copy_descs(f, s, t, pool);
     std::vector<double> cold, warm;
     size_t call = 0;
     for (auto _ : st) {

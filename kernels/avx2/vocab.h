@@ -93,7 +93,7 @@ V_INLINE vf v_copysign(vf m, vf s) { return _mm256_or_ps(m, _mm256_and_ps(_mm256
    operand when either is NaN. */
 V_INLINE vf v_clamp(vf x, vf lo, vf hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
 V_INLINE vf v_round(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-/* p · 2^n for an integral n in [-150, 129], as simd/exp_tanh.h has it: the two
+/* p · 2^n for an integral n in [-150, 128], as simd/exp_tanh.h has it: the two
    factors 2^(n/2) and 2^(n - n/2) are normal floats, and p · 2^(n/2) is
    exact (p is within [1/2, 2]), so only the last product rounds, once,
    as AVX-512's vscalefps does (AVX2 has no scaling instruction). */
