@@ -123,7 +123,8 @@ static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t a
     const qkv_attn_shape s = shape_of(d);
     size_t rows = ctx->blocks.max_rows, need = 0;
     for (;; rows /= 2) {
-        need = rows * acc_floats + ctx->attention_ws(rows, &s);
+        const size_t acc = rows * acc_floats;
+        need = acc + ctx->attention_ws(rows, &s, acc < QKV_ATTN_WS_FLOATS ? QKV_ATTN_WS_FLOATS - acc : 0);
         if (need <= QKV_ATTN_WS_FLOATS || rows == 1)
             break;
     }

@@ -174,7 +174,7 @@ typedef struct qkv_attn_job {
     size_t        rows;       /* 1 .. QKV_ATTN_MAX_ROWS */
     qkv_attn_row *row;
     float        *ws;         /* the kernel's workspace, 64-byte aligned, */
-    size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape) */
+    size_t        ws_floats;  /* at least ctx->attention_ws(rows, shape, 0) */
     qkv_fpmath    fpmath;     /* what the kernel may round (qkv.h) */
     int           resume;     /* go on from the rows' acc, max and sum */
     /* NULL, or the K and V rows the kernel asks the memory for while it
@@ -200,8 +200,11 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
                                         const float *p, size_t ldp, const float *v, size_t ldv,
                                         float *o, size_t ldo);
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
-/* Floats of workspace a job of `rows` rows of this shape needs. */
-typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape);
+/* Floats of workspace a job of `rows` rows of this shape needs: what it
+   prefers, and where a larger workspace would make it faster (the bf16
+   tiles' V chunks of 128 columns) that larger one, as long as it stays
+   within `limit` floats. */
+typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape, size_t limit);
 /* Whether a walk (dispatch/plan.c) over K and V whose every key's row
    holds all the KV heads brings each chunk in by reading it in memory
    order before its jobs of `rows` rows run, rather than by their

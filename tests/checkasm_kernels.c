@@ -314,7 +314,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         qkv_attn_shape sm = shape;
         for (size_t r = 0; r < j.rows; r++)
             sm.masked |= rw[r].mask != NULL;
-        size_t wsn = c->attention_ws(j.rows, &sm);
+        size_t wsn = c->attention_ws(j.rows, &sm, QKV_ATTN_WS_FLOATS);
         wsn = wsn > QKV_ATTN_WS_FLOATS ? QKV_ATTN_WS_FLOATS : wsn;
         if (coin(25))
             wsn = QKV_ATTN_WS_FLOATS;
@@ -520,7 +520,7 @@ int isa_bf16_shape_off(int isa, size_t rows, const qkv_attention_desc *d)
         return 0;
     qkv_attn_shape s = {d->head_dim, d->v_head_dim, d->q.dtype, d->k.dtype, d->v.dtype,
                         d->mask == QKV_MASK_ADDITIVE, QKV_FPMATH_BF16};
-    const size_t bf = c->attention_ws(rows, &s);
+    const size_t bf = c->attention_ws(rows, &s, QKV_ATTN_WS_FLOATS);
     s.fpmath = QKV_FPMATH_STRICT;
-    return bf == c->attention_ws(rows, &s);
+    return bf == c->attention_ws(rows, &s, QKV_ATTN_WS_FLOATS);
 }

@@ -430,20 +430,25 @@ static SIMD_NAME(bf16_sizes) SIMD_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_
     return z;
 }
 
-static size_t SIMD_NAME(bf16_ws)(size_t rp, const qkv_attn_shape *s)
+static size_t SIMD_NAME(bf16_ws)(size_t rp, const qkv_attn_shape *s, size_t room)
 {
     int qk, pv, f16;
     SIMD_NAME(bf16_use)(s, &qk, &pv, &f16);
     if (!qk)
         return 0;
-    /* The planner sizes jobs for the narrow chunks; begin() takes the wide
-       ones when the workspace has room. */
-    const SIMD_NAME(bf16_sizes) z = SIMD_NAME(bf16_sizes_of)(rp, s, pv, f16, ABF_CW_MIN);
     /* And for strict mode's f32 P·V, converted V rows of 16 keys as the
        driver prefers them (ATT_CONV_KEYS). */
     const size_t dv = s->v_head_dim < 64 ? 64 : s->v_head_dim;
     const size_t v_conv = !pv && s->v_dtype != QKV_F32 ? 16 * dv : 0;
-    const size_t need = z.qt4 + z.shared + (z.least > v_conv ? z.least : v_conv);
+    /* The wide chunks where they fit in room, else the narrow ones, as
+       x86's bf16_ws (begin() takes the wide ones where it has room). */
+    size_t need = 0;
+    for (size_t cw = pv && s->v_head_dim > ABF_CW_MIN ? ABF_CW_MAX : ABF_CW_MIN;; cw = ABF_CW_MIN) {
+        const SIMD_NAME(bf16_sizes) z = SIMD_NAME(bf16_sizes_of)(rp, s, pv, f16, cw);
+        need = z.qt4 + z.shared + (z.least > v_conv ? z.least : v_conv);
+        if (need <= room || cw == ABF_CW_MIN)
+            break;
+    }
     /* Where fewer rows cannot make a vector's worth of lanes smaller (SVE
        at 1024 and 2048 bits), a shape that does not fit stays f32, rather
        than driving the planner to jobs of a few rows. */

@@ -174,9 +174,9 @@ void merge_states_f32_scalar(size_t rows, size_t dv, float *o, size_t ldo, float
 }
 
 /* The scalar attention keeps no tiles: it needs no workspace. */
-static size_t attention_ws_scalar(size_t rows, const qkv_attn_shape *shape)
+static size_t attention_ws_scalar(size_t rows, const qkv_attn_shape *shape, size_t limit)
 {
-    (void)rows, (void)shape;
+    (void)rows, (void)shape, (void)limit;
     return 0;
 }
 

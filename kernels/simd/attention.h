@@ -5,7 +5,7 @@
  * header, which defines
  *
  *   static void   SIMD_NAME(attention)(const qkv_attn_job *job);
- *   static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s);
+ *   static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s, size_t limit);
  *
  * FlashAttention over KV tiles of at most ATT_BN keys, per tile:
  *   1. S = scale · Q·Kᵀ, kept transposed as S[key][row]: the job's rows are
@@ -113,9 +113,10 @@
  * f32 microkernels above run as they do for every other ISA:
  *   simd_bf16              a struct type with int members qk and pv (on
  *                          for this job); zero-initialised means off
- *   simd_bf16_ws(rp, shape)  floats of workspace it needs in a GEMM job of
- *                          rp lanes, the f32 fallback's least included; 0
- *                          when it is off for this shape
+ *   simd_bf16_ws(rp, shape, room)  floats of workspace it needs in a
+ *                          GEMM job of rp lanes, the f32 fallback's least
+ *                          included, and more where that is faster and
+ *                          fits in room; 0 when it is off for this shape
  *   simd_bf16_begin(b, job, rp, ws, floats)
  *                          decides and fills *b for the job, packs what it
  *                          keeps for the whole job into ws; returns the
@@ -170,14 +171,19 @@ static size_t SIMD_NAME(att_keys)(int form)
 }
 
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
-   Q as the form wants it, and `conv` floats of converted K/V rows. */
-static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s, size_t conv)
+   Q as the form wants it, and `conv` floats of converted K/V rows; the
+   bf16 tiles take more where it gains and the total stays within limit. */
+static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s, size_t conv,
+                                  size_t limit)
 {
     const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = SIMD_NAME(att_keys)(form);
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
 #ifdef SIMD_BF16
-    if (form == ATT_GEMM && simd_bf16_ws(rp, s))
-        return n + simd_bf16_ws(rp, s);
+    const size_t bf16 = form == ATT_GEMM ? simd_bf16_ws(rp, s, limit > n ? limit - n : 0) : 0;
+    if (bf16)
+        return n + bf16;
+#else
+    (void)limit;
 #endif
     if (form == ATT_GEMM)
         n += ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
@@ -206,13 +212,15 @@ static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_f
     const int blocks = qkv_dtype_block(s->k_dtype) > 1 || qkv_dtype_block(s->v_dtype) > 1;
     if (blocks && 32 % VL)
         return ATT_GEMM;
-    return SIMD_NAME(att_need)(form, rows, s, 0) <= ws_floats ? form : ATT_GEMM;
+    return SIMD_NAME(att_need)(form, rows, s, 0, 0) <= ws_floats ? form : ATT_GEMM;
 }
 
-/* The workspace a job prefers: its form's needs, with (GEMM) a chunk of
-   ATT_CONV_KEYS converted K rows or half a tile's V in 64-column blocks. The planner picks rows per job
-   so that this fits; the kernel copes with less (smaller chunks). */
-static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
+/* The workspace a job prefers (qkv_attention_ws_fn): its form's needs,
+   with (GEMM) a chunk of ATT_CONV_KEYS converted K rows or half a tile's V
+   in 64-column blocks, and the bf16 tiles' wider V chunks where they fit
+   within limit. The planner picks rows per job so that this fits; the
+   kernel copes with less (smaller chunks). */
+static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s, size_t limit)
 {
     size_t conv = 0;
     if (s->k_dtype != QKV_F32)
@@ -223,7 +231,7 @@ static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s)
     const size_t vconv = ATT_BN / 2 * (s->v_head_dim < 64 ? s->v_head_dim : 64);
     if (s->v_dtype != QKV_F32 && vconv > conv)
         conv = vconv;
-    return SIMD_NAME(att_need)(SIMD_NAME(att_form)(rows, s, SIZE_MAX), rows, s, conv);
+    return SIMD_NAME(att_need)(SIMD_NAME(att_form)(rows, s, SIZE_MAX), rows, s, conv, limit);
 }
 
 static qkv_attn_shape SIMD_NAME(shape_of)(const qkv_attn_job *job)

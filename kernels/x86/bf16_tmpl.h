@@ -446,20 +446,32 @@ static BF16_NAME(bf16_sizes) BF16_NAME(bf16_sizes_of)(size_t rp, const qkv_attn_
     return z;
 }
 
-static size_t BF16_NAME(bf16_ws)(size_t rp, const qkv_attn_shape *s)
+static size_t BF16_NAME(bf16_ws)(size_t rp, const qkv_attn_shape *s, size_t room)
 {
     int qk, pv;
     BF16_NAME(bf16_use)(s, &qk, &pv);
     if (!qk)
         return 0;
-    /* The planner sizes jobs for the narrow chunks; begin() takes the wide
-       ones when the workspace has room. */
-    const BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, s, pv, BF16_CW_MIN);
     /* And for strict mode's f32 P·V, converted V rows of 16 keys as the
        driver prefers them (ATT_CONV_KEYS). */
     const size_t dv = s->v_head_dim < 64 ? 64 : s->v_head_dim;
     const size_t v_conv = !pv && s->v_dtype != QKV_F32 ? 16 * dv : 0;
-    return z.qt2 + z.shared + z.extra + (z.least > v_conv ? z.least : v_conv);
+    /* The wide chunks where they fit in room, else the narrow ones (which
+       the planner then sizes the jobs for); begin() takes the wide ones
+       whenever the workspace it is given has room for them. While this
+       asked for the narrow ones always, a d = 128 job of 32 rows never had
+       the room (exactly the budget, QKV_ATTN_WS_FLOATS, with the wide):
+       avx512bf16 on Zen 5, BF16 mode, bf16 Q/K/V, 8 heads, two builds
+       alternating in one process, wide over narrow: n = 2048 0.93-0.95 of
+       the time, causal or not, n = 512 0.97; the same bits. AMX's pads
+       leave it no room for the wide at 32 rows. */
+    for (size_t cw = pv && s->v_head_dim > BF16_CW_MIN ? BF16_CW_MAX : BF16_CW_MIN;;
+         cw = BF16_CW_MIN) {
+        const BF16_NAME(bf16_sizes) z = BF16_NAME(bf16_sizes_of)(rp, s, pv, cw);
+        const size_t need = z.qt2 + z.shared + z.extra + (z.least > v_conv ? z.least : v_conv);
+        if (need <= room || cw == BF16_CW_MIN)
+            return need;
+    }
 }
 
 static size_t BF16_NAME(bf16_begin)(simd_bf16 *b, const qkv_attn_job *job, size_t rp, float *ws,
