@@ -240,6 +240,8 @@ static void make_cases(void)
     add_attention(2, 1, 70, 130, 256, 256, F_CAUSAL | F_WINDOW | F_LSE | F_HOOK);
     add_attention(2, 2, 65, 97, 80, 96, F_CAUSAL | F_ALIBI);
     add_attention(2, 1, 70, 150, 300, 300, F_CAUSAL | F_LSE);
+    /* 32 rows whose S and whole Qᵀ take all of QKV_ATTN_WS_FLOATS. */
+    add_attention(2, 1, 70, 150, 224, 224, F_CAUSAL | F_LSE);
     /* Decode with GQA: one query row, 4 query heads per KV head; with the
        hook the keys are split (kv_len >= 1024) and merged. */
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE);

@@ -157,6 +157,18 @@
 
 enum { ATT_GEMM, ATT_DOT, ATT_ROWS4 };
 
+/* A decode tile's K and V rows by pointer (any page), and the rows its
+   kernels prefetch as they go (the decode feed), all indexed by the key's
+   place in the tile. */
+typedef struct SIMD_NAME(dot_rows) {
+    const unsigned char *k[ATT_BN], *v[ATT_BN], *kpre[ATT_BN], *vpre[ATT_BN];
+    int prefetch;   /* kpre and vpre are in use */
+} SIMD_NAME(dot_rows);
+/* Floats of workspace the DOT form keeps its dot_rows in (2 KiB: on the
+   stack, it took the general job's frame and the f32 prefill of d = 224
+   past QKV_MAX_STACK_BYTES). */
+#define ATT_DOT_ROWS_FLOATS ATT_ALIGN((sizeof(SIMD_NAME(dot_rows)) + sizeof(float) - 1) / sizeof(float))
+
 /* The lanes of S per key: rows rounded up to whole vectors (4 for ROWS4). */
 static size_t SIMD_NAME(att_rp)(int form, size_t rows)
 {
@@ -186,10 +198,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     (void)limit;
 #endif
     if (form == ATT_GEMM)
-        n += ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
-    else if (s->q_dtype != QKV_F32)
+        return n + ATT_ALIGN(rp * s->head_dim) + ATT_ALIGN(conv);
+    if (s->q_dtype != QKV_F32)
         n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * s->head_dim);
-    return n;
+    return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
 }
 
 /* The fewest lanes with which the DOT form runs (8 rows in a vector at
@@ -821,14 +833,6 @@ static void SIMD_NAME(q_rows_f32)(const qkv_attn_job *job, size_t n, float *buf,
     }
 }
 
-/* A decode tile's K and V rows by pointer (any page), and the rows its
-   kernels prefetch as they go (the decode feed), all indexed by the key's
-   place in the tile. */
-typedef struct SIMD_NAME(dot_rows) {
-    const unsigned char *k[ATT_BN], *v[ATT_BN], *kpre[ATT_BN], *vpre[ATT_BN];
-    int prefetch;   /* kpre and vpre are in use */
-} SIMD_NAME(dot_rows);
-
 /* The rows of keys [t0 + kmin, t0 + kmax), fed first. */
 static void SIMD_NAME(dot_tile_rows)(const qkv_attn_job *job, SIMD_NAME(att_feed) *w, size_t t0,
                                      size_t kmin, size_t kmax, SIMD_NAME(dot_rows) *rows)
@@ -943,8 +947,10 @@ static int SIMD_NAME(tile_plain)(const qkv_attn_job *job, const int32_t *lo, con
    each). With one lane per row a vector of scores would be mostly idle, so
    S and P are kept as [key][4] and a vector holds VL/4 keys × 4 rows
    exactly as the dot products leave them: exp, max and sum then run on
-   full vectors (a quarter as many exp calls). */
-static void SIMD_NAME(attention_rows4)(const qkv_attn_job *job, SIMD_NAME(att_ws) ws)
+   full vectors (a quarter as many exp calls). Out of line, so that its
+   locals (3.5 KiB on AVX-512) are not also in the general job's frame. */
+static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_job *job,
+                                                                 SIMD_NAME(att_ws) ws)
 {
     const size_t rows = job->rows, dv = job->v_head_dim, keys = ATT_BN + VL;
     const float cap = job->softcap;
@@ -1104,7 +1110,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
     float *qt = NULL;
     const float *q[8];
-    SIMD_NAME(dot_rows) kv;   /* the DOT form's */
+    SIMD_NAME(dot_rows) *kv = NULL;   /* the DOT form's, in the workspace */
     size_t dc = d;
     int qt_lazy = 0;   /* Qᵀ as f32 only for tiles the bf16 path gives back */
 #ifdef SIMD_BF16
@@ -1112,6 +1118,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #endif
     if (form == ATT_DOT) {
         float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
+        kv = (SIMD_NAME(dot_rows) *)(void *)SIMD_NAME(ws_take)(&ws, ATT_DOT_ROWS_FLOATS);
         SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
@@ -1213,9 +1220,9 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             qk_done = simd_bf16_qk(&b16, job, t0, n, kmin, kmax, st, rp, plain ? tmax_of : NULL);
 #endif
         if (form == ATT_DOT) {
-            SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
-            simd_qk_dot(8, job->k.dtype, q, d, kv.k + kmin, kmax - kmin, scale, st + kmin * rp, rp,
-                        kv.prefetch ? kv.kpre + kmin : NULL);
+            SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, kv);
+            simd_qk_dot(8, job->k.dtype, q, d, kv->k + kmin, kmax - kmin, scale, st + kmin * rp, rp,
+                        kv->prefetch ? kv->kpre + kmin : NULL);
         }
         for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
@@ -1324,7 +1331,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         }
 
         if (form == ATT_DOT)
-            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, &kv, kmin, kmax, lo, hi, alpha,
+            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, kv, kmin, kmax, lo, hi, alpha,
                                    SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
 #ifdef SIMD_BF16
         else if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
