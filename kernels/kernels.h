@@ -200,10 +200,11 @@ typedef void (*qkv_weighted_sum_kernel)(size_t m, size_t n, size_t dv,
                                         const float *p, size_t ldp, const float *v, size_t ldv,
                                         float *o, size_t ldo);
 typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
-/* Floats of workspace a job of `rows` rows of this shape needs: what it
-   prefers, and where a larger workspace would make it faster (the bf16
-   tiles' V chunks of 128 columns) that larger one, as long as it stays
-   within `limit` floats. */
+/* Floats of workspace a job of `rows` rows of this shape asks for: what it
+   prefers (the bf16 tiles' V chunks of 128 columns, Qᵀ whole) where that
+   stays within `limit` floats, else less (V chunks of 64 columns; on
+   16-lane ISAs, Qᵀ in chunks along head_dim). The kernel works in any
+   workspace of at least attention_ws(rows, shape, 0) floats. */
 typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape, size_t limit);
 /* Whether a walk (dispatch/plan.c) over K and V whose every key's row
    holds all the KV heads brings each chunk in by reading it in memory

@@ -240,11 +240,11 @@ static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_f
     return SIMD_NAME(att_need)(form, rows, s, 0, 0) <= ws_floats ? form : ATT_GEMM;
 }
 
-/* The workspace a job prefers (qkv_attention_ws_fn): its form's needs,
+/* The workspace a job asks for (qkv_attention_ws_fn): its form's needs,
    with (GEMM) a chunk of ATT_CONV_KEYS converted K rows or half a tile's V
-   in 64-column blocks, and the bf16 tiles' wider V chunks where they fit
-   within limit. The planner picks rows per job so that this fits; the
-   kernel copes with less (smaller chunks). */
+   in 64-column blocks; within limit, the bf16 tiles' wider V chunks, and
+   Qᵀ whole or (16 lanes) in chunks (att_need). The planner picks rows per
+   job so that this fits; the kernel copes with less (smaller chunks). */
 static size_t SIMD_NAME(attention_ws)(size_t rows, const qkv_attn_shape *s, size_t limit)
 {
     size_t conv = 0;
