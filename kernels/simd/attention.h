@@ -182,6 +182,20 @@ static size_t SIMD_NAME(att_keys)(int form)
     return form == ATT_GEMM ? ATT_BN : ATT_BN + VL;
 }
 
+/* The columns of Qᵀ a GEMM job packs at a time where `fit` of them (a
+   multiple of 32, at least 32) fit its workspace: all of head_dim d where
+   they fit, else as many chunks as that takes, of even widths in whole
+   blocks of 32 (256 as 128 + 128: in 224 + 32 the second chunk read S and
+   K again for a sliver). The planner's request (att_need) and the kernel
+   both size Qᵀ by it, so a job is given no more than it uses. */
+static size_t SIMD_NAME(qt_cols)(size_t d, size_t fit)
+{
+    if (d <= fit)
+        return d;
+    const size_t chunks = (d + fit - 1) / fit;
+    return ((d + chunks - 1) / chunks + 31) / 32 * 32;
+}
+
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
    Q as the form wants it, and `conv` floats of converted K/V rows; the
    bf16 tiles take more where it gains and the total stays within limit. */
@@ -208,7 +222,7 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
         const size_t fixed = n + ATT_ALIGN(conv);
         if (fixed + ATT_ALIGN(rp * cols) > limit && cols > 32 && VL >= 16) {
             const size_t fit = limit > fixed ? (limit - fixed) / rp / 32 * 32 : 0;
-            cols = fit < 32 ? 32 : fit;
+            cols = SIMD_NAME(qt_cols)(cols, fit < 32 ? 32 : fit);
         }
         return n + ATT_ALIGN(rp * cols) + ATT_ALIGN(conv);
     }
@@ -1155,10 +1169,7 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
             dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
             if (dc < 32)   /* 32 columns fit (keys above), the rest converts */
                 dc = 32;
-            /* as many chunks as that takes, of even widths (d = 256 in
-               224 + 32 columns read S and K again for a sliver) */
-            const size_t chunks = (d + dc - 1) / dc;
-            dc = ((d + chunks - 1) / chunks + 31) / 32 * 32;
+            dc = SIMD_NAME(qt_cols)(d, dc);
         }
         qt = SIMD_NAME(ws_take)(&ws, rp * dc);
         if (dc == d && !qt_lazy)
