@@ -23,6 +23,10 @@
 #define GEMM_NV 2
 #define GEMM_TILE 6x16
 
+/* The decode P·V of a Q8_0/Q4_0 V folds the block scales into the
+   weights (see pv_weights in the template). */
+#define PV_FOLD_SCALES 1
+
 /* scores: a packed Kᵀ panel of KC×16 floats is 16 KiB, well inside L1. */
 #define SCORES_KC 256
 /* weighted_sum: a KC×16 panel of V rows, 16 KiB, reused by every block of

@@ -28,6 +28,10 @@
 #define GEMM_NV 4
 #define GEMM_TILE 6x64
 
+/* The decode P·V of a Q8_0/Q4_0 V scales V's vectors (see pv_weights in
+   the template for what was measured). */
+#define PV_FOLD_SCALES 0
+
 /* scores: a packed Kᵀ panel of KC×64 floats is 32 KiB, inside the 48 KiB L1
    with room for the Q rows it is multiplied with. */
 #define SCORES_KC 128

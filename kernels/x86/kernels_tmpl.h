@@ -20,6 +20,9 @@
  *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_rep4 v_exp v_tanh
  *   v_exp_sleef (the stage softmax's: the contract names SLEEF's)
  *   v_in_range v_transpose v_i32_to_f v_pin
+ *   PV_FOLD_SCALES           1: the decode P·V of a Q8_0/Q4_0 V folds each
+ *                            key's block scale into its weights (see
+ *                            pv_weights); 0: it scales V's vectors
  *
  * One microkernel does all the multiplying (BLIS style):
  *     C[i][·] := post · (pre_i · C[i][·] + Σ_p A[i][p] · B[p][·])
@@ -607,9 +610,11 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
    the columns [c0, c0 + nv·VL) (the last vector `tail` columns when
    tail > 0), V rows read in place in their stored dtype and widened once:
    every row of the job takes each V vector from registers. For block
-   dtypes p holds the weights with each key's block scale folded in
-   (pv_weights), those of the columns' second block (AVX-512's 64 columns)
-   pbs floats on, and V's quants are taken as they are. The rows vpre are
+   dtypes, where the ISA folds the scales (PV_FOLD_SCALES), p holds the
+   weights with each key's block scale folded in (pv_weights), those of
+   the columns' second block pbs floats on, and V's quants are taken as
+   they are; else V's vectors are scaled as they are widened, each block's
+   scale made once a key (block_scale, block_vec). The rows vpre are
    prefetched as pf says (vpre NULL: none). */
 V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, const qkv_dtype t,
                                size_t rows, const float *p, size_t prs, size_t pbs,
@@ -619,7 +624,8 @@ V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, cons
 {
     vf a[8][4];
     const vm tm = v_tailmask(tailed ? tail : VL);
-    const int blocked = qkv_dtype_block(t) > 1, two = blocked && NV * VL > QKV_BLOCK_VALUES;
+    const int blocked = qkv_dtype_block(t) > 1, spans2 = blocked && NV * VL > QKV_BLOCK_VALUES;
+    const int two = PV_FOLD_SCALES && spans2;   /* two weights a row and key */
 X86_UNROLL
     for (int r = 0; r < R; r++) {
         /* Lanes past the job's rows load the last row and never store. */
@@ -637,12 +643,17 @@ X86_UNROLL
     const size_t at = qkv_dtype_bytes(t, c0 - off);
     size_t pf_next = pf.first;
     for (size_t j = 0; j < n; j++) {
-        vf b[4];
+        vf b[4], sc[2] = {v_zero(), v_zero()};
+        if (blocked && !PV_FOLD_SCALES)
+            for (int i = 0; i <= spans2; i++)
+                sc[i] = SIMD_NAME(block_scale)(t, vrow[j] + at + (size_t)i * bytes);
 X86_UNROLL
         for (int v = 0; v < NV; v++) {
             const size_t c = off + (size_t)v * VL;
-            b[v] = blocked ? SIMD_NAME(block_raw)(t, vrow[j] + at + c / QKV_BLOCK_VALUES * bytes,
-                                                  c % QKV_BLOCK_VALUES)
+            const unsigned char *blk = vrow[j] + at + c / QKV_BLOCK_VALUES * bytes;
+            b[v] = blocked && PV_FOLD_SCALES ? SIMD_NAME(block_raw)(t, blk, c % QKV_BLOCK_VALUES)
+                   : blocked ? SIMD_NAME(block_vec)(t, blk, c % QKV_BLOCK_VALUES,
+                                                    sc[c / QKV_BLOCK_VALUES])
                    : tailed && v == NV - 1
                        ? SIMD_NAME(load_dtn)(t, vrow[j], c0 + (size_t)v * VL, tail)
                        : SIMD_NAME(load_dt)(t, vrow[j], c0 + (size_t)v * VL);
@@ -689,6 +700,7 @@ X86_UNROLL
 #define PV_WKEYS 64
 #define PV_WBLOCKS ((PV_NV12 * VL + QKV_BLOCK_VALUES - 1) / QKV_BLOCK_VALUES)
 #define PV_WLANES(R) ((R) <= 4 ? 4 : 8)
+#define PV_WFLOATS(R) (PV_FOLD_SCALES ? PV_WBLOCKS * PV_WKEYS * PV_WLANES(R) : 1)
 
 /* w[j·ws + l] = p[j·prs + l] · d_j for j < n, l < ws (4 or 8), d_j the
    scale of the block at byte `at` of V row j: the weights of a block
@@ -699,10 +711,16 @@ X86_UNROLL
    the time, Q4_0 0.96-0.98; from memory, 32768 keys, about the same).
    p·d rounds where d·q was exact: an error of 2^-24 of a weight, far
    inside the contract's tolerance; an Inf or NaN scale gives what it gave
-   before (NaN where it meets a zero). On AVX-512 the weights of 4 keys a
-   zmm took 3.0-3.4 TSC ticks a key (Q8_0, d = 128, 64 keys in L1, Zen 5)
-   where these take 4.6-5.1, but P·V as a whole stayed at 15.2-15.6: the
-   weights run beside the FMAs. */
+   before (NaN where it meets a zero). AVX-512 scales V instead
+   (PV_FOLD_SCALES 0; d·q exact again): there the weights' own pass, and
+   where a column block of 64 spans two blocks two broadcasts a row and
+   key, cost more than a multiply a vector (AMD EPYC Zen 5, one thread, d = 128,
+   paired builds, scaled V over folded weights: 32/8 heads Q8_0 0.93 of
+   the time with 1024 keys in cache, 0.88-0.90 with 32768 from memory,
+   Q4_0, whose scaled table needs no multiply a vector, 0.98-0.99 and
+   0.92-0.98; 8, 16 and 64 query heads, 1024 keys, Q8_0 0.94, 0.95, 0.99,
+   Q4_0 0.94, 0.97, 0.95). On AVX2 there, scaling V took 1.04-1.05 of the
+   folded weights' time (in cache; from memory 0.94-1.07). */
 static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
                                  const unsigned char *const *vrow, size_t at, size_t n, float *w)
 {
@@ -740,14 +758,14 @@ V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, con
     const size_t blocks = (dv + step - 1) / step;
     const int blocked = qkv_dtype_block(T) > 1;
     const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(T, QKV_BLOCK_VALUES);
-    const float *pw = blocked ? w : p;
-    const size_t pws = blocked ? ws : prs;
+    const float *pw = blocked && PV_FOLD_SCALES ? w : p;
+    const size_t pws = blocked && PV_FOLD_SCALES ? ws : prs;
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
         const size_t nc = dv - c0 < step ? dv - c0 : step;
         /* A column block that starts a block (the steps divide a block or
            are whole blocks) takes the weights of the blocks it spans; the
            others lie in the block before. */
-        if (blocked && c0 % QKV_BLOCK_VALUES == 0)
+        if (PV_FOLD_SCALES && blocked && c0 % QKV_BLOCK_VALUES == 0)
             for (size_t i = 0; i * QKV_BLOCK_VALUES < nc; i++)
                 X86_NAME(pv_weights)(p, prs, ws, vrow, (c0 / QKV_BLOCK_VALUES + i) * bytes, n,
                                      w + i * wbs);
@@ -797,7 +815,7 @@ V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, con
         const unsigned char *const *vpre)                                                     \
     {                                                                                          \
         enum { R = R_ };                                                                       \
-        X86_ALIGN float w[PV_WBLOCKS * PV_WKEYS * PV_WLANES(R)];                                \
+        X86_ALIGN float w[PV_WFLOATS(R)];                                                       \
         SIMD_DTYPE_SWITCH(t, PV_COLS)                                                          \
     }
 PV_ROWS_R(1)
