@@ -716,9 +716,9 @@ X86_UNROLL
    where a column block of 64 spans two blocks two broadcasts a row and
    key, cost more than a multiply a vector (AMD EPYC Zen 5, one thread, d = 128,
    paired builds, scaled V over folded weights: 32/8 heads Q8_0 0.93 of
-   the time with 1024 keys in cache, 0.88-0.90 with 32768 from memory,
+   the time with 1024 keys in cache, 0.88-0.92 with 32768 from memory,
    Q4_0, whose scaled table needs no multiply a vector, 0.98-0.99 and
-   0.92-0.98; 8, 16 and 64 query heads, 1024 keys, Q8_0 0.94, 0.95, 0.99,
+   0.92-1.00; 8, 16 and 64 query heads, 1024 keys, Q8_0 0.94, 0.95, 0.99,
    Q4_0 0.94, 0.97, 0.95). On AVX2 there, scaling V took 1.04-1.05 of the
    folded weights' time (in cache; from memory 0.94-1.07). */
 static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
