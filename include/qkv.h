@@ -240,7 +240,12 @@ typedef struct qkv_out_tensor {
    summing in f32. Today avx512bf16, amx, neonbf16 and svebf16 do, on
    jobs of more than 8 query rows per KV head (prefill, or a decode step
    of an MQA model or of groups of more than 8 heads; more than 4 on Arm
-   with vectors under 512 bits); jobs of fewer rows and the other ISAs
+   with vectors under 512 bits). On jobs of fewer rows (decode),
+   avx512bf16 and amx round Q and K (any stored dtype) for Q·Kᵀ, and P
+   for P·V where V is stored as bf16 (v_head_dim a multiple of 32; other
+   V dtypes keep an f32 P·V), on CPUs whose vdpbf16ps issues as often as
+   their FMA (AMD Zen 4 and 5; not Intel's cores, where it issues at half
+   the rate and would gain nothing). Other jobs and the other ISAs
    compute as in STRICT mode. The bound, for Q, K and V in [-1, 1] and
    scale = 1/sqrt(head_dim): every output within 6e-3 of the oracle on the
    stored values, lse within 5e-3 · max(1, |lse|); a larger scale widens

@@ -231,7 +231,7 @@ typedef struct qkv_attn_blocks {
    dispatch/cpu.h's qkv_cpu_traits. */
 typedef struct qkv_cpu_view {
     size_t l1d, l2, l3;
-    int prefetch_l2, wide_converts_on_fma_ports;
+    int prefetch_l2, wide_converts_on_fma_ports, bf16_dot_half_rate;
 } qkv_cpu_view;
 
 /* The registry entry of one ISA. */
@@ -249,6 +249,8 @@ typedef struct qkv_ctx {
     qkv_merge_kernel        merge_states;
     int                     rounds_bf16;  /* its driver rounds to bf16 in
                                              QKV_FPMATH_BF16 (qkv_fpmath) */
+    int                     rounds_bf16_decode;   /* and so do its decode
+                                             forms (jobs of <= 8 rows), Q·Kᵀ */
 } qkv_ctx;
 
 /* Each ISA folder defines qkv_ctx_init_<name> (dispatch/isa_list.h), which

@@ -99,6 +99,7 @@ typedef struct isa_under_test {
     const char *name;
     const qkv_funcs *f;
     int rounds_bf16;    /* its bf16 tiles may round in QKV_FPMATH_BF16 */
+    int rounds_decode;  /* and its decode forms' Q·Kᵀ */
 } isa_under_test;
 
 static isa_under_test isas[QKV_ISA_COUNT + 3];
@@ -115,13 +116,15 @@ static void find_isas(const char *only, int native)
             scalar_funcs = f;
         if (only && strcmp(only, qkv_isa_name((qkv_isa)i)) != 0)
             continue;
-        isas[n_isas++] = (isa_under_test){qkv_isa_name((qkv_isa)i), f, isa_rounds_bf16(i)};
+        isas[n_isas++] = (isa_under_test){qkv_isa_name((qkv_isa)i), f, isa_rounds_bf16(i),
+                                          isa_rounds_bf16_decode(i)};
     }
     const isa_emu *emu;
     const size_t n_emu = native ? 0 : isa_emus(&emu);
     for (size_t e = 0; e < n_emu; e++)
         if (!only || strcmp(only, emu[e].name) == 0)
-            isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].ctx->rounds_bf16};
+            isas[n_isas++] = (isa_under_test){emu[e].name, &emu[e].f, emu[e].ctx->rounds_bf16,
+                                              emu[e].ctx->rounds_bf16_decode};
 }
 
 /* ---- api: names, status strings, the ISA queries ---------------------------- */
@@ -461,6 +464,8 @@ struct case_spec {
     size_t q_heads;                  /* and one KV head */
     const qkv_dtype *dtypes;         /* q, k, v, o */
     qkv_fpmath fpmath;
+    int plain;                       /* the default scale, no mask, window or
+                                        score modifier */
     /* Edits the inputs (as floats, before they are stored in their
        dtypes and widened back for the oracle). */
     void (*plant)(attn_case *c, const layout *lq, const layout *lk, const layout *lv);
@@ -556,6 +561,14 @@ static void make_case_spec(attn_case *c, const case_spec *spec)
     if (coin(25)) {
         c->sinks = input(d->q_heads, -1, 2);
         d->sinks = c->sinks;
+    }
+    if (spec->plain) {
+        d->mask = QKV_MASK_NONE;
+        d->mask_add = (qkv_float_mask){0};
+        d->window = 0;
+        d->softcap = 0;
+        d->alibi_slopes = d->sinks = NULL;
+        d->scale = qkv_default_scale(d->head_dim);
     }
     const size_t rows = d->batch * d->q_heads * d->q_len;
     c->lse = pbuf_new(rows);
@@ -832,12 +845,18 @@ static void test_fpmath(int cases, int quick)
     const isa_under_test *im = isas;   /* the ISAs under test, the emulated ones among them */
     const size_t n_im = n_isas;
     seen_err = seen_err_lse = 0;
-    double bf16_err = 0, bf16_err_lse = 0;
+    double bf16_err = 0, bf16_err_lse = 0, dec_err = 0, dec_err_lse = 0;
     size_t bf16_runs = 0;
+    /* The errors of a run in BF16 mode, also apart for decode (jobs of at
+       most 8 query rows a KV head: c's shape). */
 #define BF16_SEEN()                                                   \
     do {                                                              \
         bf16_err = fmax(bf16_err, seen_err);                          \
         bf16_err_lse = fmax(bf16_err_lse, seen_err_lse);              \
+        if (c.d.q_len * (c.d.q_heads / c.d.kv_heads) <= 8) {          \
+            dec_err = fmax(dec_err, seen_err);                        \
+            dec_err_lse = fmax(dec_err_lse, seen_err_lse);            \
+        }                                                             \
         seen_err = seen_err_lse = 0;                                  \
         bf16_runs++;                                                  \
     } while (0)
@@ -915,9 +934,10 @@ static void test_fpmath(int cases, int quick)
                 check(memcmp(strict, bf, n * sizeof *bf) == 0,
                       "QKV_FPMATH_BF16 changed bits on an ISA without bf16 tiles");
                 T.isa = "-";
-            } else if (c.d.q_len * (c.d.q_heads / c.d.kv_heads) <= 4) {
+            } else if (!im[k].rounds_decode && c.d.q_len * (c.d.q_heads / c.d.kv_heads) <= 4) {
                 /* qkv.h: jobs of at most 8 query rows a KV head (4 on Arm
-                   under 512-bit vectors) compute as in STRICT mode. */
+                   under 512-bit vectors) compute as in STRICT mode, unless
+                   the decode forms round Q·Kᵀ. */
                 T.isa = im[k].name;
                 check(memcmp(strict, bf, n * sizeof *bf) == 0,
                       "QKV_FPMATH_BF16 changed bits on jobs of %zu rows",
@@ -932,18 +952,23 @@ static void test_fpmath(int cases, int quick)
     /* The bound's far corners: head_dim 256 and kv_len 32768 (4096 for the
        emulated ISAs: an emulated AMX tile costs 8192 scalar FMAs). */
     const size_t big_kv[] = {32768, 4096, 300};
-    for (size_t g = quick ? 1 : 0; g < COUNT(big_kv); g++) {
+    for (size_t g = 0; g < 2 * COUNT(big_kv); g++) {
+        /* prefill, then decode (4 query heads: the decode forms' bf16) */
+        const int decode = g >= COUNT(big_kv);
+        if (quick && g % COUNT(big_kv) == 0)
+            continue;
         const qkv_dtype dt[4] = {QKV_BF16, QKV_BF16, QKV_BF16, QKV_F32};
-        case_spec spec = {.q_len = urand(17, 32), .kv_len = big_kv[g], .head_dim = 256,
-                          .q_heads = 1, .dtypes = coin(50) ? dt : NULL};
+        case_spec spec = {.q_len = decode ? 1 : urand(17, 32), .kv_len = big_kv[g % COUNT(big_kv)],
+                          .head_dim = 256, .q_heads = decode ? 4 : 1,
+                          .dtypes = coin(50) ? dt : NULL};
         attn_case c;
         make_case_spec(&c, &spec);
-        float *keep = malloc(c.d.q_len * c.d.v_head_dim * sizeof *keep);
+        float *keep = malloc(c.d.q_heads * c.d.q_len * c.d.v_head_dim * sizeof *keep);
         for (size_t k = 0; k < n_im; k++) {
             /* 32768 keys only where BF16 mode rounds: an ISA without tiles
                would run strict mode there, no test of the bound, and slow
                under qemu (the scalar reference at head_dim 256). */
-            if (big_kv[g] > 4096 && (!im[k].rounds_bf16 || strstr(im[k].name, "-emu")))
+            if (spec.kv_len > 4096 && (!im[k].rounds_bf16 || strstr(im[k].name, "-emu")))
                 continue;
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, keep, 0);
@@ -955,27 +980,36 @@ static void test_fpmath(int cases, int quick)
 
     /* BF16 mode does round where there are tiles: f32 inputs on a prefill
        shape come out measurably different from strict mode (else the
-       bound above would hold for a kernel that never used its tiles). */
-    {
-        const qkv_dtype dt[4] = {QKV_F32, QKV_F32, QKV_F32, QKV_F32};
-        case_spec spec = {.q_len = 32, .kv_len = 200, .head_dim = 64, .q_heads = 1, .dtypes = dt};
+       bound above would hold for a kernel that never used its tiles); and
+       on a decode shape (4 and 8 query heads on one KV head: both decode
+       forms) where the decode forms round, K of each dtype, V bf16 (so
+       that their bf16 P·V runs, checked against the bound). */
+    for (int shape = 0; shape < 7; shape++) {
+        static const qkv_dtype kt[5] = {QKV_F32, QKV_F16, QKV_BF16, QKV_Q8_0, QKV_Q4_0};
+        const int decode = shape > 0;
+        const qkv_dtype dt[4] = {QKV_F32, decode ? kt[(shape - 1) % 5] : QKV_F32,
+                                 decode ? QKV_BF16 : QKV_F32, QKV_F32};
+        case_spec spec = {.q_len = decode ? 1 : 32, .kv_len = decode ? 48 : 200, .head_dim = 64,
+                          .q_heads = decode ? (shape < 6 ? 4 : 8) : 1, .dtypes = dt,
+                          .plain = decode};   /* a window of one key would hide the rounding */
         attn_case c;
         make_case_spec(&c, &spec);
-        const size_t n = c.d.q_len * c.d.v_head_dim;
+        const size_t n = c.d.q_heads * c.d.q_len * c.d.v_head_dim;
         float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);
         for (size_t k = 0; k < n_im; k++) {
-            if (!im[k].rounds_bf16)
+            if (!im[k].rounds_bf16 || (decode && !im[k].rounds_decode))
                 continue;
             fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, 0);
             seen_err = seen_err_lse = 0;
             fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, 0);
             BF16_SEEN();
             T.isa = im[k].name;
-            if (isa_bf16_shape_off(im[k].f->isa, c.d.q_len, &c.d))
+            if (!decode && isa_bf16_shape_off(im[k].f->isa, c.d.q_len, &c.d))
                 printf("fpmath: %s has no bf16 tiles for this shape (no room): not checked\n",
                        im[k].name);
             else
-                check(max_diff(strict, bf, 1, n, n) > 1e-5, "QKV_FPMATH_BF16 rounded nothing");
+                check(max_diff(strict, bf, 1, n, n) > 1e-5, "QKV_FPMATH_BF16 rounded nothing "
+                      "(%s, K %s)", decode ? "decode" : "prefill", dtype_names[dt[1]]);
             T.isa = "-";
         }
         free(strict), free(bf);
@@ -1001,8 +1035,9 @@ static void test_fpmath(int cases, int quick)
     fp_nonfinite(im, n_im, QKV_BF16, NAN, 1);
     fp_nonfinite(im, n_im, QKV_F32, 3.4e38f, 0);
 
-    printf("fpmath: QKV_FPMATH_BF16 max error %.3g (bound %.3g), lse %.3g (bound %.3g), %zu runs "
-           "on", bf16_err, TOL_BF16, bf16_err_lse, TOL_BF16_LSE_REL, bf16_runs);
+    printf("fpmath: QKV_FPMATH_BF16 max error %.3g (bound %.3g), lse %.3g (bound %.3g; decode "
+           "jobs %.3g and %.3g), %zu runs on", bf16_err, TOL_BF16, bf16_err_lse, TOL_BF16_LSE_REL,
+           dec_err, dec_err_lse, bf16_runs);
     for (size_t k = 0; k < n_im; k++)
         printf(" %s", im[k].name);
     printf("\n");

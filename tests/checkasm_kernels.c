@@ -501,6 +501,12 @@ int isa_rounds_bf16(int isa)
     return c && c->rounds_bf16;
 }
 
+int isa_rounds_bf16_decode(int isa)
+{
+    const qkv_ctx *c = qkv_ctx_for((qkv_isa)isa);
+    return c && c->rounds_bf16_decode;
+}
+
 int isa_f32_ancestor(int isa)
 {
     /* Up the list, past ancestors this CPU cannot run (amx-emu's amx). */

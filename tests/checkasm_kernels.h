@@ -18,6 +18,8 @@ void test_kernels(tally *t, uint64_t seed, int scale, const char *only_isa, int 
    For an ISA this CPU cannot run, the first only says no. */
 int isa_rounds_bf16(int isa);
 int isa_f32_ancestor(int isa);
+/* Whether its decode forms also round (Q·Kᵀ) in QKV_FPMATH_BF16. */
+int isa_rounds_bf16_decode(int isa);
 /* Whether a supported ISA that rounds to bf16 keeps its tiles off, for
    want of room, on jobs of `rows` rows of this descriptor's shape (0 when
    the registry has no entry for it: amx-emu). */

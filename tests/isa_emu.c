@@ -45,6 +45,7 @@ static void init(void)
            read a 16-bit V in place in prefill as AMD's cores do, amx-emu
            prefetches into L2 and converts V once per tile as Intel's do. */
         ctxs[e].cpu.prefetch_l2 = ctxs[e].cpu.wide_converts_on_fma_ports = e == EMU_AMX;
+        ctxs[e].cpu.bf16_dot_half_rate = e == EMU_AMX;
         inits[e](&ctxs[e]);
         ctxs[e].isa = emus[e].f.isa;
     }

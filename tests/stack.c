@@ -254,6 +254,8 @@ static void make_cases(void)
     /* The stored dtypes, BF16 mode and pages, prefill and decode. */
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16);
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16 | F_PAGED | F_HOOK);
+    add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE | F_BF16 | F_HOOK);
+    add_attention(64, 8, 1, 2048, 128, 128, F_WINDOW | F_LSE | F_BF16);
     add_attention(2, 1, 70, 256, 64, 64, F_CAUSAL | F_Q8 | F_O16 | F_PAGED);
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE | F_Q8 | F_O16 | F_HOOK);
     add_attention(16, 4, 1, 2048, 128, 128, F_LSE | F_Q8 | F_PAGED);

@@ -4,7 +4,8 @@
  * instruction multiplies 16 lanes of bf16 pairs and adds both products to
  * f32, twice the multiply-adds of an FMA (kernels/x86/bf16_tmpl.h says
  * what may be rounded in which qkv_fpmath mode). Decode keeps the f32
- * forms: with a few rows there is no tile to fill. Everything else comes
+ * forms, whose Q·Kᵀ and (V stored as bf16) P·V take vdpbf16ps in BF16
+ * mode (x86/kernels_tmpl.h's qk_dot_bf16, pv_rows_bf16). Everything else comes
  * from avx512 (converters, merge), the parent in dispatch/isa_list.h.
  */
 #include "kernels.h"

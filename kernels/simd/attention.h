@@ -134,6 +134,20 @@
  *                          simd_bf16_pv wants it rather than into S;
  *                          returns the lanes' sums of P
  *   simd_bf16_end(b)       after the job's last tile
+ *
+ * bf16 decode (optional; kernels/x86/kernels_tmpl.h). An ISA whose decode
+ * forms may multiply in bf16 in QKV_FPMATH_BF16 defines SIMD_BF16_DECODE
+ * and these:
+ *   SIMD_BF16_DECODE_ON    whether they do on this CPU (set at init)
+ *   SIMD_BF16_QK_DPAD(d)   head_dim padded as the rows below are
+ *   simd_bf16_q_rows(R, q, d, buf, qb)
+ *                          Q's R f32 rows rounded to bf16 into buf, zero
+ *                          past d, qb[r] each row
+ *   simd_bf16_qk_dot(R, t, qb, d, krow, n, scale, out, ors, kpre)
+ *                          simd_qk_dot on those rows, K rounded to bf16
+ *   simd_bf16_pv_rows(rows, p, prs, vrow, n, dv, acc, pre, vpre)
+ *                          simd_pv_rows with P rounded to bf16, for V
+ *                          stored as bf16 and dv a multiple of 32
  */
 #ifndef SIMD_SUFFIX
 #error "define SIMD_SUFFIX, the vocabulary and the microkernels before including simd/attention.h"
@@ -196,6 +210,15 @@ static size_t SIMD_NAME(qt_cols)(size_t d, size_t fit)
     return ((d + chunks - 1) / chunks + 31) / 32 * 32;
 }
 
+#ifdef SIMD_BF16_DECODE
+/* Whether the decode forms multiply in bf16 (simd_bf16_qk_dot, and
+   simd_bf16_pv_rows for a bf16 V) in this qkv_fpmath mode. */
+static int SIMD_NAME(dec_bf16)(qkv_fpmath m)
+{
+    return m == QKV_FPMATH_BF16 && SIMD_BF16_DECODE_ON;
+}
+#endif
+
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
    Q as the form wants it, and `conv` floats of converted K/V rows; the
    bf16 tiles take more where it gains and the total stays within limit. */
@@ -228,6 +251,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     }
     if (s->q_dtype != QKV_F32)
         n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * s->head_dim);
+#ifdef SIMD_BF16_DECODE
+    if (SIMD_NAME(dec_bf16)(s->fpmath))   /* Q's rows as bf16 */
+        n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
+#endif
     return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
 }
 
@@ -954,6 +981,13 @@ static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size
     float *acc[8];
     for (size_t r = 0; r < job->rows; r++)
         acc[r] = job->row[r].acc;
+#ifdef SIMD_BF16_DECODE
+    if (job->v.dtype == QKV_BF16 && dv % 32 == 0 && SIMD_NAME(dec_bf16)(job->fpmath)) {
+        simd_bf16_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, acc, scale ? alpha : NULL,
+                          rows->prefetch ? rows->vpre + kmin : NULL);
+        return;
+    }
+#endif
     simd_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, job->v.dtype, acc, scale ? alpha : NULL,
                  rows->prefetch ? rows->vpre + kmin : NULL);
 }
@@ -995,6 +1029,13 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
     float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 4 * job->head_dim) : NULL;
     const float *q[4];
     SIMD_NAME(q_rows_f32)(job, 4, qbuf, q);
+#ifdef SIMD_BF16_DECODE
+    const uint16_t *qb[4];
+    const int dec_bf16 = SIMD_NAME(dec_bf16)(job->fpmath);
+    if (dec_bf16)
+        simd_bf16_q_rows(4, q, job->head_dim, (uint16_t *)(void *)SIMD_NAME(ws_take)(
+                             &ws, 2 * SIMD_BF16_QK_DPAD(job->head_dim)), qb);
+#endif
     for (size_t l = 0; l < (size_t)VL; l++) {
         const size_t r = l % 4;
         slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
@@ -1037,8 +1078,15 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         }
 
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
-        simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin,
-                    kmax - kmin, job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
+#ifdef SIMD_BF16_DECODE
+        if (dec_bf16)
+            simd_bf16_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, qb, job->head_dim, kv.k + kmin,
+                             kmax - kmin, job->scale, st + kmin * 4, 4,
+                             kv.prefetch ? kv.kpre + kmin : NULL);
+        else
+#endif
+            simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin,
+                        kmax - kmin, job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
 
@@ -1143,10 +1191,19 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #ifdef SIMD_BF16
     simd_bf16 b16 = {.qk = 0, .pv = 0};
 #endif
+#ifdef SIMD_BF16_DECODE
+    const uint16_t *qb[8];
+    const int dec_bf16 = form == ATT_DOT && SIMD_NAME(dec_bf16)(job->fpmath);
+#endif
     if (form == ATT_DOT) {
         float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
         kv = (SIMD_NAME(dot_rows) *)(void *)SIMD_NAME(ws_take)(&ws, ATT_DOT_ROWS_FLOATS);
         SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
+#ifdef SIMD_BF16_DECODE
+        if (dec_bf16)
+            simd_bf16_q_rows(8, q, d, (uint16_t *)(void *)SIMD_NAME(ws_take)(
+                                 &ws, 4 * SIMD_BF16_QK_DPAD(d)), qb);
+#endif
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
 #ifdef SIMD_BF16
@@ -1249,8 +1306,14 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #endif
         if (form == ATT_DOT) {
             SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, kv);
-            simd_qk_dot(8, job->k.dtype, q, d, kv->k + kmin, kmax - kmin, scale, st + kmin * rp, rp,
-                        kv->prefetch ? kv->kpre + kmin : NULL);
+#ifdef SIMD_BF16_DECODE
+            if (dec_bf16)
+                simd_bf16_qk_dot(8, job->k.dtype, qb, d, kv->k + kmin, kmax - kmin, scale,
+                                 st + kmin * rp, rp, kv->prefetch ? kv->kpre + kmin : NULL);
+            else
+#endif
+                simd_qk_dot(8, job->k.dtype, q, d, kv->k + kmin, kmax - kmin, scale,
+                            st + kmin * rp, rp, kv->prefetch ? kv->kpre + kmin : NULL);
         }
         for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;

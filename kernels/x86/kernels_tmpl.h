@@ -498,6 +498,27 @@ X86_UNROLL
     }
 }
 
+/* The scores s of keys j0 .. j0 + VL/R - 1 (lane R·key + row, as
+   v_hsum_lanes leaves them) into out[j·ors + r] (R = 1, 2: over the
+   key's 4 lanes). */
+V_INLINE void X86_NAME(qk_store)(const int R, vf s, float *out, size_t ors, size_t j0)
+{
+    if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
+X86_UNROLL
+        for (int i = 0; i < 4 / R; i++)
+            v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i, R));
+        return;
+    }
+    if (ors == (size_t)R) {
+        v_store(out + j0 * (size_t)R, s);
+        return;
+    }
+    X86_ALIGN float tmp[VL];
+    v_store(tmp, s);
+    for (int kk = 0; kk < VL / R; kk++)
+        memcpy(out + (j0 + (size_t)kk) * ors, tmp + kk * R, (size_t)R * sizeof(float));
+}
+
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
    rows, or R = 1, 2). Lanes as rows would leave most of each vector idle, so
    here the vectors run along head_dim instead: blocks of R rows × VL/R
@@ -559,21 +580,7 @@ X86_UNROLL
         }
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
-        const vf s = v_mul(v_hsum_lanes(acc), vscale);
-        if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
-X86_UNROLL
-            for (int i = 0; i < 4 / R; i++)
-                v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i, R));
-            continue;
-        }
-        if (ors == (size_t)R) {
-            v_store(out + j0 * (size_t)R, s);
-            continue;
-        }
-        X86_ALIGN float tmp[VL];
-        v_store(tmp, s);
-        for (int kk = 0; kk < KK; kk++)
-            memcpy(out + (j0 + (size_t)kk) * ors, tmp + kk * R, (size_t)R * sizeof(float));
+        X86_NAME(qk_store)(R, v_mul(v_hsum_lanes(acc), vscale), out, ors, j0);
     }
 }
 
@@ -604,6 +611,258 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
 #undef QK_DOT2
 #undef QK_DOT1
 }
+
+#ifdef X86_BF16_TMPL_H
+/* Decode Q·Kᵀ in QKV_FPMATH_BF16 on the bf16 ISAs: Q and K rounded to bf16
+   and multiplied by vdpbf16ps, 32 products an instruction where an FMA
+   does 16, as qk_dot_t does it otherwise (and with its layout of
+   accumulators: lane R·key + row). Only where vdpbf16ps issues as often as
+   the FMA (bf16_qk_full_rate, from qkv_cpu_view at init); Intel's cores,
+   at half the rate, would gain nothing. K that is not bf16 is widened as
+   qk_dot_t does it and rounded, which takes most of the gain back: AMD
+   EPYC Zen 5, 32/8 heads, d = 128, one thread, BF16 over STRICT mode
+   alternating in one process, this Q·Kᵀ alone (P·V f32), 512 keys in
+   cache: K bf16 0.82, Q8_0 0.95, f32 0.94, f16 0.95, Q4_0 0.98; 32768
+   keys from memory: bf16 0.83-0.87, Q8_0 0.95, f32 0.97, f16 0.95-0.97,
+   Q4_0 0.98. */
+static int X86_NAME(bf16_qk_full_rate);
+
+/* Head_dim padded to whole vectors of 32 bf16 (the rows qk_dot_bf16 reads). */
+#define BF16_QK_DPAD(d) (((d) + 31) / 32 * 32)
+
+/* Q's rows q[0 .. R-1] (f32, d values) rounded to bf16 (nearest even, as
+   vcvtne2ps2bf16 rounds: bf16_cvt32), zero past d: qb[r] = buf + r · BF16_QK_DPAD(d). */
+static void X86_NAME(q_bf16_rows)(int R, const float *const *q, size_t d, uint16_t *buf,
+                                  const uint16_t **qb)
+{
+    const size_t dp = BF16_QK_DPAD(d);
+    for (int r = 0; r < R; r++) {
+        uint16_t *o = buf + (size_t)r * dp;
+        for (size_t c = 0; c < dp; c += 32) {
+            const size_t n = d - c < 32 ? d - c : 32;
+            const vf lo = n >= 16 ? v_load(q[r] + c) : v_loadm(q[r] + c, v_tailmask(n));
+            const vf hi = n > 16 ? v_loadm(q[r] + c + 16, v_tailmask(n - 16)) : v_zero();
+            _mm512_storeu_si512(o + c, BF16_NAME(bf16_cvt32)(lo, hi));
+        }
+        qb[r] = o;
+    }
+}
+
+/* Values [c, c + 32) of a K row stored as t, rounded to bf16 (zero past
+   d): the words pair values 2i and 2i + 1, as Q's rows do. */
+V_INLINE __m512bh X86_NAME(k_bf16)(const qkv_dtype t, const unsigned char *row, size_t c, size_t d)
+{
+    const size_t n = d - c < 32 ? d - c : 32;
+    if (t == QKV_BF16) {
+        const uint16_t *p = (const uint16_t *)(const void *)row + c;
+        return (__m512bh)(n == 32 ? _mm512_loadu_si512(p)
+                                  : _mm512_maskz_loadu_epi16((__mmask32)((1u << n) - 1), p));
+    }
+    vf lo, hi;
+    if (qkv_dtype_block(t) > 1) {   /* c starts a block */
+        const unsigned char *b = row + c / QKV_BLOCK_VALUES * qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
+        const vf sc = SIMD_NAME(block_scale)(t, b);
+        lo = SIMD_NAME(block_vec)(t, b, 0, sc);
+        hi = SIMD_NAME(block_vec)(t, b, VL, sc);
+    } else {
+        lo = n >= 16 ? SIMD_NAME(load_dt)(t, row, c) : SIMD_NAME(load_dtn)(t, row, c, n);
+        hi = n == 32 ? SIMD_NAME(load_dt)(t, row, c + 16)
+                     : n > 16 ? SIMD_NAME(load_dtn)(t, row, c + 16, n - 16) : v_zero();
+    }
+    return (__m512bh)BF16_NAME(bf16_cvt32)(lo, hi);
+}
+
+/* qk_dot_t with Q as bf16 rows qb (BF16_QK_DPAD(d) values each). */
+V_INLINE void X86_NAME(qk_dot_bf16_t)(const int R, const qkv_dtype t, const uint16_t *const *qb,
+                                      size_t d, const unsigned char *const *krow, size_t n,
+                                      float scale, float *out, size_t ors,
+                                      const unsigned char *const *kpre)
+{
+    const size_t kbytes = qkv_dtype_bytes(t, d);
+    const int KK = VL / R;
+    const vf vscale = v_set1(scale);
+    for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
+        const unsigned char *kr[VL];
+X86_UNROLL
+        for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
+            kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
+        vf acc[VL];
+X86_UNROLL
+        for (int i = 0; i < VL; i++)
+            acc[i] = v_zero();
+        for (size_t c = 0; c < d; c += 32) {
+            __m512bh qv[8];
+X86_UNROLL
+            for (int r = 0; r < R; r++)
+                qv[r] = (__m512bh)_mm512_loadu_si512(qb[r] + c);
+X86_UNROLL
+            for (int kk = 0; kk < KK; kk++) {
+                const __m512bh kv = X86_NAME(k_bf16)(t, kr[kk], c, d);
+X86_UNROLL
+                for (int r = 0; r < R; r++)
+                    acc[kk * R + r] = _mm512_dpbf16_ps(acc[kk * R + r], qv[r], kv);
+            }
+        }
+        for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
+            SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
+        X86_NAME(qk_store)(R, v_mul(v_hsum_lanes(acc), vscale), out, ors, j0);
+    }
+}
+
+/* simd_qk_dot's contract with Q as bf16 rows (q_bf16_rows). Out of line,
+   as qk_dot. */
+static __attribute__((noinline)) void X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t,
+                                                          const uint16_t *const *qb, size_t d,
+                                                          const unsigned char *const *krow,
+                                                          size_t n, float scale, float *out,
+                                                          size_t ors,
+                                                          const unsigned char *const *kpre)
+{
+#define QK_BF1(T_) X86_NAME(qk_dot_bf16_t)(1, T_, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF2(T_) X86_NAME(qk_dot_bf16_t)(2, T_, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF4(T_) X86_NAME(qk_dot_bf16_t)(4, T_, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF8(T_) X86_NAME(qk_dot_bf16_t)(8, T_, qb, d, krow, n, scale, out, ors, kpre)
+    if (rows == 1) {
+        SIMD_DTYPE_SWITCH(t, QK_BF1)
+    } else if (rows == 2) {
+        SIMD_DTYPE_SWITCH(t, QK_BF2)
+    } else if (rows == 4) {
+        SIMD_DTYPE_SWITCH(t, QK_BF4)
+    } else {
+        SIMD_DTYPE_SWITCH(t, QK_BF8)
+    }
+#undef QK_BF8
+#undef QK_BF4
+#undef QK_BF2
+#undef QK_BF1
+}
+/* Decode P·V in QKV_FPMATH_BF16 with V stored as bf16 (v_head_dim a
+   multiple of 32), beside qk_dot_bf16 (same ISAs, same CPUs): P rounded
+   to bf16 and V read in place, a pair of keys a vdpbf16ps. simd_pv_rows'
+   contract otherwise (R lanes of p, rows <= R of them real, n <= ATT_BN
+   keys, pre NULL or the rows' factors, vpre rows to prefetch). Only for a
+   bf16 V: another dtype would be widened and rounded first, as K is for
+   qk_dot_bf16, for little gain. With both, K and V bf16, same runs as
+   there: 0.74 of STRICT's time in cache, 0.81 from memory; 64 query
+   heads on 8 (the DOT form) 0.94, 8 on 8 (one row) 0.97. */
+
+/* Keys a tile of P·V may have (ATT_BN, checked below attention.h). */
+#define PV_BF16_KEYS 64
+
+/* The weights of key pairs, ps = 4 words a pair where prs = 4 (4 lanes a
+   key), else 8 (8 of a key's prs lanes): p2[jj·ps + r] = (P[2jj][r],
+   P[2jj+1][r]) as a word of two bf16 (bf16_pack2) for the (n + 1) / 2
+   pairs; the partner of an odd last key weighs 0 (its lanes in p may hold
+   anything). */
+static void X86_NAME(p_pairs)(const float *p, size_t prs, size_t n, uint32_t *p2)
+{
+    const size_t np = (n + 1) / 2, ps = prs == 4 ? 4 : 8;
+    if (prs == 4) {   /* 8 keys, 4 pairs, a step: even keys' rows, odd keys' rows */
+        const __m512i ie = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 11, 10, 9, 8, 3, 2, 1, 0);
+        const __m512i io = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 14, 13, 12, 7, 6, 5, 4);
+        for (size_t j = 0; j < 2 * np; j += 8) {
+            const vf a = v_load(p + j * 4), b = v_load(p + j * 4 + 16);
+            const vf even = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(ie, a),
+                                                 _mm512_permutexvar_ps(ie, b), 0x44);
+            const vf odd = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(io, a),
+                                                _mm512_permutexvar_ps(io, b), 0x44);
+            _mm512_storeu_si512(p2 + j / 2 * 4, BF16_NAME(bf16_pack2)(even, odd));
+        }
+    } else {          /* a pair a step, the first 8 lanes of its two keys */
+        for (size_t jj = 0; jj < np; jj++)
+            _mm512_mask_storeu_epi16(p2 + jj * 8, (__mmask32)0xffff,
+                                     BF16_NAME(bf16_pack2)(v_load(p + 2 * jj * prs),
+                                                           v_load(p + (2 * jj + 1) * prs)));
+    }
+    if (n % 2)
+        for (size_t r = 0; r < ps; r++)
+            p2[(np - 1) * ps + r] &= 0xffffu;
+}
+
+/* Columns [c0, c0 + 16·NV) of P·V for R lanes: words of V pairs (V[2jj][c],
+   V[2jj+1][c]) made by one permute per 16 columns, each serving every row. */
+V_INLINE void X86_NAME(pv_bf16_blk)(const int R, const int NV, size_t rows, const uint32_t *p2,
+                                    size_t ps, const unsigned char *const *vrow, size_t n,
+                                    size_t c0, size_t vbytes, float *const *acc, const float *pre,
+                                    const unsigned char *const *vpre)
+{
+    const __m512i ilo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                         39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i ihi = _mm512_add_epi16(ilo, _mm512_set1_epi16(16));
+    vf a[8][8];
+X86_UNROLL
+    for (int r = 0; r < R; r++)
+X86_UNROLL
+        for (int v = 0; v < NV; v++)
+            a[r][v] = v_zero();
+    for (size_t j = 0; j < n; j += 2) {
+        const uint16_t *v0 = (const uint16_t *)(const void *)vrow[j] + c0;
+        const uint16_t *v1 = j + 1 < n ? (const uint16_t *)(const void *)vrow[j + 1] + c0 : NULL;
+        __m512bh w[8];
+X86_UNROLL
+        for (int h = 0; h < NV / 2; h++) {
+            const __m512i x0 = _mm512_loadu_si512(v0 + 32 * h);
+            const __m512i x1 = v1 ? _mm512_loadu_si512(v1 + 32 * h) : _mm512_setzero_si512();
+            w[2 * h] = (__m512bh)_mm512_permutex2var_epi16(x0, ilo, x1);
+            w[2 * h + 1] = (__m512bh)_mm512_permutex2var_epi16(x0, ihi, x1);
+        }
+X86_UNROLL
+        for (int r = 0; r < R; r++) {
+            const __m512bh pw = (__m512bh)_mm512_set1_epi32((int)p2[j / 2 * ps + (size_t)r]);
+X86_UNROLL
+            for (int v = 0; v < NV; v++)
+                a[r][v] = _mm512_dpbf16_ps(a[r][v], pw, w[v]);
+        }
+        if (vpre && c0 == 0) {
+            SIMD_NAME(prefetch_part)(vpre[j], 0, vbytes, SIMD_NAME(prefetch_l2));
+            if (j + 1 < n)
+                SIMD_NAME(prefetch_part)(vpre[j + 1], 0, vbytes, SIMD_NAME(prefetch_l2));
+        }
+    }
+X86_UNROLL
+    for (int r = 0; r < R; r++) {
+        if ((size_t)r >= rows)
+            break;
+        const vf s = pre ? v_set1(pre[r]) : v_set1(1.0f);
+X86_UNROLL
+        for (int v = 0; v < NV; v++) {
+            float *o = acc[r] + c0 + v * VL;
+            v_store(o, v_fmadd(s, v_load(o), a[r][v]));
+        }
+    }
+}
+
+/* simd_pv_rows for V stored as bf16, dv a multiple of 32. Out of line, as
+   pv_rows. */
+static __attribute__((noinline)) void X86_NAME(pv_rows_bf16)(size_t rows, const float *p, size_t prs,
+                                                           const unsigned char *const *vrow,
+                                                           size_t n, size_t dv, float *const *acc,
+                                                           const float *pre,
+                                                           const unsigned char *const *vpre)
+{
+    X86_ALIGN uint32_t p2[PV_BF16_KEYS / 2 * 8];
+    X86_NAME(p_pairs)(p, prs, n, p2);
+    const size_t vbytes = 2 * dv;
+    for (size_t c0 = 0; c0 < dv;) {
+        if (prs != 4) {
+            X86_NAME(pv_bf16_blk)(8, 2, rows, p2, 8, vrow, n, c0, vbytes, acc, pre, vpre);
+            c0 += 32;
+        } else if (dv - c0 >= 64) {
+            X86_NAME(pv_bf16_blk)(4, 4, rows, p2, 4, vrow, n, c0, vbytes, acc, pre, vpre);
+            c0 += 64;
+        } else {
+            X86_NAME(pv_bf16_blk)(4, 2, rows, p2, 4, vrow, n, c0, vbytes, acc, pre, vpre);
+            c0 += 32;
+        }
+    }
+}
+#define simd_bf16_pv_rows X86_NAME(pv_rows_bf16)
+#define SIMD_BF16_DECODE 1
+#define SIMD_BF16_DECODE_ON X86_NAME(bf16_qk_full_rate)
+#define simd_bf16_q_rows X86_NAME(q_bf16_rows)
+#define simd_bf16_qk_dot X86_NAME(qk_dot_bf16)
+#define SIMD_BF16_QK_DPAD BF16_QK_DPAD
+#endif
 
 /* P·V for a job of few rows (R = 1, 2, 4 or 8 lanes of P, rows <= R of them
    real): acc_r = pre_r · acc_r + Σ_j P[j·prs + r] · V_j over n keys, for
@@ -881,6 +1140,9 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 #include "simd/attention.h"
 _Static_assert(ATT_BN <= PV_WKEYS, "pv_cols holds the folded weights of a decode tile");
+#ifdef X86_BF16_TMPL_H
+_Static_assert(ATT_BN <= PV_BF16_KEYS, "pv_rows_bf16 holds the weights of a decode tile");
+#endif
 
 /* The registry entry of this ISA: everything of the template, and the
    block sizes the planner shares with the driver. */
@@ -896,4 +1158,10 @@ static void X86_NAME(ctx_fill)(qkv_ctx *c)
     c->blocks.max_rows = QKV_ATTN_MAX_ROWS;
     X86_NAME(blocks_for)(&c->cpu);
     SIMD_NAME(att_feed_for)(&c->cpu);
+#ifdef X86_BF16_TMPL_H
+    X86_NAME(bf16_qk_full_rate) = !c->cpu.bf16_dot_half_rate;
+    c->rounds_bf16_decode = X86_NAME(bf16_qk_full_rate);
+#else
+    c->rounds_bf16_decode = 0;
+#endif
 }
