@@ -1134,6 +1134,13 @@ void register_all(const Config &cfg)
                 add_fused(im, prefix, s, t);
             if (dt != QKV_F16 && dt != QKV_BF16)
                 continue;
+            /* The same decode in BF16 mode where the decode forms take
+               bf16 dot products (Q·Kᵀ; P·V too with a bf16 V). */
+            if (im.f->isa == QKV_ISA_AVX512BF16 || im.f->isa == QKV_ISA_AMX) {
+                AttnShape b = s;
+                b.fpmath = QKV_FPMATH_BF16;
+                add_fused(im, prefix + "/fpmath:bf16", b, 1);
+            }
             for (size_t d : z.prefill_d)
                 for (int causal = 0; causal < 2; causal++) {
                     AttnShape p{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, d, causal != 0};
