@@ -1135,11 +1135,18 @@ void register_all(const Config &cfg)
             if (dt != QKV_F16 && dt != QKV_BF16)
                 continue;
             /* The same decode in BF16 mode where the decode forms take
-               bf16 dot products (Q·Kᵀ; P·V too with a bf16 V). */
+               bf16 dot products (Q·Kᵀ; P·V too with a bf16 V), and, with
+               Q stored as bf16 too, in strict mode (exact bf16 Q·Kᵀ there;
+               on every ISA, for the comparison). */
             if (im.f->isa == QKV_ISA_AVX512BF16 || im.f->isa == QKV_ISA_AMX) {
                 AttnShape b = s;
                 b.fpmath = QKV_FPMATH_BF16;
                 add_fused(im, prefix + "/fpmath:bf16", b, 1);
+            }
+            if (dt == QKV_BF16) {
+                AttnShape b = s;
+                b.q = QKV_BF16;
+                add_fused(im, prefix + "/q:bf16", b, 1);
             }
             for (size_t d : z.prefill_d)
                 for (int causal = 0; causal < 2; causal++) {

@@ -389,13 +389,14 @@ def render_markdown(doc, results):
               if r.kind in ('attention', 'decode') and p(r, 'threads', 1) == 1 and 'kv' in r.params]
     if dtyped:
         def f32_twin(r):
-            name = r.name.replace('/kv:%s' % p(r, 'kv'), '').replace('/fpmath:bf16', '')
+            name = r.name.replace('/kv:%s' % p(r, 'kv'), '').replace('/fpmath:bf16', '').replace('/q:bf16', '')
             return results.get(name)
         lines.append('')
         lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
                      'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; % BW), '
                      'prefill GFLOP/s (×f32, % of peak); fpmath=bf16 rows: QKV_FPMATH_BF16, × over '
-                     'f32 K/V in strict mode, with the max error against avx512 strict')
+                     'f32 K/V in strict mode, with the max error against avx512 strict; q=bf16 rows: '
+                     'Q stored as bf16 too, × over f32 Q, K, V')
         lines.append('')
         here = [c for c in cols if any(r.impl == c for r in dtyped)]
         rows = {}
@@ -423,7 +424,7 @@ def render_markdown(doc, results):
                     if bw:
                         bound = decode_kv_bytes(ctx, prm['kv_len'], dt) / (bw * 1e9) * 1e3
                         notes.append('%.0f%% BW' % (100 * bound / r.ms))
-                    if 'fpmath' in prm and r.max_err is not None:
+                    if ('fpmath' in prm or 'q' in prm) and r.max_err is not None:
                         notes.append('error failed' if r.max_err < 0 else 'error %.2g' % r.max_err)
                     row.append(marked(r, fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')'))
                 else:

@@ -1016,11 +1016,14 @@ static void test_fpmath(int cases, int quick)
         free_case(&c);
     }
 
-    /* Strict mode, bf16 Q and K holding subnormals: the f32 contract. */
-    for (int w = 0; w < 2; w++) {
+    /* Strict mode, bf16 Q and K holding subnormals: the f32 contract, in
+       prefill and in both decode forms (4 and 8 query heads, one row). */
+    for (int w = 0; w < 6; w++) {
         const qkv_dtype dt[4] = {QKV_BF16, QKV_BF16, QKV_F32, QKV_F32};
-        case_spec spec = {.q_len = urand(17, 32), .kv_len = 200, .head_dim = 64, .q_heads = 2,
-                          .dtypes = dt, .plant = w ? plant_q_subnormal : plant_k_subnormal};
+        const int decode = w >= 2;
+        case_spec spec = {.q_len = decode ? 1 : urand(17, 32), .kv_len = 200, .head_dim = 64,
+                          .q_heads = decode ? (w < 4 ? 4 : 8) : 2, .dtypes = dt,
+                          .plant = w % 2 ? plant_q_subnormal : plant_k_subnormal};
         attn_case c;
         make_case_spec(&c, &spec);
         float *keep = malloc(c.d.q_heads * c.d.q_len * c.d.v_head_dim * sizeof *keep);

@@ -136,15 +136,18 @@
  *   simd_bf16_end(b)       after the job's last tile
  *
  * bf16 decode (optional; kernels/x86/kernels_tmpl.h). An ISA whose decode
- * forms may multiply in bf16 in QKV_FPMATH_BF16 defines SIMD_BF16_DECODE
- * and these:
+ * forms may multiply in bf16 (dec_bf16 below says where) defines
+ * SIMD_BF16_DECODE and these:
  *   SIMD_BF16_DECODE_ON    whether they do on this CPU (set at init)
  *   SIMD_BF16_QK_DPAD(d)   head_dim padded as the rows below are
  *   simd_bf16_q_rows(R, q, d, buf, qb)
  *                          Q's R f32 rows rounded to bf16 into buf, zero
  *                          past d, qb[r] each row
- *   simd_bf16_qk_dot(R, t, qb, d, krow, n, scale, out, ors, kpre)
- *                          simd_qk_dot on those rows, K rounded to bf16
+ *   simd_bf16_qk_dot(R, t, exact, qb, d, krow, n, scale, out, ors, kpre)
+ *                          simd_qk_dot on those rows, K rounded to bf16;
+ *                          exact (STRICT, Q and K bf16): returns 1,
+ *                          having stopped, where some K is subnormal
+ *   simd_bf16_subnormal(p, n)   some of the n bf16 at p is subnormal
  *   simd_bf16_pv_rows(rows, p, prs, vrow, n, dv, acc, pre, vpre)
  *                          simd_pv_rows with P rounded to bf16, for V
  *                          stored as bf16 and dv a multiple of 32
@@ -210,14 +213,26 @@ static size_t SIMD_NAME(qt_cols)(size_t d, size_t fit)
     return ((d + chunks - 1) / chunks + 31) / 32 * 32;
 }
 
-#ifdef SIMD_BF16_DECODE
-/* Whether the decode forms multiply in bf16 (simd_bf16_qk_dot, and
-   simd_bf16_pv_rows for a bf16 V) in this qkv_fpmath mode. */
-static int SIMD_NAME(dec_bf16)(qkv_fpmath m)
+/* How the decode forms may multiply in bf16: not at all; Q·Kᵀ with Q and
+   K stored as bf16 in STRICT mode, where the products are exact (as the
+   bf16 tiles do, a subnormal sends the job, for Q, or the tile, for K, to
+   f32); or, in QKV_FPMATH_BF16, Q·Kᵀ rounding Q and K, and P·V rounding
+   P where V is stored as bf16. */
+enum { DEC_F32, DEC_BF16_EXACT, DEC_BF16_ROUND };
+
+static int SIMD_NAME(dec_bf16)(qkv_fpmath m, qkv_dtype qt, qkv_dtype kt)
 {
-    return m == QKV_FPMATH_BF16 && SIMD_BF16_DECODE_ON;
-}
+#ifdef SIMD_BF16_DECODE
+    if (!SIMD_BF16_DECODE_ON)
+        return DEC_F32;
+    if (m == QKV_FPMATH_BF16)
+        return DEC_BF16_ROUND;
+    return qt == QKV_BF16 && kt == QKV_BF16 ? DEC_BF16_EXACT : DEC_F32;
+#else
+    (void)m, (void)qt, (void)kt;
+    return DEC_F32;
 #endif
+}
 
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
    Q as the form wants it, and `conv` floats of converted K/V rows; the
@@ -252,7 +267,7 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     if (s->q_dtype != QKV_F32)
         n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * s->head_dim);
 #ifdef SIMD_BF16_DECODE
-    if (SIMD_NAME(dec_bf16)(s->fpmath))   /* Q's rows as bf16 */
+    if (SIMD_NAME(dec_bf16)(s->fpmath, s->q_dtype, s->k_dtype))   /* Q's rows as bf16 */
         n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
 #endif
     return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
@@ -982,7 +997,8 @@ static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size
     for (size_t r = 0; r < job->rows; r++)
         acc[r] = job->row[r].acc;
 #ifdef SIMD_BF16_DECODE
-    if (job->v.dtype == QKV_BF16 && dv % 32 == 0 && SIMD_NAME(dec_bf16)(job->fpmath)) {
+    if (job->v.dtype == QKV_BF16 && dv % 32 == 0 &&
+        SIMD_NAME(dec_bf16)(job->fpmath, job->q_dtype, job->k.dtype) == DEC_BF16_ROUND) {
         simd_bf16_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, acc, scale ? alpha : NULL,
                           rows->prefetch ? rows->vpre + kmin : NULL);
         return;
@@ -1002,6 +1018,44 @@ static int SIMD_NAME(tile_plain)(const qkv_attn_job *job, const int32_t *lo, con
         if ((size_t)lo[r] != kmin || (size_t)hi[r] != kmax)
             return 0;
     return 1;
+}
+
+/* The decode forms' R rows of Q as bf16 into the workspace (qb), where
+   they multiply in bf16; returns how (dec_bf16: DEC_F32 when a bf16 Q
+   holds a subnormal in STRICT mode). */
+static int SIMD_NAME(dec_q_bf16)(const qkv_attn_job *job, int R, const float *const *q,
+                                 SIMD_NAME(att_ws) *ws, const uint16_t **qb)
+{
+    const int how = SIMD_NAME(dec_bf16)(job->fpmath, job->q_dtype, job->k.dtype);
+#ifdef SIMD_BF16_DECODE
+    const size_t d = job->head_dim;
+    for (size_t r = 0; r < job->rows && how == DEC_BF16_EXACT; r++)
+        if (simd_bf16_subnormal((const uint16_t *)job->row[r].q, d))
+            return DEC_F32;
+    if (how != DEC_F32)
+        simd_bf16_q_rows(R, q, d, (uint16_t *)(void *)SIMD_NAME(ws_take)(
+                             ws, (size_t)R * SIMD_BF16_QK_DPAD(d) / 2), qb);
+#else
+    (void)R, (void)q, (void)ws, (void)qb;
+#endif
+    return how;
+}
+
+/* The decode forms' Q·Kᵀ of n keys (simd_qk_dot's contract), in bf16 where
+   `how` says so (DEC_BF16_EXACT: in f32 again if the keys hold a
+   subnormal). */
+static void SIMD_NAME(dec_qk)(const qkv_attn_job *job, int R, int how, const float *const *q,
+                              const uint16_t *const *qb, const unsigned char *const *krow,
+                              size_t n, float *out, size_t ors, const unsigned char *const *kpre)
+{
+#ifdef SIMD_BF16_DECODE
+    if (how != DEC_F32 && !simd_bf16_qk_dot(R, job->k.dtype, how == DEC_BF16_EXACT, qb,
+                                            job->head_dim, krow, n, job->scale, out, ors, kpre))
+        return;
+#else
+    (void)how, (void)qb;
+#endif
+    simd_qk_dot(R, job->k.dtype, q, job->head_dim, krow, n, job->scale, out, ors, kpre);
 }
 
 /* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
@@ -1029,13 +1083,8 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
     float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 4 * job->head_dim) : NULL;
     const float *q[4];
     SIMD_NAME(q_rows_f32)(job, 4, qbuf, q);
-#ifdef SIMD_BF16_DECODE
     const uint16_t *qb[4];
-    const int dec_bf16 = SIMD_NAME(dec_bf16)(job->fpmath);
-    if (dec_bf16)
-        simd_bf16_q_rows(4, q, job->head_dim, (uint16_t *)(void *)SIMD_NAME(ws_take)(
-                             &ws, 2 * SIMD_BF16_QK_DPAD(job->head_dim)), qb);
-#endif
+    const int how = SIMD_NAME(dec_q_bf16)(job, 4, q, &ws, qb);
     for (size_t l = 0; l < (size_t)VL; l++) {
         const size_t r = l % 4;
         slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
@@ -1078,15 +1127,8 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         }
 
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
-#ifdef SIMD_BF16_DECODE
-        if (dec_bf16)
-            simd_bf16_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, qb, job->head_dim, kv.k + kmin,
-                             kmax - kmin, job->scale, st + kmin * 4, 4,
-                             kv.prefetch ? kv.kpre + kmin : NULL);
-        else
-#endif
-            simd_qk_dot(rows <= 2 ? (int)rows : 4, job->k.dtype, q, job->head_dim, kv.k + kmin,
-                        kmax - kmin, job->scale, st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
+        SIMD_NAME(dec_qk)(job, rows <= 2 ? (int)rows : 4, how, q, qb, kv.k + kmin, kmax - kmin,
+                          st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
         if (mt)
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
 
@@ -1141,15 +1183,13 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
 
 /* ---- the general job ---------------------------------------------------------- */
 
-static void SIMD_NAME(attention)(const qkv_attn_job *job)
+/* The GEMM and DOT forms. Out of line, so that its frame (5.5 KiB on
+   AVX-512) is not under ROWS4's: whether gcc made that call a tail call
+   from the shared frame changed with unrelated edits (tests/stack). */
+static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_attn_job *job,
+                                                                    int form)
 {
     SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
-    const qkv_attn_shape shape = SIMD_NAME(shape_of)(job);
-    const int form = SIMD_NAME(att_form)(job->rows, &shape, job->ws_floats);
-    if (form == ATT_ROWS4) {
-        SIMD_NAME(attention_rows4)(job, ws);
-        return;
-    }
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
     const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL;
     const float scale = job->scale, cap = job->softcap;
@@ -1191,19 +1231,13 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #ifdef SIMD_BF16
     simd_bf16 b16 = {.qk = 0, .pv = 0};
 #endif
-#ifdef SIMD_BF16_DECODE
     const uint16_t *qb[8];
-    const int dec_bf16 = form == ATT_DOT && SIMD_NAME(dec_bf16)(job->fpmath);
-#endif
+    int how = DEC_F32;
     if (form == ATT_DOT) {
         float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
         kv = (SIMD_NAME(dot_rows) *)(void *)SIMD_NAME(ws_take)(&ws, ATT_DOT_ROWS_FLOATS);
         SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
-#ifdef SIMD_BF16_DECODE
-        if (dec_bf16)
-            simd_bf16_q_rows(8, q, d, (uint16_t *)(void *)SIMD_NAME(ws_take)(
-                                 &ws, 4 * SIMD_BF16_QK_DPAD(d)), qb);
-#endif
+        how = SIMD_NAME(dec_q_bf16)(job, 8, q, &ws, qb);
         memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
     } else {
 #ifdef SIMD_BF16
@@ -1306,14 +1340,8 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 #endif
         if (form == ATT_DOT) {
             SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, kv);
-#ifdef SIMD_BF16_DECODE
-            if (dec_bf16)
-                simd_bf16_qk_dot(8, job->k.dtype, qb, d, kv->k + kmin, kmax - kmin, scale,
-                                 st + kmin * rp, rp, kv->prefetch ? kv->kpre + kmin : NULL);
-            else
-#endif
-                simd_qk_dot(8, job->k.dtype, q, d, kv->k + kmin, kmax - kmin, scale,
-                            st + kmin * rp, rp, kv->prefetch ? kv->kpre + kmin : NULL);
+            SIMD_NAME(dec_qk)(job, 8, how, q, qb, kv->k + kmin, kmax - kmin, st + kmin * rp, rp,
+                              kv->prefetch ? kv->kpre + kmin : NULL);
         }
         for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
@@ -1439,5 +1467,17 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     for (size_t r = 0; r < rows; r++) {
         job->row[r].max = m_run[r];
         job->row[r].sum = l_run[r];
+    }
+}
+
+static void SIMD_NAME(attention)(const qkv_attn_job *job)
+{
+    const qkv_attn_shape shape = SIMD_NAME(shape_of)(job);
+    const int form = SIMD_NAME(att_form)(job->rows, &shape, job->ws_floats);
+    if (form == ATT_ROWS4) {
+        const SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
+        SIMD_NAME(attention_rows4)(job, ws);
+    } else {
+        SIMD_NAME(attention_gemm_dot)(job, form);
     }
 }

@@ -672,16 +672,22 @@ V_INLINE __m512bh X86_NAME(k_bf16)(const qkv_dtype t, const unsigned char *row, 
     return (__m512bh)BF16_NAME(bf16_cvt32)(lo, hi);
 }
 
-/* qk_dot_t with Q as bf16 rows qb (BF16_QK_DPAD(d) values each). */
-V_INLINE void X86_NAME(qk_dot_bf16_t)(const int R, const qkv_dtype t, const uint16_t *const *qb,
-                                      size_t d, const unsigned char *const *krow, size_t n,
-                                      float scale, float *out, size_t ors,
-                                      const unsigned char *const *kpre)
+/* qk_dot_t with Q as bf16 rows qb (BF16_QK_DPAD(d) values each). exact
+   (STRICT mode, Q and K stored as bf16, no subnormal in Q): the K vectors
+   are checked for subnormals as they are read, and at the first block of
+   keys that holds one it stops and returns 1 (the caller computes the
+   keys in f32); else 0. */
+V_INLINE int X86_NAME(qk_dot_bf16_t)(const int R, const qkv_dtype t, const int exact,
+                                     const uint16_t *const *qb, size_t d,
+                                     const unsigned char *const *krow, size_t n, float scale,
+                                     float *out, size_t ors, const unsigned char *const *kpre)
 {
     const size_t kbytes = qkv_dtype_bytes(t, d);
     const int KK = VL / R;
     const vf vscale = v_set1(scale);
+    const __m512i expo = _mm512_set1_epi16(0x7f80), mant = _mm512_set1_epi16(0x007f);
     for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
+        __mmask32 sub = 0;
         const unsigned char *kr[VL];
 X86_UNROLL
         for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
@@ -698,6 +704,9 @@ X86_UNROLL
 X86_UNROLL
             for (int kk = 0; kk < KK; kk++) {
                 const __m512bh kv = X86_NAME(k_bf16)(t, kr[kk], c, d);
+                if (exact)
+                    sub |= _mm512_testn_epi16_mask((__m512i)kv, expo) &
+                           _mm512_test_epi16_mask((__m512i)kv, mant);
 X86_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = _mm512_dpbf16_ps(acc[kk * R + r], qv[r], kv);
@@ -705,23 +714,33 @@ X86_UNROLL
         }
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
+        if (exact && sub)
+            return 1;
         X86_NAME(qk_store)(R, v_mul(v_hsum_lanes(acc), vscale), out, ors, j0);
     }
+    return 0;
 }
 
-/* simd_qk_dot's contract with Q as bf16 rows (q_bf16_rows). Out of line,
-   as qk_dot. */
-static __attribute__((noinline)) void X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t,
-                                                          const uint16_t *const *qb, size_t d,
-                                                          const unsigned char *const *krow,
-                                                          size_t n, float scale, float *out,
-                                                          size_t ors,
-                                                          const unsigned char *const *kpre)
+/* simd_qk_dot's contract with Q as bf16 rows (q_bf16_rows); exact: as
+   qk_dot_bf16_t says (K stored as bf16), and so is what it returns. Out
+   of line, as qk_dot. */
+static __attribute__((noinline)) int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t, int exact,
+                                                         const uint16_t *const *qb, size_t d,
+                                                         const unsigned char *const *krow,
+                                                         size_t n, float scale, float *out,
+                                                         size_t ors,
+                                                         const unsigned char *const *kpre)
 {
-#define QK_BF1(T_) X86_NAME(qk_dot_bf16_t)(1, T_, qb, d, krow, n, scale, out, ors, kpre)
-#define QK_BF2(T_) X86_NAME(qk_dot_bf16_t)(2, T_, qb, d, krow, n, scale, out, ors, kpre)
-#define QK_BF4(T_) X86_NAME(qk_dot_bf16_t)(4, T_, qb, d, krow, n, scale, out, ors, kpre)
-#define QK_BF8(T_) X86_NAME(qk_dot_bf16_t)(8, T_, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF(R_, T_, E_) X86_NAME(qk_dot_bf16_t)(R_, T_, E_, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF1(T_) QK_BF(1, T_, 0)
+#define QK_BF2(T_) QK_BF(2, T_, 0)
+#define QK_BF4(T_) QK_BF(4, T_, 0)
+#define QK_BF8(T_) QK_BF(8, T_, 0)
+    if (exact)
+        return rows == 1   ? QK_BF(1, QKV_BF16, 1)
+               : rows == 2 ? QK_BF(2, QKV_BF16, 1)
+               : rows == 4 ? QK_BF(4, QKV_BF16, 1)
+                           : QK_BF(8, QKV_BF16, 1);
     if (rows == 1) {
         SIMD_DTYPE_SWITCH(t, QK_BF1)
     } else if (rows == 2) {
@@ -735,6 +754,8 @@ static __attribute__((noinline)) void X86_NAME(qk_dot_bf16)(int rows, qkv_dtype 
 #undef QK_BF4
 #undef QK_BF2
 #undef QK_BF1
+#undef QK_BF
+    return 0;
 }
 /* Decode P·V in QKV_FPMATH_BF16 with V stored as bf16 (v_head_dim a
    multiple of 32), beside qk_dot_bf16 (same ISAs, same CPUs): P rounded
@@ -857,6 +878,7 @@ static __attribute__((noinline)) void X86_NAME(pv_rows_bf16)(size_t rows, const 
     }
 }
 #define simd_bf16_pv_rows X86_NAME(pv_rows_bf16)
+#define simd_bf16_subnormal BF16_NAME(any_subnormal)
 #define SIMD_BF16_DECODE 1
 #define SIMD_BF16_DECODE_ON X86_NAME(bf16_qk_full_rate)
 #define simd_bf16_q_rows X86_NAME(q_bf16_rows)
