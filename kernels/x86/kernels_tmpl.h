@@ -584,6 +584,20 @@ X86_UNROLL
     }
 }
 
+/* PREFIX##1(T) .. PREFIX##8(T) for rows 1, 2, 4 or else 8, T the dtype
+   t as a constant (SIMD_DTYPE_SWITCH): the out-of-line dot products'
+   instances. */
+#define QK_ROWS_SWITCH(rows, t, PREFIX)       \
+    if ((rows) == 1) {                        \
+        SIMD_DTYPE_SWITCH(t, PREFIX##1)       \
+    } else if ((rows) == 2) {                 \
+        SIMD_DTYPE_SWITCH(t, PREFIX##2)       \
+    } else if ((rows) == 4) {                 \
+        SIMD_DTYPE_SWITCH(t, PREFIX##4)       \
+    } else {                                  \
+        SIMD_DTYPE_SWITCH(t, PREFIX##8)       \
+    }
+
 /* Out of line on purpose: inlined into the driver, gcc 12 ran short of
    registers there and kept Q's vectors on the stack (AVX2 decode, 32768
    keys: 15.5 against 13.5 ms out of line). */
@@ -597,15 +611,7 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
 #define QK_DOT2(T_) X86_NAME(qk_dot_t)(2, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
 #define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
-    if (rows == 1) {
-        SIMD_DTYPE_SWITCH(t, QK_DOT1)
-    } else if (rows == 2) {
-        SIMD_DTYPE_SWITCH(t, QK_DOT2)
-    } else if (rows == 4) {
-        SIMD_DTYPE_SWITCH(t, QK_DOT4)
-    } else {
-        SIMD_DTYPE_SWITCH(t, QK_DOT8)
-    }
+    QK_ROWS_SWITCH(rows, t, QK_DOT)
 #undef QK_DOT8
 #undef QK_DOT4
 #undef QK_DOT2
@@ -741,15 +747,7 @@ static __attribute__((noinline)) int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t
                : rows == 2 ? QK_BF(2, QKV_BF16, 1)
                : rows == 4 ? QK_BF(4, QKV_BF16, 1)
                            : QK_BF(8, QKV_BF16, 1);
-    if (rows == 1) {
-        SIMD_DTYPE_SWITCH(t, QK_BF1)
-    } else if (rows == 2) {
-        SIMD_DTYPE_SWITCH(t, QK_BF2)
-    } else if (rows == 4) {
-        SIMD_DTYPE_SWITCH(t, QK_BF4)
-    } else {
-        SIMD_DTYPE_SWITCH(t, QK_BF8)
-    }
+    QK_ROWS_SWITCH(rows, t, QK_BF)
 #undef QK_BF8
 #undef QK_BF4
 #undef QK_BF2
