@@ -771,16 +771,19 @@ static __attribute__((noinline)) int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t
 /* The weights of key pairs, ps = 4 words a pair where prs = 4 (4 lanes a
    key), else 8 (8 of a key's prs lanes): p2[jj·ps + r] = (P[2jj][r],
    P[2jj+1][r]) as a word of two bf16 (bf16_pack2) for the (n + 1) / 2
-   pairs; the partner of an odd last key weighs 0 (its lanes in p may hold
-   anything). */
+   pairs, the partner of an odd last key weighing 0. Lanes of keys past n
+   are never read (they may be uninitialised). */
 static void X86_NAME(p_pairs)(const float *p, size_t prs, size_t n, uint32_t *p2)
 {
-    const size_t np = (n + 1) / 2, ps = prs == 4 ? 4 : 8;
+    const size_t np = (n + 1) / 2;
     if (prs == 4) {   /* 8 keys, 4 pairs, a step: even keys' rows, odd keys' rows */
         const __m512i ie = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 11, 10, 9, 8, 3, 2, 1, 0);
         const __m512i io = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 14, 13, 12, 7, 6, 5, 4);
-        for (size_t j = 0; j < 2 * np; j += 8) {
-            const vf a = v_load(p + j * 4), b = v_load(p + j * 4 + 16);
+        for (size_t j = 0; j < n; j += 8) {
+            const size_t left = (n - j) * 4;   /* lanes of keys below n */
+            const vf a = left >= 16 ? v_load(p + j * 4) : v_loadm(p + j * 4, v_tailmask(left));
+            const vf b = left >= 32 ? v_load(p + j * 4 + 16)
+                         : left > 16 ? v_loadm(p + j * 4 + 16, v_tailmask(left - 16)) : v_zero();
             const vf even = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(ie, a),
                                                  _mm512_permutexvar_ps(ie, b), 0x44);
             const vf odd = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(io, a),
@@ -788,14 +791,14 @@ static void X86_NAME(p_pairs)(const float *p, size_t prs, size_t n, uint32_t *p2
             _mm512_storeu_si512(p2 + j / 2 * 4, BF16_NAME(bf16_pack2)(even, odd));
         }
     } else {          /* a pair a step, the first 8 lanes of its two keys */
-        for (size_t jj = 0; jj < np; jj++)
+        const vm m8 = v_tailmask(8);
+        for (size_t jj = 0; jj < np; jj++) {
+            const vf even = v_loadm(p + 2 * jj * prs, m8);
+            const vf odd = 2 * jj + 1 < n ? v_loadm(p + (2 * jj + 1) * prs, m8) : v_zero();
             _mm512_mask_storeu_epi16(p2 + jj * 8, (__mmask32)0xffff,
-                                     BF16_NAME(bf16_pack2)(v_load(p + 2 * jj * prs),
-                                                           v_load(p + (2 * jj + 1) * prs)));
+                                     BF16_NAME(bf16_pack2)(even, odd));
+        }
     }
-    if (n % 2)
-        for (size_t r = 0; r < ps; r++)
-            p2[(np - 1) * ps + r] &= 0xffffu;
 }
 
 /* Columns [c0, c0 + 16·NV) of P·V for R lanes: words of V pairs (V[2jj][c],
