@@ -227,9 +227,9 @@ typedef struct qkv_out_tensor {
    products use them only where that changes nothing: for Q·Kᵀ when Q and
    K are stored as bf16 (the products are exact in f32), in tiles with no
    subnormal bf16 value (vdpbf16ps, tdpbf16ps and Arm's BFMMLA read those
-   as zero; such a job or tile of keys, or in decode such a block of a
-   few keys, is computed with f32 FMAs; avx512bf16 and amx decode this
-   way only on CPUs whose vdpbf16ps issues at the FMA's rate). BFMMLA
+   as zero; such a job or tile of keys is computed with f32 FMAs;
+   avx512bf16 and amx decode this way only on CPUs whose vdpbf16ps issues
+   at the FMA's rate). BFMMLA
    (neonbf16, svebf16) rounds its f32 sums to odd rather than to nearest
    even (one unit in the last place at most, not half: Arm ARM, without
    FEAT_EBF16 or with FPCR.EBF = 0, as Linux starts a process), still f32
