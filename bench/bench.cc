@@ -1027,14 +1027,19 @@ void register_all(const Config &cfg)
         if (im.is_scalar || im.is_blas)
             continue;
         /* Paged K/V: the same decode through a shuffled page table (whole
-           pages: the pool holds the contiguous rows' bytes). */
-        for (size_t ps : {(size_t)16, (size_t)128}) {
-            if (z.scaling_kv % ps)
-                continue;
-            AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
-            s.page_size = ps;
-            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps), s, 1);
-        }
+           pages: the pool holds the contiguous rows' bytes), f32 and f16
+           (engines keep their caches in 16 bits). */
+        for (size_t ps : {(size_t)16, (size_t)128})
+            for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
+                if (z.scaling_kv % ps)
+                    continue;
+                AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
+                s.page_size = ps;
+                s.kv = dt;
+                add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps) +
+                                  (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
+                          s, 1);
+            }
         /* A causal prefill (as a chunked prefill runs) through pages of 16
            keys, vLLM's default, against the same call on contiguous K/V;
            on the ISAs with bf16 tiles also with bf16 Q/K/V in BF16 mode,
@@ -1288,9 +1293,10 @@ void run_probes(const Config &cfg)
         std::fprintf(stderr, "probe: read bandwidth %.1f GB/s (%u threads)\n", g, t);
     }
     /* The bound of the paged decode rows: their pages (page_size keys of
-       f32 rows of kDecodeDim) in a shuffled order. */
+       f32 rows of kDecodeDim, every KV head's, side by side in vLLM's
+       layout) in a shuffled order. */
     for (size_t ps : {(size_t)16, (size_t)128}) {
-        const size_t run = ps * kDecodeDim * sizeof(float);
+        const size_t run = ps * kDecodeKvHeads * kDecodeDim * sizeof(float);
         const double g = qkv_probe_read_runs_gbs(bytes, run, 5);
         benchmark::AddCustomContext("read_gbs_page_" + std::to_string(ps), fmt(g));
         std::fprintf(stderr, "probe: read bandwidth %.1f GB/s in shuffled runs of %zu KiB (1 core)\n",

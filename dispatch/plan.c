@@ -57,6 +57,12 @@
 #define WALK_MIN_TASKS 16
 /* The fewest keys a walk's chunk has (see walk_chunk). */
 #define WALK_CHUNK_MIN 16
+/* How a walk reads a chunk before its jobs run (plan.sweep; 0: it does
+   not, the jobs fetch): key by key where every key's row holds the heads
+   (sweep_keys), page by page where every page does (sweep_pages). */
+enum { SWEEP_KEYS = 1, SWEEP_PAGES };
+/* Pages a sweep_pages reads side by side. */
+#define SWEEP_PAGE_RUNS 4
 
 typedef struct plan {
     const qkv_attention_desc *d;
@@ -71,7 +77,7 @@ typedef struct plan {
     int walk;                     /* the tasks are walks (task_walk), one a sequence and split */
     size_t chunk;                 /* keys a walk steps its jobs through at a time */
     int share_next;               /* a walk's jobs ask for the next chunk's rows (walk_share) */
-    int sweep;                    /* or the walk reads each chunk before its jobs (sweep_chunk) */
+    int sweep;                    /* or the walk reads each chunk before its jobs (SWEEP_*) */
     size_t part_rows;             /* the most rows a job has: a partial's row count */
     size_t acc_cols;              /* columns of v a pass computes (v_head_dim or fewer) */
     size_t acc_floats;            /* per row, when acc cannot be the output row */
@@ -163,11 +169,13 @@ static int heads_interleaved(const qkv_attention_desc *d, int rows_too)
    pages only, each head's rows come in runs of a page, which the kernels'
    own prefetching brings in well: spans of SPLIT_SPAN_KEYS (the same Zen 3,
    vLLM's pages of 16 f32 keys: chunks of 64 keys shared as above took
-   1.2-1.4 of the time). */
+   1.2-1.4 of the time), unless the walk sweeps whole pages (SWEEP_PAGES),
+   in chunks as above (Zen 5, AVX-512, f16 pages of 16 keys, paired
+   against chunks of 64 keys: 32 keys 1.15, 128 1.09). */
 static size_t walk_chunk(const plan *p, size_t heads)
 {
     const qkv_attention_desc *d = p->d;
-    if (!p->share_next)
+    if (!p->share_next && !p->sweep)
         return SPLIT_SPAN_KEYS;
     const size_t l2 = p->ctx->cpu.l2 ? p->ctx->cpu.l2 : (size_t)512 << 10;
     const size_t key = heads * (qkv_dtype_bytes(d->k.dtype, d->head_dim) +
@@ -218,9 +226,21 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
         p->walk_jobs = WALK_ROWS / p->part_rows;
         p->share_next = heads_interleaved(d, 1);
         const qkv_attn_shape shape = shape_of(d);
-        p->sweep = d->k.head_stride < d->k.row_stride && d->v.head_stride < d->v.row_stride &&
-                   ctx->walk_sweeps && ctx->walk_sweeps(p->part_rows, &shape);
-        p->chunk = walk_chunk(p, d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs);
+        const size_t heads = d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs;
+        if (ctx->walk_sweeps && d->k.head_stride < d->k.row_stride &&
+            d->v.head_stride < d->v.row_stride && ctx->walk_sweeps(p->part_rows, &shape, 0))
+            p->sweep = SWEEP_KEYS;
+        else if (ctx->walk_sweeps && !p->share_next && ctx->walk_sweeps(p->part_rows, &shape, 1))
+            p->sweep = SWEEP_PAGES;
+        p->chunk = walk_chunk(p, heads);
+        if (p->sweep == SWEEP_PAGES && p->chunk % d->page_size) {
+            /* Pages longer than a chunk: each head's keys of a chunk lie
+               apart, and the jobs' own sweeps read their longer runs
+               better (pages of 128 keys, walk's sweep over theirs: f16
+               1.25, f32 1.23). */
+            p->sweep = 0;
+            p->chunk = walk_chunk(p, heads);
+        }
     }
     /* A walk of a whole sequence keeps its acc rows in the (f32) output
        rows; a walk of a split keeps them in the split's partial. */
@@ -590,12 +610,12 @@ static void walk_share(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs
 
 /* Reads keys [c0, c1) of `heads` KV heads from ks/vs's (the first) on,
    where every key's row holds them all, before the walk's jobs work on
-   them (p->sweep, see walk_sweeps in simd/attention.h): key by key, the
+   them (SWEEP_KEYS, see walk_sweeps in simd/attention.h): key by key, the
    bytes from the first head's K row to the end of the last's, then V's,
    in memory order (two streams side by side, as the decode feed sweeps);
    page by page, one page's keys at a time. */
-static void sweep_chunk(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs, size_t heads,
-                        size_t c0, size_t c1)
+static void sweep_keys(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs, size_t heads,
+                       size_t c0, size_t c1)
 {
     const qkv_attention_desc *d = p->d;
     const size_t kspan = qkv_dtype_bytes(d->k.dtype, (heads - 1) * d->k.head_stride + d->head_dim);
@@ -611,6 +631,44 @@ static void sweep_chunk(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *v
     }
 }
 
+/* Reads keys [c0, c1), whole pages, of `heads` KV heads from ks/vs's (the
+   first) on, where every page holds them side by side (vLLM's
+   [pages][kv_heads][page_size][dim]), before the walk's jobs work on them
+   (SWEEP_PAGES): SWEEP_PAGE_RUNS pages side by side, K and V, each read
+   head by head, row by row, in memory order where the heads' rows fill
+   the page. One head's rows of a page make a short run (4 KiB for 16 f16
+   keys, d = 128), and one core reads shuffled runs of 4 KiB, 8 side by
+   side, at 20 GB/s, against 24 for runs of 32 KiB (a page's 8 heads) and
+   26 for one stream (Zen 5, loads alone). */
+static void sweep_pages(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *vs, size_t heads,
+                        size_t c0, size_t c1)
+{
+    const qkv_attention_desc *d = p->d;
+    const size_t kb = qkv_dtype_bytes(d->k.dtype, d->head_dim);
+    const size_t vb = qkv_dtype_bytes(d->v.dtype, d->v_head_dim);
+    const size_t kh = qkv_dtype_bytes(d->k.dtype, d->k.head_stride);
+    const size_t vh = qkv_dtype_bytes(d->v.dtype, d->v.head_stride);
+    for (size_t j = c0; j < c1;) {
+        const unsigned char *k[SWEEP_PAGE_RUNS], *v[SWEEP_PAGE_RUNS];
+        size_t len[SWEEP_PAGE_RUNS], most = 0;
+        int runs = 0;
+        for (; runs < SWEEP_PAGE_RUNS && j < c1; runs++) {
+            len[runs] = qkv_kv_run(ks, j, c1 - j);
+            k[runs] = qkv_kv_row(ks, j);
+            v[runs] = qkv_kv_row(vs, j);
+            most = len[runs] > most ? len[runs] : most;
+            j += len[runs];
+        }
+        for (size_t g = 0; g < heads; g++)
+            for (size_t i = 0; i < most; i++)
+                for (int r = 0; r < runs; r++)
+                    if (i < len[r]) {
+                        qkv_touch_lines(k[r] + g * kh + i * ks->row_bytes, kb);
+                        qkv_touch_lines(v[r] + g * vh + i * vs->row_bytes, vb);
+                    }
+    }
+}
+
 /* A walk: sequence b's jobs over the keys of split s (all its keys when
    not split), walk_jobs of them stepped together a chunk of tile_keys
    keys at a time, every job's part of a chunk before the next chunk's,
@@ -623,9 +681,9 @@ static void sweep_chunk(const plan *p, const qkv_kv_src *ks, const qkv_kv_src *v
    chunk's rows in memory order (walk_share), which brings them in at the
    speed of one stream; or, where the ISA's decode is memory-bound on a
    core the decode feed sweeps for (ctx->walk_sweeps), the walk reads each
-   chunk in memory order before its jobs run (sweep_chunk). The acc rows
-   are the output rows (no split, f32 output; finished here) or the
-   split's partial (merged by merge_job). */
+   chunk in memory order before its jobs run (sweep_keys, sweep_pages).
+   The acc rows are the output rows (no split, f32 output; finished here)
+   or the split's partial (merged by merge_job). */
 static void task_walk(void *ctx, size_t index)
 {
     const plan *p = ctx;
@@ -652,15 +710,17 @@ static void task_walk(void *ctx, size_t index)
         do {
             const size_t c1 = hi - c0 < chunk ? hi : c0 + chunk;
             const size_t c2 = hi - c1 < chunk ? hi : c1 + chunk;
-            if (p->sweep)
-                sweep_chunk(p, &ks, &vs, heads, c0, c1);
+            if (p->sweep == SWEEP_KEYS)
+                sweep_keys(p, &ks, &vs, heads, c0, c1);
+            else if (p->sweep == SWEEP_PAGES)
+                sweep_pages(p, &ks, &vs, heads, c0, c1);
             for (size_t k = 0; k < n; k++) {
                 float *part = p->partial ? partial_of(p, first + j0 + k, s) : NULL;
                 float *state = part ? part + p->part_rows * p->d->v_head_dim : running + k * per;
                 if (p->share_next && !p->sweep)
                     walk_share(p, &ks, &vs, heads, k, n, c1, c2, pre);
                 run_job(p, place_in_seq(p, b, j0 + k), c0, c1, part, state, c0 > lo,
-                        p->share_next ? pre : NULL);
+                        p->share_next || p->sweep ? pre : NULL);
             }
             c0 = c1;
         } while (c0 < hi);

@@ -314,7 +314,7 @@ def render_markdown(doc, results):
             notes = ['×%s of contiguous' % fmt_num(twin.ms / r.ms)] if twin and r.ms > 0 else []
             runs = ctx_float(ctx, 'read_gbs_page_%d' % p(r, 'page'))
             if 'page' in r.params and runs and r.ms > 0:
-                bound = decode_kv_bytes(ctx, p(r, 'kv_len')) / (runs * 1e9) * 1e3
+                bound = decode_kv_bytes(ctx, p(r, 'kv_len'), p(r, 'kv', 'f32')) / (runs * 1e9) * 1e3
                 notes.append('%.0f%% of shuffled-page BW' % (100 * bound / r.ms))
             return fmt_num(r.ms) + ' ms' + (' (%s)' % ', '.join(notes) if notes else '')
         runs_note = ', '.join('%s GB/s for pages of %d keys' % (ctx['read_gbs_page_%d' % ps], ps)

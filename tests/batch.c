@@ -150,11 +150,16 @@ static int has_bf16_tiles(qkv_isa isa)
     return c && c->rounds_bf16;
 }
 
-static void make_case(batch_case *c, uint64_t *s, int quick)
+/* A random case; walk 1, 2, 3: a batch of long sequences whose K and V,
+   f16, bf16 or f32, lie in pages of 16 keys in vLLM's layout, which a walk
+   reads page by page where the ISA's decode is memory-bound (plan.c's
+   sweep_pages: on AVX-512). */
+static const qkv_dtype walk_dtypes[] = {QKV_F16, QKV_BF16, QKV_F32};
+static void make_case(batch_case *c, uint64_t *s, int quick, int walk)
 {
     memset(c, 0, sizeof *c);
     qkv_attention_desc *d = &c->d;
-    const int long_keys = coin(s, 8);
+    const int long_keys = walk || coin(s, 8);
     d->batch = long_keys ? 16 + rng_next(s) % 3 : 1 + rng_next(s) % (quick ? 3 : 5);
     d->kv_heads = long_keys ? 8 : 1 + rng_next(s) % 2;
     d->q_heads = d->kv_heads * (long_keys ? 1 : (size_t[]){1, 2, 4}[rng_next(s) % 3]);
@@ -214,10 +219,11 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
     /* Q, K and V: 16-bit or (head_dim a multiple of 32) Q8_0/Q4_0 blocks
        now and then, K/V paged or one block per sequence. */
     const qkv_dtype qt = coin(s, 20) ? (coin(s, 50) ? QKV_F16 : QKV_BF16) : QKV_F32;
-    const qkv_dtype kt = draw_kv_dtype(s, hd), vt = draw_kv_dtype(s, dv);
+    const qkv_dtype kt = walk ? walk_dtypes[walk - 1] : draw_kv_dtype(s, hd);
+    const qkv_dtype vt = walk ? kt : draw_kv_dtype(s, dv);
     const size_t pad = kt == QKV_Q8_0 || kt == QKV_Q4_0 ? 32 : 1;   /* padded K rows stay whole blocks */
-    if (coin(s, 70)) {
-        d->page_size = pick(s, page_sizes, 7);
+    if (walk || coin(s, 70)) {
+        d->page_size = walk ? 16 : pick(s, page_sizes, 7);
         size_t needed = 0;
         for (size_t b = 0; b < d->batch; b++)
             needed += (c->keys[b] + d->page_size - 1) / d->page_size;
@@ -246,7 +252,7 @@ static void make_case(batch_case *c, uint64_t *s, int quick)
             }
         free(perm);
         d->page_table = c->table;
-        const int shd = coin(s, 50);   /* [pages][page_size][kv_heads][dim] or [pages][kv_heads][...] */
+        const int shd = !walk && coin(s, 50);   /* [pages][page_size][kv_heads][dim] or [pages][kv_heads][...] */
         const size_t ks = hd + (coin(s, 30) ? pad : 0), vs = dv;
         if (shd) {
             d->k.head_stride = ks, d->k.row_stride = d->kv_heads * ks;
@@ -414,14 +420,14 @@ static void run(batch_case *c, const qkv_funcs *f, qkv_pool *pool, float *keep, 
     pbuf_free(&o), pbuf_free(&lse);
 }
 
-static void test_random(int cases, int quick, qkv_pool *one, qkv_pool *three)
+static void test_random(int cases, int walks, int quick, qkv_pool *one, qkv_pool *three)
 {
     qkv_isa isas[QKV_ISA_COUNT];
     const int n = supported_isas(isas);
     uint64_t s = seed;
-    for (int t = 0; t < cases; t++) {
+    for (int t = 0; t < cases + walks; t++) {
         batch_case c;
-        make_case(&c, &s, quick);
+        make_case(&c, &s, quick, t >= cases ? 1 + t - cases : 0);
         size_t cells = 0;
         for (size_t b = 0; b < c.d.batch; b++)
             cells += c.rows[b] * c.d.q_heads * (c.d.v_head_dim + 1);
@@ -429,7 +435,7 @@ static void test_random(int cases, int quick, qkv_pool *one, qkv_pool *three)
         for (int i = 0; i < n; i++) {
             const qkv_funcs *f = funcs_of(isas[i]);
             run(&c, f, NULL, a, "calling thread");
-            if (t % 2 == 0) {
+            if (t % 2 == 0 || t >= cases) {
                 /* The split follows from the shapes: 1 and 3 threads agree. */
                 run(&c, f, one, a, "pool of 1");
                 run(&c, f, three, b1, "pool of 3");
@@ -591,7 +597,7 @@ int main(int argc, char **argv)
     qkv_pool *one = NULL, *three = NULL;
     if (qkv_pool_create(1, &one) != QKV_OK || qkv_pool_create(3, &three) != QKV_OK)
         return 1;
-    test_random(quick ? 12 : 40, quick, one, three);
+    test_random(quick ? 12 : 40, 3, quick, one, three);
     test_bad();
     test_paged_block_batch_stride();
     qkv_pool_destroy(one);

@@ -556,11 +556,17 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    vectors included. Zen 5, one thread, 32/8 heads, d = 128, 32768 keys
    as [kv_len][kv_heads][d], ms, shares / sweep: AVX-512 f32 18.5-18.8 /
    12.1-13.7, f16 9.0 / 7.3; AVX2 f32 19-20 / 14.5-16.2; where the rule
-   says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%. */
-static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s)
+   says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%.
+   Where the heads lie side by side in each page only (vLLM's
+   [pages][kv_heads][page_size][dim]), 16-lane vectors only, as for the
+   decode feed: same case, shuffled pages of 16 keys, paired, a walk's
+   sweep of whole pages over each job sweeping its own head's runs:
+   AVX-512 f16 0.83-0.87, bf16 0.87, f32 0.96-1.04; AVX2 f32 1.06 (its
+   jobs prefetch). */
+static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, int pages)
 {
     const int form = SIMD_NAME(att_form)(rows, s, SIZE_MAX);
-    if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM)
+    if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM || (pages && VL < 16))
         return 0;
     const size_t row = qkv_dtype_bytes(s->k_dtype, s->head_dim) +
                        qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
