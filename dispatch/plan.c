@@ -230,7 +230,7 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
         if (ctx->walk_sweeps && d->k.head_stride < d->k.row_stride &&
             d->v.head_stride < d->v.row_stride && ctx->walk_sweeps(p->part_rows, &shape, 0))
             p->sweep = SWEEP_KEYS;
-        else if (ctx->walk_sweeps && !p->share_next && ctx->walk_sweeps(p->part_rows, &shape, 1))
+        else if (ctx->walk_sweeps && !p->share_next && ctx->walk_sweeps(p->part_rows, &shape, d->page_size))
             p->sweep = SWEEP_PAGES;
         p->chunk = walk_chunk(p, heads);
         if (p->sweep == SWEEP_PAGES && p->chunk % d->page_size) {

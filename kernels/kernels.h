@@ -207,11 +207,11 @@ typedef void (*qkv_attention_kernel)(const qkv_attn_job *job);
    workspace of at least attention_ws(rows, shape, 0) floats. */
 typedef size_t (*qkv_attention_ws_fn)(size_t rows, const qkv_attn_shape *shape, size_t limit);
 /* Whether a walk (dispatch/plan.c) over K and V whose every key's row
-   holds all the KV heads (pages 0), or whose every page does (pages 1),
-   brings each chunk in by reading it in memory order before its jobs of
-   `rows` rows run, rather than by their prefetches (see walk_sweeps in
-   simd/attention.h). */
-typedef int (*qkv_walk_sweeps_fn)(size_t rows, const qkv_attn_shape *shape, int pages);
+   holds all the KV heads (page_size 0), or whose every page of page_size
+   keys does, brings each chunk in by reading it in memory order before
+   its jobs of `rows` rows run, rather than by their own feed (see
+   walk_sweeps in simd/attention.h). */
+typedef int (*qkv_walk_sweeps_fn)(size_t rows, const qkv_attn_shape *shape, size_t page_size);
 /* Merges a second partial attention state into the first, row by row, by
    their log-sum-exp: the semantics of qkv_merge_states in qkv.h, whose
    rules for -INFINITY, +INFINITY and NaN every ISA follows bit for bit

@@ -559,14 +559,18 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%.
    Where the heads lie side by side in each page only (vLLM's
    [pages][kv_heads][page_size][dim]), 16-lane vectors only, as for the
-   decode feed: same case, shuffled pages of 16 keys, paired, a walk's
-   sweep of whole pages over each job sweeping its own head's runs:
-   AVX-512 f16 0.83-0.87, bf16 0.87, f32 0.96-1.04; AVX2 f32 1.06 (its
-   jobs prefetch). */
-static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, int pages)
+   decode feed, and only where a head's rows of a page are too short a
+   run for the jobs' own sweep (ATT_SWEEP_RUN): same case, shuffled pages
+   of 16 keys, paired, a walk's sweep of whole pages over the jobs' own
+   feed: AVX-512 f16 0.77-0.87 (2 threads 0.89-0.93), bf16 0.87 (0.94);
+   f32, whose 8 KiB runs the jobs sweep, 0.96-1.04 (2 threads 1.06-1.08);
+   pages of 8 keys f32 0.71 (0.80), f16 and bf16 0.86; AVX2 f32 1.06. */
+static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, size_t page_size)
 {
     const int form = SIMD_NAME(att_form)(rows, s, SIZE_MAX);
-    if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM || (pages && VL < 16))
+    if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM)
+        return 0;
+    if (page_size && (VL < 16 || page_size * qkv_dtype_bytes(s->k_dtype, s->head_dim) >= ATT_SWEEP_RUN))
         return 0;
     const size_t row = qkv_dtype_bytes(s->k_dtype, s->head_dim) +
                        qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
