@@ -234,10 +234,10 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             p->sweep = SWEEP_PAGES;
         p->chunk = walk_chunk(p, heads);
         if (p->sweep == SWEEP_PAGES && p->chunk % d->page_size) {
-            /* Pages longer than a chunk: each head's keys of a chunk lie
-               apart, and the jobs' own sweeps read their longer runs
-               better (pages of 128 keys, walk's sweep over theirs: f16
-               1.25, f32 1.23). */
+            /* Pages that do not divide the chunk: a chunk would end
+               within a page, its heads' rows there apart, as a page
+               longer than the chunk leaves them (pages of 128 keys swept
+               so, over the jobs' own feed: f16 1.25, f32 1.23). */
             p->sweep = 0;
             p->chunk = walk_chunk(p, heads);
         }

@@ -153,7 +153,8 @@ static int has_bf16_tiles(qkv_isa isa)
 /* A random case; walk 1, 2, 3: a batch of long sequences whose K and V,
    f16, bf16 or f32, lie in pages of 16 keys in vLLM's layout, which a walk
    reads page by page where the ISA's decode is memory-bound (plan.c's
-   sweep_pages: on AVX-512). */
+   sweep_pages, on AVX-512 where the CPU is swept for: its heads of 16
+   dimensions make short runs of a page). */
 static const qkv_dtype walk_dtypes[] = {QKV_F16, QKV_BF16, QKV_F32};
 static void make_case(batch_case *c, uint64_t *s, int quick, int walk)
 {
