@@ -519,6 +519,20 @@ X86_UNROLL
         memcpy(out + (j0 + (size_t)kk) * ors, tmp + kk * R, (size_t)R * sizeof(float));
 }
 
+/* The start of a block of the decode dot products (qk_dot_t,
+   qk_dot_bf16_t): the rows of keys j0 .. j0 + KK - 1 into kr (keys past n
+   repeat the last), the VL accumulators zeroed. */
+V_INLINE void X86_NAME(qk_block_start)(const int KK, const unsigned char *const *krow, size_t j0,
+                                       size_t n, const unsigned char **kr, vf *acc)
+{
+X86_UNROLL
+    for (int kk = 0; kk < KK; kk++)
+        kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
+X86_UNROLL
+    for (int i = 0; i < VL; i++)
+        acc[i] = v_zero();
+}
+
 /* Dot products for a job of few rows (decode: a GQA group of R = 4 or 8
    rows, or R = 1, 2). Lanes as rows would leave most of each vector idle, so
    here the vectors run along head_dim instead: blocks of R rows × VL/R
@@ -540,13 +554,8 @@ V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *co
     const vf vscale = v_set1(scale);
     for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
         const unsigned char *kr[VL];
-X86_UNROLL
-        for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
-            kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
         vf acc[VL];
-X86_UNROLL
-        for (int i = 0; i < VL; i++)
-            acc[i] = v_zero();
+        X86_NAME(qk_block_start)(KK, krow, j0, n, kr, acc);
         size_t c = 0;
         if (qkv_dtype_block(t) > 1) {   /* d is whole blocks */
             X86_NAME(qk_dot_blocks)(R, t, q, d, kr, acc);
@@ -634,14 +643,14 @@ static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
 static int X86_NAME(bf16_qk_full_rate);
 
 /* Head_dim padded to whole vectors of 32 bf16 (the rows qk_dot_bf16 reads). */
-#define BF16_QK_DPAD(d) (((d) + 31) / 32 * 32)
+#define SIMD_BF16_QK_DPAD(d) (((d) + 31) / 32 * 32)
 
 /* Q's rows q[0 .. R-1] (f32, d values) rounded to bf16 (nearest even, as
-   vcvtne2ps2bf16 rounds: bf16_cvt32), zero past d: qb[r] = buf + r · BF16_QK_DPAD(d). */
+   vcvtne2ps2bf16 rounds: bf16_cvt32), zero past d: qb[r] = buf + r · SIMD_BF16_QK_DPAD(d). */
 static void X86_NAME(q_bf16_rows)(int R, const float *const *q, size_t d, uint16_t *buf,
                                   const uint16_t **qb)
 {
-    const size_t dp = BF16_QK_DPAD(d);
+    const size_t dp = SIMD_BF16_QK_DPAD(d);
     for (int r = 0; r < R; r++) {
         uint16_t *o = buf + (size_t)r * dp;
         for (size_t c = 0; c < dp; c += 32) {
@@ -678,7 +687,7 @@ V_INLINE __m512bh X86_NAME(k_bf16)(const qkv_dtype t, const unsigned char *row, 
     return (__m512bh)BF16_NAME(bf16_cvt32)(lo, hi);
 }
 
-/* qk_dot_t with Q as bf16 rows qb (BF16_QK_DPAD(d) values each). exact
+/* qk_dot_t with Q as bf16 rows qb (SIMD_BF16_QK_DPAD(d) values each). exact
    (STRICT mode, Q and K stored as bf16, no subnormal in Q): the K vectors
    are checked for subnormals as they are read, and at the first block of
    keys that holds one it stops and returns 1 (the caller computes the
@@ -695,13 +704,8 @@ V_INLINE int X86_NAME(qk_dot_bf16_t)(const int R, const qkv_dtype t, const int e
     for (size_t j0 = 0; j0 < n; j0 += (size_t)KK) {
         __mmask32 sub = 0;
         const unsigned char *kr[VL];
-X86_UNROLL
-        for (int kk = 0; kk < KK; kk++)   /* keys past n repeat the last */
-            kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
         vf acc[VL];
-X86_UNROLL
-        for (int i = 0; i < VL; i++)
-            acc[i] = v_zero();
+        X86_NAME(qk_block_start)(KK, krow, j0, n, kr, acc);
         for (size_t c = 0; c < d; c += 32) {
             __m512bh qv[8];
 X86_UNROLL
@@ -884,7 +888,6 @@ static __attribute__((noinline)) void X86_NAME(pv_rows_bf16)(size_t rows, const 
 #define SIMD_BF16_DECODE_ON X86_NAME(bf16_qk_full_rate)
 #define simd_bf16_q_rows X86_NAME(q_bf16_rows)
 #define simd_bf16_qk_dot X86_NAME(qk_dot_bf16)
-#define SIMD_BF16_QK_DPAD BF16_QK_DPAD
 #endif
 
 /* P·V for a job of few rows (R = 1, 2, 4 or 8 lanes of P, rows <= R of them
