@@ -988,11 +988,12 @@ static void SIMD_NAME(pv_exact_dt)(const qkv_attn_job *job, const float *p, size
 }
 
 /* P·V of a decode tile: every row of the job at once, V read once; the
-   finiteness check only where a key can be hidden (plain: none is). */
+   finiteness check only where a key can be hidden (plain: none is); how:
+   the job's dec_bf16 (DEC_BF16_ROUND: P rounded to bf16 where V is bf16). */
 static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size_t prs,
                                    const SIMD_NAME(dot_rows) *rows, size_t kmin, size_t kmax,
                                    const int32_t *lo, const int32_t *hi, const float *alpha,
-                                   int plain)
+                                   int plain, int how)
 {
     const size_t n = kmax - kmin, dv = job->v_head_dim;
     const unsigned char *const *vrow = rows->v;
@@ -1007,12 +1008,13 @@ static void SIMD_NAME(pv_dot_tile)(const qkv_attn_job *job, const float *p, size
     for (size_t r = 0; r < job->rows; r++)
         acc[r] = job->row[r].acc;
 #ifdef SIMD_BF16_DECODE
-    if (job->v.dtype == QKV_BF16 && dv % 32 == 0 &&
-        SIMD_NAME(dec_bf16)(job->fpmath, job->q_dtype, job->k.dtype) == DEC_BF16_ROUND) {
+    if (how == DEC_BF16_ROUND && job->v.dtype == QKV_BF16 && dv % 32 == 0) {
         simd_bf16_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, acc, scale ? alpha : NULL,
                           rows->prefetch ? rows->vpre + kmin : NULL);
         return;
     }
+#else
+    (void)how;
 #endif
     simd_pv_rows(job->rows, p, prs, vrow + kmin, n, dv, job->v.dtype, acc, scale ? alpha : NULL,
                  rows->prefetch ? rows->vpre + kmin : NULL);
@@ -1179,7 +1181,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         v_store(alpha_l, a);
 
         SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, &kv, kmin, kmax, lo, hi, alpha_l,
-                               SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
+                               SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL), how);
         t0 += n;
     }
 
@@ -1461,7 +1463,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
 
         if (form == ATT_DOT)
             SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, kv, kmin, kmax, lo, hi, alpha,
-                                   SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL));
+                                   SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL), how);
 #ifdef SIMD_BF16
         else if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
             ;
