@@ -119,22 +119,35 @@ static qkv_attn_shape shape_of(const qkv_attention_desc *d)
     return s;
 }
 
-/* The most rows a job can have so that its acc rows (when the output is
-   not f32) and the kernel's workspace fit QKV_ATTN_WS_FLOATS, and the
-   workspace that takes (all of it for a head_dim so large that even one
-   row does not fit: the kernel then works in chunks). */
+/* The floats a job of `rows` rows asks for, its acc rows (when the output
+   is not f32) and the kernel's workspace. */
+static size_t job_need(const qkv_ctx *ctx, const qkv_attn_shape *s, size_t rows, size_t acc_floats)
+{
+    const size_t acc = rows * acc_floats;
+    return acc + ctx->attention_ws(rows, s, acc < QKV_ATTN_WS_FLOATS ? QKV_ATTN_WS_FLOATS - acc : 0);
+}
+
+/* A job's workspace for that need: all of QKV_ATTN_WS_FLOATS for a
+   head_dim so large that even one row does not fit (the kernel then works
+   in chunks). */
+static size_t ws_of(size_t need)
+{
+    return need < QKV_ATTN_WS_FLOATS ? (need ? need : 1) : QKV_ATTN_WS_FLOATS;
+}
+
+/* The most rows a job can have so that what it asks for fits
+   QKV_ATTN_WS_FLOATS, and the workspace that takes. */
 static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats,
                        size_t *ws_floats)
 {
     const qkv_attn_shape s = shape_of(d);
     size_t rows = ctx->blocks.max_rows, need = 0;
     for (;; rows /= 2) {
-        const size_t acc = rows * acc_floats;
-        need = acc + ctx->attention_ws(rows, &s, acc < QKV_ATTN_WS_FLOATS ? QKV_ATTN_WS_FLOATS - acc : 0);
+        need = job_need(ctx, &s, rows, acc_floats);
         if (need <= QKV_ATTN_WS_FLOATS || rows == 1)
             break;
     }
-    *ws_floats = need < QKV_ATTN_WS_FLOATS ? (need ? need : 1) : QKV_ATTN_WS_FLOATS;
+    *ws_floats = ws_of(need);
     return rows;
 }
 
@@ -218,6 +231,14 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
             p->jobs += s.jobs;
         else
             p->seq_jobs = s.jobs, p->jobs = d->batch * s.jobs;
+    }
+    /* Jobs of fewer rows than cap (decode) get the workspace their rows
+       ask for: the kernels size their tiles from what they are given, so
+       it must not depend on what a job of cap rows would have needed (in
+       QKV_FPMATH_BF16 more, for bf16 tiles these jobs do not take). */
+    if (p->part_rows && p->part_rows < p->cap) {
+        const qkv_attn_shape shape = shape_of(d);
+        p->ws_floats = ws_of(job_need(ctx, &shape, p->part_rows, p->acc_floats));
     }
     p->splits = 1;
     p->split_len = d->kv_len;

@@ -917,37 +917,58 @@ static void test_fpmath(int cases, int quick)
                     free_case(&c);
                 }
 
-    /* Random descriptors (every modifier, decode and prefill), both modes,
-       threads; and a mode an ISA has no tiles for changes no bit. */
+    /* Runs c on every ISA in both modes (threaded: also on pools of 1 and
+       3); a mode an ISA has no tiles for changes no bit, nor does it on
+       jobs of at most 4 rows. */
+#define FP_BOTH_MODES(threaded)                                                            \
+    do {                                                                                   \
+        const size_t n = c.d.batch * c.d.q_heads * c.d.q_len * c.d.v_head_dim;            \
+        float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);         \
+        for (size_t k = 0; k < n_im; k++) {                                                \
+            fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, threaded);                       \
+            seen_err = seen_err_lse = 0;                                                   \
+            fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, threaded);                             \
+            BF16_SEEN();                                                                   \
+            T.isa = im[k].name;                                                            \
+            if (!im[k].rounds_bf16)                                                        \
+                check(memcmp(strict, bf, n * sizeof *bf) == 0,                             \
+                      "QKV_FPMATH_BF16 changed bits on an ISA without bf16 tiles");        \
+            else if (!im[k].rounds_decode && c.d.q_len * (c.d.q_heads / c.d.kv_heads) <= 4) { \
+                /* qkv.h: jobs of at most 8 query rows a KV head (4 on Arm                 \
+                   under 512-bit vectors) compute as in STRICT mode, unless                \
+                   the decode forms round Q·Kᵀ. */                                         \
+                char what[300];                                                            \
+                describe(&c.d, what, sizeof what);                                         \
+                check(memcmp(strict, bf, n * sizeof *bf) == 0,                             \
+                      "QKV_FPMATH_BF16 changed bits on jobs of %zu rows: %s",              \
+                      c.d.q_len * (c.d.q_heads / c.d.kv_heads), what);                     \
+            }                                                                              \
+            T.isa = "-";                                                                   \
+        }                                                                                  \
+        free(strict), free(bf);                                                            \
+        free_case(&c);                                                                     \
+    } while (0)
+
+    /* Random descriptors (every modifier, decode and prefill). */
     for (int t = 0; t < cases; t++) {
         attn_case c;
         make_case(&c, t % 4 == 3);
-        const size_t n = c.d.batch * c.d.q_heads * c.d.q_len * c.d.v_head_dim;
-        float *strict = malloc(n * sizeof *strict), *bf = malloc(n * sizeof *bf);
-        for (size_t k = 0; k < n_im; k++) {
-            fp_run(&c, &im[k], QKV_FPMATH_STRICT, strict, t % 2 == 0);
-            seen_err = seen_err_lse = 0;
-            fp_run(&c, &im[k], QKV_FPMATH_BF16, bf, t % 2 == 0);
-            BF16_SEEN();
-            if (!im[k].rounds_bf16) {
-                T.isa = im[k].name;
-                check(memcmp(strict, bf, n * sizeof *bf) == 0,
-                      "QKV_FPMATH_BF16 changed bits on an ISA without bf16 tiles");
-                T.isa = "-";
-            } else if (!im[k].rounds_decode && c.d.q_len * (c.d.q_heads / c.d.kv_heads) <= 4) {
-                /* qkv.h: jobs of at most 8 query rows a KV head (4 on Arm
-                   under 512-bit vectors) compute as in STRICT mode, unless
-                   the decode forms round Q·Kᵀ. */
-                T.isa = im[k].name;
-                check(memcmp(strict, bf, n * sizeof *bf) == 0,
-                      "QKV_FPMATH_BF16 changed bits on jobs of %zu rows",
-                      c.d.q_len * (c.d.q_heads / c.d.kv_heads));
-                T.isa = "-";
-            }
-        }
-        free(strict), free(bf);
-        free_case(&c);
+        FP_BOTH_MODES(t % 2 == 0);
     }
+    /* Decode with Q8_0 or Q4_0 K or V, 4 rows a job: where a vector spans
+       two blocks (SVE at 2048 bits) these are GEMM jobs, which must not
+       take the bf16 tiles (random descriptors draw it now and then). */
+    static const qkv_dtype few_rows[][4] = {{QKV_F32, QKV_Q8_0, QKV_F32, QKV_F32},
+                                            {QKV_BF16, QKV_BF16, QKV_Q4_0, QKV_F32},
+                                            {QKV_F16, QKV_Q4_0, QKV_Q8_0, QKV_BF16}};
+    for (size_t t = 0; t < COUNT(few_rows); t++) {
+        const case_spec spec = {.decode = 1, .q_len = 1, .kv_len = urand(100, 300), .head_dim = 64,
+                                .q_heads = 4, .dtypes = few_rows[t]};
+        attn_case c;
+        make_case_spec(&c, &spec);
+        FP_BOTH_MODES(0);
+    }
+#undef FP_BOTH_MODES
 
     /* The bound's far corners: head_dim 256 and kv_len 32768 (4096 for the
        emulated ISAs: an emulated AMX tile costs 8192 scalar FMAs). */

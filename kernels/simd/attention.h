@@ -234,6 +234,23 @@ static int SIMD_NAME(dec_bf16)(qkv_fpmath m, qkv_dtype qt, qkv_dtype kt)
 #endif
 }
 
+/* The fewest lanes with which the DOT form runs (8 rows in a vector at
+   least); an ISA whose 8-row kernels need more defines it before this
+   header (the Arm kernels: 16). */
+#ifndef ATT_DOT_VL
+#define ATT_DOT_VL 8
+#endif
+
+/* The form a job of this many rows takes where nothing else decides. Only
+   jobs this makes GEMM jobs take the bf16 tiles: one of a few rows that a
+   block dtype (SVE at 2048 bits) or the workspace sends to GEMM computes
+   as its decode form would, as qkv.h says of jobs of at most 8 rows (4
+   where the DOT form wants more lanes than the ISA has). */
+static int SIMD_NAME(att_rows_form)(size_t rows)
+{
+    return rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
+}
+
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
    Q as the form wants it, and `conv` floats of converted K/V rows; the
    bf16 tiles take more where it gains and the total stays within limit. */
@@ -243,7 +260,9 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     const size_t rp = SIMD_NAME(att_rp)(form, rows), keys = SIMD_NAME(att_keys)(form);
     size_t n = ATT_ALIGN(keys * rp) * (s->masked ? 2 : 1);
 #ifdef SIMD_BF16
-    const size_t bf16 = form == ATT_GEMM ? simd_bf16_ws(rp, s, limit > n ? limit - n : 0) : 0;
+    const size_t bf16 = form == ATT_GEMM && SIMD_NAME(att_rows_form)(rows) == ATT_GEMM
+                            ? simd_bf16_ws(rp, s, limit > n ? limit - n : 0)
+                            : 0;
     if (bf16)
         return n + bf16;
 #endif
@@ -273,13 +292,6 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
 }
 
-/* The fewest lanes with which the DOT form runs (8 rows in a vector at
-   least); an ISA whose 8-row kernels need more defines it before this
-   header (the Arm kernels: 16). */
-#ifndef ATT_DOT_VL
-#define ATT_DOT_VL 8
-#endif
-
 /* The form of a job of this many rows in ws_floats of workspace. The dot
    forms read block types only where a vector never spans two blocks (VL
    divides 32), and need Q (when converted) in the workspace; where that
@@ -287,7 +299,7 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
    takes any job. */
 static int SIMD_NAME(att_form)(size_t rows, const qkv_attn_shape *s, size_t ws_floats)
 {
-    const int form = rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
+    const int form = SIMD_NAME(att_rows_form)(rows);
     if (form == ATT_GEMM)
         return form;
     const int blocks = qkv_dtype_block(s->k_dtype) > 1 || qkv_dtype_block(s->v_dtype) > 1;
@@ -1254,7 +1266,8 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
     } else {
 #ifdef SIMD_BF16
         /* The bf16 tiles' buffers first: what is left serves the f32 path. */
-        SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
+        if (SIMD_NAME(att_rows_form)(job->rows) == ATT_GEMM)
+            SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
         qt_lazy = b16.qk;
 #endif
         /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
