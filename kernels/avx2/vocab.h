@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sleef.h>
 
+#include "simd/unroll.h"
+
 #define VL 8
 
 /* Register blocking of the one microkernel (C := pre·C + A·B, see the
@@ -166,11 +168,13 @@ V_INLINE vf v_fold4_add(vf x) { return _mm256_add_ps(x, _mm256_permute2f128_ps(x
 V_INLINE void v_transpose(vf *x)
 {
     vf t[8], u[8];
+SIMD_UNROLL
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
     }
     /* u[4k + c], half L: rows 4k..4k+3 of column 4L + c. */
+SIMD_UNROLL
     for (int k = 0; k < 8; k += 4) {
         const __m256d a = _mm256_castps_pd(t[k]), b = _mm256_castps_pd(t[k + 1]);
         const __m256d c = _mm256_castps_pd(t[k + 2]), d = _mm256_castps_pd(t[k + 3]);
@@ -179,6 +183,7 @@ V_INLINE void v_transpose(vf *x)
         u[k + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
         u[k + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
     }
+SIMD_UNROLL
     for (int c = 0; c < 4; c++) {
         x[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
         x[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);

@@ -18,6 +18,8 @@
 #include "avx512/emulate.h"
 #endif
 
+#include "simd/unroll.h"
+
 #define VL 16
 
 /* Register blocking of the one microkernel (C := pre·C + A·B, see the
@@ -160,11 +162,13 @@ V_INLINE vf v_fold4_add(vf x)
 V_INLINE void v_transpose(vf *x)
 {
     vf t[16], u[16];
+SIMD_UNROLL
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
     }
     /* u[4k + c], lane L: rows 4k..4k+3 of column 4L + c. */
+SIMD_UNROLL
     for (int k = 0; k < 16; k += 4) {
         const __m512d a = _mm512_castps_pd(t[k]), b = _mm512_castps_pd(t[k + 1]);
         const __m512d c = _mm512_castps_pd(t[k + 2]), d = _mm512_castps_pd(t[k + 3]);
@@ -173,6 +177,7 @@ V_INLINE void v_transpose(vf *x)
         u[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
         u[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
     }
+SIMD_UNROLL
     for (int c = 0; c < 4; c++) {
         const vf w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);   /* lanes 0, 2 */
         const vf w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   /* lanes 1, 3 */

@@ -161,6 +161,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "simd/unroll.h"
 
 /* 64 keys a tile: a 64 × 32 score tile (8 KiB) stays in L1 between its
    sweeps, and key splits (dispatch/plan.c) are whole tiles. */
@@ -669,13 +670,16 @@ static void SIMD_NAME(pack_qt)(float *qt, size_t rp, const qkv_attn_job *job, si
                 const size_t np = kc - p0 < VL ? kc - p0 : VL;
                 const vm m = v_tailmask(np);
                 vf x[VL];
+SIMD_UNROLL
                 for (size_t i = 0; i < VL; i++)
                     x[i] = r0 + i < job->rows
                                ? v_loadm((const float *)job->row[r0 + i].q + pc + p0, m)
                                : v_zero();
                 v_transpose(x);
-                for (size_t k = 0; k < np; k++)
-                    v_store(qt + (p0 + k) * rp + r0, x[k]);
+SIMD_UNROLL
+                for (size_t k = 0; k < VL; k++)
+                    if (k < np)
+                        v_store(qt + (p0 + k) * rp + r0, x[k]);
             }
         return;
     }

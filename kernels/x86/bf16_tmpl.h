@@ -69,7 +69,7 @@
 #define BF16_CW_MIN 64
 #define BF16_CW_MAX 128
 #define BF16_UP(n, m) (((n) + (m) - 1) / (m) * (m))
-/* As X86_UNROLL (kernels_tmpl.h), for microkernels defined before it. */
+/* As SIMD_UNROLL (kernels_tmpl.h), for microkernels defined before it. */
 #if defined(__clang__)
 #define BF16_UNROLL _Pragma("clang loop unroll(full)")
 #else

@@ -56,16 +56,6 @@
 
 #define GEMM_NR (GEMM_NV * VL)
 
-/* Loops over a microkernel's rows and vectors must unroll completely so
-   its accumulators become registers; clang needs its own spelling for it
-   (without it the tile lives in memory, 4x slower). 16: the decode dot
-   products loop over VL = 16 accumulators on AVX-512 (with 8, gcc kept a
-   copy of them in memory, zeroed for every block of keys). */
-#if defined(__clang__)
-#define X86_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define X86_UNROLL _Pragma("GCC unroll 16")
-#endif
 #define X86_ALIGN _Alignas(64)
 
 /* The stored dtypes, widened as loaded (simd/load_dt.h): the microkernel's
@@ -99,16 +89,16 @@ V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int
     const unsigned char *brow = (const unsigned char *)b;
     vf acc[GEMM_MR][GEMM_NV];
     const float *ar[GEMM_MR];
-X86_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         ar[i] = a + (size_t)i * rsa;
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += row_bytes) {
         vf bv[GEMM_NV];
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
             const size_t c = (size_t)v * VL;
             if (!(tail && v == nv - 1))
@@ -118,20 +108,20 @@ X86_UNROLL
             else
                 bv[v] = SIMD_NAME(load_dtn)(bt, brow, c, tn);
         }
-X86_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
             const vf ai = v_set1(ar[i][ap]);
-X86_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = v_fmadd(ai, bv[v], acc[i][v]);
         }
     }
     const vf vpost = v_set1(post);
-X86_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         float *cr = c[i] + coff;
         const vf vpre = pre ? v_set1(pre[i]) : v_zero();
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
             const int masked = tail && v == nv - 1;
             vf x = acc[i][v];
@@ -478,19 +468,19 @@ V_INLINE void X86_NAME(qk_dot_blocks)(const int R, const qkv_dtype t, const floa
     const size_t bytes = qkv_dtype_bytes(t, QKV_BLOCK_VALUES);
     for (size_t c = 0, o = 0; c < d; c += QKV_BLOCK_VALUES, o += bytes) {
         vf scale[VL];
-X86_UNROLL
+SIMD_UNROLL
         for (int kk = 0; kk < KK; kk++)
             scale[kk] = SIMD_NAME(block_scale)(t, kr[kk] + o);
-X86_UNROLL
+SIMD_UNROLL
         for (int h = 0; h < QKV_BLOCK_VALUES / VL; h++) {
             vf qv[8];
-X86_UNROLL
+SIMD_UNROLL
             for (int r = 0; r < R; r++)
                 qv[r] = X86_NAME(q_vec)(R, t, q[r] + c + h * VL);
-X86_UNROLL
+SIMD_UNROLL
             for (int kk = 0; kk < KK; kk++) {
                 const vf kv = SIMD_NAME(block_vec)(t, kr[kk] + o, (size_t)h * VL, scale[kk]);
-X86_UNROLL
+SIMD_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
@@ -504,7 +494,7 @@ X86_UNROLL
 V_INLINE void X86_NAME(qk_store)(const int R, vf s, float *out, size_t ors, size_t j0)
 {
     if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
-X86_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < 4 / R; i++)
             v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i, R));
         return;
@@ -525,10 +515,10 @@ X86_UNROLL
 V_INLINE void X86_NAME(qk_block_start)(const int KK, const unsigned char *const *krow, size_t j0,
                                        size_t n, const unsigned char **kr, vf *acc)
 {
-X86_UNROLL
+SIMD_UNROLL
     for (int kk = 0; kk < KK; kk++)
         kr[kk] = krow[j0 + (size_t)kk < n ? j0 + (size_t)kk : n - 1];
-X86_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < VL; i++)
         acc[i] = v_zero();
 }
@@ -563,26 +553,26 @@ V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *co
         }
         for (; c < nfull; c += VL) {
             vf qv[8];
-X86_UNROLL
+SIMD_UNROLL
             for (int r = 0; r < R; r++)
                 qv[r] = X86_NAME(q_vec)(R, t, q[r] + c);
-X86_UNROLL
+SIMD_UNROLL
             for (int kk = 0; kk < KK; kk++) {
                 const vf kv = SIMD_NAME(load_dt)(t, kr[kk], c);
-X86_UNROLL
+SIMD_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
         }
         if (c < d) {   /* the partial last vector of the rows, masked */
             vf qv[8];
-X86_UNROLL
+SIMD_UNROLL
             for (int r = 0; r < R; r++)
                 qv[r] = v_loadm(q[r] + c, dm);
-X86_UNROLL
+SIMD_UNROLL
             for (int kk = 0; kk < KK; kk++) {
                 const vf kv = SIMD_NAME(load_dtn)(t, kr[kk], c, d - c);
-X86_UNROLL
+SIMD_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = v_fmadd(kv, qv[r], acc[kk * R + r]);
             }
@@ -708,16 +698,16 @@ V_INLINE int X86_NAME(qk_dot_bf16_t)(const int R, const qkv_dtype t, const int e
         X86_NAME(qk_block_start)(KK, krow, j0, n, kr, acc);
         for (size_t c = 0; c < d; c += 32) {
             __m512bh qv[8];
-X86_UNROLL
+SIMD_UNROLL
             for (int r = 0; r < R; r++)
                 qv[r] = (__m512bh)_mm512_loadu_si512(qb[r] + c);
-X86_UNROLL
+SIMD_UNROLL
             for (int kk = 0; kk < KK; kk++) {
                 const __m512bh kv = X86_NAME(k_bf16)(t, kr[kk], c, d);
                 if (exact)
                     sub |= _mm512_testn_epi16_mask((__m512i)kv, expo) &
                            _mm512_test_epi16_mask((__m512i)kv, mant);
-X86_UNROLL
+SIMD_UNROLL
                 for (int r = 0; r < R; r++)
                     acc[kk * R + r] = _mm512_dpbf16_ps(acc[kk * R + r], qv[r], kv);
             }
@@ -816,26 +806,26 @@ V_INLINE void X86_NAME(pv_bf16_blk)(const int R, const int NV, size_t rows, cons
                                          39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     const __m512i ihi = _mm512_add_epi16(ilo, _mm512_set1_epi16(16));
     vf a[8][8];
-X86_UNROLL
+SIMD_UNROLL
     for (int r = 0; r < R; r++)
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < NV; v++)
             a[r][v] = v_zero();
     for (size_t j = 0; j < n; j += 2) {
         const uint16_t *v0 = (const uint16_t *)(const void *)vrow[j] + c0;
         const uint16_t *v1 = j + 1 < n ? (const uint16_t *)(const void *)vrow[j + 1] + c0 : NULL;
         __m512bh w[8];
-X86_UNROLL
+SIMD_UNROLL
         for (int h = 0; h < NV / 2; h++) {
             const __m512i x0 = _mm512_loadu_si512(v0 + 32 * h);
             const __m512i x1 = v1 ? _mm512_loadu_si512(v1 + 32 * h) : _mm512_setzero_si512();
             w[2 * h] = (__m512bh)_mm512_permutex2var_epi16(x0, ilo, x1);
             w[2 * h + 1] = (__m512bh)_mm512_permutex2var_epi16(x0, ihi, x1);
         }
-X86_UNROLL
+SIMD_UNROLL
         for (int r = 0; r < R; r++) {
             const __m512bh pw = (__m512bh)_mm512_set1_epi32((int)p2[j / 2 * ps + (size_t)r]);
-X86_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < NV; v++)
                 a[r][v] = _mm512_dpbf16_ps(a[r][v], pw, w[v]);
         }
@@ -845,12 +835,12 @@ X86_UNROLL
                 SIMD_NAME(prefetch_part)(vpre[j + 1], 0, vbytes, SIMD_NAME(prefetch_l2));
         }
     }
-X86_UNROLL
+SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         if ((size_t)r >= rows)
             break;
         const vf s = pre ? v_set1(pre[r]) : v_set1(1.0f);
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
             float *o = acc[r] + c0 + v * VL;
             v_store(o, v_fmadd(s, v_load(o), a[r][v]));
@@ -911,12 +901,12 @@ V_INLINE void X86_NAME(pv_blk)(const int R, const int NV, const int tailed, cons
     const vm tm = v_tailmask(tailed ? tail : VL);
     const int blocked = qkv_dtype_block(t) > 1, spans2 = blocked && NV * VL > QKV_BLOCK_VALUES;
     const int two = PV_FOLD_SCALES && spans2;   /* two weights a row and key */
-X86_UNROLL
+SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         /* Lanes past the job's rows load the last row and never store. */
         const float *ar = acc[(size_t)r < rows ? (size_t)r : rows - 1] + c0;
         const vf s = pre ? v_set1(pre[(size_t)r < rows ? (size_t)r : rows - 1]) : v_set1(1.0f);
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
             const vf x = tailed && v == NV - 1 ? v_loadm(ar + v * VL, tm) : v_load(ar + v * VL);
             a[r][v] = pre ? v_mul(x, s) : x;
@@ -932,7 +922,7 @@ X86_UNROLL
         if (blocked && !PV_FOLD_SCALES)
             for (int i = 0; i <= spans2; i++)
                 sc[i] = SIMD_NAME(block_scale)(t, vrow[j] + at + (size_t)i * bytes);
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
             const size_t c = off + (size_t)v * VL;
             const unsigned char *blk = vrow[j] + at + c / QKV_BLOCK_VALUES * bytes;
@@ -948,19 +938,19 @@ X86_UNROLL
             SIMD_NAME(prefetch_part)(vpre[j], pf.b0, pf.b1, SIMD_NAME(prefetch_l2));
             pf_next += pf.step;
         }
-X86_UNROLL
+SIMD_UNROLL
         for (int r = 0; r < R; r++) {
             const vf w0 = v_set1(pj[r]), w1 = two ? v_set1(pj[pbs + r]) : w0;
-X86_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < NV; v++)
                 a[r][v] = v_fmadd(two && v * VL >= QKV_BLOCK_VALUES ? w1 : w0, b[v], a[r][v]);
         }
     }
-X86_UNROLL
+SIMD_UNROLL
     for (int r = 0; r < R; r++) {
         if ((size_t)r >= rows)
             break;
-X86_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < NV; v++) {
             if (tailed && v == NV - 1)
                 v_storem(acc[r] + c0 + v * VL, tm, a[r][v]);
