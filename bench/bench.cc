@@ -236,10 +236,15 @@ struct Tensors {
 };
 
 /* Bytes of the memory probe's buffer, also the least the decode benchmark
-   cycles through (see kv_copies): more than the last-level cache holds. */
+   cycles through (see kv_copies): more than the last-level cache holds.
+   The quick set, a smoke test whose timings mean nothing, sets cold_limit
+   to probe.h's floor, 128 MiB: a Zen 5 VM reports its socket's 512 MiB of
+   L3, and filling buffers of twice that was half of a quick run. */
+size_t cold_limit = SIZE_MAX;
+
 size_t cold_bytes()
 {
-    static const size_t bytes = qkv_probe_cold_bytes();
+    static const size_t bytes = std::min(qkv_probe_cold_bytes(), cold_limit);
     return bytes;
 }
 
@@ -1374,6 +1379,8 @@ int main(int argc, char **argv)
         cfg.min_time = quick ? 0.005 : 0.1;
     if (cfg.reps < 0)
         cfg.reps = quick ? 1 : 3;
+    if (quick)
+        cold_limit = (size_t)128 << 20;
 
 #ifdef QKV_BENCH_OPENBLAS
     /* One thread unless a benchmark asks for more (see bm_attention_openblas). */
