@@ -32,11 +32,13 @@ check "bench has a scalar row" 'grep -q "^scalar " <<<"$out"'
 # x, the ISA's result), and the assertions PY on r, the JSON, hold.
 # Tolerance: the header's accuracy contract, 1e-5 absolute against the
 # double oracle for inputs in [-1, 1]; scalar is within it too, so two
-# ISAs differ by at most 2e-5.
+# ISAs differ by at most 2e-5. --warm: one copy of K and V (the first bench
+# above fills the copies a decode-like shape cycles through, 128 MiB or
+# more, seconds each time).
 bench_json() {
   local what=$1 tol=$2 asserts=$3 json rc
   shift 3
-  json=$("$qkv" bench "$@" --repeats 1 --min-time 0 --json --no-probe); rc=$?
+  json=$("$qkv" bench "$@" --repeats 1 --min-time 0 --json --no-probe --warm); rc=$?
   check "bench $what exits 0" '[ $rc -eq 0 ]'
   [ -x $py ] || return 0
   check "bench $what: valid JSON, every ISA ok and within its tolerance of scalar" \
@@ -81,7 +83,7 @@ done
 "$qkv" bench --page-size x >/dev/null 2>&1; rc=$?
 check "bad --page-size: status 2" '[ $rc -eq 2 ]'
 
-out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe 2>&1); rc=$?
+out=$("$qkv" bench --dtype f16 --kv-len 64 --no-probe --warm 2>&1); rc=$?
 echo "$out"
 if [ $rc -eq 3 ]; then
   check "--dtype f16 unsupported: one line" '[ $(wc -l <<<"$out") -eq 1 ] && grep -q "not supported" <<<"$out"'
