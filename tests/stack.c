@@ -101,7 +101,7 @@ static void add_stage(enum entry e, size_t m, size_t n, size_t d)
 
 enum { F_CAUSAL = 1, F_ADDITIVE = 2, F_WINDOW = 4, F_SOFTCAP = 8, F_ALIBI = 16, F_SINKS = 32,
        F_LSE = 64, F_HOOK = 128, F_SIDE = 256, F_BF16 = 512, F_Q8 = 1024, F_O16 = 2048,
-       F_PAGED = 4096 };
+       F_PAGED = 4096, F_F16KV = 8192 };
 
 /* [batch][head][row][dim], one batch (F_SIDE: K and V as [row][head][dim],
    the heads side by side, which makes the jobs walk together (plan.c's
@@ -109,7 +109,9 @@ enum { F_CAUSAL = 1, F_ADDITIVE = 2, F_WINDOW = 4, F_SOFTCAP = 8, F_ALIBI = 16, 
    NULL pool, which runs every task on the calling thread, so the hooked
    path (tasks, key splits and their merge) is measured on this stack too.
    The other paths of the driver: F_BF16 Q, K and V stored as bf16 in
-   QKV_FPMATH_BF16 (the bf16 tiles), F_Q8 K and V as Q8_0, F_O16 an f16
+   QKV_FPMATH_BF16 (the bf16 tiles), F_F16KV K and V stored as f16 in
+   QKV_FPMATH_BF16 with Q f32 (K widened, then rounded to bf16, in the
+   decode forms' dot products), F_Q8 K and V as Q8_0, F_O16 an f16
    output, F_PAGED K and V ([row][head][dim]) in pages of 16 keys taken
    through a table in reverse order (kv_len a multiple of 16). */
 static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, size_t d, size_t dv,
@@ -122,8 +124,9 @@ static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, si
              flags & F_SOFTCAP ? " softcap" : "", flags & F_ALIBI ? " alibi" : "",
              flags & F_SINKS ? " sinks" : "", flags & F_LSE ? " lse" : "",
              flags & F_HOOK ? " hook" : "", flags & F_SIDE ? " side-by-side" : "");
-    snprintf(c->what + strlen(c->what), sizeof c->what - strlen(c->what), "%s%s%s%s",
-             flags & F_BF16 ? " bf16-mode" : "", flags & F_Q8 ? " q8_0" : "",
+    snprintf(c->what + strlen(c->what), sizeof c->what - strlen(c->what), "%s%s%s%s%s",
+             flags & F_BF16 ? " bf16-mode" : "", flags & F_F16KV ? " f16-kv bf16-mode" : "",
+             flags & F_Q8 ? " q8_0" : "",
              flags & F_O16 ? " o-f16" : "", flags & F_PAGED ? " paged" : "");
     qkv_attention_desc *a = &c->att;
     a->batch = 1, a->q_heads = hq, a->kv_heads = hkv, a->q_len = q_len, a->kv_len = kv_len;
@@ -153,6 +156,11 @@ static void add_attention(size_t hq, size_t hkv, size_t q_len, size_t kv_len, si
         a->q.data = test_store_as(scalar, c->a, hq * q_len * d, QKV_BF16), a->q.dtype = QKV_BF16;
         a->k.data = test_store_as(scalar, c->b, hkv * kv_len * d, QKV_BF16), a->k.dtype = QKV_BF16;
         a->v.data = test_store_as(scalar, c->c, hkv * kv_len * dv, QKV_BF16), a->v.dtype = QKV_BF16;
+        a->fpmath = QKV_FPMATH_BF16;
+    }
+    if (flags & F_F16KV) {
+        a->k.data = test_store_as(scalar, c->b, hkv * kv_len * d, QKV_F16), a->k.dtype = QKV_F16;
+        a->v.data = test_store_as(scalar, c->c, hkv * kv_len * dv, QKV_F16), a->v.dtype = QKV_F16;
         a->fpmath = QKV_FPMATH_BF16;
     }
     if (flags & F_Q8) {
@@ -254,6 +262,10 @@ static void make_cases(void)
     /* The stored dtypes, BF16 mode and pages, prefill and decode. */
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16);
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16 | F_PAGED | F_HOOK);
+    /* A last job of one row (129 = 4 · 32 + 1), given the workspace of the
+       plan's 32-row jobs, in a decode form's deepest dot product (clang
+       14's frames). */
+    add_attention(1, 1, 129, 208, 128, 128, F_CAUSAL | F_LSE | F_F16KV);
     add_attention(16, 4, 1, 2048, 128, 128, F_SINKS | F_LSE | F_BF16 | F_HOOK);
     add_attention(64, 8, 1, 2048, 128, 128, F_WINDOW | F_LSE | F_BF16);
     add_attention(2, 1, 70, 256, 64, 64, F_CAUSAL | F_Q8 | F_O16 | F_PAGED);

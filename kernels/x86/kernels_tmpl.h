@@ -583,38 +583,39 @@ SIMD_UNROLL
     }
 }
 
-/* PREFIX##1(T) .. PREFIX##8(T) for rows 1, 2, 4 or else 8, T the dtype
-   t as a constant (SIMD_DTYPE_SWITCH): the out-of-line dot products'
-   instances. */
-#define QK_ROWS_SWITCH(rows, t, PREFIX)       \
-    if ((rows) == 1) {                        \
-        SIMD_DTYPE_SWITCH(t, PREFIX##1)       \
-    } else if ((rows) == 2) {                 \
-        SIMD_DTYPE_SWITCH(t, PREFIX##2)       \
-    } else if ((rows) == 4) {                 \
-        SIMD_DTYPE_SWITCH(t, PREFIX##4)       \
-    } else {                                  \
-        SIMD_DTYPE_SWITCH(t, PREFIX##8)       \
-    }
+/* The out-of-line dot products, one function a row count R_ (1, 2, 4,
+   8) with an instance a dtype, and the call of the one for `rows`. Out of
+   line on purpose: inlined into the driver, gcc 12 ran short of registers
+   there and kept Q's vectors on the stack (AVX2 decode, 32768 keys: 15.5
+   against 13.5 ms out of line). One function a row count, as pv_rows:
+   with every row count's instances in one function, clang 14 gave each
+   instance stack slots of its own, 3-5.7 KiB of frame where a few-row
+   job's stack is deepest. */
+/* The function of `rows` among F1, F2, F4, F8. */
+#define QK_ROWS_FN(rows, F1, F2, F4, F8) ((rows) == 1 ? F1 : (rows) == 2 ? F2 : (rows) == 4 ? F4 : F8)
 
-/* Out of line on purpose: inlined into the driver, gcc 12 ran short of
-   registers there and kept Q's vectors on the stack (AVX2 decode, 32768
-   keys: 15.5 against 13.5 ms out of line). */
-static __attribute__((noinline)) void X86_NAME(qk_dot)(int rows, qkv_dtype t,
-                                                     const float *const *q, size_t d,
-                                                     const unsigned char *const *krow, size_t n,
-                                                     float scale, float *out, size_t ors,
-                                                     const unsigned char *const *kpre)
+#define QK_DOT_T(T_) X86_NAME(qk_dot_t)(R, T_, q, d, krow, n, scale, out, ors, kpre)
+#define QK_DOT_R(R_)                                                                      \
+    static __attribute__((noinline)) void X86_NAME(qk_dot_r##R_)(                       \
+        qkv_dtype t, const float *const *q, size_t d, const unsigned char *const *krow, \
+        size_t n, float scale, float *out, size_t ors, const unsigned char *const *kpre) \
+    {                                                                                     \
+        enum { R = R_ };                                                                  \
+        SIMD_DTYPE_SWITCH(t, QK_DOT_T)                                                    \
+    }
+QK_DOT_R(1)
+QK_DOT_R(2)
+QK_DOT_R(4)
+QK_DOT_R(8)
+#undef QK_DOT_R
+#undef QK_DOT_T
+
+static void X86_NAME(qk_dot)(int rows, qkv_dtype t, const float *const *q, size_t d,
+                             const unsigned char *const *krow, size_t n, float scale,
+                             float *out, size_t ors, const unsigned char *const *kpre)
 {
-#define QK_DOT1(T_) X86_NAME(qk_dot_t)(1, T_, q, d, krow, n, scale, out, ors, kpre)
-#define QK_DOT2(T_) X86_NAME(qk_dot_t)(2, T_, q, d, krow, n, scale, out, ors, kpre)
-#define QK_DOT4(T_) X86_NAME(qk_dot_t)(4, T_, q, d, krow, n, scale, out, ors, kpre)
-#define QK_DOT8(T_) X86_NAME(qk_dot_t)(8, T_, q, d, krow, n, scale, out, ors, kpre)
-    QK_ROWS_SWITCH(rows, t, QK_DOT)
-#undef QK_DOT8
-#undef QK_DOT4
-#undef QK_DOT2
-#undef QK_DOT1
+    QK_ROWS_FN(rows, X86_NAME(qk_dot_r1), X86_NAME(qk_dot_r2), X86_NAME(qk_dot_r4),
+               X86_NAME(qk_dot_r8))(t, q, d, krow, n, scale, out, ors, kpre);
 }
 
 #ifdef X86_BF16_TMPL_H
@@ -723,31 +724,36 @@ SIMD_UNROLL
 
 /* simd_qk_dot's contract with Q as bf16 rows (q_bf16_rows); exact: as
    qk_dot_bf16_t says (K stored as bf16), and so is what it returns. Out
-   of line, as qk_dot. */
-static __attribute__((noinline)) int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t, int exact,
-                                                         const uint16_t *const *qb, size_t d,
-                                                         const unsigned char *const *krow,
-                                                         size_t n, float scale, float *out,
-                                                         size_t ors,
-                                                         const unsigned char *const *kpre)
+   of line and one function a row count, as qk_dot. */
+#define QK_BF_T(T_) X86_NAME(qk_dot_bf16_t)(R, T_, 0, qb, d, krow, n, scale, out, ors, kpre)
+#define QK_BF_R(R_)                                                                          \
+    static __attribute__((noinline)) int X86_NAME(qk_dot_bf16_r##R_)(                       \
+        qkv_dtype t, int exact, const uint16_t *const *qb, size_t d,                        \
+        const unsigned char *const *krow, size_t n, float scale, float *out, size_t ors,   \
+        const unsigned char *const *kpre)                                                   \
+    {                                                                                        \
+        enum { R = R_ };                                                                     \
+        if (exact)                                                                           \
+            return X86_NAME(qk_dot_bf16_t)(R, QKV_BF16, 1, qb, d, krow, n, scale, out, ors,  \
+                                           kpre);                                            \
+        SIMD_DTYPE_SWITCH(t, QK_BF_T)                                                        \
+        return 0;                                                                            \
+    }
+QK_BF_R(1)
+QK_BF_R(2)
+QK_BF_R(4)
+QK_BF_R(8)
+#undef QK_BF_R
+#undef QK_BF_T
+
+static int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t, int exact, const uint16_t *const *qb,
+                                 size_t d, const unsigned char *const *krow, size_t n,
+                                 float scale, float *out, size_t ors,
+                                 const unsigned char *const *kpre)
 {
-#define QK_BF(R_, T_, E_) X86_NAME(qk_dot_bf16_t)(R_, T_, E_, qb, d, krow, n, scale, out, ors, kpre)
-#define QK_BF1(T_) QK_BF(1, T_, 0)
-#define QK_BF2(T_) QK_BF(2, T_, 0)
-#define QK_BF4(T_) QK_BF(4, T_, 0)
-#define QK_BF8(T_) QK_BF(8, T_, 0)
-    if (exact)
-        return rows == 1   ? QK_BF(1, QKV_BF16, 1)
-               : rows == 2 ? QK_BF(2, QKV_BF16, 1)
-               : rows == 4 ? QK_BF(4, QKV_BF16, 1)
-                           : QK_BF(8, QKV_BF16, 1);
-    QK_ROWS_SWITCH(rows, t, QK_BF)
-#undef QK_BF8
-#undef QK_BF4
-#undef QK_BF2
-#undef QK_BF1
-#undef QK_BF
-    return 0;
+    return QK_ROWS_FN(rows, X86_NAME(qk_dot_bf16_r1), X86_NAME(qk_dot_bf16_r2),
+                      X86_NAME(qk_dot_bf16_r4),
+                      X86_NAME(qk_dot_bf16_r8))(t, exact, qb, d, krow, n, scale, out, ors, kpre);
 }
 /* Decode P·V in QKV_FPMATH_BF16 with V stored as bf16 (v_head_dim a
    multiple of 32), beside qk_dot_bf16 (same ISAs, same CPUs): P rounded
