@@ -56,10 +56,10 @@ V_INLINE void bf16_gemm_ukr(const int mr, const int nv, size_t k, const uint16_t
 {
     vf acc[BF16_MR_MAX][4];
     const uint16_t *ar[BF16_MR_MAX];
-BF16_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         ar[i] = a + (size_t)i * rsa;
-BF16_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
@@ -67,36 +67,36 @@ BF16_UNROLL
     size_t p = 0, ap = 0;
     for (; p < steps; p++, ap += csa, b += ldb) {
         __m512i bv[4];
-BF16_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_si512(b + v * VL);
-BF16_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
             const __m512i ai = bf16_bcast(ar[i] + ap, 0);
-BF16_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)ai, (__m512bh)bv[v]);
         }
     }
     if (p < k) {
         __m512i bv[4];
-BF16_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             bv[v] = _mm512_loadu_si512(b + v * VL);
-BF16_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
             const __m512i ai = bf16_bcast(ar[i] + ap, 1);
-BF16_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)ai, (__m512bh)bv[v]);
         }
     }
     const vf vpost = v_set1(post);
-BF16_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         float *cr = c[i] + coff;
         const vf vpre = pre ? v_set1(pre[i]) : v_zero();
-BF16_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
             const int last = v == nv - 1;
             vf x = acc[i][v];

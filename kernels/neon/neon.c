@@ -17,6 +17,7 @@
 #define SIMD_SUFFIX _neon
 #endif
 #include "neon/vocab.h"
+#include "simd/unroll.h"
 
 /* The first n floats at p (1 <= n <= 3), zeros above. */
 V_INLINE vf load_part(const float *p, size_t n)
@@ -47,12 +48,6 @@ V_INLINE void store_part(float *p, size_t n, vf x)
 #define GEMM_NV 4
 #define GEMM_NR (GEMM_NV * VL)
 
-#if defined(__clang__)
-#define NEON_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define NEON_UNROLL _Pragma("GCC unroll 8")
-#endif
-
 /* mr, nv and tail are constants at every call (arm/kernels_tmpl.h), so
    the loops unroll and acc[][] lives in registers. With tail the last
    vector holds nc % 4 columns and is read and written lane by lane. */
@@ -64,30 +59,30 @@ V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, siz
     const size_t nt = nc % 4;
     vf acc[GEMM_MR][GEMM_NV];
     const float *ar[GEMM_MR];
-NEON_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         ar[i] = a + (size_t)i * rsa;
-NEON_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
         vf bv[GEMM_NV];
-NEON_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             bv[v] = tail && v == nv - 1 ? load_part(b + v * 4, nt) : vld1q_f32(b + v * 4);
-NEON_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
             const float ai = ar[i][ap];
-NEON_UNROLL
+SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = vfmaq_n_f32(acc[i][v], bv[v], ai);
         }
     }
-NEON_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
         float *cr = c[i] + coff;
-NEON_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
             const int part = tail && v == nv - 1;
             vf x = acc[i][v];

@@ -93,7 +93,7 @@ V_INLINE vf v_uzp2_64(vf a, vf b)
         const float16x8_t b0 = vreinterpretq_f16_u16(vld1q_u16(b + (p0 + (l)) * ldb));     \
         const float16x8_t b1 = nv > 2 ? vreinterpretq_f16_u16(vld1q_u16(b + (p0 + (l)) * ldb + 8)) \
                                       : b0;                                                \
-NEON_UNROLL                                                                                \
+SIMD_UNROLL                                                                                \
         for (int i = 0; i < mr; i++) {                                                     \
             acc[i][0] = vfmlalq_laneq_low_f16(acc[i][0], b0, kv[i], (l));                  \
             if (nv > 1)                                                                    \
@@ -109,24 +109,24 @@ V_INLINE void qk_f16_4x16_neonbf16(const int mr, const int nv, size_t d, const u
                                    float post, float *cmax)
 {
     float32x4_t acc[4][4];
-NEON_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++)
-NEON_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = vdupq_n_f32(0.0f);
     for (size_t p0 = 0; p0 < d; p0 += 8) {
         const size_t np = d - p0 < 8 ? d - p0 : 8;
         float16x8_t kv[4];
-NEON_UNROLL
+SIMD_UNROLL
         for (int i = 0; i < mr; i++)
             kv[i] = vreinterpretq_f16_u16(np == 8 ? vld1q_u16(k + i * ldk + p0)
                                                   : h_loadn(k + i * ldk + p0, np));
         F16_LANE(0) F16_LANE(1) F16_LANE(2) F16_LANE(3)
         F16_LANE(4) F16_LANE(5) F16_LANE(6) F16_LANE(7)
     }
-NEON_UNROLL
+SIMD_UNROLL
     for (int i = 0; i < mr; i++)
-NEON_UNROLL
+SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
             const float32x4_t x = vmulq_n_f32(acc[i][v], post);
             if (cmax)

@@ -69,12 +69,6 @@
 #define BF16_CW_MIN 64
 #define BF16_CW_MAX 128
 #define BF16_UP(n, m) (((n) + (m) - 1) / (m) * (m))
-/* As SIMD_UNROLL (kernels_tmpl.h), for microkernels defined before it. */
-#if defined(__clang__)
-#define BF16_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define BF16_UNROLL _Pragma("GCC unroll 12")
-#endif
 #define BF16_ALIGN(n) BF16_UP((size_t)(n), 16)
 
 typedef struct simd_bf16 {

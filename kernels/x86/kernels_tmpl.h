@@ -590,8 +590,8 @@ SIMD_UNROLL
    against 13.5 ms out of line). One function a row count, as pv_rows:
    with every row count's instances in one function, clang 14 gave each
    instance stack slots of its own, 3-5.7 KiB of frame where a few-row
-   job's stack is deepest. */
-/* The function of `rows` among F1, F2, F4, F8. */
+   job's stack is deepest. QK_ROWS_FN: the function of `rows` among F1,
+   F2, F4, F8. */
 #define QK_ROWS_FN(rows, F1, F2, F4, F8) ((rows) == 1 ? F1 : (rows) == 2 ? F2 : (rows) == 4 ? F4 : F8)
 
 #define QK_DOT_T(T_) X86_NAME(qk_dot_t)(R, T_, q, d, krow, n, scale, out, ors, kpre)
