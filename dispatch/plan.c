@@ -137,13 +137,12 @@ static size_t ws_of(size_t need)
 
 /* The most rows a job can have so that what it asks for fits
    QKV_ATTN_WS_FLOATS, and the workspace that takes. */
-static size_t rows_cap(const qkv_ctx *ctx, const qkv_attention_desc *d, size_t acc_floats,
+static size_t rows_cap(const qkv_ctx *ctx, const qkv_attn_shape *s, size_t acc_floats,
                        size_t *ws_floats)
 {
-    const qkv_attn_shape s = shape_of(d);
     size_t rows = ctx->blocks.max_rows, need = 0;
     for (;; rows /= 2) {
-        need = job_need(ctx, &s, rows, acc_floats);
+        need = job_need(ctx, s, rows, acc_floats);
         if (need <= QKV_ATTN_WS_FLOATS || rows == 1)
             break;
     }
@@ -220,7 +219,8 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
     if (d->o.dtype != QKV_F32 && round16(p->acc_cols) > QKV_ATTN_WS_FLOATS / 2)
         p->acc_cols = QKV_ATTN_WS_FLOATS / 2 / 64 * 64;   /* whole Q8_0/Q4_0 blocks */
     p->acc_floats = d->o.dtype != QKV_F32 ? round16(p->acc_cols) : 0;
-    p->cap = rows_cap(ctx, d, p->acc_floats, &p->ws_floats);
+    const qkv_attn_shape shape = shape_of(d);
+    p->cap = rows_cap(ctx, &shape, p->acc_floats, &p->ws_floats);
     int row_blocks = 0;   /* some sequence's rows take several jobs a head */
     for (size_t b = 0; b < (d->q_start ? d->batch : 1); b++) {
         const seq_split s = split_of(p, d->q_start ? seq_rows(d, b) : d->q_len);
@@ -236,17 +236,14 @@ static void make_plan(plan *p, const qkv_attention_desc *d, const qkv_ctx *ctx)
        ask for: the kernels size their tiles from what they are given, so
        it must not depend on what a job of cap rows would have needed (in
        QKV_FPMATH_BF16 more, for bf16 tiles these jobs do not take). */
-    if (p->part_rows && p->part_rows < p->cap) {
-        const qkv_attn_shape shape = shape_of(d);
+    if (p->part_rows && p->part_rows < p->cap)
         p->ws_floats = ws_of(job_need(ctx, &shape, p->part_rows, p->acc_floats));
-    }
     p->splits = 1;
     p->split_len = d->kv_len;
     p->by_span = heads_interleaved(d, 0);
     if (p->by_span && p->part_rows && p->part_rows <= WALK_ROWS / 2 && !row_blocks) {
         p->walk_jobs = WALK_ROWS / p->part_rows;
         p->share_next = heads_interleaved(d, 1);
-        const qkv_attn_shape shape = shape_of(d);
         const size_t heads = d->kv_heads < p->walk_jobs ? d->kv_heads : p->walk_jobs;
         if (ctx->walk_sweeps && d->k.head_stride < d->k.row_stride &&
             d->v.head_stride < d->v.row_stride && ctx->walk_sweeps(p->part_rows, &shape, 0))
