@@ -229,11 +229,18 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         qkv_attn_job j;
         memset(&j, 0, sizeof j);
         const size_t max_rows = c->blocks.max_rows;
-        j.rows = coin(30) ? urand(1, 4) : coin(30) ? urand(5, 8) : urand(1, max_rows);
+        /* Now and then a prefill's job on an f32 V in pages shorter than a
+           tile, every row seeing all its keys (plain, below): P·V then
+           reads V's rows by pointer on some ISAs (pv_by_rows). */
+        const int short_pages = coin(10);
+        j.rows = short_pages ? urand(max_rows < 9 ? 1 : 9, max_rows)
+                 : coin(30)  ? urand(1, 4)
+                 : coin(30)  ? urand(5, 8)
+                             : urand(1, max_rows);
         j.head_dim = job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
         j.v_head_dim = coin(70) ? j.head_dim : job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
         qkv_dtype kt = (qkv_dtype)urand(0, j.head_dim % 32 ? 2 : 4);
-        const qkv_dtype vt = (qkv_dtype)urand(0, j.v_head_dim % 32 ? 2 : 4);
+        const qkv_dtype vt = short_pages ? QKV_F32 : (qkv_dtype)urand(0, j.v_head_dim % 32 ? 2 : 4);
         j.q_dtype = (qkv_dtype)(coin(60) ? 0 : urand(1, 2));
         /* Q and K in the same 16-bit dtype half the time that Q is one: the
            pairs some ISAs multiply without widening (bf16 dot products,
@@ -248,7 +255,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
 
         /* K and V: contiguous rows, or pages of page_size rows in a
            shuffled order. */
-        const size_t ps = coin(40) ? urand(1, 70) : SIZE_MAX;
+        const size_t ps = short_pages ? urand(1, 63) : coin(40) ? urand(1, 70) : SIZE_MAX;
         const size_t npages = ps == SIZE_MAX ? 1 : (keys + ps - 1) / ps;
         const size_t rows_stored = ps == SIZE_MAX ? keys : npages * ps;
         const size_t kld = j.head_dim + (kt >= QKV_Q8_0 ? 32 : 1) * urand(0, 2);
@@ -280,7 +287,13 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         }
 
         /* The rows: each its own Q, mask row, slope, position and a range
-           inside the job's (empty now and then). */
+           inside the job's (empty now and then); or, now and then, every
+           row sees all the job's keys, plainly (no mask, slope or cap), as
+           a prefill's rows away from the diagonal: the kernels' plain
+           tiles. */
+        const int plain = short_pages || coin(25);
+        if (plain)
+            j.softcap = 0.0f;
         qkv_attn_row *rw = calloc(j.rows, sizeof *rw);
         stored *qs = calloc(j.rows, sizeof *qs);
         pbuf *acc = calloc(j.rows, sizeof *acc);
@@ -292,7 +305,7 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
             rw[r].q = qs[r].bytes;
             acc[r] = pbuf_new(j.v_head_dim);
             rw[r].acc = acc[r].data;
-            if (coin(20)) {
+            if (!plain && coin(20)) {
                 masks[r] = malloc(keys * sizeof *masks[r]);
                 fill_range(&rng, masks[r], keys, -3, 0);
                 for (size_t x = 0; x < keys; x++)
@@ -300,9 +313,12 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
                         masks[r][x] = -INFINITY;
                 rw[r].mask = masks[r];
             }
-            rw[r].slope = coin(20) ? rng_float(&rng, 0, 0.2f) : 0.0f;
+            rw[r].slope = !plain && coin(20) ? rng_float(&rng, 0, 0.2f) : 0.0f;
             rw[r].pos = (ptrdiff_t)urand(0, keys) - (ptrdiff_t)urand(0, 3);
-            if (coin(15)) {
+            if (plain) {
+                rw[r].kv_begin = j.kv_begin;
+                rw[r].kv_end = j.kv_end;
+            } else if (coin(15)) {
                 rw[r].kv_begin = rw[r].kv_end = 0;     /* sees nothing */
             } else {
                 rw[r].kv_begin = urand(j.kv_begin, j.kv_end - 1);

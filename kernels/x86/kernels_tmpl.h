@@ -78,10 +78,11 @@ V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT
    B is stored as bt (f32, f16 or bf16; ldb counts its elements), a 16-bit
    B widened as each vector is loaded. With tail, the last vector of B and
    C is accessed through mask lm (its first tn lanes) only, so a row of V or
-   of the output may end exactly at its last element. */
-V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail, size_t k,
-                       const float *a, size_t rsa, size_t csa,
-                       const void *b, size_t ldb,
+   of the output may end exactly at its last element. byrow (f32 B only):
+   B's rows by pointer instead, row p at bp[p] + ldb. */
+V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail,
+                       const int byrow, size_t k, const float *a, size_t rsa, size_t csa,
+                       const void *b, const float *const *bp, size_t ldb,
                        float *const *c, size_t coff, vm lm, size_t tn,
                        int load_c, const float *pre, float post, float *cmax)
 {
@@ -97,6 +98,8 @@ SIMD_UNROLL
             acc[i][v] = v_zero();
     }
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += row_bytes) {
+        if (byrow)
+            brow = (const unsigned char *)(bp[p] + ldb);
         vf bv[GEMM_NV];
 SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
@@ -164,10 +167,11 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
    columns, B stored as bt: one specialised copy per shape, so edge tiles
    run the same register code with fewer rows or vectors instead of a
    scalar loop. */
-V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t k,
-                                   const float *a, size_t rsa, size_t csa, const void *b,
-                                   size_t ldb, float *const *c, size_t coff, int load_c,
-                                   const float *pre, float post, float *cmax)
+V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, size_t nc,
+                                   size_t k, const float *a, size_t rsa, size_t csa,
+                                   const void *b, const float *const *bp, size_t ldb,
+                                   float *const *c, size_t coff, int load_c, const float *pre,
+                                   float post, float *cmax)
 {
     const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
     const int nv = cb.nv, tail = cb.tail;
@@ -176,11 +180,11 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t
 #define GEMM_CALL(MR_, NV_)                                                                \
     do {                                                                                   \
         if (tail)                                                                          \
-            gemm_ukr(bt, MR_, NV_, 1, k, a, rsa, csa, b, ldb, c, coff, lm, tn, load_c, pre, \
-                     post, cmax);                                                          \
+            gemm_ukr(bt, MR_, NV_, 1, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+                     load_c, pre, post, cmax);                                             \
         else                                                                               \
-            gemm_ukr(bt, MR_, NV_, 0, k, a, rsa, csa, b, ldb, c, coff, lm, tn, load_c, pre, \
-                     post, cmax);                                                          \
+            gemm_ukr(bt, MR_, NV_, 0, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+                     load_c, pre, post, cmax);                                             \
     } while (0)
 #if GEMM_NV == 2
 #define GEMM_ROW(MR_)                                \
@@ -219,8 +223,19 @@ static void gemm_any(int mr, size_t nc, size_t k, const float *a, size_t rsa, si
                      const float *b, size_t ldb, float *const *c, size_t coff, int load_c,
                      const float *pre, float post, float *cmax)
 {
-    X86_NAME(gemm_any_t)(QKV_F32, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post,
-                         cmax);
+    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre,
+                         post, cmax);
+}
+
+/* gemm_any with B's rows by pointer: B[p][x] = bp[p][boff + x] (the
+   fused driver's P·V on an f32 V in short pages, simd_gemm_rows). */
+static void X86_NAME(gemm_any_rows)(int mr, size_t nc, size_t k, const float *a, size_t rsa,
+                                    size_t csa, const float *const *bp, size_t boff,
+                                    float *const *c, size_t coff, int load_c, const float *pre,
+                                    float post, float *cmax)
+{
+    X86_NAME(gemm_any_t)(QKV_F32, 1, mr, nc, k, a, rsa, csa, NULL, bp, boff, c, coff, load_c,
+                         pre, post, cmax);
 }
 
 /* gemm_any with B stored as f16 or bf16 (bt), read in place: the fused
@@ -231,11 +246,11 @@ static void X86_NAME(gemm_any_b16)(qkv_dtype bt, int mr, size_t nc, size_t k, co
                                    float post, float *cmax)
 {
     if (bt == QKV_F16)
-        X86_NAME(gemm_any_t)(QKV_F16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
-                             post, cmax);
+        X86_NAME(gemm_any_t)(QKV_F16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
+                             pre, post, cmax);
     else
-        X86_NAME(gemm_any_t)(QKV_BF16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
-                             post, cmax);
+        X86_NAME(gemm_any_t)(QKV_BF16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
+                             pre, post, cmax);
 }
 
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
@@ -1155,6 +1170,7 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 
 #define simd_gemm gemm_any
 #define simd_gemm_b16 X86_NAME(gemm_any_b16)
+#define simd_gemm_rows X86_NAME(gemm_any_rows)
 #define simd_qk_dot X86_NAME(qk_dot)
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
