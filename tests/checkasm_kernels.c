@@ -229,18 +229,21 @@ static void test_driver(const qkv_ctx *c, const qkv_ctx *scalar, const char *isa
         qkv_attn_job j;
         memset(&j, 0, sizeof j);
         const size_t max_rows = c->blocks.max_rows;
-        /* Now and then a prefill's job on an f32 V in pages shorter than a
-           tile, every row seeing all its keys (plain, below): P·V then
-           reads V's rows by pointer on some ISAs (pv_by_rows). */
+        /* Now and then a prefill's job on an f32 or 16-bit V in pages
+           shorter than a tile, mostly of whole 64-column panels, every row
+           seeing all its keys (plain, below): P·V then reads V's rows by
+           pointer on some ISAs (pv_by_rows). */
         const int short_pages = coin(10);
         j.rows = short_pages ? urand(max_rows < 9 ? 1 : 9, max_rows)
                  : coin(30)  ? urand(1, 4)
                  : coin(30)  ? urand(5, 8)
                              : urand(1, max_rows);
         j.head_dim = job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
-        j.v_head_dim = coin(70) ? j.head_dim : job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
+        j.v_head_dim = short_pages && coin(70) ? (size_t)64 << urand(0, 2)
+                       : coin(70)              ? j.head_dim
+                                               : job_dims[urand(0, sizeof job_dims / sizeof *job_dims - 1)];
         qkv_dtype kt = (qkv_dtype)urand(0, j.head_dim % 32 ? 2 : 4);
-        const qkv_dtype vt = short_pages ? QKV_F32 : (qkv_dtype)urand(0, j.v_head_dim % 32 ? 2 : 4);
+        const qkv_dtype vt = (qkv_dtype)urand(0, short_pages || j.v_head_dim % 32 ? 2 : 4);
         j.q_dtype = (qkv_dtype)(coin(60) ? 0 : urand(1, 2));
         /* Q and K in the same 16-bit dtype half the time that Q is one: the
            pairs some ISAs multiply without widening (bf16 dot products,

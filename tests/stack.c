@@ -262,8 +262,11 @@ static void make_cases(void)
     /* The stored dtypes, BF16 mode and pages, prefill and decode. */
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16);
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_BF16 | F_PAGED | F_HOOK);
-    /* f32 V in pages of 16 keys: P·V by V's row pointers (pv_by_rows). */
+    /* f32 and f16 V in pages of 16 keys: P·V by V's row pointers
+       (pv_by_rows; F_F16KV is BF16 mode too, strict where an ISA has no
+       bf16 tiles). */
     add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_PAGED);
+    add_attention(2, 1, 130, 208, 128, 128, F_CAUSAL | F_LSE | F_PAGED | F_F16KV);
     /* A last job of one row (129 = 4 · 32 + 1), given the workspace of the
        plan's 32-row jobs, in a decode form's deepest dot product (clang
        14's frames). */

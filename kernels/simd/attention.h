@@ -40,8 +40,9 @@
  * going page run by page run (qkv_kv_run), inside which rows are a
  * constant stride apart and the microkernel reads them in place; where the
  * ISA's microkernel takes B's rows by pointer (simd_gemm_rows: x86), the
- * P·V of a tile that needs no V check reads an f32 V in pages shorter than
- * a tile in one call a panel of rows (pv_by_rows); the bf16 tiles pack K
+ * P·V of a tile that needs no V check reads a V it would read in place
+ * (f32, or 16-bit as above) in pages shorter than a tile in one call a
+ * panel of rows (pv_by_rows); the bf16 tiles pack K
  * and V row by row from any page, and read K in place only where the rows
  * they read are one run.
  *
@@ -86,9 +87,11 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
- *   simd_gemm_rows(mr, nc, k, a, rsa, csa, bp, boff, c, coff, load_c, pre,
- *                  post, cmax)   (optional)
- *                          simd_gemm with B[p][x] = bp[p][boff + x]
+ *   simd_gemm_rows(t, mr, k, a, rsa, csa, bp, boff, c, coff, pre)   (optional)
+ *                          simd_gemm with load_c, post 1, no cmax, for
+ *                          nc = GEMM_NR columns, B[p] the values from
+ *                          boff on of the row at bp[p], stored as t (f32,
+ *                          f16, bf16)
  *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors, kpre)
  *                          R = 4 or 8 (<= VL) query rows q[r] (f32, d
  *                          values) against n keys stored as t at krow[j]:
@@ -768,30 +771,27 @@ static inline size_t SIMD_NAME(panel_rows)(size_t left)
 }
 
 #ifdef simd_gemm_rows
-/* pv_tile for a plain tile (every row sees the keys [kmin, kmax)) whose f32
-   V rows lie in pages of fewer keys than a tile: each panel of rows takes
-   all the keys in one microkernel call, V's rows by pointer. Run page by
-   page, as pv_tile does otherwise, the tile took a call a page for each
-   panel of rows, each loading and storing its acc rows: Zen 5, AVX-512,
-   32/8 heads, d = 128, causal n = 2353 (the report's ragged batch's
-   longest prefill), vLLM's pages of 16 keys, a 2-thread pool, paired:
-   236 ms where contiguous K/V took 159 (1 thread 348 / 300); V copied
-   into the workspace a page at a time the same, half a tile at a time
-   212, the tile at once 176. 0: V is not so (then pv_tile goes on). */
+/* pv_tile for a plain tile (every row sees the keys [kmin, kmax)) whose V,
+   read in place (f32, or 16-bit where pv_tile would), lies in pages of
+   fewer keys than a tile, v_head_dim whole microkernel panels: each panel
+   of rows takes all the keys in one microkernel call, V's rows by
+   pointer. Page by page, as pv_tile goes otherwise, the tile took a call
+   a page for each panel of rows, each loading and storing its acc rows:
+   Zen 5, AVX-512, 32/8 heads, d = 128, causal n = 2353 (the report's
+   ragged batch's longest prefill), vLLM's pages of 16 keys, a 2-thread
+   pool, paired: f32 236 ms where contiguous K/V took 159 (1 thread 348 /
+   300); V copied into the workspace a page at a time the same, half a
+   tile at a time 212, the tile at once 176; by pointer 170-180. 0: V is
+   not so (pv_tile goes on). */
 static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
                                  const float *st, size_t rp, const float *alpha)
 {
     const size_t n = kmax - kmin, rows = job->rows, dv = job->v_head_dim;
-    if (job->v.dtype != QKV_F32 || !job->v.pages || job->v.page_size >= ATT_BN ||
+    if (!job->v.pages || job->v.page_size >= ATT_BN || dv % GEMM_NR ||
         qkv_kv_run(&job->v, t0 + kmin, n) == n)
         return 0;
-    const float *vr[ATT_BN];
-    for (size_t i = 0; i < n;) {
-        const size_t run = qkv_kv_run(&job->v, t0 + kmin + i, n - i);
-        const float *r = qkv_kv_row(&job->v, t0 + kmin + i);
-        for (const size_t e = i + run; i < e; i++, r += job->v.row_bytes / sizeof(float))
-            vr[i] = r;
-    }
+    const unsigned char *vr[ATT_BN];
+    SIMD_NAME(kv_rows)(&job->v, t0 + kmin, n, vr);
     for (size_t i0 = 0, mr; i0 < rows; i0 += mr) {
         mr = SIMD_NAME(panel_rows)(rows - i0);
         int scale = 0;
@@ -800,11 +800,9 @@ static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin
         float *crow[GEMM_MR];
         for (size_t i = 0; i < mr; i++)
             crow[i] = job->row[i0 + i].acc;
-        for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
-            const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
-            simd_gemm_rows((int)mr, nc, n, st + kmin * rp + i0, 1, rp, vr, jc, crow, jc, 1,
-                           scale ? alpha + i0 : NULL, 1.0f, NULL);
-        }
+        for (size_t jc = 0; jc < dv; jc += GEMM_NR)
+            simd_gemm_rows(job->v.dtype, (int)mr, n, st + kmin * rp + i0, 1, rp, vr, jc, crow, jc,
+                           scale ? alpha + i0 : NULL);
     }
     return 1;
 }
@@ -843,7 +841,7 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
     const int v16 = 0;
 #endif
 #ifdef simd_gemm_rows
-    if (f32 && plain && SIMD_NAME(pv_by_rows)(job, t0, kmin, kmax, st, rp, alpha))
+    if (((f32 && plain) || v16) && SIMD_NAME(pv_by_rows)(job, t0, kmin, kmax, st, rp, alpha))
         return;
 #endif
     /* Converted chunks: ch keys × cw columns. All the tile's keys in

@@ -78,11 +78,11 @@ V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT
    B is stored as bt (f32, f16 or bf16; ldb counts its elements), a 16-bit
    B widened as each vector is loaded. With tail, the last vector of B and
    C is accessed through mask lm (its first tn lanes) only, so a row of V or
-   of the output may end exactly at its last element. byrow (f32 B only):
-   B's rows by pointer instead, row p at bp[p] + ldb. */
+   of the output may end exactly at its last element. byrow: B's rows by
+   pointer instead, row p from value ldb of the row at bp[p]. */
 V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail,
                        const int byrow, size_t k, const float *a, size_t rsa, size_t csa,
-                       const void *b, const float *const *bp, size_t ldb,
+                       const void *b, const unsigned char *const *bp, size_t ldb,
                        float *const *c, size_t coff, vm lm, size_t tn,
                        int load_c, const float *pre, float post, float *cmax)
 {
@@ -99,7 +99,7 @@ SIMD_UNROLL
     }
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += row_bytes) {
         if (byrow)
-            brow = (const unsigned char *)(bp[p] + ldb);
+            brow = bp[p] + qkv_dtype_bytes(bt, ldb);
         vf bv[GEMM_NV];
 SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
@@ -167,11 +167,10 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
    columns, B stored as bt: one specialised copy per shape, so edge tiles
    run the same register code with fewer rows or vectors instead of a
    scalar loop. */
-V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, size_t nc,
-                                   size_t k, const float *a, size_t rsa, size_t csa,
-                                   const void *b, const float *const *bp, size_t ldb,
-                                   float *const *c, size_t coff, int load_c, const float *pre,
-                                   float post, float *cmax)
+V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t k,
+                                   const float *a, size_t rsa, size_t csa, const void *b,
+                                   size_t ldb, float *const *c, size_t coff, int load_c,
+                                   const float *pre, float post, float *cmax)
 {
     const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
     const int nv = cb.nv, tail = cb.tail;
@@ -180,10 +179,10 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, 
 #define GEMM_CALL(MR_, NV_)                                                                \
     do {                                                                                   \
         if (tail)                                                                          \
-            gemm_ukr(bt, MR_, NV_, 1, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+            gemm_ukr(bt, MR_, NV_, 1, 0, k, a, rsa, csa, b, NULL, ldb, c, coff, lm, tn,     \
                      load_c, pre, post, cmax);                                             \
         else                                                                               \
-            gemm_ukr(bt, MR_, NV_, 0, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+            gemm_ukr(bt, MR_, NV_, 0, 0, k, a, rsa, csa, b, NULL, ldb, c, coff, lm, tn,     \
                      load_c, pre, post, cmax);                                             \
     } while (0)
 #if GEMM_NV == 2
@@ -223,19 +222,40 @@ static void gemm_any(int mr, size_t nc, size_t k, const float *a, size_t rsa, si
                      const float *b, size_t ldb, float *const *c, size_t coff, int load_c,
                      const float *pre, float post, float *cmax)
 {
-    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre,
-                         post, cmax);
+    X86_NAME(gemm_any_t)(QKV_F32, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post,
+                         cmax);
 }
 
-/* gemm_any with B's rows by pointer: B[p][x] = bp[p][boff + x] (the
-   fused driver's P·V on an f32 V in short pages, simd_gemm_rows). */
-static void X86_NAME(gemm_any_rows)(int mr, size_t nc, size_t k, const float *a, size_t rsa,
-                                    size_t csa, const float *const *bp, size_t boff,
-                                    float *const *c, size_t coff, int load_c, const float *pre,
-                                    float post, float *cmax)
+/* C[i][coff + x] := pre_i · C[i][coff + x] + Σ_p A[i][p] · B[p][x] (pre
+   NULL means 1) for a full panel of GEMM_NR columns, B[p] the values from
+   boff on of the row at bp[p], stored as bt (f32, f16, bf16): the fused
+   driver's P·V on a V in short pages (simd_gemm_rows). Full panels only:
+   18 instances, where gemm_any has 48 a dtype. */
+static void X86_NAME(gemm_rows)(qkv_dtype bt, int mr, size_t k, const float *a, size_t rsa,
+                                size_t csa, const unsigned char *const *bp, size_t boff,
+                                float *const *c, size_t coff, const float *pre)
 {
-    X86_NAME(gemm_any_t)(QKV_F32, 1, mr, nc, k, a, rsa, csa, NULL, bp, boff, c, coff, load_c,
-                         pre, post, cmax);
+    const vm lm = v_tailmask(VL);   /* no tail: unused */
+#define ROWS_CALL(T_, MR_)                                                                      \
+    gemm_ukr(T_, MR_, GEMM_NV, 0, 1, k, a, rsa, csa, NULL, bp, boff, c, coff, lm, VL, 1, pre, \
+             1.0f, NULL)
+#define ROWS_MR(T_)                                  \
+    switch (mr) {                                    \
+    case 1: ROWS_CALL(T_, 1); break;                 \
+    case 2: ROWS_CALL(T_, 2); break;                 \
+    case 3: ROWS_CALL(T_, 3); break;                 \
+    case 4: ROWS_CALL(T_, 4); break;                 \
+    case 5: ROWS_CALL(T_, 5); break;                 \
+    default: ROWS_CALL(T_, 6); break;                \
+    }
+    if (bt == QKV_F16)
+        ROWS_MR(QKV_F16)
+    else if (bt == QKV_BF16)
+        ROWS_MR(QKV_BF16)
+    else
+        ROWS_MR(QKV_F32)
+#undef ROWS_MR
+#undef ROWS_CALL
 }
 
 /* gemm_any with B stored as f16 or bf16 (bt), read in place: the fused
@@ -246,11 +266,11 @@ static void X86_NAME(gemm_any_b16)(qkv_dtype bt, int mr, size_t nc, size_t k, co
                                    float post, float *cmax)
 {
     if (bt == QKV_F16)
-        X86_NAME(gemm_any_t)(QKV_F16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
-                             pre, post, cmax);
+        X86_NAME(gemm_any_t)(QKV_F16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
+                             post, cmax);
     else
-        X86_NAME(gemm_any_t)(QKV_BF16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
-                             pre, post, cmax);
+        X86_NAME(gemm_any_t)(QKV_BF16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
+                             post, cmax);
 }
 
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
@@ -1170,7 +1190,7 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 
 #define simd_gemm gemm_any
 #define simd_gemm_b16 X86_NAME(gemm_any_b16)
-#define simd_gemm_rows X86_NAME(gemm_any_rows)
+#define simd_gemm_rows X86_NAME(gemm_rows)
 #define simd_qk_dot X86_NAME(qk_dot)
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
