@@ -164,13 +164,15 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
 }
 
 /* The microkernel for any 1 <= mr <= GEMM_MR and 1 <= nc <= GEMM_NR
-   columns, B stored as bt: one specialised copy per shape, so edge tiles
-   run the same register code with fewer rows or vectors instead of a
-   scalar loop. */
-V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t k,
-                                   const float *a, size_t rsa, size_t csa, const void *b,
-                                   size_t ldb, float *const *c, size_t coff, int load_c,
-                                   const float *pre, float post, float *cmax)
+   columns, B stored as bt (rows by pointer with byrow, as gemm_ukr): one
+   specialised copy per shape, so edge tiles run the same register code
+   with fewer rows or vectors instead of a scalar loop; an nc known when
+   compiled leaves only its copies. */
+V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, size_t nc,
+                                   size_t k, const float *a, size_t rsa, size_t csa,
+                                   const void *b, const unsigned char *const *bp, size_t ldb,
+                                   float *const *c, size_t coff, int load_c, const float *pre,
+                                   float post, float *cmax)
 {
     const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
     const int nv = cb.nv, tail = cb.tail;
@@ -179,10 +181,10 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, int mr, size_t nc, size_t
 #define GEMM_CALL(MR_, NV_)                                                                \
     do {                                                                                   \
         if (tail)                                                                          \
-            gemm_ukr(bt, MR_, NV_, 1, 0, k, a, rsa, csa, b, NULL, ldb, c, coff, lm, tn,     \
+            gemm_ukr(bt, MR_, NV_, 1, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
                      load_c, pre, post, cmax);                                             \
         else                                                                               \
-            gemm_ukr(bt, MR_, NV_, 0, 0, k, a, rsa, csa, b, NULL, ldb, c, coff, lm, tn,     \
+            gemm_ukr(bt, MR_, NV_, 0, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
                      load_c, pre, post, cmax);                                             \
     } while (0)
 #if GEMM_NV == 2
@@ -222,40 +224,29 @@ static void gemm_any(int mr, size_t nc, size_t k, const float *a, size_t rsa, si
                      const float *b, size_t ldb, float *const *c, size_t coff, int load_c,
                      const float *pre, float post, float *cmax)
 {
-    X86_NAME(gemm_any_t)(QKV_F32, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post,
-                         cmax);
+    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre,
+                         post, cmax);
 }
 
-/* C[i][coff + x] := pre_i · C[i][coff + x] + Σ_p A[i][p] · B[p][x] (pre
-   NULL means 1) for a full panel of GEMM_NR columns, B[p] the values from
-   boff on of the row at bp[p], stored as bt (f32, f16, bf16): the fused
-   driver's P·V on a V in short pages (simd_gemm_rows). Full panels only:
-   18 instances, where gemm_any has 48 a dtype. */
+/* gemm_any with load_c, post 1 and no cmax for a full panel of GEMM_NR
+   columns, B[p] the values from boff on of the row at bp[p], stored as bt
+   (f32, f16, bf16): the fused driver's P·V on a V in short pages
+   (simd_gemm_rows). Full panels only: 6 microkernel copies a dtype, where
+   gemm_any has 48. */
 static void X86_NAME(gemm_rows)(qkv_dtype bt, int mr, size_t k, const float *a, size_t rsa,
                                 size_t csa, const unsigned char *const *bp, size_t boff,
                                 float *const *c, size_t coff, const float *pre)
 {
-    const vm lm = v_tailmask(VL);   /* no tail: unused */
-#define ROWS_CALL(T_, MR_)                                                                      \
-    gemm_ukr(T_, MR_, GEMM_NV, 0, 1, k, a, rsa, csa, NULL, bp, boff, c, coff, lm, VL, 1, pre, \
-             1.0f, NULL)
-#define ROWS_MR(T_)                                  \
-    switch (mr) {                                    \
-    case 1: ROWS_CALL(T_, 1); break;                 \
-    case 2: ROWS_CALL(T_, 2); break;                 \
-    case 3: ROWS_CALL(T_, 3); break;                 \
-    case 4: ROWS_CALL(T_, 4); break;                 \
-    case 5: ROWS_CALL(T_, 5); break;                 \
-    default: ROWS_CALL(T_, 6); break;                \
-    }
+#define ROWS_T(T_)                                                                          \
+    X86_NAME(gemm_any_t)(T_, 1, mr, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, 1, pre, \
+                         1.0f, NULL)
     if (bt == QKV_F16)
-        ROWS_MR(QKV_F16)
+        ROWS_T(QKV_F16);
     else if (bt == QKV_BF16)
-        ROWS_MR(QKV_BF16)
+        ROWS_T(QKV_BF16);
     else
-        ROWS_MR(QKV_F32)
-#undef ROWS_MR
-#undef ROWS_CALL
+        ROWS_T(QKV_F32);
+#undef ROWS_T
 }
 
 /* gemm_any with B stored as f16 or bf16 (bt), read in place: the fused
@@ -266,11 +257,11 @@ static void X86_NAME(gemm_any_b16)(qkv_dtype bt, int mr, size_t nc, size_t k, co
                                    float post, float *cmax)
 {
     if (bt == QKV_F16)
-        X86_NAME(gemm_any_t)(QKV_F16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
-                             post, cmax);
+        X86_NAME(gemm_any_t)(QKV_F16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
+                             pre, post, cmax);
     else
-        X86_NAME(gemm_any_t)(QKV_BF16, mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre,
-                             post, cmax);
+        X86_NAME(gemm_any_t)(QKV_BF16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
+                             pre, post, cmax);
 }
 
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
