@@ -36,15 +36,16 @@
  * in place.
  *
  * Pages. The decode forms take K and V rows by pointer, so their tiles
- * cross pages freely. A GEMM tile crosses them too, its Q·Kᵀ and P·V
- * going page run by page run (qkv_kv_run), inside which rows are a
- * constant stride apart and the microkernel reads them in place; where the
+ * cross pages freely. A GEMM tile crosses them too: K and V stored in
+ * another dtype are widened into the workspace in chunks that cross pages
+ * (kv_f32); read in place, its Q·Kᵀ and P·V go page run by page run
+ * (qkv_kv_run), inside which rows are a constant stride apart; where the
  * ISA's microkernel takes B's rows by pointer (simd_gemm_rows: x86), the
  * P·V of a tile that needs no V check reads a V it would read in place
  * (f32, or 16-bit as above) in pages shorter than a tile in one call a
- * panel of rows (pv_by_rows); the bf16 tiles pack K
- * and V row by row from any page, and read K in place only where the rows
- * they read are one run.
+ * panel of rows (pv_by_rows). The bf16 tiles pack K and V row by row from
+ * any page, and read K in place only where the rows they read are one
+ * run.
  *
  * Hidden keys and non-finite V. A key a row does not see gets the weight
  * -0.0, which exp() never returns; P·V multiplies it into V like any other
@@ -380,28 +381,38 @@ V_INLINE void SIMD_NAME(widen_rows)(const qkv_dtype t, const unsigned char *row,
     }
 }
 
+/* widen_rows over the rows of keys [j, j + n), page run by page run. */
+V_INLINE void SIMD_NAME(widen_keys)(const qkv_dtype t, const qkv_kv_src *s, size_t j, size_t n,
+                                    size_t c0, size_t len, float *buf)
+{
+    for (size_t i = 0, run; i < n; i += run) {
+        run = qkv_kv_run(s, j + i, n - i);
+        SIMD_NAME(widen_rows)(t, qkv_kv_row(s, j + i), s->row_bytes, run, c0, len, buf + i * len);
+    }
+}
+
 /* Rows [j, j + n) of K or V as f32, columns [c0, c0 + len): in place when
-   stored as f32, else widened into buf (len floats a row). *ld is the
-   distance between the rows returned, in floats. c0 is a multiple of the
-   dtype's block (32 for Q8_0/Q4_0). The rows lie within one page. */
+   stored as f32 (the rows then lie within one page run), else widened into
+   buf (len floats a row) page run by page run, so that a converted chunk
+   crosses pages. *ld is the distance between the rows returned, in
+   floats. c0 is a multiple of the dtype's block (32 for Q8_0/Q4_0). */
 static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0,
                                       size_t len, float *buf, size_t *ld)
 {
-    const unsigned char *row = qkv_kv_row(s, j);
     if (s->dtype == QKV_F32) {
         *ld = s->row_bytes / sizeof(float);
-        return (const float *)row + c0;
+        return (const float *)qkv_kv_row(s, j) + c0;
     }
     *ld = len;
     if (qkv_dtype_block(s->dtype) > 1 && 32 % VL) {   /* a vector would span two blocks */
         const size_t skip = qkv_dtype_bytes(s->dtype, c0);
         for (size_t i = 0; i < n; i++)
-            s->to_f32(len, row + i * s->row_bytes + skip, buf + i * len);
+            s->to_f32(len, qkv_kv_row(s, j + i) + skip, buf + i * len);
         return buf;
     }
-#define WIDEN_ROWS(T_) SIMD_NAME(widen_rows)(T_, row, s->row_bytes, n, c0, len, buf)
-    SIMD_DTYPE_SWITCH(s->dtype, WIDEN_ROWS)
-#undef WIDEN_ROWS
+#define WIDEN_KEYS(T_) SIMD_NAME(widen_keys)(T_, s, j, n, c0, len, buf)
+    SIMD_DTYPE_SWITCH(s->dtype, WIDEN_KEYS)
+#undef WIDEN_KEYS
     return buf;
 }
 
@@ -812,7 +823,8 @@ static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin
    alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
    sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
    blocks of GEMM_MR (panel_rows), each over the keys one of its rows
-   sees. V comes in chunks (in place when f32: one chunk, or one a page);
+   sees. V comes in chunks (read in place: one a page run; widened: as
+   many keys as the workspace holds, across pages);
    a chunk that is not finite takes pv_exact. alpha is applied once per
    row, with the first chunk that reaches it. */
 static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
@@ -862,8 +874,10 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
         const size_t nc_chunk = dv - c0 < cw ? dv - c0 : cw;
         uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
         for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
-            /* at most ch keys, within one page */
-            k1 = k0 + qkv_kv_run(&job->v, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
+            /* at most ch keys; within one page where read in place */
+            k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);
+            if (f32 || v16)
+                k1 = k0 + qkv_kv_run(&job->v, t0 + k0, k1 - k0);
             size_t ldv = job->v.row_bytes / 2;   /* a 16-bit V in place */
             const float *vb = NULL;
 #ifdef simd_gemm_b16
@@ -1435,8 +1449,10 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
                 ch = ch >= GEMM_MR ? ch / GEMM_MR * GEMM_MR : ch;
             }
             for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
-                /* at most ch keys, within one page */
-                k1 = k0 + qkv_kv_run(&job->k, t0 + k0, kmax - k0 < ch ? kmax - k0 : ch);
+                /* at most ch keys; within one page where read in place */
+                k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);
+                if (job->k.dtype == QKV_F32)
+                    k1 = k0 + qkv_kv_run(&job->k, t0 + k0, k1 - k0);
                 size_t ldk;
                 const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, &ldk);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
