@@ -15,6 +15,8 @@
  *   GEMM_NR                 its columns, GEMM_NV · VL
  *   ARM_GEMM_SHAPE(MR, NV)  a statement: the microkernel inlined for these
  *                           constants, run on gemm_any's arguments
+ *   ARM_GEMM_ROWS(MR)       the same for a full panel of GEMM_NR columns,
+ *                           B's rows by pointer, run on gemm_rows's
  *   v_load_rep4(p)          p[0..3] in every group of 4 lanes
  *   v_fmadd_lane(a, x, w, i)  a + x · w[i], w[i] the lane i of each group
  *                           of 4 (i a constant: a macro)
@@ -55,6 +57,28 @@
 #if GEMM_MR != 4 && GEMM_MR != 8
 #error "gemm_f32_any is written for GEMM_MR 4 or 8"
 #endif
+/* CASE(MR) for the constant MR equal to mr (1 <= mr <= GEMM_MR). */
+#if GEMM_MR == 8
+#define ARM_MR_SWITCH(CASE)                                           \
+    switch (mr) {                                                     \
+    case 1: CASE(1); break;                                           \
+    case 2: CASE(2); break;                                           \
+    case 3: CASE(3); break;                                           \
+    case 4: CASE(4); break;                                           \
+    case 5: CASE(5); break;                                           \
+    case 6: CASE(6); break;                                           \
+    case 7: CASE(7); break;                                           \
+    default: CASE(8); break;                                          \
+    }
+#else
+#define ARM_MR_SWITCH(CASE)                                           \
+    switch (mr) {                                                     \
+    case 1: CASE(1); break;                                           \
+    case 2: CASE(2); break;                                           \
+    case 3: CASE(3); break;                                           \
+    default: CASE(4); break;                                          \
+    }
+#endif
 static void ARM_CAT(gemm_f32_any, SIMD_SUFFIX)(int mr, size_t nc, size_t k, const float *a,
                                                size_t rsa, size_t csa, const float *b,
                                                size_t ldb, float *const *c, size_t coff,
@@ -62,20 +86,24 @@ static void ARM_CAT(gemm_f32_any, SIMD_SUFFIX)(int mr, size_t nc, size_t k, cons
                                                float *cmax)
 {
     const size_t nv = (nc + VL - 1) / VL;
-    switch (mr) {
-    case 1: GEMM_COLS(1); break;
-    case 2: GEMM_COLS(2); break;
-    case 3: GEMM_COLS(3); break;
-#if GEMM_MR == 8
-    case 4: GEMM_COLS(4); break;
-    case 5: GEMM_COLS(5); break;
-    case 6: GEMM_COLS(6); break;
-    case 7: GEMM_COLS(7); break;
-#endif
-    default: GEMM_COLS(GEMM_MR); break;
-    }
+    ARM_MR_SWITCH(GEMM_COLS)
 }
 #undef GEMM_COLS
+
+/* simd_gemm_rows: gemm_f32_any with load_c, post 1 and no cmax for a full
+   panel of GEMM_NR columns, B[p] the floats from boff on of the row at
+   bp[p] (the fused driver's P·V on an f32 V in short pages). f32 only:
+   without simd_gemm_b16 the driver reads no other V in place, so bt is
+   always QKV_F32 here. */
+static void ARM_CAT(gemm_rows, SIMD_SUFFIX)(qkv_dtype bt, int mr, size_t k, const float *a,
+                                            size_t rsa, size_t csa,
+                                            const unsigned char *const *bp, size_t boff,
+                                            float *const *c, size_t coff, const float *pre)
+{
+    (void)bt;
+    ARM_MR_SWITCH(ARM_GEMM_ROWS)
+}
+#undef ARM_MR_SWITCH
 
 /* The additive mask in the layout of the scores, mt[j·rp + r], copied
    element by element. x86 transposes VL × VL blocks in registers instead,
@@ -539,6 +567,7 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
 #undef ARM_GROUPS
 
 #define simd_gemm ARM_CAT(gemm_f32_any, SIMD_SUFFIX)
+#define simd_gemm_rows ARM_CAT(gemm_rows, SIMD_SUFFIX)
 #define simd_mask_t ARM_CAT(mask_t, SIMD_SUFFIX)
 #define simd_qk_dot SIMD_NAME(qk_dot)
 #define simd_pv_rows SIMD_NAME(pv_rows)

@@ -48,13 +48,16 @@ V_INLINE void store_part(float *p, size_t n, vf x)
 #define GEMM_NV 4
 #define GEMM_NR (GEMM_NV * VL)
 
-/* mr, nv and tail are constants at every call (arm/kernels_tmpl.h), so
-   the loops unroll and acc[][] lives in registers. With tail the last
-   vector holds nc % 4 columns and is read and written lane by lane. */
-V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, size_t nc,
-                                 size_t k, const float *a, size_t rsa, size_t csa,
-                                 const float *b, size_t ldb, float *const *c, size_t coff,
-                                 int load_c, const float *pre, float post, float *cmax)
+/* mr, nv, tail and byrow are constants at every call (arm/kernels_tmpl.h),
+   so the loops unroll and acc[][] lives in registers. With tail the last
+   vector holds nc % 4 columns and is read and written lane by lane. byrow:
+   B's rows by pointer instead, row p the floats from ldb on of the row at
+   bp[p]. */
+V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, const int byrow,
+                                 size_t nc, size_t k, const float *a, size_t rsa, size_t csa,
+                                 const float *b, const unsigned char *const *bp, size_t ldb,
+                                 float *const *c, size_t coff, int load_c, const float *pre,
+                                 float post, float *cmax)
 {
     const size_t nt = nc % 4;
     vf acc[GEMM_MR][GEMM_NV];
@@ -67,6 +70,8 @@ SIMD_UNROLL
             acc[i][v] = v_zero();
     }
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+        if (byrow)
+            b = (const float *)(const void *)bp[p] + ldb;
         vf bv[GEMM_NV];
 SIMD_UNROLL
         for (int v = 0; v < nv; v++)
@@ -103,15 +108,18 @@ SIMD_UNROLL
     }
 }
 
-#define ARM_GEMM_SHAPE(MR_, NV_)                                                         \
-    do {                                                                                 \
-        if (nc % 4)                                                                      \
-            gemm_f32_4x16_neon(MR_, NV_, 1, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, \
-                               pre, post, cmax);                                         \
-        else                                                                             \
-            gemm_f32_4x16_neon(MR_, NV_, 0, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, \
-                               pre, post, cmax);                                         \
+#define ARM_GEMM_SHAPE(MR_, NV_)                                                          \
+    do {                                                                                  \
+        if (nc % 4)                                                                       \
+            gemm_f32_4x16_neon(MR_, NV_, 1, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, \
+                               load_c, pre, post, cmax);                                  \
+        else                                                                              \
+            gemm_f32_4x16_neon(MR_, NV_, 0, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, \
+                               load_c, pre, post, cmax);                                  \
     } while (0)
+#define ARM_GEMM_ROWS(MR_)                                                                \
+    gemm_f32_4x16_neon(MR_, GEMM_NV, 0, 1, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, \
+                       1, pre, 1.0f, NULL)
 
 /* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 

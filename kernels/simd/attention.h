@@ -40,7 +40,7 @@
  * another dtype are widened into the workspace in chunks that cross pages
  * (kv_f32); read in place, its Q·Kᵀ and P·V go page run by page run
  * (qkv_kv_run), inside which rows are a constant stride apart; where the
- * ISA's microkernel takes B's rows by pointer (simd_gemm_rows: x86), the
+ * ISA's microkernel takes B's rows by pointer (simd_gemm_rows), the
  * P·V of a tile that needs no V check reads a V it would read in place
  * (f32, or 16-bit as above) in pages shorter than a tile in one call a
  * panel of rows (pv_by_rows). The bf16 tiles pack K and V row by row from
@@ -92,7 +92,7 @@
  *                          simd_gemm with load_c, post 1, no cmax, for
  *                          nc = GEMM_NR columns, B[p] the values from
  *                          boff on of the row at bp[p], stored as t (f32,
- *                          f16, bf16)
+ *                          or f16/bf16 where simd_gemm_b16 is defined)
  *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors, kpre)
  *                          R = 4 or 8 (<= VL) query rows q[r] (f32, d
  *                          values) against n keys stored as t at krow[j]:

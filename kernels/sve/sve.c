@@ -32,14 +32,16 @@
 #define GEMM_NV 2
 #define GEMM_NR (GEMM_NV * VL)
 
-/* mr and nv are constants at every call (arm/kernels_tmpl.h): the row and
-   vector tests fold away. Columns from nc on are inactive lanes of m0/m1;
-   the second vector is addressed with _vnum so that no pointer past the
-   row is formed when it is all inactive. */
-V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, size_t nc, size_t k,
+/* mr, nv and byrow are constants at every call (arm/kernels_tmpl.h): the
+   row and vector tests fold away. Columns from nc on are inactive lanes of
+   m0/m1; the second vector is addressed with _vnum so that no pointer past
+   the row is formed when it is all inactive. byrow: B's rows by pointer
+   instead, row p the floats from ldb on of the row at bp[p]. */
+V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, size_t nc, size_t k,
                                 const float *a, size_t rsa, size_t csa, const float *b,
-                                size_t ldb, float *const *c, size_t coff, int load_c,
-                                const float *pre, float post, float *cmax)
+                                const unsigned char *const *bp, size_t ldb, float *const *c,
+                                size_t coff, int load_c, const float *pre, float post,
+                                float *cmax)
 {
     const svbool_t m0 = svwhilelt_b32_u64(0, nc), m1 = svwhilelt_b32_u64(VL, nc);
     const vf z = v_zero();
@@ -50,6 +52,8 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, size_t nc, size_t k,
     GEMM_AROW(4) GEMM_AROW(5) GEMM_AROW(6) GEMM_AROW(7)
 #undef GEMM_AROW
     for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+        if (byrow)
+            b = (const float *)(const void *)bp[p] + ldb;
         const vf b0 = svld1_f32(m0, b);
         const vf b1 = nv > 1 ? svld1_vnum_f32(m1, b, 1) : z;
 #define GEMM_STEP(i)                                                \
@@ -85,7 +89,9 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, size_t nc, size_t k,
 }
 
 #define ARM_GEMM_SHAPE(MR_, NV_) \
-    gemm_f32_8x2v_sve(MR_, NV_, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
+    gemm_f32_8x2v_sve(MR_, NV_, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre, post, cmax)
+#define ARM_GEMM_ROWS(MR_) \
+    gemm_f32_8x2v_sve(MR_, GEMM_NV, 1, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, 1, pre, 1.0f, NULL)
 
 /* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 
