@@ -387,7 +387,14 @@ V_INLINE void SIMD_NAME(widen_keys)(const qkv_dtype t, const qkv_kv_src *s, size
 {
     for (size_t i = 0, run; i < n; i += run) {
         run = qkv_kv_run(s, j + i, n - i);
-        SIMD_NAME(widen_rows)(t, qkv_kv_row(s, j + i), s->row_bytes, run, c0, len, buf + i * len);
+        const unsigned char *row = qkv_kv_row(s, j + i);
+        if (qkv_dtype_block(t) > 1 && 32 % VL) {   /* a vector would span two blocks */
+            const size_t skip = qkv_dtype_bytes(t, c0);
+            for (size_t r = 0; r < run; r++)
+                s->to_f32(len, row + r * s->row_bytes + skip, buf + (i + r) * len);
+            continue;
+        }
+        SIMD_NAME(widen_rows)(t, row, s->row_bytes, run, c0, len, buf + i * len);
     }
 }
 
@@ -404,12 +411,6 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
         return (const float *)qkv_kv_row(s, j) + c0;
     }
     *ld = len;
-    if (qkv_dtype_block(s->dtype) > 1 && 32 % VL) {   /* a vector would span two blocks */
-        const size_t skip = qkv_dtype_bytes(s->dtype, c0);
-        for (size_t i = 0; i < n; i++)
-            s->to_f32(len, qkv_kv_row(s, j + i) + skip, buf + i * len);
-        return buf;
-    }
 #define WIDEN_KEYS(T_) SIMD_NAME(widen_keys)(T_, s, j, n, c0, len, buf)
     SIMD_DTYPE_SWITCH(s->dtype, WIDEN_KEYS)
 #undef WIDEN_KEYS
