@@ -39,9 +39,8 @@
  * cross pages freely. A GEMM tile crosses them too: K and V stored in
  * another dtype are widened into the workspace in chunks that cross pages
  * (kv_f32); read in place, its Q·Kᵀ and P·V go page run by page run
- * (qkv_kv_run), inside which rows are a constant stride apart; where the
- * ISA's microkernel takes B's rows by pointer (simd_gemm_rows), the
- * P·V of a tile that needs no V check reads a V it would read in place
+ * (qkv_kv_run), inside which rows are a constant stride apart, except that
+ * the P·V of a tile that needs no V check reads a V it would read in place
  * (f32, or 16-bit as above) in pages shorter than a tile in one call a
  * panel of rows (pv_by_rows). The bf16 tiles pack K and V row by row from
  * any page, and read K in place only where the rows they read are one
@@ -88,7 +87,7 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
- *   simd_gemm_rows(t, mr, k, a, rsa, csa, bp, boff, c, coff, pre)   (optional)
+ *   simd_gemm_rows(t, mr, k, a, rsa, csa, bp, boff, c, coff, pre)
  *                          simd_gemm with load_c, post 1, no cmax, for
  *                          nc = GEMM_NR columns, B[p] the values from
  *                          boff on of the row at bp[p], stored as t (f32,
@@ -782,7 +781,6 @@ static inline size_t SIMD_NAME(panel_rows)(size_t left)
     return last < GEMM_MR && last * GEMM_NV < 8 ? (left + 1) / 2 : GEMM_MR;
 }
 
-#ifdef simd_gemm_rows
 /* pv_tile for a plain tile (every row sees the keys [kmin, kmax)) whose V,
    read in place (f32, or 16-bit where pv_tile would), lies in pages of
    fewer keys than a tile, v_head_dim whole microkernel panels: each panel
@@ -818,7 +816,6 @@ static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin
     }
     return 1;
 }
-#endif
 
 /* P·V of one tile for the keys [kmin, kmax) (relative to t0): acc_r =
    alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
@@ -853,10 +850,8 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
 #else
     const int v16 = 0;
 #endif
-#ifdef simd_gemm_rows
     if (((f32 && plain) || v16) && SIMD_NAME(pv_by_rows)(job, t0, kmin, kmax, st, rp, alpha))
         return;
-#endif
     /* Converted chunks: ch keys × cw columns. All the tile's keys in
        column blocks, so that each acc row is read and written once per tile
        as with f32 V (keys in chunks would reload it per chunk); cw a
