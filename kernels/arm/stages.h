@@ -118,7 +118,8 @@ static void SIMD_NAME(weighted_sum_f32)(size_t m, size_t n, size_t dv, const flo
             const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
             for (int i = 0; i < mr; i++)
                 crow[i] = o + (i0 + (size_t)i) * ldo + jc;
-            simd_gemm(mr, nc, n, p + i0 * ldp, ldp, 1, v + jc, ldv, crow, 0, 0, NULL, 1.0f, NULL);
+            simd_gemm(mr, nc, n, p + i0 * ldp, NULL, ldp, 1, v + jc, ldv, crow, 0, 0, NULL, 1.0f,
+                      NULL);
         }
     }
 }

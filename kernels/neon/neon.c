@@ -52,10 +52,11 @@ V_INLINE void store_part(float *p, size_t n, vf x)
    so the loops unroll and acc[][] lives in registers. With tail the last
    vector holds nc % 4 columns and is read and written lane by lane. byrow:
    B's rows by pointer instead, row p the floats from ldb on of the row at
-   bp[p]. */
+   bp[p]. ap (not NULL): A's rows by pointer, row i at ap[i] (rsa unused). */
 V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, const int byrow,
-                                 size_t nc, size_t k, const float *a, size_t rsa, size_t csa,
-                                 const float *b, const unsigned char *const *bp, size_t ldb,
+                                 size_t nc, size_t k, const float *a, const float *const *ap,
+                                 size_t rsa, size_t csa, const float *b,
+                                 const unsigned char *const *bp, size_t ldb,
                                  float *const *c, size_t coff, int load_c, const float *pre,
                                  float post, float *cmax)
 {
@@ -64,7 +65,7 @@ V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, con
     const float *ar[GEMM_MR];
 SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
-        ar[i] = a + (size_t)i * rsa;
+        ar[i] = ap ? ap[i] : a + (size_t)i * rsa;
 SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
@@ -111,15 +112,15 @@ SIMD_UNROLL
 #define ARM_GEMM_SHAPE(MR_, NV_)                                                          \
     do {                                                                                  \
         if (nc % 4)                                                                       \
-            gemm_f32_4x16_neon(MR_, NV_, 1, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, \
-                               load_c, pre, post, cmax);                                  \
+            gemm_f32_4x16_neon(MR_, NV_, 1, 0, nc, k, a, ap, rsa, csa, b, NULL, ldb, c,   \
+                               coff, load_c, pre, post, cmax);                            \
         else                                                                              \
-            gemm_f32_4x16_neon(MR_, NV_, 0, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, \
-                               load_c, pre, post, cmax);                                  \
+            gemm_f32_4x16_neon(MR_, NV_, 0, 0, nc, k, a, ap, rsa, csa, b, NULL, ldb, c,   \
+                               coff, load_c, pre, post, cmax);                            \
     } while (0)
 #define ARM_GEMM_ROWS(MR_)                                                                \
-    gemm_f32_4x16_neon(MR_, GEMM_NV, 0, 1, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, \
-                       1, pre, 1.0f, NULL)
+    gemm_f32_4x16_neon(MR_, GEMM_NV, 0, 1, GEMM_NR, k, a, NULL, rsa, csa, NULL, bp, boff, c, \
+                       coff, 1, pre, 1.0f, NULL)
 
 /* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 

@@ -38,11 +38,13 @@
  * Pages. The decode forms take K and V rows by pointer, so their tiles
  * cross pages freely. A GEMM tile crosses them too: K and V stored in
  * another dtype are widened into the workspace in chunks that cross pages
- * (kv_f32); read in place, its Q·Kᵀ and P·V go page run by page run
- * (qkv_kv_run), inside which rows are a constant stride apart, except that
- * the P·V of a tile that needs no V check reads a V it would read in place
- * (f32, or 16-bit as above) in pages shorter than a tile in one call a
- * panel of rows (pv_by_rows). The bf16 tiles pack K and V row by row from
+ * (kv_f32); Q·Kᵀ takes K's rows by pointer (k_rows_f32), in place or
+ * widened, so its panels of keys cross pages as well; P·V on a V read in
+ * place goes page run by page run (qkv_kv_run), inside which rows are a
+ * constant stride apart, except that the P·V of a tile that needs no V
+ * check reads a V it would read in place (f32, or 16-bit as above) in
+ * pages shorter than a tile in one call a panel of rows (pv_by_rows).
+ * The bf16 tiles pack K and V row by row from
  * any page, and read K in place only where the rows they read are one
  * run.
  *
@@ -78,10 +80,12 @@
  *   and what simd/load_dt.h lists (stored dtypes widened in registers),
  * and the microkernels:
  *   GEMM_MR, GEMM_NR       the microkernel's tile (GEMM_NR may be run-time)
- *   simd_gemm(mr, nc, k, a, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
+ *   simd_gemm(mr, nc, k, a, ap, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax)
  *                          C[i][coff + x] := post · (pre_i · C[i][coff + x]
  *                          + Σ_p A[i][p] · B[p][x]) for i < mr <= GEMM_MR,
  *                          x < nc <= GEMM_NR; A[i][p] = a[i·rsa + p·csa],
+ *                          or with ap not NULL ap[i][p·csa] (A's rows by
+ *                          pointer: K's rows, across pages),
  *                          B[p][x] = b[p·ldb + x], C rows by pointer c[i];
  *                          load_c 0 starts from 0 (pre ignored), pre NULL
  *                          means 1; cmax (NULL or nc floats rounded up to
@@ -414,6 +418,33 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     SIMD_DTYPE_SWITCH(s->dtype, WIDEN_KEYS)
 #undef WIDEN_KEYS
     return buf;
+}
+
+/* Pointers to the rows of keys [j, j + n) of K as f32, from column c0 on
+   (len columns): in place when stored as f32, page run by page run, so
+   that a microkernel panel of keys goes across pages; else widened into
+   buf (kv_f32). Split at each page, vLLM's pages of 16 keys ran as x86
+   panels of 6, 6 and 4 keys: Zen 5, AVX-512, 8 heads, d = 128, causal
+   n = 2048, one thread, paired, contiguous K so split took 1.04 of the
+   time; pages of 16 across over split 0.97-0.985 (AVX2 0.97; 32/8 heads,
+   2 threads 0.98), contiguous K 1.00-1.01. */
+static void SIMD_NAME(k_rows_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0, size_t len,
+                                  float *buf, const float **out)
+{
+    if (s->dtype == QKV_F32) {
+        const size_t ld = s->row_bytes / sizeof(float);
+        for (size_t i = 0; i < n;) {
+            const size_t run = qkv_kv_run(s, j + i, n - i);
+            const float *r = (const float *)qkv_kv_row(s, j + i) + c0;
+            for (const size_t e = i + run; i < e; i++, r += ld)
+                out[i] = r;
+        }
+        return;
+    }
+    size_t ld;
+    const float *b = SIMD_NAME(kv_f32)(s, j, n, c0, len, buf, &ld);
+    for (size_t i = 0; i < n; i++)
+        out[i] = b + i * ld;
 }
 
 /* Pointers to the rows of keys [j0, j0 + n), page run by page run: with
@@ -938,8 +969,8 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                         continue;
                     }
 #endif
-                    simd_gemm((int)mr, nc, khi - klo, pa, 1, rp, vb + (klo - k0) * ldv + jc, ldv,
-                              crow, c0 + jc, 1, pre, 1.0f, NULL);
+                    simd_gemm((int)mr, nc, khi - klo, pa, NULL, 1, rp, vb + (klo - k0) * ldv + jc,
+                              ldv, crow, c0 + jc, 1, pre, 1.0f, NULL);
                 }
             }
         }
@@ -1452,21 +1483,18 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
                 ch = ch >= GEMM_MR ? ch / GEMM_MR * GEMM_MR : ch;
             }
             for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
-                /* at most ch keys; within one page where read in place */
-                k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);
-                if (job->k.dtype == QKV_F32)
-                    k1 = k0 + qkv_kv_run(&job->k, t0 + k0, k1 - k0);
-                size_t ldk;
-                const float *kb = SIMD_NAME(kv_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, &ldk);
+                k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);   /* at most ch keys */
+                const float *kr[ATT_BN];
+                SIMD_NAME(k_rows_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, kr);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
                     mr = SIMD_NAME(panel_rows)(k1 - j0);
                     for (size_t i = 0; i < mr; i++)
                         crow[i] = st + (j0 + i) * rp;
-                    const float *kj = kb + (j0 - k0) * ldk;
                     for (size_t v0 = 0; v0 < rp; v0 += GEMM_NR) {
                         const size_t nc = rp - v0 < GEMM_NR ? rp - v0 : GEMM_NR;
-                        simd_gemm((int)mr, nc, kc, kj, ldk, 1, qt + v0, rp, crow, v0, pc > 0, NULL,
-                                  post, plain && pc + kc >= d ? tmax_of + v0 : NULL);
+                        simd_gemm((int)mr, nc, kc, NULL, kr + (j0 - k0), 0, 1, qt + v0, rp, crow,
+                                  v0, pc > 0, NULL, post,
+                                  plain && pc + kc >= d ? tmax_of + v0 : NULL);
                     }
                 }
             }

@@ -36,9 +36,11 @@
    row and vector tests fold away. Columns from nc on are inactive lanes of
    m0/m1; the second vector is addressed with _vnum so that no pointer past
    the row is formed when it is all inactive. byrow: B's rows by pointer
-   instead, row p the floats from ldb on of the row at bp[p]. */
+   instead, row p the floats from ldb on of the row at bp[p]. ap (not
+   NULL): A's rows by pointer, row i at ap[i] (rsa unused). */
 V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, size_t nc, size_t k,
-                                const float *a, size_t rsa, size_t csa, const float *b,
+                                const float *a, const float *const *ap, size_t rsa, size_t csa,
+                                const float *b,
                                 const unsigned char *const *bp, size_t ldb, float *const *c,
                                 size_t coff, int load_c, const float *pre, float post,
                                 float *cmax)
@@ -47,7 +49,8 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, siz
     const vf z = v_zero();
     vf c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     vf c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
-#define GEMM_AROW(i) const float *a##i = a + (size_t)(mr > i ? i : 0) * rsa;
+#define GEMM_AROW(i) \
+    const float *a##i = ap ? ap[mr > i ? i : 0] : a + (size_t)(mr > i ? i : 0) * rsa;
     GEMM_AROW(0) GEMM_AROW(1) GEMM_AROW(2) GEMM_AROW(3)
     GEMM_AROW(4) GEMM_AROW(5) GEMM_AROW(6) GEMM_AROW(7)
 #undef GEMM_AROW
@@ -89,9 +92,11 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, siz
 }
 
 #define ARM_GEMM_SHAPE(MR_, NV_) \
-    gemm_f32_8x2v_sve(MR_, NV_, 0, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre, post, cmax)
+    gemm_f32_8x2v_sve(MR_, NV_, 0, nc, k, a, ap, rsa, csa, b, NULL, ldb, c, coff, load_c, pre, post, \
+                      cmax)
 #define ARM_GEMM_ROWS(MR_) \
-    gemm_f32_8x2v_sve(MR_, GEMM_NV, 1, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, 1, pre, 1.0f, NULL)
+    gemm_f32_8x2v_sve(MR_, GEMM_NV, 1, GEMM_NR, k, a, NULL, rsa, csa, NULL, bp, boff, c, coff, 1, pre, \
+                      1.0f, NULL)
 
 /* ---- the decode kernels' hooks (arm/kernels_tmpl.h) --------------------------- */
 

@@ -79,9 +79,11 @@ V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT
    B widened as each vector is loaded. With tail, the last vector of B and
    C is accessed through mask lm (its first tn lanes) only, so a row of V or
    of the output may end exactly at its last element. byrow: B's rows by
-   pointer instead, row p from value ldb of the row at bp[p]. */
+   pointer instead, row p from value ldb of the row at bp[p]. ap (not NULL):
+   A's rows by pointer, row i at ap[i] (rsa unused). */
 V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail,
-                       const int byrow, size_t k, const float *a, size_t rsa, size_t csa,
+                       const int byrow, size_t k, const float *a, const float *const *ap,
+                       size_t rsa, size_t csa,
                        const void *b, const unsigned char *const *bp, size_t ldb,
                        float *const *c, size_t coff, vm lm, size_t tn,
                        int load_c, const float *pre, float post, float *cmax)
@@ -92,7 +94,7 @@ V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int
     const float *ar[GEMM_MR];
 SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
-        ar[i] = a + (size_t)i * rsa;
+        ar[i] = ap ? ap[i] : a + (size_t)i * rsa;
 SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
@@ -169,7 +171,8 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
    with fewer rows or vectors instead of a scalar loop; an nc known when
    compiled leaves only its copies. */
 V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, size_t nc,
-                                   size_t k, const float *a, size_t rsa, size_t csa,
+                                   size_t k, const float *a, const float *const *ap, size_t rsa,
+                                   size_t csa,
                                    const void *b, const unsigned char *const *bp, size_t ldb,
                                    float *const *c, size_t coff, int load_c, const float *pre,
                                    float post, float *cmax)
@@ -181,10 +184,10 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, 
 #define GEMM_CALL(MR_, NV_)                                                                \
     do {                                                                                   \
         if (tail)                                                                          \
-            gemm_ukr(bt, MR_, NV_, 1, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+            gemm_ukr(bt, MR_, NV_, 1, byrow, k, a, ap, rsa, csa, b, bp, ldb, c, coff, lm, tn,\
                      load_c, pre, post, cmax);                                             \
         else                                                                               \
-            gemm_ukr(bt, MR_, NV_, 0, byrow, k, a, rsa, csa, b, bp, ldb, c, coff, lm, tn,   \
+            gemm_ukr(bt, MR_, NV_, 0, byrow, k, a, ap, rsa, csa, b, bp, ldb, c, coff, lm, tn,\
                      load_c, pre, post, cmax);                                             \
     } while (0)
 #if GEMM_NV == 2
@@ -220,12 +223,12 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, 
 #undef GEMM_CALL
 }
 
-static void gemm_any(int mr, size_t nc, size_t k, const float *a, size_t rsa, size_t csa,
-                     const float *b, size_t ldb, float *const *c, size_t coff, int load_c,
-                     const float *pre, float post, float *cmax)
+static void gemm_any(int mr, size_t nc, size_t k, const float *a, const float *const *ap,
+                     size_t rsa, size_t csa, const float *b, size_t ldb, float *const *c,
+                     size_t coff, int load_c, const float *pre, float post, float *cmax)
 {
-    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c, pre,
-                         post, cmax);
+    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, ap, rsa, csa, b, NULL, ldb, c, coff, load_c,
+                         pre, post, cmax);
 }
 
 /* gemm_any with load_c, post 1 and no cmax for a full panel of GEMM_NR
@@ -238,8 +241,8 @@ static void X86_NAME(gemm_rows)(qkv_dtype bt, int mr, size_t k, const float *a, 
                                 float *const *c, size_t coff, const float *pre)
 {
 #define ROWS_T(T_)                                                                          \
-    X86_NAME(gemm_any_t)(T_, 1, mr, GEMM_NR, k, a, rsa, csa, NULL, bp, boff, c, coff, 1, pre, \
-                         1.0f, NULL)
+    X86_NAME(gemm_any_t)(T_, 1, mr, GEMM_NR, k, a, NULL, rsa, csa, NULL, bp, boff, c, coff, 1, \
+                         pre, 1.0f, NULL)
     if (bt == QKV_F16)
         ROWS_T(QKV_F16);
     else if (bt == QKV_BF16)
@@ -257,11 +260,11 @@ static void X86_NAME(gemm_any_b16)(qkv_dtype bt, int mr, size_t nc, size_t k, co
                                    float post, float *cmax)
 {
     if (bt == QKV_F16)
-        X86_NAME(gemm_any_t)(QKV_F16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
-                             pre, post, cmax);
+        X86_NAME(gemm_any_t)(QKV_F16, 0, mr, nc, k, a, NULL, rsa, csa, b, NULL, ldb, c, coff,
+                             load_c, pre, post, cmax);
     else
-        X86_NAME(gemm_any_t)(QKV_BF16, 0, mr, nc, k, a, rsa, csa, b, NULL, ldb, c, coff, load_c,
-                             pre, post, cmax);
+        X86_NAME(gemm_any_t)(QKV_BF16, 0, mr, nc, k, a, NULL, rsa, csa, b, NULL, ldb, c, coff,
+                             load_c, pre, post, cmax);
 }
 
 /* ---- Q·Kᵀ ------------------------------------------------------------------ */
@@ -343,8 +346,8 @@ static void scores_f32(size_t m, size_t n, size_t d, float scale,
                     crow[i] = s + (ic + (size_t)i) * lds + jc;
                 /* kt is padded with zeros to w columns: only the store of
                    the last vector needs the mask. */
-                gemm_any(mr, nc, kc, q + ic * ldq + pc, ldq, 1, kt, w, crow, 0, pc > 0, NULL, post,
-                         NULL);
+                gemm_any(mr, nc, kc, q + ic * ldq + pc, NULL, ldq, 1, kt, w, crow, 0, pc > 0, NULL,
+                         post, NULL);
             }
         }
     }
@@ -455,8 +458,8 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                         for (size_t i = ic + GEMM_MR; i < ic + 2 * GEMM_MR && i < ic1; i++)
                             for (size_t c = 0; c < kc; c += 64 / sizeof(float))
                                 _mm_prefetch((const char *)(p + i * ldp + pc + c), _MM_HINT_T0);
-                    gemm_any(mr, nc, kc, p + ic * ldp + pc, ldp, 1, v + pc * ldv + jc, ldv, crow, 0,
-                             pc > 0, NULL, 1.0f, NULL);
+                    gemm_any(mr, nc, kc, p + ic * ldp + pc, NULL, ldp, 1, v + pc * ldv + jc, ldv,
+                             crow, 0, pc > 0, NULL, 1.0f, NULL);
                 }
             }
         }
