@@ -622,23 +622,34 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    12.1-13.7, f16 9.0 / 7.3; AVX2 f32 19-20 / 14.5-16.2; where the rule
    says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%.
    Where the heads lie side by side in each page only (vLLM's
-   [pages][kv_heads][page_size][dim]), 16-lane vectors only, as for the
-   decode feed, and only where a head's rows of a page are too short a
-   run for the jobs' own sweep (ATT_SWEEP_RUN): same case, shuffled pages
-   of 16 keys, paired, a walk's sweep of whole pages over the jobs' own
-   feed: AVX-512 f16 0.77-0.87 (2 threads 0.89-0.93), bf16 0.87 (0.94);
-   f32, whose 8 KiB runs the jobs sweep, 0.96-1.04 (2 threads 1.06-1.08);
-   pages of 8 keys f32 0.71 (0.80), f16 and bf16 0.86; AVX2 f32 1.06. */
+   [pages][kv_heads][page_size][dim]), only where a head's rows of a page
+   are too short a run for the jobs' own sweep (ATT_SWEEP_RUN), and with
+   16-lane vectors as above: same case, shuffled pages of 16 keys, paired,
+   a walk's sweep of whole pages over the jobs' own feed: AVX-512 f16
+   0.77-0.87 (2 threads 0.89-0.93), bf16 0.87 (0.94); f32, whose 8 KiB
+   runs the jobs sweep, 0.96-1.04 (2 threads 1.06-1.08); pages of 8 keys
+   f32 0.71 (0.80), f16 and bf16 0.86; at 4.25 bytes of K/V a vector FMA
+   (Q8_0) 1.01-1.10, 4 (f16, 8 rows) 1.03. With 8-lane vectors, whose
+   jobs never sweep, from 4 bytes a vector FMA (SVE at 256 bits by the
+   same rule, untimed): AVX2 f16 0.88-0.93 (2
+   threads 1.00-1.01), bf16 0.92-0.96 (0.95), f32 pages of 8 keys 0.90,
+   f16 with 2 rows a job 0.97, f32 with 8 rows (4 bytes) 0.99; below,
+   Q8_0 1.10-1.12, Q4_0 1.12. */
 static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, size_t page_size)
 {
     const int form = SIMD_NAME(att_form)(rows, s, SIZE_MAX);
     if (SIMD_NAME(prefetch_l2) || form == ATT_GEMM)
         return 0;
-    if (page_size && (VL < 16 || page_size * qkv_dtype_bytes(s->k_dtype, s->head_dim) >= ATT_SWEEP_RUN))
+    const size_t kb = qkv_dtype_bytes(s->k_dtype, s->head_dim);
+    const size_t row = kb + qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
+    const size_t lanes = form == ATT_ROWS4 ? 4 : 8;
+    if (!page_size)
+        return SIMD_NAME(memory_bound)(row, lanes, s->head_dim, s->v_head_dim);
+    if (VL < 8)   /* NEON, SVE at 128 bits: untimed, the jobs' own feed */
         return 0;
-    const size_t row = qkv_dtype_bytes(s->k_dtype, s->head_dim) +
-                       qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
-    return SIMD_NAME(memory_bound)(row, form == ATT_ROWS4 ? 4 : 8, s->head_dim, s->v_head_dim);
+    const size_t per_fma = VL >= 16 ? 8 : 4;   /* bytes of K/V a vector FMA, at least */
+    return page_size * kb < ATT_SWEEP_RUN &&
+           row * (size_t)VL >= per_fma * lanes * (s->head_dim + s->v_head_dim);
 }
 
 /* Before the tile of keys [t0, t1). A sweep: the next chunk's rows, each
