@@ -631,10 +631,10 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    f32 0.71 (0.80), f16 and bf16 0.86; at 4.25 bytes of K/V a vector FMA
    (Q8_0) 1.01-1.10, 4 (f16, 8 rows) 1.03. With 8-lane vectors, whose
    jobs never sweep, from 4 bytes a vector FMA (SVE at 256 bits by the
-   same rule, untimed): AVX2 f16 0.88-0.93 (2
-   threads 1.00-1.01), bf16 0.92-0.96 (0.95), f32 pages of 8 keys 0.90,
-   f16 with 2 rows a job 0.97, f32 with 8 rows (4 bytes) 0.99; below,
-   Q8_0 1.10-1.12, Q4_0 1.12. */
+   same rule, untimed): AVX2 f16 0.88-0.94 (2 threads 1.00-1.01), bf16
+   0.92-0.96 (0.95), f32 pages of 8 keys 0.90, f16 with 2 rows a job
+   0.97, f32 with 8 rows (4 bytes) 0.99; below, Q8_0 1.10-1.12, Q4_0
+   1.12. */
 static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, size_t page_size)
 {
     const int form = SIMD_NAME(att_form)(rows, s, SIZE_MAX);
@@ -1495,7 +1495,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
             }
             for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
                 k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);   /* at most ch keys */
-                const float *kr[ATT_BN];
+                const float *kr[ATT_BN];   /* a GEMM tile has at most ATT_BN keys */
                 SIMD_NAME(k_rows_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, kr);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
                     mr = SIMD_NAME(panel_rows)(k1 - j0);
