@@ -997,6 +997,20 @@ def compare(a_dir, b_dir):
         print('%s: %s — %s, %s, commit %s, set %s' % (tag, d, c.get('cpu_model', '?'), c.get('date', '?'),
                                                       c.get('qkv_commit', '?'), c.get('qkv_set', '?')))
     print()
+    # The limits each run probed, B's over A's: on a shared host they move
+    # from one run to the next (another tenant, the clock), and the rows
+    # move with them whatever the code did.
+    ca, cb = docs[0].get('context', {}), docs[1].get('context', {})
+    probes = []
+    for k in sorted(set(ca) & set(cb)):
+        if k.startswith('peak_gflops_') or k.startswith('read_gbs'):
+            x, y = ctx_float(ca, k), ctx_float(cb, k)
+            if x and y:
+                probes.append('%s %s → %s (×%.2f)' % (k, ca[k], cb[k], y / x))
+    if probes:
+        print('probes, A → B (×: B\'s over A\'s; where they moved, so did the host): ' +
+              ', '.join(probes))
+        print()
     # Only what both ran: a quick and a default folder share few names, and
     # rows of dashes would hide the ones that matter.
     natural = lambda n: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', n)]

@@ -92,6 +92,17 @@ PY
   cat "$tmp/compare" >&2; echo "test-report: --compare failed" >&2; exit 1; }
 grep -q 'geometric mean of A/B over [0-9]* common benchmarks: 1.000' "$tmp/compare" || {
   cat "$tmp/compare" >&2; echo "test-report: --compare of a folder with itself is not 1.000" >&2; exit 1; }
+# Each run's probes, B's over A's: a B whose probed bandwidth is twice A's.
+mkdir "$tmp/faster"
+python3 - "$tmp/report/results.json" "$tmp/faster/results.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc['context']['read_gbs'] = '%.2f' % (2 * float(doc['context']['read_gbs']))
+json.dump(doc, open(sys.argv[2], 'w'))
+PY
+"$root/scripts/report.sh" --compare "$tmp/report" "$tmp/faster" >"$tmp/compare2" 2>&1 &&
+  grep -q '^probes, A → B .*peak_gflops_scalar [0-9.]* → [0-9.]* (×1.00).*read_gbs [0-9.]* → [0-9.]* (×2.00)' "$tmp/compare2" || {
+  cat "$tmp/compare2" >&2; echo "test-report: --compare does not show the probes of both runs" >&2; exit 1; }
 # --filter and --threads reach the binary: only decode runs, at 1 and 2 threads.
 "$root/scripts/report.sh" --quick --filter '^decode/' --threads 1,2 --out "$tmp/filtered" >"$tmp/log2" 2>&1 || {
   cat "$tmp/log2" >&2; echo "test-report: report.sh --quick --filter --threads failed" >&2; exit 1; }
