@@ -80,7 +80,7 @@
     }
 #endif
 static void ARM_CAT(gemm_f32_any, SIMD_SUFFIX)(int mr, size_t nc, size_t k, const float *a,
-                                               const float *const *ap, size_t rsa, size_t csa,
+                                               const unsigned char *const *ap, size_t rsa, size_t csa,
                                                const float *b, size_t ldb, float *const *c,
                                                size_t coff, int load_c, const float *pre,
                                                float post, float *cmax)

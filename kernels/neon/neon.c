@@ -52,9 +52,10 @@ V_INLINE void store_part(float *p, size_t n, vf x)
    so the loops unroll and acc[][] lives in registers. With tail the last
    vector holds nc % 4 columns and is read and written lane by lane. byrow:
    B's rows by pointer instead, row p the floats from ldb on of the row at
-   bp[p]. ap (not NULL): A's rows by pointer, row i at ap[i] (rsa unused). */
+   bp[p]; ap (not NULL) likewise A's, row i the floats from rsa on of the
+   row at ap[i]. */
 V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, const int byrow,
-                                 size_t nc, size_t k, const float *a, const float *const *ap,
+                                 size_t nc, size_t k, const float *a, const unsigned char *const *ap,
                                  size_t rsa, size_t csa, const float *b,
                                  const unsigned char *const *bp, size_t ldb,
                                  float *const *c, size_t coff, int load_c, const float *pre,
@@ -65,12 +66,12 @@ V_INLINE void gemm_f32_4x16_neon(const int mr, const int nv, const int tail, con
     const float *ar[GEMM_MR];
 SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
-        ar[i] = ap ? ap[i] : a + (size_t)i * rsa;
+        ar[i] = ap ? (const float *)(const void *)ap[i] + rsa : a + (size_t)i * rsa;
 SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
-    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+    for (size_t p = 0, ac = 0; p < k; p++, ac += csa, b += ldb) {
         if (byrow)
             b = (const float *)(const void *)bp[p] + ldb;
         vf bv[GEMM_NV];
@@ -79,7 +80,7 @@ SIMD_UNROLL
             bv[v] = tail && v == nv - 1 ? load_part(b + v * 4, nt) : vld1q_f32(b + v * 4);
 SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
-            const float ai = ar[i][ap];
+            const float ai = ar[i][ac];
 SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = vfmaq_n_f32(acc[i][v], bv[v], ai);

@@ -84,8 +84,9 @@
  *                          C[i][coff + x] := post · (pre_i · C[i][coff + x]
  *                          + Σ_p A[i][p] · B[p][x]) for i < mr <= GEMM_MR,
  *                          x < nc <= GEMM_NR; A[i][p] = a[i·rsa + p·csa],
- *                          or with ap not NULL ap[i][p·csa] (A's rows by
- *                          pointer: K's rows, across pages),
+ *                          or with ap not NULL the value rsa + p·csa of
+ *                          the row at ap[i] (A's rows by pointer, as
+ *                          simd_gemm_rows takes B's: K's, across pages),
  *                          B[p][x] = b[p·ldb + x], C rows by pointer c[i];
  *                          load_c 0 starts from 0 (pre ignored), pre NULL
  *                          means 1; cmax (NULL or nc floats rounded up to
@@ -420,33 +421,6 @@ static const float *SIMD_NAME(kv_f32)(const qkv_kv_src *s, size_t j, size_t n, s
     return buf;
 }
 
-/* Pointers to the rows of keys [j, j + n) of K as f32, from column c0 on
-   (len columns): in place when stored as f32, page run by page run, so
-   that a microkernel panel of keys goes across pages; else widened into
-   buf (kv_f32). Split at each page, vLLM's pages of 16 keys ran as x86
-   panels of 6, 6 and 4 keys: Zen 5, AVX-512, 8 heads, d = 128, causal
-   n = 2048, one thread, paired, contiguous K so split took 1.04 of the
-   time; pages of 16 across over split 0.97-0.985 (AVX2 0.97; 32/8 heads,
-   2 threads 0.98), contiguous K 1.00-1.01. */
-static void SIMD_NAME(k_rows_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0, size_t len,
-                                  float *buf, const float **out)
-{
-    if (s->dtype == QKV_F32) {
-        const size_t ld = s->row_bytes / sizeof(float);
-        for (size_t i = 0; i < n;) {
-            const size_t run = qkv_kv_run(s, j + i, n - i);
-            const float *r = (const float *)qkv_kv_row(s, j + i) + c0;
-            for (const size_t e = i + run; i < e; i++, r += ld)
-                out[i] = r;
-        }
-        return;
-    }
-    size_t ld;
-    const float *b = SIMD_NAME(kv_f32)(s, j, n, c0, len, buf, &ld);
-    for (size_t i = 0; i < n; i++)
-        out[i] = b + i * ld;
-}
-
 /* Pointers to the rows of keys [j0, j0 + n), page run by page run: with
    qkv_kv_cursor's key-by-key steps instead, this took 4.2x the
    instructions (callgrind, AVX2 f32 decode, 4096 keys) and the decode
@@ -459,6 +433,29 @@ static void SIMD_NAME(kv_rows)(const qkv_kv_src *s, size_t j0, size_t n, const u
         for (const size_t e = i + run; i < e; i++, r += s->row_bytes)
             out[i] = r;
     }
+}
+
+/* The rows of keys [j, j + n) of K as f32 (len columns from column c0)
+   by pointer, for simd_gemm's ap: in place when stored as f32 (kv_rows),
+   so that a microkernel panel of keys goes across pages, else widened
+   into buf (kv_f32). Returns where column c0 is in each row (simd_gemm's
+   rsa). Split at each page, vLLM's pages of 16 keys ran as x86 panels of
+   6, 6 and 4 keys: Zen 5, AVX-512, 8 heads, d = 128, causal
+   n = 2048, one thread, paired, contiguous K so split took 1.04 of the
+   time; pages of 16 across over split 0.97-0.985 (AVX2 0.97; 32/8 heads,
+   2 threads 0.98), contiguous K 1.00-1.01. */
+static size_t SIMD_NAME(k_rows_f32)(const qkv_kv_src *s, size_t j, size_t n, size_t c0,
+                                    size_t len, float *buf, const unsigned char **out)
+{
+    if (s->dtype == QKV_F32) {
+        SIMD_NAME(kv_rows)(s, j, n, out);
+        return c0;
+    }
+    size_t ld;
+    const float *b = SIMD_NAME(kv_f32)(s, j, n, c0, len, buf, &ld);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (const unsigned char *)(b + i * ld);
+    return 0;
 }
 
 /* Where fetch_keys asks for rows: into L1, or into L2 only. */
@@ -1495,15 +1492,16 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
             }
             for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
                 k1 = k0 + (kmax - k0 < ch ? kmax - k0 : ch);   /* at most ch keys */
-                const float *kr[ATT_BN];   /* a GEMM tile has at most ATT_BN keys */
-                SIMD_NAME(k_rows_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, kr);
+                const unsigned char *kr[ATT_BN];   /* a GEMM tile has at most ATT_BN keys */
+                const size_t koff =
+                    SIMD_NAME(k_rows_f32)(&job->k, t0 + k0, k1 - k0, pc, kc, conv, kr);
                 for (size_t j0 = k0, mr; j0 < k1; j0 += mr) {
                     mr = SIMD_NAME(panel_rows)(k1 - j0);
                     for (size_t i = 0; i < mr; i++)
                         crow[i] = st + (j0 + i) * rp;
                     for (size_t v0 = 0; v0 < rp; v0 += GEMM_NR) {
                         const size_t nc = rp - v0 < GEMM_NR ? rp - v0 : GEMM_NR;
-                        simd_gemm((int)mr, nc, kc, NULL, kr + (j0 - k0), 0, 1, qt + v0, rp, crow,
+                        simd_gemm((int)mr, nc, kc, NULL, kr + (j0 - k0), koff, 1, qt + v0, rp, crow,
                                   v0, pc > 0, NULL, post,
                                   plain && pc + kc >= d ? tmax_of + v0 : NULL);
                     }

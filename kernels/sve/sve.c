@@ -36,12 +36,12 @@
    row and vector tests fold away. Columns from nc on are inactive lanes of
    m0/m1; the second vector is addressed with _vnum so that no pointer past
    the row is formed when it is all inactive. byrow: B's rows by pointer
-   instead, row p the floats from ldb on of the row at bp[p]. ap (not
-   NULL): A's rows by pointer, row i at ap[i] (rsa unused). */
+   instead, row p the floats from ldb on of the row at bp[p]; ap (not
+   NULL) likewise A's, row i the floats from rsa on of the row at ap[i]. */
 V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, size_t nc, size_t k,
-                                const float *a, const float *const *ap, size_t rsa, size_t csa,
-                                const float *b,
-                                const unsigned char *const *bp, size_t ldb, float *const *c,
+                                const float *a, const unsigned char *const *ap, size_t rsa,
+                                size_t csa, const float *b, const unsigned char *const *bp,
+                                size_t ldb, float *const *c,
                                 size_t coff, int load_c, const float *pre, float post,
                                 float *cmax)
 {
@@ -49,19 +49,20 @@ V_INLINE void gemm_f32_8x2v_sve(const int mr, const int nv, const int byrow, siz
     const vf z = v_zero();
     vf c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     vf c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
-#define GEMM_AROW(i) \
-    const float *a##i = ap ? ap[mr > i ? i : 0] : a + (size_t)(mr > i ? i : 0) * rsa;
+#define GEMM_AROW(i)                                                                   \
+    const float *a##i = ap ? (const float *)(const void *)ap[mr > i ? i : 0] + rsa    \
+                           : a + (size_t)(mr > i ? i : 0) * rsa;
     GEMM_AROW(0) GEMM_AROW(1) GEMM_AROW(2) GEMM_AROW(3)
     GEMM_AROW(4) GEMM_AROW(5) GEMM_AROW(6) GEMM_AROW(7)
 #undef GEMM_AROW
-    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, b += ldb) {
+    for (size_t p = 0, ac = 0; p < k; p++, ac += csa, b += ldb) {
         if (byrow)
             b = (const float *)(const void *)bp[p] + ldb;
         const vf b0 = svld1_f32(m0, b);
         const vf b1 = nv > 1 ? svld1_vnum_f32(m1, b, 1) : z;
 #define GEMM_STEP(i)                                                \
         if (mr > i) {                                               \
-            const vf ai = svdup_n_f32(a##i[ap]);                    \
+            const vf ai = svdup_n_f32(a##i[ac]);                    \
             c##i##0 = svmla_f32_x(V_ALL, c##i##0, ai, b0);          \
             if (nv > 1)                                             \
                 c##i##1 = svmla_f32_x(V_ALL, c##i##1, ai, b1);      \

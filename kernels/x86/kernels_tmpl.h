@@ -79,10 +79,10 @@ V_INLINE void v_prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT
    B widened as each vector is loaded. With tail, the last vector of B and
    C is accessed through mask lm (its first tn lanes) only, so a row of V or
    of the output may end exactly at its last element. byrow: B's rows by
-   pointer instead, row p from value ldb of the row at bp[p]. ap (not NULL):
-   A's rows by pointer, row i at ap[i] (rsa unused). */
+   pointer instead, row p from value ldb of the row at bp[p]; ap (not NULL)
+   likewise A's, row i from value rsa of the row at ap[i]. */
 V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int tail,
-                       const int byrow, size_t k, const float *a, const float *const *ap,
+                       const int byrow, size_t k, const float *a, const unsigned char *const *ap,
                        size_t rsa, size_t csa,
                        const void *b, const unsigned char *const *bp, size_t ldb,
                        float *const *c, size_t coff, vm lm, size_t tn,
@@ -94,12 +94,12 @@ V_INLINE void gemm_ukr(const qkv_dtype bt, const int mr, const int nv, const int
     const float *ar[GEMM_MR];
 SIMD_UNROLL
     for (int i = 0; i < mr; i++) {
-        ar[i] = ap ? ap[i] : a + (size_t)i * rsa;
+        ar[i] = ap ? (const float *)(const void *)ap[i] + rsa : a + (size_t)i * rsa;
 SIMD_UNROLL
         for (int v = 0; v < nv; v++)
             acc[i][v] = v_zero();
     }
-    for (size_t p = 0, ap = 0; p < k; p++, ap += csa, brow += row_bytes) {
+    for (size_t p = 0, ac = 0; p < k; p++, ac += csa, brow += row_bytes) {
         if (byrow)
             brow = bp[p] + qkv_dtype_bytes(bt, ldb);
         vf bv[GEMM_NV];
@@ -115,7 +115,7 @@ SIMD_UNROLL
         }
 SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
-            const vf ai = v_set1(ar[i][ap]);
+            const vf ai = v_set1(ar[i][ac]);
 SIMD_UNROLL
             for (int v = 0; v < nv; v++)
                 acc[i][v] = v_fmadd(ai, bv[v], acc[i][v]);
@@ -171,7 +171,7 @@ V_INLINE X86_NAME(colblock) X86_NAME(cols)(size_t nc)
    with fewer rows or vectors instead of a scalar loop; an nc known when
    compiled leaves only its copies. */
 V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, size_t nc,
-                                   size_t k, const float *a, const float *const *ap, size_t rsa,
+                                   size_t k, const float *a, const unsigned char *const *ap, size_t rsa,
                                    size_t csa,
                                    const void *b, const unsigned char *const *bp, size_t ldb,
                                    float *const *c, size_t coff, int load_c, const float *pre,
@@ -223,7 +223,7 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, 
 #undef GEMM_CALL
 }
 
-static void gemm_any(int mr, size_t nc, size_t k, const float *a, const float *const *ap,
+static void gemm_any(int mr, size_t nc, size_t k, const float *a, const unsigned char *const *ap,
                      size_t rsa, size_t csa, const float *b, size_t ldb, float *const *c,
                      size_t coff, int load_c, const float *pre, float post, float *cmax)
 {
