@@ -20,6 +20,12 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Uniform in [-1, 1], the division in double: RAND_MAX is not a float. */
+static float uniform(void)
+{
+    return (float)(2.0 * rand() / RAND_MAX - 1.0);
+}
+
 int main(int argc, char **argv)
 {
     size_t heads = 8, q_len = 256, kv_len = 1024, dim = 64;
@@ -37,10 +43,10 @@ int main(int argc, char **argv)
         return 1;
     srand(1);
     for (size_t i = 0; i < nkv; i++) {
-        k[i] = 2.0f * rand() / RAND_MAX - 1;
-        v[i] = 2.0f * rand() / RAND_MAX - 1;
+        k[i] = uniform();
+        v[i] = uniform();
         if (i < nq)
-            q[i] = 2.0f * rand() / RAND_MAX - 1;
+            q[i] = uniform();
     }
     qkv_attention_desc d = {0};
     d.batch = 1, d.q_heads = d.kv_heads = heads, d.q_len = q_len, d.kv_len = kv_len;
