@@ -105,13 +105,13 @@ SIMD_UNROLL
         vf bv[GEMM_NV];
 SIMD_UNROLL
         for (int v = 0; v < nv; v++) {
-            const size_t c = (size_t)v * VL;
+            const size_t col = (size_t)v * VL;
             if (!(tail && v == nv - 1))
-                bv[v] = SIMD_NAME(load_dt)(bt, brow, c);
+                bv[v] = SIMD_NAME(load_dt)(bt, brow, col);
             else if (bt == QKV_F32)   /* the mask made once per call */
-                bv[v] = v_loadm((const float *)brow + c, lm);
+                bv[v] = v_loadm((const float *)brow + col, lm);
             else
-                bv[v] = SIMD_NAME(load_dtn)(bt, brow, c, tn);
+                bv[v] = SIMD_NAME(load_dtn)(bt, brow, col, tn);
         }
 SIMD_UNROLL
         for (int i = 0; i < mr; i++) {
