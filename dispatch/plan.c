@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "geometry.h"
+#include "phase.h"
 #include "plan.h"
 
 /* Splitting the keys pays when the other dimensions give too few tasks
@@ -728,10 +729,13 @@ static void task_walk(void *ctx, size_t index)
         do {
             const size_t c1 = hi - c0 < chunk ? hi : c0 + chunk;
             const size_t c2 = hi - c1 < chunk ? hi : c1 + chunk;
+            QKV_PHASE_START(ph);
             if (p->sweep == SWEEP_KEYS)
                 sweep_keys(p, &ks, &vs, heads, c0, c1);
             else if (p->sweep == SWEEP_PAGES)
                 sweep_pages(p, &ks, &vs, heads, c0, c1);
+            QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
+            QKV_PHASE_END(ph);
             for (size_t k = 0; k < n; k++) {
                 float *part = p->partial ? partial_of(p, first + j0 + k, s) : NULL;
                 float *state = part ? part + p->part_rows * p->d->v_head_dim : running + k * per;

@@ -133,14 +133,38 @@ rm -rf "$user"
 # different things (examples/compare_isas.c's RAND_MAX into a float passed
 # gcc 12 and failed clang 14 -Werror), and inline differently, which moves
 # the deepest stack frame: the same tree with clang at -O3, warnings as
-# errors, its checkasm and its stack bound. About 70 s on 2 cores.
-step "clang release build (warnings are errors): checkasm --quick, stack bound"
+# errors, its checkasm and its stack bound. About 70 s on 2 cores. It is
+# also the one build with the phase timers (-Dphase_timers=true, 48 bytes
+# more in a job's frame), so that they compile and `qkv bench --phases`
+# is checked: every SIMD ISA's prefill spends time in Q·Kᵀ, the softmax
+# and P·V, its decode in the feed too, and the phases never add up to
+# more than the calls took.
+step "clang release build with phase timers (warnings are errors): checkasm --quick, stack bound, qkv bench --phases"
 if [ ! -f build-clang/build.ninja ]; then
-  CC=clang meson setup build-clang --buildtype=release --werror -Dbench=disabled >/dev/null
+  CC=clang meson setup build-clang --buildtype=release --werror -Dbench=disabled \
+    -Dphase_timers=true >/dev/null
 fi
 ninja -C build-clang >/dev/null
 build-clang/tests/checkasm --quick
 build-clang/tests/stack
+# $1: the phases (columns of the table: 2 job ... 7 pv) that must be > 0.
+phases_check() {
+  local want=$1
+  shift
+  build-clang/tools/qkv bench --no-probe --repeats 1 --min-time 0 --phases "$@" | tee /dev/stderr |
+    awk -v want="$want" '
+      /^where the time goes/ { on = 1; next }
+      on && $1 != "isa" && $1 != "scalar" {
+        rows++
+        n = split(want, c, ",")
+        for (i = 1; i <= n; i++)
+          if (!($c[i] > 0)) { print "FAIL: " $1 ": phase column " c[i] " is " $c[i]; bad = 1 }
+        if ($8 < -1) { print "FAIL: " $1 ": the phases add up to more than the calls took"; bad = 1 }
+      }
+      END { if (!rows) { print "FAIL: no phase rows"; bad = 1 } exit bad }'
+}
+phases_check 5,6,7 --heads 4 --q-len 256 --kv-len 256 --dim 64 --causal
+phases_check 4,5,6,7 --heads 8/2 --kv-len 8192 --warm
 
 step "AArch64: cross build, NEON and SVE (128/256/512-bit) under qemu-aarch64"
 JOBS=${JOBS:-2} bash scripts/test-aarch64.sh

@@ -25,6 +25,7 @@
 #endif
 
 #include "cpu.h"
+#include "phase.h"
 #include "registry.h"
 #include "probe.h"
 #include "qkv.h"
@@ -99,6 +100,11 @@ static const char usage_text[] =
     "  --no-probe         skip the peak probes (no % columns)\n"
     "  --seed N           the inputs' seed (default 1)\n"
     "  --json             one JSON object on stdout instead of the table\n"
+    "  --phases           also show where each ISA's time goes: the fused\n"
+    "                     driver's phases (job and tile set-up, K/V feed, Q·Kᵀ,\n"
+    "                     softmax, P·V) as shares of the calls' time; needs a\n"
+    "                     qkv built with -Dphase_timers=true (exit status 3\n"
+    "                     otherwise), whose calls run 1-3% slower\n"
     "  Work counted: 2·(dim + v-dim) flops per visible (query row, key) pair\n"
     "  and head (causal and window cut the pairs), and the K and V bytes once\n"
     "  per call. Progress goes to stderr once a run lasts over a second.\n"
@@ -413,7 +419,7 @@ typedef struct bench_opts {
     shape s;
     unsigned threads, repeats;
     double min_time;
-    int warm, probe, json;
+    int warm, probe, json, phases;
     uint64_t seed;
     unsigned isa_mask;       /* bit per ISA asked for */
 } bench_opts;
@@ -496,6 +502,7 @@ typedef struct result {
     char detail[256];
     double ms;              /* median per call */
     double max_err;         /* against scalar */
+    double phase[QKV_PHASE_COUNT];   /* --phases: shares of threads × the repeats' time */
 } result;
 
 static void parse_heads(const char *v, shape *s)
@@ -592,6 +599,8 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
             o->probe = 0;
         else if (strcmp(argv[i], "--json") == 0)
             o->json = 1;
+        else if (strcmp(argv[i], "--phases") == 0)
+            o->phases = 1;
         else
             die_usage("bench: unknown option %s", argv[i]);
     }
@@ -650,6 +659,34 @@ static void print_dtype_refusal(qkv_status st, const char *what, const shape *s)
             dtype_names[s->dtype], what, qkv_status_string(st), detail[0] ? ": " : "", detail);
 }
 
+/* --phases: each ISA's calls cut into the fused driver's phases
+   (kernels/phase.h), as shares of the threads' time; "outside" is the
+   rest: the plan, finishing and merging rows, the pool, idle threads. */
+static void print_phases(const result *res, int nres, unsigned threads)
+{
+    printf("\nwhere the time goes, %% of %sthe calls' time (phase timers):\n%-10s",
+           threads == 1 ? "" : "the threads × ", "isa");
+    for (int p = 0; p < QKV_PHASE_COUNT; p++)
+        printf(" %7s", qkv_phase_name((qkv_phase)p));
+    printf(" %7s\n", "outside");
+    for (int i = 0; i < nres; i++) {
+        const result *r = &res[i];
+        if (r->status != QKV_OK)
+            continue;
+        if (r->isa == QKV_ISA_SCALAR) {   /* its own kernel, not the SIMD driver */
+            printf("%-10s (the scalar reference has no phase marks)\n", "scalar");
+            continue;
+        }
+        double in = 0;
+        printf("%-10s", qkv_isa_name(r->isa));
+        for (int p = 0; p < QKV_PHASE_COUNT; p++) {
+            printf(" %7.1f", 100.0 * r->phase[p]);
+            in += r->phase[p];
+        }
+        printf(" %7.1f\n", 100.0 * (1.0 - in));
+    }
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     bench_opts o;
@@ -658,6 +695,11 @@ static int cmd_bench(int argc, char **argv)
     run_start = now_s();
     rng_state = o.seed;
 
+    if (o.phases && !qkv_phase_built()) {
+        fprintf(stderr, "qkv bench: --phases needs a qkv built with the phase timers "
+                        "(meson configure -Dphase_timers=true)\n");
+        return EXIT_UNSUPPORTED;
+    }
     sizes z;
     if (!get_sizes(&o, &z))
         die_usage("the shape's sizes overflow");
@@ -806,6 +848,9 @@ static int cmd_bench(int argc, char **argv)
         double times[MAX_REPEATS];
         const unsigned reps = o.repeats;
         size_t call = 1;
+        uint64_t ticks[QKV_PHASE_COUNT];
+        qkv_phase_take(ticks);   /* from zero: the calls above are not counted */
+        const uint64_t tick0 = qkv_phase_now();
         for (unsigned rep = 0; rep < reps; rep++) {
             progress("%s: repeat %u of %u (%u call%s of %.3g ms)", qkv_isa_name(isa), rep + 1, reps,
                      calls, calls == 1 ? "" : "s", first * 1e3);
@@ -817,6 +862,10 @@ static int cmd_bench(int argc, char **argv)
             }
             times[rep] = (now_s() - t0) / calls;
         }
+        const double all = (double)(qkv_phase_now() - tick0) * o.threads;
+        qkv_phase_take(ticks);
+        for (int p = 0; p < QKV_PHASE_COUNT; p++)
+            r->phase[p] = all > 0 ? (double)ticks[p] / all : 0;
         qsort(times, reps, sizeof times[0], cmp_double);
         r->ms = 1e3 * (reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]));
         nres++;
@@ -875,6 +924,15 @@ static int cmd_bench(int argc, char **argv)
                        100.0 * flops / sec * 1e-9 / (pk.fma[r->isa] * o.threads));
             if (o.probe && pk.read_gbs > 0)
                 printf(", \"pct_read_bw\": %.4g", 100.0 * bytes / sec * 1e-9 / pk.read_gbs);
+            if (o.phases) {
+                double in = 0;
+                printf(", \"pct_phases\": {");
+                for (int p = 0; p < QKV_PHASE_COUNT; p++) {
+                    printf("\"%s\": %.4g, ", qkv_phase_name((qkv_phase)p), 100.0 * r->phase[p]);
+                    in += r->phase[p];
+                }
+                printf("\"outside\": %.4g}", 100.0 * (1.0 - in));
+            }
             printf("}");
         }
         printf("]}\n");
@@ -929,6 +987,8 @@ static int cmd_bench(int argc, char **argv)
         printf("%-10s %10.4g %9.4g %7s %9.4g %7s %8s %11s\n", qkv_isa_name(r->isa), r->ms, gf,
                peak, gb, bw, up, err);
     }
+    if (o.phases)
+        print_phases(res, nres, o.threads);
     rc = ok ? 0 : unsupported ? EXIT_UNSUPPORTED : 1;
 done:
     qkv_pool_destroy(pool);

@@ -175,6 +175,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "phase.h"
 #include "simd/unroll.h"
 
 /* 64 keys a tile: a 64 × 32 score tile (8 KiB) stays in L1 between its
@@ -1195,6 +1196,7 @@ static void SIMD_NAME(dec_qk)(const qkv_attn_job *job, int R, int how, const flo
 static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_job *job,
                                                                  SIMD_NAME(att_ws) ws)
 {
+    QKV_PHASE_START(ph);
     const size_t rows = job->rows, dv = job->v_head_dim, keys = ATT_BN + VL;
     const float cap = job->softcap;
     _Alignas(64) float slope_l[VL_MAX], alpha_l[VL_MAX], out_l[VL_MAX];
@@ -1231,6 +1233,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
     SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 4);
+    QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         const size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
@@ -1254,11 +1257,16 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
                 dist_l[l] = (int32_t)((ptrdiff_t)(t0 + k) - job->row[r].pos);
         }
 
+        QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
+        QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
         SIMD_NAME(dec_qk)(job, rows <= 2 ? (int)rows : 4, how, q, qb, kv.k + kmin, kmax - kmin,
                           st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
-        if (mt)
+        QKV_PHASE_MARK(ph, QKV_PHASE_QK);
+        if (mt) {
             SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
+            QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
+        }
 
         vf tmax = ninf;
         for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)VL / 4) {
@@ -1295,11 +1303,14 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         l_rep = v_add(v_mul(l_rep, a), v_fold4_add(sum));
         m_rep = m_new;
         v_store(alpha_l, a);
+        QKV_PHASE_MARK(ph, QKV_PHASE_SOFTMAX);
 
         SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, &kv, kmin, kmax, lo, hi, alpha_l,
                                SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL), how);
+        QKV_PHASE_MARK(ph, QKV_PHASE_PV);
         t0 += n;
     }
+    QKV_PHASE_END(ph);
 
     v_store(out_l, m_rep);
     v_store(alpha_l, l_rep);
@@ -1317,6 +1328,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
 static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_attn_job *job,
                                                                     int form)
 {
+    QKV_PHASE_START(ph);
     SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
     const size_t rp = SIMD_NAME(att_rp)(form, rows), rv_count = rp / VL;
@@ -1409,6 +1421,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
                                                              qkv_dtype_bytes(job->v.dtype, dv));
     const int fetch_v = !SIMD_NAME(att_l2) || kv_bytes > SIMD_NAME(att_l2) / 2;
 #endif
+    QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         size_t n = job->kv_end - t0 < tile ? job->kv_end - t0 : tile;
         /* Each row's keys within this tile, as [lo, hi) relative to t0. */
@@ -1433,6 +1446,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
             plain = (size_t)lo[r] == kmin && (size_t)hi[r] == kmax;
         for (size_t r = 0; r < rp; r++)
             tmax_of[r] = -INFINITY;
+        QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
 
 #ifdef SIMD_BF16
         /* The tile's V rows, asked for into L2 now so that they are there
@@ -1469,6 +1483,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
            and V from L1 to L3 alike: Q·Kᵀ 93-95%, P·V 87-90% (80% with
            V's rows 16 bytes off a line); 128-key tiles, or P·V's column
            panels outermost so V stays in L1: 0.98-0.99 of the time. */
+        QKV_PHASE_MARK(ph, QKV_PHASE_FEED);   /* the bf16 P·V's V asked for into L2 */
         int qk_done = 0;
 #ifdef SIMD_BF16
         if (b16.qk)
@@ -1476,6 +1491,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
 #endif
         if (form == ATT_DOT) {
             SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, kv);
+            QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
             SIMD_NAME(dec_qk)(job, 8, how, q, qb, kv->k + kmin, kmax - kmin, st + kmin * rp, rp,
                               kv->prefetch ? kv->kpre + kmin : NULL);
         }
@@ -1508,6 +1524,8 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
                 }
             }
         }
+
+        QKV_PHASE_MARK(ph, QKV_PHASE_QK);
 
         /* Score modifiers, the rows' key ranges, the online max; then
            P = exp(S - max) in place and its row sums. */
@@ -1584,6 +1602,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
             v_store(l_run + l0, v_add(v_mul(v_load(l_run + l0), a), v_add(sum0, sum1)));
             v_store(alpha + l0, a);
         }
+        QKV_PHASE_MARK(ph, QKV_PHASE_SOFTMAX);
 
         if (form == ATT_DOT)
             SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, kv, kmin, kmax, lo, hi, alpha,
@@ -1594,8 +1613,10 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
 #endif
         else
             SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
+        QKV_PHASE_MARK(ph, QKV_PHASE_PV);
         t0 += n;
     }
+    QKV_PHASE_END(ph);
 #ifdef SIMD_BF16
     simd_bf16_end(&b16);
 #endif
