@@ -680,10 +680,10 @@ static void print_phases(const result *res, int nres, unsigned threads)
         double in = 0;
         printf("%-10s", qkv_isa_name(r->isa));
         for (int p = 0; p < QKV_PHASE_COUNT; p++) {
-            printf(" %7.1f", 100.0 * r->phase[p]);
+            printf(" %7.2f", 100.0 * r->phase[p]);
             in += r->phase[p];
         }
-        printf(" %7.1f\n", 100.0 * (1.0 - in));
+        printf(" %7.2f\n", 100.0 * (1.0 - in));
     }
 }
 
