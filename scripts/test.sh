@@ -148,11 +148,14 @@ ninja -C build-clang >/dev/null
 build-clang/tests/checkasm --quick
 build-clang/tests/stack
 # $1: the phases (columns of the table: 2 job ... 7 pv) that must be > 0.
+# (Not through `tee /dev/stderr`: where stderr is a file, as in CI's log,
+# tee opens it anew and truncates it.)
 phases_check() {
-  local want=$1
+  local want=$1 table
   shift
-  build-clang/tools/qkv bench --no-probe --repeats 1 --min-time 0 --phases "$@" | tee /dev/stderr |
-    awk -v want="$want" '
+  table=$(build-clang/tools/qkv bench --no-probe --repeats 1 --min-time 0 --phases "$@")
+  printf '%s\n' "$table"
+  awk -v want="$want" '
       /^where the time goes/ { on = 1; next }
       on && $1 != "isa" && $1 != "scalar" {
         rows++
@@ -161,7 +164,7 @@ phases_check() {
           if (!($c[i] > 0)) { print "FAIL: " $1 ": phase column " c[i] " is " $c[i]; bad = 1 }
         if ($8 < -1) { print "FAIL: " $1 ": the phases add up to more than the calls took"; bad = 1 }
       }
-      END { if (!rows) { print "FAIL: no phase rows"; bad = 1 } exit bad }'
+      END { if (!rows) { print "FAIL: no phase rows"; bad = 1 } exit bad }' <<<"$table"
 }
 phases_check 5,6,7 --heads 4 --q-len 256 --kv-len 256 --dim 64 --causal
 phases_check 4,5,6,7 --heads 8/2 --kv-len 8192 --warm
