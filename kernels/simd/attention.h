@@ -92,6 +92,10 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
+ *   simd_pv_wide(mr, k, a, csa, b, ldb, c, coff, pre)   (optional)
+ *                          simd_gemm with rsa 1, load_c, post 1, no cmax
+ *                          and nc = SIMD_PV_WIDE_NR, for mr <=
+ *                          SIMD_PV_WIDE_MR: pv_tile's panels where defined
  *   simd_gemm_rows(t, mr, k, a, rsa, csa, bp, boff, c, coff, pre)
  *                          simd_gemm with load_c, post 1, no cmax, for
  *                          nc = GEMM_NR columns, B[p] the values from
@@ -860,11 +864,18 @@ static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin
 /* P·V of one tile for the keys [kmin, kmax) (relative to t0): acc_r =
    alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
    sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
-   blocks of GEMM_MR (panel_rows), each over the keys one of its rows
-   sees. V comes in chunks (read in place: one a page run; widened: as
+   blocks of GEMM_MR (panel_rows), or, where simd_pv_wide takes an f32
+   chunk (whole panels of its columns), in as few blocks of at most
+   SIMD_PV_WIDE_MR rows as there can be, of even size, each over the keys
+   one of its rows sees. V comes in chunks (read in place: one a page run; widened: as
    many keys as the workspace holds, across pages);
    a chunk that is not finite takes pv_exact. alpha is applied once per
    row, with the first chunk that reaches it. */
+#if defined(simd_pv_wide) && SIMD_PV_WIDE_MR > GEMM_MR
+#define PV_PANEL_MAX SIMD_PV_WIDE_MR
+#else
+#define PV_PANEL_MAX GEMM_MR
+#endif
 static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, size_t kmax,
                                const float *st, size_t rp, const int32_t *lo, const int32_t *hi,
                                const float *alpha, int plain, float *conv, size_t conv_floats)
@@ -923,8 +934,15 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
             if (!v16)
                 vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
             const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
-            for (size_t i0 = 0, mr; i0 < rows; i0 += mr) {
-                mr = SIMD_NAME(panel_rows)(rows - i0);
+#ifdef simd_pv_wide
+            const size_t wide = !v16 && nc_chunk % SIMD_PV_WIDE_NR == 0
+                                    ? (rows + SIMD_PV_WIDE_MR - 1) / SIMD_PV_WIDE_MR
+                                    : 0;   /* panels of pv_wide, or none */
+#else
+            const size_t wide = 0;
+#endif
+            for (size_t i0 = 0, mr, pi = 1; i0 < rows; i0 += mr, pi++) {
+                mr = wide ? rows * pi / wide - i0 : SIMD_NAME(panel_rows)(rows - i0);
                 size_t klo, khi;
                 if (!qkv_rows_key_span(lo, hi, i0, mr, k0, k1, &klo, &khi))
                     continue;          /* no key here for these rows */
@@ -938,7 +956,7 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                     pre = scale ? alpha + i0 : NULL;
                     pre_done |= block;
                 }
-                float *crow[GEMM_MR];
+                float *crow[PV_PANEL_MAX];
                 for (size_t i = 0; i < mr; i++)
                     crow[i] = job->row[i0 + i].acc;
                 if (!finite) {
@@ -968,6 +986,14 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                     continue;
                 }
                 const float *pa = st + klo * rp + i0;
+#ifdef simd_pv_wide
+                if (wide) {
+                    for (size_t jc = 0; jc < nc_chunk; jc += SIMD_PV_WIDE_NR)
+                        simd_pv_wide((int)mr, khi - klo, pa, rp, vb + (klo - k0) * ldv + jc, ldv,
+                                     crow, c0 + jc, pre);
+                    continue;
+                }
+#endif
                 for (size_t jc = 0; jc < nc_chunk; jc += GEMM_NR) {
                     const size_t nc = nc_chunk - jc < GEMM_NR ? nc_chunk - jc : GEMM_NR;
 #ifdef simd_gemm_b16
