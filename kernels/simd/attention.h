@@ -92,10 +92,12 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
- *   simd_pv_wide(mr, k, a, csa, b, ldb, c, coff, pre)   (optional)
+ *   simd_pv_wide(t, mr, k, a, csa, b, ldb, c, coff, pre)   (optional)
  *                          simd_gemm with rsa 1, load_c, post 1, no cmax
  *                          and nc = SIMD_PV_WIDE_NR, for mr <=
- *                          SIMD_PV_WIDE_MR: pv_tile's panels where defined
+ *                          SIMD_PV_WIDE_MR, B stored as t (f32, f16,
+ *                          bf16; ldb in its elements): pv_tile's panels
+ *                          where defined
  *   simd_gemm_rows(t, mr, k, a, rsa, csa, bp, boff, c, coff, pre)
  *                          simd_gemm with load_c, post 1, no cmax, for
  *                          nc = GEMM_NR columns, B[p] the values from
@@ -888,9 +890,10 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
        first ran alone (AVX-512 prefill on Zen 5, 8 heads, n = 2048,
        d = 128, K f32, paired runs: f16 V took 9% longer than f32 V when
        converted, 6% less in place). Not where the conversions take the
-       FMAs' ports (v16_per_tile): in place, each panel of GEMM_MR rows
-       converts the tile again, about 8% more work on those ports (Xeon of
-       the Emerald Rapids class, same case with 16-bit K and V, paired,
+       FMAs' ports (v16_per_tile): in place, each panel of rows converts
+       the tile again, about 8% more work on those ports with panels of
+       GEMM_MR rows (measured before pv_wide's panels of 12, which
+       convert it half as often, on a Xeon of the Emerald Rapids class, same case with 16-bit K and V, paired,
        converted once per tile over in place, a noisy host: f16 0.945 and
        1.00 at d = 128, 0.96 and 1.01 at d = 64; bf16 0.965 and 0.96,
        0.955 and 0.98, in two series of 21 and 31 pairs; AVX2, whose
@@ -935,7 +938,7 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                 vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
             const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
 #ifdef simd_pv_wide
-            const size_t wide = !v16 && nc_chunk % SIMD_PV_WIDE_NR == 0
+            const size_t wide = nc_chunk % SIMD_PV_WIDE_NR == 0
                                     ? (rows + SIMD_PV_WIDE_MR - 1) / SIMD_PV_WIDE_MR
                                     : 0;   /* panels of pv_wide, or none */
 #else
@@ -987,12 +990,19 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                 }
                 const float *pa = st + klo * rp + i0;
 #ifdef simd_pv_wide
-                if (wide) {
-                    for (size_t jc = 0; jc < nc_chunk; jc += SIMD_PV_WIDE_NR)
-                        simd_pv_wide((int)mr, khi - klo, pa, rp, vb + (klo - k0) * ldv + jc, ldv,
-                                     crow, c0 + jc, pre);
-                    continue;
+                for (size_t jc = 0; wide && jc < nc_chunk; jc += SIMD_PV_WIDE_NR) {
+#ifdef simd_gemm_b16
+                    if (v16) {
+                        simd_pv_wide(job->v.dtype, (int)mr, khi - klo, pa, rp,
+                                     vb16 + 2 * ((klo - k0) * ldv + jc), ldv, crow, c0 + jc, pre);
+                        continue;
+                    }
+#endif
+                    simd_pv_wide(QKV_F32, (int)mr, khi - klo, pa, rp, vb + (klo - k0) * ldv + jc,
+                                 ldv, crow, c0 + jc, pre);
                 }
+                if (wide)
+                    continue;
 #endif
                 for (size_t jc = 0; jc < nc_chunk; jc += GEMM_NR) {
                     const size_t nc = nc_chunk - jc < GEMM_NR ? nc_chunk - jc : GEMM_NR;

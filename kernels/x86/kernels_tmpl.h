@@ -262,31 +262,42 @@ static void X86_NAME(gemm_rows)(qkv_dtype bt, int mr, size_t k, const float *a, 
 
 #if VL == 16
 /* gemm_any with load_c, post 1 and no cmax for a panel of up to
-   PV_WIDE_MR rows × 2 vectors (32 columns) of f32 B: the fused driver's
-   P·V (simd_pv_wide). A tile's V, 64 keys of v_head_dim floats, does not
-   stay in L1 beside the acc rows and P, so each panel of rows reads it
-   again from L2: panels of 12 rows read it a third as often as 32 rows
-   take, where GEMM_MR = 6 rows × 64 columns read it 6 times (both keep
-   24 accumulators). Zen 5, AVX-512, 8 heads, one thread, paired against
-   6 × 64: n = 2048 d = 128 0.990 of the time, d = 64 0.982, causal d = 64
-   0.983; n = 256 d = 64 0.971, causal 0.984; n = 512 d = 128 causal
-   0.991. Panels of 16 or 24 rows × 1 vector (2 passes over V) took
-   1.02-1.07: a broadcast a FMA. */
-static void X86_NAME(pv_wide)(int mr, size_t k, const float *a, size_t csa, const float *b,
-                              size_t ldb, float *const *c, size_t coff, const float *pre)
+   PV_WIDE_MR rows × 2 vectors (32 columns) of B stored as bt (f32, f16,
+   bf16, widened as loaded): the fused driver's P·V (simd_pv_wide). A
+   tile's V, 64 keys of v_head_dim values, does not stay in L1 beside the
+   acc rows and P, so each panel of rows reads it again from L2 (and
+   widens a 16-bit V again): panels of 12 rows read it 3 times for 32
+   rows, where GEMM_MR = 6 rows × 64 columns read it 6 times (both keep
+   24 accumulators). Zen 5, AVX-512, 8 heads, one thread, f32, paired
+   against 6 × 64: n = 2048 d = 128 0.990-0.993 of the time, d = 64
+   0.982-0.986, causal d = 64 0.983; n = 256 d = 64 0.971-0.989;
+   avx512bf16 d = 64 0.980. Panels of 16 or 24 rows × 1 vector (2 passes
+   over V) took 1.02-1.07: a broadcast a FMA. */
+static void X86_NAME(pv_wide)(qkv_dtype bt, int mr, size_t k, const float *a, size_t csa,
+                              const void *b, size_t ldb, float *const *c, size_t coff,
+                              const float *pre)
 {
     const vm lm = v_tailmask(VL);
-#define PV_WIDE(MR_)                                                                          \
-    case MR_:                                                                                 \
-        gemm_ukr(QKV_F32, MR_, 2, 0, 0, k, a, NULL, 1, csa, b, NULL, ldb, c, coff, lm, VL, 1, pre, \
-                 1.0f, NULL);                                                                 \
+#define PV_WIDE(T_, MR_)                                                                       \
+    case MR_:                                                                                  \
+        gemm_ukr(T_, MR_, 2, 0, 0, k, a, NULL, 1, csa, b, NULL, ldb, c, coff, lm, VL, 1, pre, \
+                 1.0f, NULL);                                                                  \
         break
-    switch (mr) {
-        PV_WIDE(1); PV_WIDE(2); PV_WIDE(3); PV_WIDE(4); PV_WIDE(5); PV_WIDE(6);
-        PV_WIDE(7); PV_WIDE(8); PV_WIDE(9); PV_WIDE(10); PV_WIDE(11);
-    default:
-        PV_WIDE(12);
+#define PV_WIDE_T(T_)                                                                          \
+    switch (mr) {                                                                              \
+        PV_WIDE(T_, 1); PV_WIDE(T_, 2); PV_WIDE(T_, 3); PV_WIDE(T_, 4);                        \
+        PV_WIDE(T_, 5); PV_WIDE(T_, 6); PV_WIDE(T_, 7); PV_WIDE(T_, 8);                        \
+        PV_WIDE(T_, 9); PV_WIDE(T_, 10); PV_WIDE(T_, 11);                                      \
+    default:                                                                                   \
+        PV_WIDE(T_, 12);                                                                       \
     }
+    if (bt == QKV_F16)
+        PV_WIDE_T(QKV_F16)
+    else if (bt == QKV_BF16)
+        PV_WIDE_T(QKV_BF16)
+    else
+        PV_WIDE_T(QKV_F32)
+#undef PV_WIDE_T
 #undef PV_WIDE
 }
 #endif
