@@ -866,11 +866,11 @@ static int SIMD_NAME(pv_by_rows)(const qkv_attn_job *job, size_t t0, size_t kmin
 /* P·V of one tile for the keys [kmin, kmax) (relative to t0): acc_r =
    alpha_r · acc_r + Σ_j P[j][r] · V_j for every row r, over the keys r
    sees, lo[r] <= j < hi[r]. P is S after the exp, [key][rp]; rows go in
-   blocks of GEMM_MR (panel_rows), or, where simd_pv_wide takes an f32
-   chunk (whole panels of its columns), in as few blocks of at most
-   SIMD_PV_WIDE_MR rows as there can be, of even size, each over the keys
-   one of its rows sees. V comes in chunks (read in place: one a page run; widened: as
-   many keys as the workspace holds, across pages);
+   blocks of GEMM_MR (panel_rows), or, where simd_pv_wide is defined and
+   the chunk is whole panels of its columns, in as few blocks of at most
+   SIMD_PV_WIDE_MR rows as there can be, of even size; each block over
+   the keys one of its rows sees. V comes in chunks (read in place: one a
+   page run; widened: as many keys as the workspace holds, across pages);
    a chunk that is not finite takes pv_exact. alpha is applied once per
    row, with the first chunk that reaches it. */
 #if defined(simd_pv_wide) && SIMD_PV_WIDE_MR > GEMM_MR
@@ -893,8 +893,9 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
        FMAs' ports (v16_per_tile): in place, each panel of rows converts
        the tile again, about 8% more work on those ports with panels of
        GEMM_MR rows (measured before pv_wide's panels of 12, which
-       convert it half as often, on a Xeon of the Emerald Rapids class, same case with 16-bit K and V, paired,
-       converted once per tile over in place, a noisy host: f16 0.945 and
+       convert it half as often, on a Xeon of the Emerald Rapids class,
+       same case with 16-bit K and V, paired, converted once per tile
+       over in place, a noisy host: f16 0.945 and
        1.00 at d = 128, 0.96 and 1.01 at d = 64; bf16 0.965 and 0.96,
        0.955 and 0.98, in two series of 21 and 31 pairs; AVX2, whose
        conversions take a port the FMAs do not, f16 0.985, bf16 1.055). */
