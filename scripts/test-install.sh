@@ -2,7 +2,6 @@
 # What a user of an installed qkv does, each path checked end to end:
 #   - configure without SLEEF: meson setup fails and says what to do;
 #     -Dsimd=disabled configures a scalar-only build
-#   - a debug build keeps its stack bound (tests/stack)
 #   - a library-only build (-Dtests=disabled -Dbench=disabled) installed
 #     with --prefix: the multiarch libdir, pkg-config then LD_LIBRARY_PATH
 #     or an rpath (and without either, the loader error the README names),
@@ -37,13 +36,6 @@ run env PKG_CONFIG_LIBDIR="$work/none" meson setup "$work/nosleef2" -Dsimd=disab
   -Dbench=disabled >"$work/nosleef2.log"
 grep -q 'ISAs built *: scalar$' "$work/nosleef2.log"
 echo "ok: -Dsimd=disabled gives a scalar-only build"
-
-step "a debug build (-O0) compiles its kernels with -O2: within QKV_MAX_STACK_BYTES"
-run meson setup "$work/debug" --buildtype=debug -Dbench=disabled -Dexamples=disabled \
-  -Dtools=disabled --werror >"$work/debug.log"
-grep -q -- '-O2' <(ninja -C "$work/debug" -t commands tests/stack | grep -m1 'kernels/avx2/\|kernels/neon/')
-run ninja -C "$work/debug" -j"${JOBS:-2}" tests/stack >/dev/null
-run "$work/debug/tests/stack"
 
 step "library-only build, installed into $prefix"
 run meson setup "$work/build" --prefix="$prefix" -Dtests=disabled -Dbench=disabled --werror \

@@ -104,9 +104,13 @@ par_wait
 step "installed qkv: pkg-config, rpath, static, CMake, the qkv command, Python; no-SLEEF setup"
 JOBS=${JOBS:-2} bash scripts/test-install.sh
 
-# The ISA options pass through; the two largest kernel files, which this
-# step would only compile again, are left out (40 of its 70 s on 2 cores).
-step "qkv as a Meson subproject"
+# qkv as a Meson subproject of a user's project, whose default buildtype is
+# debug: the driver at -O0, its kernels at -O2 (meson.build), and still
+# within QKV_MAX_STACK_BYTES (tests/stack). The ISA options pass through;
+# the two largest kernel files, which this step would only compile again,
+# are left out (40 of its 70 s on 2 cores). It is the one debug build: a
+# debug build of its own, for the stack bound, took 86 s more.
+step "qkv as a Meson subproject (a debug build): its stack bound"
 user=$(mktemp -d)
 mkdir -p "$user/subprojects"
 ln -s "$PWD" "$user/subprojects/qkv"
@@ -114,13 +118,16 @@ cp examples/seed.c "$user/"
 cat > "$user/meson.build" <<'MESON'
 project('user', 'c', default_options : ['c_std=c11'])
 qkv = dependency('qkv', fallback : ['qkv', 'qkv_dep'],
-                 default_options : ['tests=disabled', 'bench=disabled',
-                                    'avx512bf16=disabled', 'amx=disabled'])
+                 default_options : ['bench=disabled', 'avx512bf16=disabled', 'amx=disabled'])
 executable('seed', 'seed.c', dependencies : qkv)
 MESON
-meson setup "$user/build" "$user" >/dev/null
-ninja -C "$user/build" >/dev/null
+meson setup "$user/build" "$user" --werror >/dev/null
+sub_stack=subprojects/qkv/tests/stack
+grep -q -- '-O0' <(ninja -C "$user/build" -t commands "$sub_stack" | grep -m1 'dispatch/plan\.c')
+grep -q -- '-O2' <(ninja -C "$user/build" -t commands "$sub_stack" | grep -m1 'kernels/avx2/\|kernels/neon/')
+ninja -C "$user/build" seed "$sub_stack" >/dev/null
 "$user/build/seed" | grep -q '0.577681 0.844638 0.155362 0.422319'
+"$user/build/$sub_stack"
 config=$user/build/subprojects/qkv/qkv_config.h
 grep -q 'QKV_BUILT_ISAS(X) X(scalar)' "$config"
 if grep -E 'X\((avx512bf16|amx)\)' "$config"; then
