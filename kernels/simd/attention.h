@@ -923,6 +923,13 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
     }
     for (size_t c0 = 0; c0 < dv; c0 += cw) {
         const size_t nc_chunk = dv - c0 < cw ? dv - c0 : cw;
+#ifdef simd_pv_wide
+        const size_t wide = nc_chunk % SIMD_PV_WIDE_NR == 0
+                                ? (rows + SIMD_PV_WIDE_MR - 1) / SIMD_PV_WIDE_MR
+                                : 0;   /* panels of pv_wide, or none */
+#else
+        const size_t wide = 0;
+#endif
         uint64_t pre_done = 0;   /* bit r: alpha applied to row r's columns of this chunk */
         for (size_t k0 = kmin, k1; k0 < kmax; k0 = k1) {
             /* at most ch keys; within one page where read in place */
@@ -938,13 +945,6 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
             if (!v16)
                 vb = SIMD_NAME(kv_f32)(&job->v, t0 + k0, k1 - k0, c0, nc_chunk, conv, &ldv);
             const int finite = plain || SIMD_NAME(rows_finite)(vb, ldv, k1 - k0, nc_chunk);
-#ifdef simd_pv_wide
-            const size_t wide = nc_chunk % SIMD_PV_WIDE_NR == 0
-                                    ? (rows + SIMD_PV_WIDE_MR - 1) / SIMD_PV_WIDE_MR
-                                    : 0;   /* panels of pv_wide, or none */
-#else
-            const size_t wide = 0;
-#endif
             for (size_t i0 = 0, mr, pi = 1; i0 < rows; i0 += mr, pi++) {
                 mr = wide ? rows * pi / wide - i0 : SIMD_NAME(panel_rows)(rows - i0);
                 size_t klo, khi;
@@ -991,19 +991,21 @@ static void SIMD_NAME(pv_tile)(const qkv_attn_job *job, size_t t0, size_t kmin, 
                 }
                 const float *pa = st + klo * rp + i0;
 #ifdef simd_pv_wide
-                for (size_t jc = 0; wide && jc < nc_chunk; jc += SIMD_PV_WIDE_NR) {
+                if (wide) {
+                    for (size_t jc = 0; jc < nc_chunk; jc += SIMD_PV_WIDE_NR) {
 #ifdef simd_gemm_b16
-                    if (v16) {
-                        simd_pv_wide(job->v.dtype, (int)mr, khi - klo, pa, rp,
-                                     vb16 + 2 * ((klo - k0) * ldv + jc), ldv, crow, c0 + jc, pre);
-                        continue;
-                    }
+                        if (v16) {
+                            simd_pv_wide(job->v.dtype, (int)mr, khi - klo, pa, rp,
+                                         vb16 + 2 * ((klo - k0) * ldv + jc), ldv, crow, c0 + jc,
+                                         pre);
+                            continue;
+                        }
 #endif
-                    simd_pv_wide(QKV_F32, (int)mr, khi - klo, pa, rp, vb + (klo - k0) * ldv + jc,
-                                 ldv, crow, c0 + jc, pre);
-                }
-                if (wide)
+                        simd_pv_wide(QKV_F32, (int)mr, khi - klo, pa, rp,
+                                     vb + (klo - k0) * ldv + jc, ldv, crow, c0 + jc, pre);
+                    }
                     continue;
+                }
 #endif
                 for (size_t jc = 0; jc < nc_chunk; jc += GEMM_NR) {
                     const size_t nc = nc_chunk - jc < GEMM_NR ? nc_chunk - jc : GEMM_NR;
