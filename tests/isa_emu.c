@@ -59,12 +59,11 @@ static void init(void)
 {
     if (!qkv_ctx_for(QKV_ISA_AVX2))
         return;
+    const qkv_ctx *prev = NULL;   /* the emulated parent's context, if made */
     for (int e = 0; e < EMU_COUNT; e++) {
-        if (!all[e].init)
-            continue;
-        const int parent_emulated = e > 0 && n_emus && emus[n_emus - 1].ctx == &ctxs[e - 1];
-        const qkv_ctx *parent = parent_emulated ? &ctxs[e - 1] : qkv_ctx_for(all[e].parent);
-        if (!parent)
+        const qkv_ctx *parent = prev ? prev : qkv_ctx_for(all[e].parent);
+        prev = NULL;
+        if (!all[e].init || !parent)
             continue;
         ctxs[e] = *parent;
         /* Both families' choices (simd/attention.h) on any x86 CPU, whatever
@@ -76,6 +75,7 @@ static void init(void)
         all[e].init(&ctxs[e]);
         ctxs[e].isa = all[e].f.isa;
         emus[n_emus++] = (isa_emu){all[e].name, all[e].f, &ctxs[e], parent};
+        prev = &ctxs[e];
     }
 }
 
