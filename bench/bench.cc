@@ -461,6 +461,64 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
         st.counters["max_err"] = err;
 }
 
+/* A case and its baseline (the same call on f32 K/V, or on contiguous
+   K/V) called in turn in every iteration, which goes first alternating,
+   so that a slow minute on a shared host moves both: run as two
+   benchmarks seconds to minutes apart, the f16 decode of one Zen 5 report
+   was 1.32 and of another 1.90 times as fast as f32 on the same code.
+   Timed as the case alone (manual time: its ms and rates are its own);
+   counter vs_base, the median over the iterations of the baseline's time
+   over the case's (the report's "×" for these rows), and base_ms, the
+   baseline's median time. */
+void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape base)
+{
+    Tensors tb, t;
+    /* The baseline first: f32 K/V is the role's own buffer, which a later
+       f32 request may grow (freeing it), where the stored dtypes' copies
+       never move. */
+    if (!get_tensors(base, &tb) || !get_tensors(s, &t)) {
+        st.SkipWithError("out of memory");
+        return;
+    }
+    qkv_pool *pool = nullptr;
+    if (qkv_pool_create(1, &pool) != QKV_OK) {
+        st.SkipWithError("qkv_pool_create failed");
+        return;
+    }
+    const std::vector<qkv_attention_desc> db = copy_descs(f, base, tb, pool);
+    const std::vector<qkv_attention_desc> dc = copy_descs(f, s, t, pool);
+    std::vector<double> ratio, base_ms;
+    size_t call = 0;
+    for (auto _ : st) {
+        const qkv_attention_desc *two[2] = {&db[call % db.size()], &dc[call % dc.size()]};
+        const int first = (int)(call++ % 2);
+        double ms[2] = {0, 0};
+        qkv_status rc = QKV_OK;
+        for (int i = 0; i < 2 && rc == QKV_OK; i++) {
+            const int w = first ^ i;
+            const auto t0 = std::chrono::steady_clock::now();
+            rc = f->attention(two[w]);
+            ms[w] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        }
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        st.SetIterationTime(ms[1] / 1e3);
+        ratio.push_back(ms[0] / ms[1]);
+        base_ms.push_back(ms[0]);
+        benchmark::ClobberMemory();
+    }
+    qkv_pool_destroy(pool);
+    auto median = [](std::vector<double> &x) {
+        std::sort(x.begin(), x.end());
+        return x.empty() ? 0.0 : x[x.size() / 2];
+    };
+    set_counters(st, s.flops(), s.bytes());
+    st.counters["vs_base"] = median(ratio);
+    st.counters["base_ms"] = median(base_ms);
+}
+
 /* The decode breakdown: one decode from memory and one with K and V in
    cache in every iteration, side by side, so that a slow minute on a
    shared host moves both (run as two benchmarks, minutes apart, their
@@ -922,8 +980,9 @@ class Registrar {
 public:
     explicit Registrar(const Config &c) : cfg_(c) {}
 
+    /* manual: the benchmark times itself (bm_pair). */
     template <class Fn>
-    void add(const std::string &name, Fn &&fn)
+    void add(const std::string &name, Fn &&fn, bool manual = false)
     {
         if (!names_.insert(name).second)
             return;             /* a scaling row that equals a sweep row */
@@ -931,7 +990,11 @@ public:
         /* Real time: the pool's workers do the work, the main thread's CPU
            time would miss it. Milliseconds suit everything from the
            smallest stage to the 16k prefill. */
-        b->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(cfg_.min_time);
+        if (manual)
+            b->UseManualTime();
+        else
+            b->UseRealTime();
+        b->Unit(benchmark::kMillisecond)->MinTime(cfg_.min_time);
         /* Medians of a few repetitions: the machines this runs on are often
            shared, and a median shrugs off a repetition that was disturbed. */
         if (cfg_.reps > 1)
@@ -995,6 +1058,13 @@ void register_all(const Config &cfg)
         }
     };
 
+    /* One thread, against a baseline (bm_pair); not for the OpenBLAS peer. */
+    auto add_pair = [&](const Impl &im, const std::string &prefix, AttnShape s, AttnShape base) {
+        const qkv_funcs *f = im.f;
+        reg.add(prefix + key("threads", 1), [=](benchmark::State &st) { bm_pair(st, f, s, base); },
+                true);
+    };
+
     const std::vector<unsigned> threads = scaling_threads(cfg);
 
     /* Grouped by implementation so that a run (and the report's progress)
@@ -1039,11 +1109,12 @@ void register_all(const Config &cfg)
                 if (z.scaling_kv % ps)
                     continue;
                 AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
-                s.page_size = ps;
                 s.kv = dt;
-                add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps) +
-                                  (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
-                          s, 1);
+                const AttnShape contiguous = s;
+                s.page_size = ps;
+                add_pair(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + key("page", ps) +
+                                 (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
+                         s, contiguous);
             }
         /* A causal prefill (as a chunked prefill runs) through pages of 16
            keys, vLLM's default, against the same call on contiguous K/V;
@@ -1139,7 +1210,9 @@ void register_all(const Config &cfg)
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
             s.kv = dt;
             const std::string prefix = "decode/" + im.name + key("kv_len", z.scaling_kv) + kvkey;
-            add_fused(im, prefix, s, 1);
+            AttnShape f32 = s;
+            f32.kv = QKV_F32;
+            add_pair(im, prefix, s, f32);
             for (unsigned t : threads)
                 add_fused(im, prefix, s, t);
             if (dt != QKV_F16 && dt != QKV_BF16)
@@ -1161,9 +1234,10 @@ void register_all(const Config &cfg)
             for (size_t d : z.prefill_d)
                 for (int causal = 0; causal < 2; causal++) {
                     AttnShape p{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, d, causal != 0};
+                    const AttnShape f32p = p;
                     p.kv = dt;
-                    add_fused(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", d) +
-                                      key("causal", (size_t)causal) + kvkey, p, 1);
+                    add_pair(im, "attention/" + im.name + key("n", z.scaling_n) + key("d", d) +
+                                     key("causal", (size_t)causal) + kvkey, p, f32p);
                 }
         }
     }

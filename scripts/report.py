@@ -63,6 +63,8 @@ class Result:
         self.max_err = entry.get('max_err')        # qkv_fpmath rows: vs avx512 strict
         self.cold_ms = entry.get('cold_ms')        # decode_parts: from memory, and
         self.warm_ms = entry.get('warm_ms')        # with K/V in cache (ms)
+        self.vs_base = entry.get('vs_base')        # paired rows (bench's bm_pair): the
+        self.base_ms = entry.get('base_ms')        # baseline's time over this one's, its ms
         self.reps = entry.get('repetitions', 1)
         self.cv = None                             # spread of the repetitions' times
 
@@ -101,6 +103,19 @@ def load_results(doc):
         if name in chosen and isinstance(cv, (int, float)):
             chosen[name].cv = float(cv)
     return chosen
+
+
+def speedup_over(r, twin, paired=True):
+    """How many times as fast as its twin (the same call on f32 K/V, or on
+    contiguous K/V) r ran: measured paired where the bench did (vs_base,
+    the two alternating in one benchmark) and twin is the baseline it was
+    paired with (paired), else from the two benchmarks' times; None where
+    neither is known."""
+    if r.vs_base and paired:
+        return r.vs_base
+    if twin is not None and not twin.error and twin.ms > 0 and r.ms > 0:
+        return twin.ms / r.ms
+    return None
 
 
 def ctx_float(ctx, key):
@@ -311,7 +326,8 @@ def render_markdown(doc, results):
                 return '—' if r is None else 'error'
             tag = '/page:%d' % p(r, 'page') if 'page' in r.params else '/layout:' + p(r, 'layout')
             twin = results.get(r.name.replace(tag, ''))
-            notes = ['×%s of contiguous' % fmt_num(twin.ms / r.ms)] if twin and r.ms > 0 else []
+            x = speedup_over(r, twin)
+            notes = ['×%s of contiguous' % fmt_num(x)] if x else []
             runs = ctx_float(ctx, 'read_gbs_page_%d' % p(r, 'page'))
             if 'page' in r.params and runs and r.ms > 0:
                 bound = decode_kv_bytes(ctx, p(r, 'kv_len'), p(r, 'kv', 'f32')) / (runs * 1e9) * 1e3
@@ -321,8 +337,9 @@ def render_markdown(doc, results):
                               for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
         section('Paged decode (%s, K/V through a shuffled page table in vLLM\'s layout, '
                 '[pages][kv_heads][page_size][dim]), and K/V contiguous as [kv_len][kv_heads][dim] '
-                '(llama.cpp\'s cache), 1 thread — ms per call '
-                '(%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
+                '(llama.cpp\'s cache), 1 thread — ms per call (× of contiguous: paged rows '
+                'measured paired, each call alternating with the same call on contiguous K/V; '
+                '%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
                 'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
                 'does%s / time taken)'
                 % (ctx.get('decode_shape', ''), ': ' + runs_note if runs_note else ''),
@@ -394,7 +411,8 @@ def render_markdown(doc, results):
         lines.append('')
         lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
                      'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; % BW), '
-                     'prefill GFLOP/s (×f32, % of peak); fpmath=bf16 rows: QKV_FPMATH_BF16, × over '
+                     'prefill GFLOP/s (×f32, % of peak); the plain rows\' × measured paired, each '
+                     'call alternating with the same call on f32 K/V in one benchmark; fpmath=bf16 rows: QKV_FPMATH_BF16, × over '
                      'f32 K/V in strict mode, with the max error against avx512 strict; q=bf16 rows: '
                      'Q stored as bf16 too, × over f32 Q, K, V')
         lines.append('')
@@ -418,9 +436,10 @@ def render_markdown(doc, results):
                 twin = f32_twin(r)
                 if kind == 'decode':
                     notes = []
-                    if twin is not None and not twin.error and r.ms > 0:
-                        notes.append('×%s of ×%s' % (fmt_num(twin.ms / r.ms),
-                                                     fmt_num(4.0 / DTYPE_BYTES.get(dt, 4.0))))
+                    # A paged row was paired with contiguous K/V of its dtype, not f32.
+                    x = speedup_over(r, twin, paired='page' not in prm)
+                    if x:
+                        notes.append('×%s of ×%s' % (fmt_num(x), fmt_num(4.0 / DTYPE_BYTES.get(dt, 4.0))))
                     if bw:
                         bound = decode_kv_bytes(ctx, prm['kv_len'], dt) / (bw * 1e9) * 1e3
                         notes.append('%.0f%% BW' % (100 * bound / r.ms))
@@ -429,8 +448,10 @@ def render_markdown(doc, results):
                     row.append(marked(r, fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')'))
                 else:
                     notes = []
-                    if twin is not None and twin.flops and r.flops:
-                        notes.append('×%s' % fmt_num(r.flops / twin.flops))
+                    x = r.vs_base or (r.flops / twin.flops if twin is not None and twin.flops and r.flops
+                                      else None)
+                    if x:
+                        notes.append('×%s' % fmt_num(x))
                     pk = peak_for(ctx, c)
                     if pk and r.flops:
                         notes.append('%.0f%%' % (100 * r.flops / 1e9 / pk))
