@@ -462,11 +462,13 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
 }
 
 /* A case and its baseline (the same call on f32 K/V, or on contiguous
-   K/V) called in turn in every iteration, which goes first alternating,
-   so that a slow minute on a shared host moves both: run as two
-   benchmarks seconds to minutes apart, the f16 decode of one Zen 5 report
-   was 1.32 and of another 1.90 times as fast as f32 on the same code.
-   Timed as the case alone (manual time: its ms and rates are its own);
+   K/V) timed in turn in every iteration, baseline, case, case, baseline,
+   so that a slow minute on a shared host moves both and neither always
+   runs first (the second of two back-to-back calls ran 1-2% faster or
+   slower, depending on the pair): run as two benchmarks seconds to
+   minutes apart, the f16 decode of one Zen 5 report was 1.32 and of
+   another 1.90 times as fast as f32 on the same code. Timed as the case
+   alone (manual time, its two calls' mean: its ms and rates are its own);
    counter vs_base, the median over the iterations of the baseline's time
    over the case's (the report's "×" for these rows), and base_ms, the
    baseline's median time. */
@@ -488,25 +490,26 @@ void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape ba
     const std::vector<qkv_attention_desc> db = copy_descs(f, base, tb, pool);
     const std::vector<qkv_attention_desc> dc = copy_descs(f, s, t, pool);
     std::vector<double> ratio, base_ms;
-    size_t call = 0;
+    size_t calls[2] = {0, 0};   /* each side cycles through its copies */
     for (auto _ : st) {
-        const qkv_attention_desc *two[2] = {&db[call % db.size()], &dc[call % dc.size()]};
-        const int first = (int)(call++ % 2);
-        double ms[2] = {0, 0};
+        double ms[2] = {0, 0};   /* baseline, case */
         qkv_status rc = QKV_OK;
-        for (int i = 0; i < 2 && rc == QKV_OK; i++) {
-            const int w = first ^ i;
+        for (int w : {0, 1, 1, 0}) {
+            const std::vector<qkv_attention_desc> &side = w ? dc : db;
+            const qkv_attention_desc *d = &side[calls[w]++ % side.size()];
             const auto t0 = std::chrono::steady_clock::now();
-            rc = f->attention(two[w]);
-            ms[w] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            rc = f->attention(d);
+            ms[w] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (rc != QKV_OK)
+                break;
         }
         if (rc != QKV_OK) {
             st.SkipWithError(qkv_status_string(rc));
             break;
         }
-        st.SetIterationTime(ms[1] / 1e3);
+        st.SetIterationTime(ms[1] / 2 / 1e3);
         ratio.push_back(ms[0] / ms[1]);
-        base_ms.push_back(ms[0]);
+        base_ms.push_back(ms[0] / 2);
         benchmark::ClobberMemory();
     }
     qkv_pool_destroy(pool);
