@@ -1151,11 +1151,12 @@ void register_all(const Config &cfg)
            (llama.cpp's cache and its default dtype). */
         for (qkv_dtype dt : {QKV_F32, QKV_F16}) {
             AttnShape s{kDecodeQHeads, kDecodeKvHeads, 1, z.scaling_kv, kDecodeDim, false};
-            s.token_major = true;
             s.kv = dt;
-            add_fused(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + "/layout:token_major" +
-                              (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
-                      s, 1);
+            const AttnShape head_major = s;
+            s.token_major = true;
+            add_pair(im, "decode/" + im.name + key("kv_len", z.scaling_kv) + "/layout:token_major" +
+                             (dt == QKV_F32 ? std::string() : std::string("/kv:") + dtype_name(dt)),
+                     s, head_major);
         }
         /* One, two or eight query heads per KV head (MHA: Llama 2, Phi;
            groups of 2: Gemma 2; of 8: Llama 3 70B): the decode kernels'

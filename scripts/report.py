@@ -337,8 +337,8 @@ def render_markdown(doc, results):
                               for ps in (16, 128) if 'read_gbs_page_%d' % ps in ctx)
         section('Paged decode (%s, K/V through a shuffled page table in vLLM\'s layout, '
                 '[pages][kv_heads][page_size][dim]), and K/V contiguous as [kv_len][kv_heads][dim] '
-                '(llama.cpp\'s cache), 1 thread — ms per call (× of contiguous: paged rows '
-                'measured paired, each call alternating with the same call on contiguous K/V; '
+                '(llama.cpp\'s cache), 1 thread — ms per call (× of contiguous: measured '
+                'paired, each call taking turns with the same call on head-major contiguous K/V; '
                 '%% of shuffled-page BW: K+V bytes at the bandwidth one core reads runs of a '
                 'page\'s bytes in a shuffled order, 8 runs side by side as the decode sweep '
                 'does%s / time taken)'
@@ -436,8 +436,9 @@ def render_markdown(doc, results):
                 twin = f32_twin(r)
                 if kind == 'decode':
                     notes = []
-                    # A paged row was paired with contiguous K/V of its dtype, not f32.
-                    x = speedup_over(r, twin, paired='page' not in prm)
+                    # A paged or token-major row was paired with head-major
+                    # contiguous K/V of its dtype, not with f32.
+                    x = speedup_over(r, twin, paired='page' not in prm and 'layout' not in prm)
                     if x:
                         notes.append('×%s of ×%s' % (fmt_num(x), fmt_num(4.0 / DTYPE_BYTES.get(dt, 4.0))))
                     if bw:
