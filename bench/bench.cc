@@ -23,7 +23,9 @@
  *                          max_err) next to the speed
  *
  * Counters: FLOPS (useful flops per second: causal counts half), bytes_per_second
- * (each tensor read or written once). The context holds the CPU, the ISAs and
+ * (each tensor read or written once); on the rows timed against a baseline
+ * (bm_pair: 16-bit and quantized K/V against f32, paged and token-major
+ * K/V against head-major, soft-cap against none) vs_base and base_ms. The context holds the CPU, the ISAs and
  * the machine limits measured at start (FMA peak per ISA on one core, read
  * bandwidth of one core and of each thread count of the scaling rows), which
  * the report turns into "% of peak" and "% BW".
@@ -487,6 +489,9 @@ void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape ba
         st.SkipWithError("qkv_pool_create failed");
         return;
     }
+    /* The rows of a qkv_fpmath mode carry their error next to their speed. */
+    const bool with_error = s.q != QKV_F32 || s.fpmath != QKV_FPMATH_STRICT;
+    const double err = with_error ? max_error(f, s, t, pool) : 0;
     const std::vector<qkv_attention_desc> db = copy_descs(f, base, tb, pool);
     const std::vector<qkv_attention_desc> dc = copy_descs(f, s, t, pool);
     std::vector<double> ratio, base_ms;
@@ -520,6 +525,8 @@ void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape ba
     set_counters(st, s.flops(), s.bytes());
     st.counters["vs_base"] = median(ratio);
     st.counters["base_ms"] = median(base_ms);
+    if (with_error)
+        st.counters["max_err"] = err;
 }
 
 /* The decode breakdown: one decode from memory and one with K and V in
@@ -1131,25 +1138,26 @@ void register_all(const Config &cfg)
             const std::string causal = "attention/" + im.name + key("n", z.scaling_n) +
                                        key("d", z.scaling_d) + key("causal", 1);
             AttnShape s{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, true};
+            AttnShape contiguous = s;
             s.page_size = 16;
-            add_fused(im, causal + key("page", 16), s, 1);
+            add_pair(im, causal + key("page", 16), s, contiguous);
             const qkv_isa isa = im.f->isa;
             if (isa == QKV_ISA_AVX512BF16 || isa == QKV_ISA_AMX || isa == QKV_ISA_NEONBF16 ||
                 isa == QKV_ISA_SVEBF16) {
-                s.q = s.kv = QKV_BF16;
-                s.fpmath = QKV_FPMATH_BF16;
-                add_fused(im, causal + key("page", 16) + "/qkv:bf16/fpmath:bf16", s, 1);
-                s.page_size = 0;
-                add_fused(im, causal + "/qkv:bf16/fpmath:bf16", s, 1);
+                s.q = s.kv = contiguous.q = contiguous.kv = QKV_BF16;
+                s.fpmath = contiguous.fpmath = QKV_FPMATH_BF16;
+                add_pair(im, causal + key("page", 16) + "/qkv:bf16/fpmath:bf16", s, contiguous);
+                add_fused(im, causal + "/qkv:bf16/fpmath:bf16", contiguous, 1);
             }
         }
         /* A logit soft-cap of 50 (Gemma 2's), against the same prefill
            without one: what the modifier pass and its tanh cost. */
         {
             AttnShape s{kPrefillHeads, kPrefillHeads, z.scaling_n, z.scaling_n, z.scaling_d, false};
+            const AttnShape no_cap = s;
             s.softcap = 50.0f;
-            add_fused(im, "softcap/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
-                              key("causal", 0) + key("cap", 50), s, 1);
+            add_pair(im, "softcap/" + im.name + key("n", z.scaling_n) + key("d", z.scaling_d) +
+                             key("causal", 0) + key("cap", 50), s, no_cap);
         }
         /* The same decode with every key's heads side by side, f32 and f16
            (llama.cpp's cache and its default dtype). */

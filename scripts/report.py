@@ -358,14 +358,16 @@ def render_markdown(doc, results):
         twin = results.get(twin_name(r))
         peak = peak_for(ctx, impl)
         notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak else []
-        if twin and twin.flops and not twin.error:
-            notes.append('×%s of %s' % (fmt_num(r.flops / twin.flops), what))
+        x = r.vs_base or (r.flops / twin.flops if twin and twin.flops and not twin.error else None)
+        if x:
+            notes.append('×%s of %s' % (fmt_num(x), what))
         if r.max_err is not None:
             notes.append('max error ' + ('failed' if r.max_err < 0 else '%.2g' % r.max_err))
         return fmt_num(r.flops / 1e9) + (' (%s)' % ', '.join(notes) if notes else '')
 
     section('Paged prefill (%s heads, causal, K/V through a shuffled page table in vLLM\'s layout), '
-            '1 thread — GFLOP/s (%% of the FMA peak; × of the same call on contiguous K/V; '
+            '1 thread — GFLOP/s (%% of the FMA peak; × of the same call on contiguous K/V, '
+            'measured paired, the two calls taking turns in one benchmark; '
             'the BF16 rows\' max error as in the qkv_fpmath section)' % ctx.get('prefill_heads', '8'),
             'attention', lambda r: (p(r, 'page'), p(r, 'd'), p(r, 'n'), p(r, 'fpmath', '')),
             lambda k: 'page_size=%d d=%d n=%d' % k[:3] + (', bf16 Q/K/V, BF16 mode' if k[3] else ''),
@@ -374,7 +376,8 @@ def render_markdown(doc, results):
             filt=lambda r: 'page' in r.params)
 
     section('Logit soft-cap, cap·tanh(s/cap) (%s heads, Gemma 2\'s cap), 1 thread — GFLOP/s '
-            '(%% of the FMA peak; × of the same call without a cap)' % ctx.get('prefill_heads', '8'),
+            '(%% of the FMA peak; × of the same call without a cap, measured paired)'
+            % ctx.get('prefill_heads', '8'),
             'softcap', lambda r: (p(r, 'cap'), p(r, 'd'), p(r, 'n'), p(r, 'causal')),
             lambda k: 'cap=%s d=%d n=%d%s' % (k[0], k[1], k[2], ' causal' if k[3] else ''),
             lambda r, base, impl, k: vs_twin_cell(
