@@ -76,10 +76,11 @@ if set(isas) & {'avx512bf16', 'amx', 'neonbf16', 'svebf16'}:
 import re
 pair_re = re.compile(r'^(decode/[^/]+/kv_len:\d+(/page:\d+|/layout:token_major)?(/kv:[a-z0-9_]+)?'
                      r'|attention/[^/]+/n:\d+/d:\d+/causal:\d/(kv:[a-z0-9_]+|page:\d+)'
-                     r'|softcap/[^/]+/n:\d+/d:\d+/causal:\d/cap:\d+)/threads:1(/|$)')
+                     r'|softcap/[^/]+/n:\d+/d:\d+/causal:\d/cap:\d+)/threads:1(/|$)'
+                     r'|batch/[^/]+/calls:one/threads:\d+(/|$)')
 paired = [b for b in benches if pair_re.match(b['run_name']) and
           ('/kv:' in b['run_name'] or '/page:' in b['run_name'] or '/layout:' in b['run_name'] or
-           b['run_name'].startswith('softcap/'))]
+           b['run_name'].startswith(('softcap/', 'batch/')))]
 if set(isas) - {'scalar'}:
     check(paired and all(b.get('vs_base', 0) > 0 and b.get('base_ms', 0) > 0 for b in paired),
           'the paired rows carry vs_base and base_ms: %s' % [b['run_name'] for b in paired if not b.get('vs_base')])
