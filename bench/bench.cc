@@ -1007,9 +1007,10 @@ class Registrar {
 public:
     explicit Registrar(const Config &c) : cfg_(c) {}
 
-    /* manual: the benchmark times itself (bm_pair). */
+    /* manual: the benchmark times itself (bm_pair, bm_batch), at least
+       min_scale times the min_time. */
     template <class Fn>
-    void add(const std::string &name, Fn &&fn, bool manual = false)
+    void add(const std::string &name, Fn &&fn, bool manual = false, double min_scale = 1)
     {
         if (!names_.insert(name).second)
             return;             /* a scaling row that equals a sweep row */
@@ -1021,11 +1022,7 @@ public:
             b->UseManualTime();
         else
             b->UseRealTime();
-        /* A pair's time is its case's alone, a quarter of what an
-           iteration takes: at the plain min_time the 50 ms prefills got
-           two iterations a repetition, and the same pair's ratio read
-           0.94, 0.97 and 0.99 in three runs; three times as long. */
-        b->Unit(benchmark::kMillisecond)->MinTime(manual ? 3 * cfg_.min_time : cfg_.min_time);
+        b->Unit(benchmark::kMillisecond)->MinTime(min_scale * cfg_.min_time);
         /* Medians of a few repetitions: the machines this runs on are often
            shared, and a median shrugs off a repetition that was disturbed. */
         if (cfg_.reps > 1)
@@ -1089,11 +1086,17 @@ void register_all(const Config &cfg)
         }
     };
 
-    /* One thread, against a baseline (bm_pair); not for the OpenBLAS peer. */
+    /* One thread, against a baseline (bm_pair); not for the OpenBLAS peer.
+       A pair's time is its case's alone, a quarter of what an iteration
+       takes: at the plain min_time the 50 ms prefills got two iterations
+       a repetition, and the same pair's ratio read 0.94, 0.97 and 0.99 in
+       three runs (at three times the min_time 0.96-0.98, the report then
+       taking twice as long); prefills get twice the min_time, decodes
+       (5-15 ms a call, 10-20 iterations) the plain one. */
     auto add_pair = [&](const Impl &im, const std::string &prefix, AttnShape s, AttnShape base) {
         const qkv_funcs *f = im.f;
         reg.add(prefix + key("threads", 1), [=](benchmark::State &st) { bm_pair(st, f, s, base); },
-                true);
+                true, s.q_len > 16 ? 2.0 : 1.0);
     };
 
     const std::vector<unsigned> threads = scaling_threads(cfg);
