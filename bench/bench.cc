@@ -464,17 +464,53 @@ void bm_attention(benchmark::State &st, const qkv_funcs *f, AttnShape s, unsigne
         st.counters["max_err"] = err;
 }
 
+double median_of(std::vector<double> &x)
+{
+    std::sort(x.begin(), x.end());
+    return x.empty() ? 0.0 : x[x.size() / 2];
+}
+
+/* The iterations of a benchmark that times a case against its baseline:
+   each runs the baseline, the case, the case, the baseline (call(0),
+   call(1): one run of that side, returning its status), so that a slow
+   minute on a shared host moves both and neither always runs first (the
+   second of two back-to-back calls ran 1-2% faster or slower, depending
+   on the pair). Timed as the case alone (manual time, its two runs'
+   mean); counters vs_base, the median over the iterations of the
+   baseline's time over the case's, and base_ms, the baseline's median
+   time. */
+template <class Call>
+void time_in_turns(benchmark::State &st, Call &&call)
+{
+    std::vector<double> ratio, base_ms;
+    for (auto _ : st) {
+        double ms[2] = {0, 0};   /* baseline, case */
+        qkv_status rc = QKV_OK;
+        for (int w : {0, 1, 1, 0}) {
+            const auto t0 = std::chrono::steady_clock::now();
+            rc = call(w);
+            ms[w] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (rc != QKV_OK)
+                break;
+        }
+        if (rc != QKV_OK) {
+            st.SkipWithError(qkv_status_string(rc));
+            break;
+        }
+        st.SetIterationTime(ms[1] / 2 / 1e3);
+        ratio.push_back(ms[0] / ms[1]);
+        base_ms.push_back(ms[0] / 2);
+        benchmark::ClobberMemory();
+    }
+    st.counters["vs_base"] = median_of(ratio);
+    st.counters["base_ms"] = median_of(base_ms);
+}
+
 /* A case and its baseline (the same call on f32 K/V, or on contiguous
-   K/V) timed in turn in every iteration, baseline, case, case, baseline,
-   so that a slow minute on a shared host moves both and neither always
-   runs first (the second of two back-to-back calls ran 1-2% faster or
-   slower, depending on the pair): run as two benchmarks seconds to
+   K/V), timed in turn (time_in_turns): run as two benchmarks seconds to
    minutes apart, the f16 decode of one Zen 5 report was 1.32 and of
-   another 1.90 times as fast as f32 on the same code. Timed as the case
-   alone (manual time, its two calls' mean: its ms and rates are its own);
-   counter vs_base, the median over the iterations of the baseline's time
-   over the case's (the report's "×" for these rows), and base_ms, the
-   baseline's median time. */
+   another 1.90 times as fast as f32 on the same code. Each side cycles
+   through its copies of K and V. */
 void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape base)
 {
     Tensors tb, t;
@@ -493,39 +529,12 @@ void bm_pair(benchmark::State &st, const qkv_funcs *f, AttnShape s, AttnShape ba
     /* The rows of a qkv_fpmath mode carry their error next to their speed. */
     const bool with_error = s.q != QKV_F32 || s.fpmath != QKV_FPMATH_STRICT;
     const double err = with_error ? max_error(f, s, t, pool) : 0;
-    const std::vector<qkv_attention_desc> db = copy_descs(f, base, tb, pool);
-    const std::vector<qkv_attention_desc> dc = copy_descs(f, s, t, pool);
-    std::vector<double> ratio, base_ms;
-    size_t calls[2] = {0, 0};   /* each side cycles through its copies */
-    for (auto _ : st) {
-        double ms[2] = {0, 0};   /* baseline, case */
-        qkv_status rc = QKV_OK;
-        for (int w : {0, 1, 1, 0}) {
-            const std::vector<qkv_attention_desc> &side = w ? dc : db;
-            const qkv_attention_desc *d = &side[calls[w]++ % side.size()];
-            const auto t0 = std::chrono::steady_clock::now();
-            rc = f->attention(d);
-            ms[w] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-            if (rc != QKV_OK)
-                break;
-        }
-        if (rc != QKV_OK) {
-            st.SkipWithError(qkv_status_string(rc));
-            break;
-        }
-        st.SetIterationTime(ms[1] / 2 / 1e3);
-        ratio.push_back(ms[0] / ms[1]);
-        base_ms.push_back(ms[0] / 2);
-        benchmark::ClobberMemory();
-    }
+    const std::vector<qkv_attention_desc> side[2] = {copy_descs(f, base, tb, pool),
+                                                     copy_descs(f, s, t, pool)};
+    size_t calls[2] = {0, 0};
+    time_in_turns(st, [&](int w) { return f->attention(&side[w][calls[w]++ % side[w].size()]); });
     qkv_pool_destroy(pool);
-    auto median = [](std::vector<double> &x) {
-        std::sort(x.begin(), x.end());
-        return x.empty() ? 0.0 : x[x.size() / 2];
-    };
     set_counters(st, s.flops(), s.bytes());
-    st.counters["vs_base"] = median(ratio);
-    st.counters["base_ms"] = median(base_ms);
     if (with_error)
         st.counters["max_err"] = err;
 }
@@ -571,12 +580,8 @@ void bm_decode_parts(benchmark::State &st, const qkv_funcs *f, AttnShape s)
         benchmark::ClobberMemory();
     }
     qkv_pool_destroy(pool);
-    auto median = [](std::vector<double> &x) {
-        std::sort(x.begin(), x.end());
-        return x.empty() ? 0.0 : x[x.size() / 2];
-    };
-    st.counters["cold_ms"] = median(cold);
-    st.counters["warm_ms"] = median(warm);
+    st.counters["cold_ms"] = median_of(cold);
+    st.counters["warm_ms"] = median_of(warm);
 }
 
 /* ---- an engine's batch and merging --------------------------------------- */
@@ -668,10 +673,8 @@ qkv_attention_desc batch_desc(const BatchData &b, qkv_pool *pool, long only)
 }
 
 /* The batch in one call against the same work as one call a sequence,
-   both with the same pool, timed in turn as bm_pair does (separate, one,
-   one, separate): timed as the one call (manual time), counters vs_base
-   (separate calls' time over the one call's, median over the
-   iterations) and base_ms (the separate calls' median). */
+   both with the same pool, timed in turn (time_in_turns: the separate
+   calls are the baseline): timed as the one call. */
 void bm_batch(benchmark::State &st, const qkv_funcs *f, unsigned threads)
 {
     const BatchData *b = batch_data();
@@ -684,31 +687,14 @@ void bm_batch(benchmark::State &st, const qkv_funcs *f, unsigned threads)
     desc[1].push_back(batch_desc(*b, pool, -1));
     for (size_t i = 0; i < kBatchSeqs; i++)
         desc[0].push_back(batch_desc(*b, pool, (long)i));
-    std::vector<double> ratio, base_ms;
-    for (auto _ : st) {
-        double ms[2] = {0, 0};
+    time_in_turns(st, [&](int w) {
         qkv_status rc = QKV_OK;
-        for (int w : {0, 1, 1, 0}) {
-            const auto t0 = std::chrono::steady_clock::now();
-            for (size_t i = 0; i < desc[w].size() && rc == QKV_OK; i++)
-                rc = f->attention(&desc[w][i]);
-            ms[w] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        }
-        if (rc != QKV_OK) {
-            st.SkipWithError(qkv_status_string(rc));
-            break;
-        }
-        st.SetIterationTime(ms[1] / 2 / 1e3);
-        ratio.push_back(ms[0] / ms[1]);
-        base_ms.push_back(ms[0] / 2);
-        benchmark::ClobberMemory();
-    }
+        for (size_t i = 0; i < desc[w].size() && rc == QKV_OK; i++)
+            rc = f->attention(&desc[w][i]);
+        return rc;
+    });
     qkv_pool_destroy(pool);
-    std::sort(ratio.begin(), ratio.end());
-    std::sort(base_ms.begin(), base_ms.end());
     set_counters(st, b->flops, 0);
-    st.counters["vs_base"] = ratio.empty() ? 0.0 : ratio[ratio.size() / 2];
-    st.counters["base_ms"] = base_ms.empty() ? 0.0 : base_ms[base_ms.size() / 2];
 }
 
 /* Merging two partial results of merge_rows(dv) rows of dv: reads both
