@@ -63,7 +63,7 @@ class Result:
         self.max_err = entry.get('max_err')        # qkv_fpmath rows: vs avx512 strict
         self.cold_ms = entry.get('cold_ms')        # decode_parts: from memory, and
         self.warm_ms = entry.get('warm_ms')        # with K/V in cache (ms)
-        self.vs_base = entry.get('vs_base')        # paired rows (bench's bm_pair): the
+        self.vs_base = entry.get('vs_base')        # paired rows (bench's time_in_turns): the
         self.base_ms = entry.get('base_ms')        # baseline's time over this one's, its ms
         self.reps = entry.get('repetitions', 1)
         self.cv = None                             # spread of the repetitions' times
@@ -108,7 +108,7 @@ def load_results(doc):
 def speedup_over(r, twin, paired=True):
     """How many times as fast as its twin (the same call on f32 K/V, or on
     contiguous K/V) r ran: measured paired where the bench did (vs_base,
-    the two alternating in one benchmark) and twin is the baseline it was
+    the two taking turns in one benchmark) and twin is the baseline it was
     paired with (paired), else from the two benchmarks' times; None where
     neither is known."""
     if r.vs_base and paired:
@@ -419,8 +419,8 @@ def render_markdown(doc, results):
         lines.append('## K/V stored as 16-bit or block-quantized, 1 thread — decode ms (×speed-up '
                      'over f32 K/V on the same ISA, its bound: f32 bytes / these bytes; % BW), '
                      'prefill GFLOP/s (×f32, % of peak); the plain rows\' × measured paired, each '
-                     'call alternating with the same call on f32 K/V in one benchmark; fpmath=bf16 rows: QKV_FPMATH_BF16, × over '
-                     'f32 K/V in strict mode, with the max error against avx512 strict; q=bf16 rows: '
+                     'call taking turns with the same call on f32 K/V in one benchmark; '
+                     'fpmath=bf16 rows: QKV_FPMATH_BF16, × over f32 K/V in strict mode, with the max error against avx512 strict; q=bf16 rows: '
                      'Q stored as bf16 too, × over f32 Q, K, V')
         lines.append('')
         here = [c for c in cols if any(r.impl == c for r in dtyped)]
