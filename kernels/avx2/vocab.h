@@ -74,6 +74,7 @@ V_INLINE vm v_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 /* m ? b : a, lane by lane. */
 V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm256_blendv_ps(a, b, m); }
 V_INLINE unsigned v_bits(vm m) { return (unsigned)_mm256_movemask_ps(m); }
+V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 V_INLINE float v_hmax(vf x)
 {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));

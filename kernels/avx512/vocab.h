@@ -72,6 +72,7 @@ V_INLINE vm v_or(vm a, vm b) { return (vm)(a | b); }
 /* m ? b : a, lane by lane. */
 V_INLINE vf v_sel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
 V_INLINE unsigned v_bits(vm m) { return (unsigned)m; }
+V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 V_INLINE float v_hmax(vf x) { return _mm512_reduce_max_ps(x); }
 V_INLINE float v_hsum(vf x) { return _mm512_reduce_add_ps(x); }
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels

@@ -3,7 +3,8 @@
  * bf16 tiles), inline, in the words of a vocabulary (avx2/vocab.h,
  * avx512/vocab.h, neon/vocab.h, sve/vocab.h), which includes this once at
  * its end after defining v_clamp (NaN kept), v_round (to nearest, ties to
- * even), v_scale2 (p · 2^n, rounded once), v_abs and v_copysign. Every
+ * even), v_scale2 (p · 2^n, rounded once), v_abs and v_copysign (and the
+ * comparisons, v_sel and v_any that simd/attention.h lists). Every
  * step is an IEEE operation rounded once, so every vocabulary gives the
  * same bits.
  *
@@ -67,8 +68,15 @@ V_INLINE vf v_tanh(vf x)
     p = v_fmadd(p, u, v_set1(0.13333191f));
     p = v_fmadd(p, u, v_set1(-0.333333284f));
     const vf small = v_fmadd(v_mul(a, u), p, a);
+    const vm is_small = v_gt(v_set1(1.0f), a);   /* not NaN, nor |x| >= 1 */
+    /* Soft-capped scores lie far below the cap (|s / cap| < 1): where no
+       lane needs it, the exp and the division are skipped, the lanes'
+       bits the same (Zen 5, AVX-512, 8 heads, n = 2048, d = 128, cap 50,
+       paired: 0.83 of the speed without a cap before). */
+    if (!v_any(v_ne(v_sel(is_small, v_zero(), v_set1(1.0f)), v_set1(1.0f))))
+        return v_copysign(small, x);
     const vf big = v_sub(v_set1(1.0f), v_div(v_set1(2.0f), v_add(v_exp(v_add(a, a)), v_set1(1.0f))));
-    return v_copysign(v_sel(v_gt(v_set1(1.0f), a), big, small), x);
+    return v_copysign(v_sel(is_small, big, small), x);
 }
 
 #endif

@@ -1244,7 +1244,6 @@ static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0,
 #define simd_pv_rows X86_NAME(pv_rows)
 #define simd_mask_t X86_NAME(mask_t)
 #define SIMD_TRANSPOSE 1   /* v_transpose, for pack_qt */
-V_INLINE int v_any(vm m) { return v_bits(m) != 0; }
 #include "simd/attention.h"
 _Static_assert(ATT_BN <= PV_WKEYS, "pv_cols holds the folded weights of a decode tile");
 #ifdef X86_BF16_TMPL_H
