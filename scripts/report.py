@@ -358,7 +358,7 @@ def render_markdown(doc, results):
         twin = results.get(twin_name(r))
         peak = peak_for(ctx, impl)
         notes = ['%.0f%%' % (100 * r.flops / 1e9 / peak)] if peak else []
-        x = r.vs_base or (r.flops / twin.flops if twin and twin.flops and not twin.error else None)
+        x = speedup_over(r, twin)
         if x:
             notes.append('×%s of %s' % (fmt_num(x), what))
         if r.max_err is not None:
@@ -456,8 +456,7 @@ def render_markdown(doc, results):
                     row.append(marked(r, fmt_num(r.ms) + ' ms (' + ', '.join(notes) + ')'))
                 else:
                     notes = []
-                    x = r.vs_base or (r.flops / twin.flops if twin is not None and twin.flops and r.flops
-                                      else None)
+                    x = speedup_over(r, twin)
                     if x:
                         notes.append('×%s' % fmt_num(x))
                     pk = peak_for(ctx, c)

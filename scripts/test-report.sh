@@ -74,13 +74,11 @@ if set(isas) & {'avx512bf16', 'amx', 'neonbf16', 'svebf16'}:
 # The 16-bit/quantized and paged rows time themselves against their
 # baseline in one benchmark (bm_pair): real ratios, and the report says so.
 import re
-pair_re = re.compile(r'^(decode/[^/]+/kv_len:\d+(/page:\d+|/layout:token_major)?(/kv:[a-z0-9_]+)?'
-                     r'|attention/[^/]+/n:\d+/d:\d+/causal:\d/(kv:[a-z0-9_]+|page:\d+)'
+pair_re = re.compile(r'^(decode/[^/]+/kv_len:\d+((/page:\d+|/layout:token_major)(/kv:\w+)?|/kv:\w+)'
+                     r'|attention/[^/]+/n:\d+/d:\d+/causal:\d/(kv:\w+|page:\d+)'
                      r'|softcap/[^/]+/n:\d+/d:\d+/causal:\d/cap:\d+)/threads:1(/|$)'
                      r'|batch/[^/]+/calls:one/threads:\d+(/|$)')
-paired = [b for b in benches if pair_re.match(b['run_name']) and
-          ('/kv:' in b['run_name'] or '/page:' in b['run_name'] or '/layout:' in b['run_name'] or
-           b['run_name'].startswith(('softcap/', 'batch/')))]
+paired = [b for b in benches if pair_re.match(b['run_name'])]
 if set(isas) - {'scalar'}:
     check(paired and all(b.get('vs_base', 0) > 0 and b.get('base_ms', 0) > 0 for b in paired),
           'the paired rows carry vs_base and base_ms: %s' % [b['run_name'] for b in paired if not b.get('vs_base')])
