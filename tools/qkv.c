@@ -609,12 +609,29 @@ static void parse_bench(int argc, char **argv, bench_opts *o)
         o->s.v_dim = o->s.dim;
 }
 
+/* n bytes rounded up to whole cache lines (of 64 bytes). */
+static size_t round_to_line(size_t n)
+{
+    return n > SIZE_MAX - 63 ? SIZE_MAX / 64 * 64 : (n + 63) / 64 * 64;
+}
+
+/* n bytes from a cache line's start, as PyTorch's allocator gives a KV
+   cache. malloc's 16 bytes past a line put every 64-byte load of an f32
+   K row across two lines: the decode's Q·Kᵀ phase took 1.2 times as long
+   (Zen 5, AVX-512, 32/8 heads, d = 128, --phases), the call 1.12 times
+   (README, "Start V's rows on 64-byte boundaries"). */
+static void *alloc_lines(size_t n)
+{
+    return aligned_alloc(64, round_to_line(n ? n : 1));
+}
+
 /* Element counts and bytes of the tensors, [batch][head][row][dim] (K and
    V paged: every sequence's pages, the last one whole); 0 when a product
    overflows. */
 typedef struct sizes {
     size_t q, k, v, o;                /* elements */
     size_t k_bytes, v_bytes;          /* of one copy */
+    size_t v_at, copy_bytes;          /* V's offset in a copy, a copy's size: lines */
     size_t copies;
     size_t pages_per_seq;             /* paged: pages a sequence takes */
     double read_bytes;                /* the K and V bytes a call reads */
@@ -642,6 +659,8 @@ static int get_sizes(const bench_opts *o, sizes *z)
         return 0;
     z->k_bytes = dtype_bytes(s->dtype, z->k);
     z->v_bytes = dtype_bytes(s->dtype, z->v);
+    z->v_at = round_to_line(z->k_bytes);
+    z->copy_bytes = z->v_at + round_to_line(z->v_bytes);
     const size_t kv = z->k_bytes + z->v_bytes;
     z->read_bytes = (double)kv * (double)s->kv_len / (double)keys;
     z->copies = 1;
@@ -650,7 +669,7 @@ static int get_sizes(const bench_opts *o, sizes *z)
     const size_t cold = qkv_probe_cold_bytes();
     if (!o->warm && s->q_len <= 16 && kv && kv < cold)
         z->copies = (cold + kv - 1) / kv;
-    return 1;
+    return z->copy_bytes && z->copies <= SIZE_MAX / z->copy_bytes;
 }
 
 static void print_dtype_refusal(qkv_status st, const char *what, const shape *s)
@@ -708,10 +727,10 @@ static int cmd_bench(int argc, char **argv)
         die_usage("--dtype %s stores blocks of 32 values: --dim and --v-dim must be "
                   "multiples of 32", dtype_names[s->dtype]);
 
-    float *q = malloc(z.q * sizeof(float)), *o_ref = malloc(z.o * sizeof(float));
-    float *out = malloc(z.o * sizeof(float));
+    float *q = alloc_lines(z.q * sizeof(float)), *o_ref = malloc(z.o * sizeof(float));
+    float *out = alloc_lines(z.o * sizeof(float));
     float *k32 = malloc(z.k * sizeof(float)), *v32 = malloc(z.v * sizeof(float));
-    unsigned char *kv = malloc(z.copies * (z.k_bytes + z.v_bytes));
+    unsigned char *kv = alloc_lines(z.copies * z.copy_bytes);
     int32_t *table = malloc((s->batch * z.pages_per_seq + 1) * sizeof *table);
     qkv_pool *pool = NULL;
     int rc = 1;
@@ -727,7 +746,7 @@ static int cmd_bench(int argc, char **argv)
         v32[i] = rng_uniform();
     /* K and V in their storage type, through the library's own converter:
        the cache append an engine does. */
-    unsigned char *k0 = kv, *v0 = kv + z.k_bytes;
+    unsigned char *k0 = kv, *v0 = kv + z.v_at;
     qkv_status st = qkv_convert(z.k, k32, QKV_F32, k0, s->dtype);
     if (st == QKV_OK)
         st = qkv_convert(z.v, v32, QKV_F32, v0, s->dtype);
@@ -842,7 +861,7 @@ static int cmd_bench(int argc, char **argv)
            128 MiB or more they take seconds to fill, which a refused shape
            should not wait for. */
         for (; filled < z.copies; filled++)
-            memcpy(kv + filled * (z.k_bytes + z.v_bytes), kv, z.k_bytes + z.v_bytes);
+            memcpy(kv + filled * z.copy_bytes, kv, z.copy_bytes);
         /* Calls per repeat so that a repeat lasts min_time. */
         const unsigned calls = first >= o.min_time ? 1u
                              : (unsigned)fmin(1e6, ceil(o.min_time / fmax(first, 1e-7)));
@@ -857,8 +876,8 @@ static int cmd_bench(int argc, char **argv)
                      calls, calls == 1 ? "" : "s", first * 1e3);
             t0 = now_s();
             for (unsigned c = 0; c < calls; c++, call++) {
-                unsigned char *base = kv + (call % z.copies) * (z.k_bytes + z.v_bytes);
-                d.k.data = base, d.v.data = base + z.k_bytes;
+                unsigned char *base = kv + (call % z.copies) * z.copy_bytes;
+                d.k.data = base, d.v.data = base + z.v_at;
                 f->attention(&d);
             }
             times[rep] = (now_s() - t0) / calls;
@@ -956,7 +975,7 @@ static int cmd_bench(int argc, char **argv)
     printf("per call: %.4g GFLOP, K+V %.1f MiB read", flops * 1e-9, bytes / 1048576.0);
     if (z.copies > 1)
         printf(" (from memory: %zu copies span %zu MiB)", z.copies,
-               z.copies * (z.k_bytes + z.v_bytes) >> 20);
+               z.copies * z.copy_bytes >> 20);
     printf("\n");
     if (o.probe) {
         printf("measured: FMA peak (1 core)");
