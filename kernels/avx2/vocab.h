@@ -161,6 +161,10 @@ V_INLINE vf v_rep4(vf x, int i, int r)
    holding the max (sum) of its row r across the groups. */
 V_INLINE vf v_fold4_max(vf x) { return _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
 V_INLINE vf v_fold4_add(vf x) { return _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
+/* Lanes 8k + r likewise (simd/attention.h's 8-row decode form): one group. */
+#define SIMD_ROWS8 1
+V_INLINE vf v_fold8_max(vf x) { return x; }
+V_INLINE vf v_fold8_add(vf x) { return x; }
 
 /* x[i] = row i of an 8 × 8 block in, column i out. Pairs of rows are
    interleaved (floats, then float pairs) so that each 128-bit half holds a

@@ -155,6 +155,10 @@ V_INLINE vf v_fold4_add(vf x)
     x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
     return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
 }
+/* Lanes 8k + r likewise (simd/attention.h's 8-row decode form). */
+#define SIMD_ROWS8 1
+V_INLINE vf v_fold8_max(vf x) { return _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E)); }
+V_INLINE vf v_fold8_add(vf x) { return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E)); }
 
 /* x[i] = row i of a 16 × 16 block in, column i out. Pairs of rows are
    interleaved (floats, then float pairs) so that each 128-bit lane holds a

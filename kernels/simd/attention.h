@@ -16,15 +16,19 @@
  *   3. P = exp(S - max) in place and the row sums; alpha = exp(old - new)
  *      only for rows whose max grew;
  *   4. acc = alpha · acc + P · V.
- * Three forms (chosen per job by its rows):
+ * Four forms (chosen per job by its rows):
  *   - GEMM: Qᵀ packed once per job as the microkernel's B, K rows broadcast
  *     (no packing of K); P·V by the same microkernel;
- *   - DOT (5..8 rows where VL >= ATT_DOT_VL, decode of a GQA group of 8):
- *     dot products along head_dim, 8 rows × VL/8 keys per vector, into S;
- *     P·V with all rows' accumulators in registers;
- *   - ROWS4 (rows <= 4): S kept as [key][4], a vector is VL/4 keys × 4
- *     rows, so exp/max/sum run on full vectors (the per-row state is kept
- *     repeated in every group of 4 lanes, v_fold4_* combine the groups).
+ *   - DOT (5..8 rows where VL >= ATT_DOT_VL and the vocabulary has no
+ *     v_fold8_*: the Arm kernels, decode of a GQA group of 8): dot
+ *     products along head_dim, 8 rows × VL/8 keys per vector, into S as
+ *     [key][rp], rp the rows rounded up to a vector; P·V with all rows'
+ *     accumulators in registers;
+ *   - ROWS4 (rows <= 4), ROWS8 (5..8 rows where the vocabulary defines
+ *     SIMD_ROWS8: x86): the DOT form's kernels, S kept as [key][4] or
+ *     [key][8], a vector is VL/N keys × N rows, so exp/max/sum run on
+ *     full vectors (the per-row state is kept repeated in every group of N
+ *     lanes, v_fold4_* / v_fold8_* combine the groups).
  *
  * Stored dtypes. Q, K and V may be f32 or any dtype with a converter. The
  * decode forms read K and V in place and widen them in registers
@@ -76,6 +80,8 @@
  *   v_i32_to_f(p, j)       (float)(p[i] + j)
  *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of
  *                          its lane r over all the groups
+ *   v_fold8_max v_fold8_add  the same for groups of 8 lanes (optional: with
+ *                          SIMD_ROWS8 defined, jobs of 5..8 rows take ROWS8)
  *   v_prefetch(p)          a hint, may be a no-op
  *   and what simd/load_dt.h lists (stored dtypes widened in registers),
  * and the microkernels:
@@ -194,7 +200,7 @@
 #define ATT_CONV_KEYS 16
 #define ATT_ALIGN(n) (((n) + 15) & ~(size_t)15)   /* whole 64-byte lines */
 
-enum { ATT_GEMM, ATT_DOT, ATT_ROWS4 };
+enum { ATT_GEMM, ATT_DOT, ATT_ROWS4, ATT_ROWS8 };
 
 /* A decode tile's K and V rows by pointer (any page), and the rows its
    kernels prefetch as they go (the decode feed), all indexed by the key's
@@ -211,7 +217,7 @@ typedef struct SIMD_NAME(dot_rows) {
 /* The lanes of S per key: rows rounded up to whole vectors (4 for ROWS4). */
 static size_t SIMD_NAME(att_rp)(int form, size_t rows)
 {
-    return form == ATT_ROWS4 ? 4 : (rows + VL - 1) / VL * VL;
+    return form == ATT_ROWS4 ? 4 : form == ATT_ROWS8 ? 8 : (rows + VL - 1) / VL * VL;
 }
 
 /* Keys of the score tile: the dot forms write whole vectors of keys past
@@ -270,7 +276,13 @@ static int SIMD_NAME(dec_bf16)(qkv_fpmath m, qkv_dtype qt, qkv_dtype kt)
    where the DOT form wants more lanes than the ISA has). */
 static int SIMD_NAME(att_rows_form)(size_t rows)
 {
-    return rows <= 4 ? ATT_ROWS4 : rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
+    if (rows <= 4)
+        return ATT_ROWS4;
+#ifdef SIMD_ROWS8
+    if (rows <= 8)
+        return ATT_ROWS8;
+#endif
+    return rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
 }
 
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
@@ -306,10 +318,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
         return n + ATT_ALIGN(rp * cols) + ATT_ALIGN(conv);
     }
     if (s->q_dtype != QKV_F32)
-        n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * s->head_dim);
+        n += ATT_ALIGN((form == ATT_ROWS4 ? 4 : 8) * s->head_dim);
 #ifdef SIMD_BF16_DECODE
     if (SIMD_NAME(dec_bf16)(s->fpmath, s->q_dtype, s->k_dtype))   /* Q's rows as bf16 */
-        n += ATT_ALIGN((form == ATT_DOT ? 8 : 4) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
+        n += ATT_ALIGN((form == ATT_ROWS4 ? 4 : 8) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
 #endif
     return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
 }
@@ -1226,70 +1238,96 @@ static void SIMD_NAME(dec_qk)(const qkv_attn_job *job, int R, int how, const flo
     simd_qk_dot(R, job->k.dtype, q, job->head_dim, krow, n, job->scale, out, ors, kpre);
 }
 
-/* Decode: jobs of 1..4 rows (a GQA group of up to 4 heads, one query
-   each). With one lane per row a vector of scores would be mostly idle, so
-   S and P are kept as [key][4] and a vector holds VL/4 keys × 4 rows
-   exactly as the dot products leave them: exp, max and sum then run on
-   full vectors (a quarter as many exp calls). Out of line, so that its
-   locals (3.5 KiB on AVX-512) are not also in the general job's frame. */
-static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_job *job,
-                                                                 SIMD_NAME(att_ws) ws)
+/* Lanes 4k + r (N = 4) or 8k + r (N = 8), for all k, combined over k. */
+V_INLINE vf SIMD_NAME(fold_max)(const int N, vf x)
+{
+#ifdef SIMD_ROWS8
+    if (N == 8)
+        return v_fold8_max(x);
+#endif
+    (void)N;
+    return v_fold4_max(x);
+}
+V_INLINE vf SIMD_NAME(fold_add)(const int N, vf x)
+{
+#ifdef SIMD_ROWS8
+    if (N == 8)
+        return v_fold8_add(x);
+#endif
+    (void)N;
+    return v_fold4_add(x);
+}
+
+/* Decode: jobs of 1..N rows (a GQA group of up to N = 4 heads, one query
+   each, or, where the vocabulary folds groups of 8 lanes (SIMD_ROWS8), of
+   5..8 with N = 8). With one lane per row a vector of scores would be
+   mostly idle, so S and P are kept as [key][N] and a vector holds VL/N
+   keys × N rows exactly as the dot products leave them: exp, max and sum
+   then run on full vectors (a quarter as many exp calls for N = 4 on
+   AVX-512; half as many as the DOT form's [key][16] for N = 8: AMD EPYC
+   Zen 5, one thread, 64/8 heads, d = 128, 32768 keys from memory, two
+   builds alternating in one process, both orders, ROWS8 over DOT: AVX-512
+   f32 0.975 of the time, f16 0.973, Q8_0 0.964, avx512bf16 bf16 0.958;
+   AVX2, where [key][8] is DOT's layout too, f32 0.980, f16 0.992). */
+V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att_ws) ws,
+                                          const int N)
 {
     QKV_PHASE_START(ph);
     const size_t rows = job->rows, dv = job->v_head_dim, keys = ATT_BN + VL;
     const float cap = job->softcap;
     _Alignas(64) float slope_l[VL_MAX], alpha_l[VL_MAX], out_l[VL_MAX];
     _Alignas(64) int32_t lo_l[VL_MAX], hi_l[VL_MAX], dist_l[VL_MAX];
-    int32_t lo[4], hi[4];
+    int32_t lo[8], hi[8];
     SIMD_NAME(dot_rows) kv;
     int any_slope = 0, any_mask = 0;
     for (size_t r = 0; r < rows; r++) {
         any_slope |= job->row[r].slope != 0.0f;
         any_mask |= job->row[r].mask != NULL;
     }
-    float *st = SIMD_NAME(ws_take)(&ws, keys * 4);
-    float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * 4) : NULL;
-    float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 4 * job->head_dim) : NULL;
-    const float *q[4];
-    SIMD_NAME(q_rows_f32)(job, 4, qbuf, q);
-    const uint16_t *qb[4];
-    const int how = SIMD_NAME(dec_q_bf16)(job, 4, q, &ws, qb);
+    float *st = SIMD_NAME(ws_take)(&ws, keys * (size_t)N);
+    float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * (size_t)N) : NULL;
+    float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, (size_t)N * job->head_dim)
+                                          : NULL;
+    const float *q[8];
+    SIMD_NAME(q_rows_f32)(job, (size_t)N, qbuf, q);
+    const uint16_t *qb[8];
+    const int how = SIMD_NAME(dec_q_bf16)(job, N, q, &ws, qb);
     for (size_t l = 0; l < (size_t)VL; l++) {
-        const size_t r = l % 4;
+        const size_t r = l % (size_t)N;
         slope_l[l] = r < rows ? job->row[r].slope : 0.0f;
         dist_l[l] = 0;
     }
     if (mt)   /* lanes past the rows or past a tile's keys: hidden, but defined */
-        memset(mt, 0, keys * 4 * sizeof *mt);
+        memset(mt, 0, keys * (size_t)N * sizeof *mt);
     const vf vzero = v_zero(), ninf = v_set1(-INFINITY), one = v_set1(1.0f);
     const vf nzero = v_set1(-0.0f), vcap = v_set1(cap), vslope = v_load(slope_l);
     for (size_t l = 0; l < (size_t)VL; l++) {   /* the rows' state, repeated */
-        const size_t r = l % 4;
+        const size_t r = l % (size_t)N;
         out_l[l] = job->resume && r < rows ? job->row[r].max : -INFINITY;
         alpha_l[l] = job->resume && r < rows ? job->row[r].sum : 0.0f;
     }
     for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
-    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 4);
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, N);
     QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
         const size_t n = job->kv_end - t0 < ATT_BN ? job->kv_end - t0 : ATT_BN;
-        for (size_t r = 0; r < 4; r++) {
+        for (size_t r = 0; r < (size_t)N; r++) {
             lo[r] = hi[r] = 0;
             if (r < rows)
                 SIMD_NAME(tile_range)(&job->row[r], t0, n, &lo[r], &hi[r]);
         }
         size_t kmin, kmax;
-        if (!qkv_rows_key_span(lo, hi, 0, 4, 0, n, &kmin, &kmax)) {
+        if (!qkv_rows_key_span(lo, hi, 0, (size_t)N, 0, n, &kmin, &kmax)) {
             t0 += n;
             continue;
         }
-        /* Lane 4k + r is row r at key j0 + k of the vector that starts at
+        /* Lane Nk + r is row r at key j0 + k of the vector that starts at
            key j0: its range [lo, hi) is shifted by k, and so on. */
         for (size_t l = 0; l < (size_t)VL; l++) {
-            const size_t r = l % 4, k = l / 4;
+            const size_t r = l % (size_t)N, k = l / (size_t)N;
             lo_l[l] = lo[r] - (int32_t)k;
             hi_l[l] = hi[r] - (int32_t)k;
             if (any_slope && r < rows)
@@ -1299,17 +1337,18 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
         QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
-        SIMD_NAME(dec_qk)(job, rows <= 2 ? (int)rows : 4, how, q, qb, kv.k + kmin, kmax - kmin,
-                          st + kmin * 4, 4, kv.prefetch ? kv.kpre + kmin : NULL);
+        SIMD_NAME(dec_qk)(job, N == 4 && rows <= 2 ? (int)rows : N, how, q, qb, kv.k + kmin,
+                          kmax - kmin, st + kmin * (size_t)N, (size_t)N,
+                          kv.prefetch ? kv.kpre + kmin : NULL);
         QKV_PHASE_MARK(ph, QKV_PHASE_QK);
         if (mt) {
-            SIMD_NAME(mask_tile)(job, t0, kmin, kmax, 4, mt);
+            SIMD_NAME(mask_tile)(job, t0, kmin, kmax, (size_t)N, mt);
             QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
         }
 
         vf tmax = ninf;
-        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)VL / 4) {
-            float *sp = st + j0 * 4;
+        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)(VL / N)) {
+            float *sp = st + j0 * (size_t)N;
             vf x = v_load(sp);
             if (cap > 0.0f)
                 x = v_mul(vcap, v_tanh(v_div(x, vcap)));
@@ -1318,12 +1357,12 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
             /* Also hides the keys past kmax of the last vector. */
             const vm act = v_in_range(lo_l, hi_l, (int32_t)j0);
             if (mt)
-                x = v_add(x, v_load(mt + j0 * 4));
+                x = v_add(x, v_load(mt + j0 * (size_t)N));
             x = v_sel(act, ninf, x);
             v_store(sp, x);
             tmax = v_max(x, tmax);
         }
-        const vf m_new = v_max(v_fold4_max(tmax), m_rep);
+        const vf m_new = v_max(SIMD_NAME(fold_max)(N, tmax), m_rep);
         const vm grown = v_gt(m_new, m_rep);
         vf a = one;
         if (v_any(grown))
@@ -1332,19 +1371,19 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
            -INFINITY scores give exp(-inf) = 0 and not exp(NaN). */
         const vf msub = v_sel(v_eq(m_new, ninf), m_new, vzero);
         vf sum = vzero;
-        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)VL / 4) {
-            float *sp = st + j0 * 4;
+        for (size_t j0 = kmin; j0 < kmax; j0 += (size_t)(VL / N)) {
+            float *sp = st + j0 * (size_t)N;
             const vf x = v_load(sp);
             const vf e = v_sel(v_eq(x, ninf), v_exp(v_sub(x, msub)), nzero);
             v_store(sp, e);
             sum = v_add(sum, e);
         }
-        l_rep = v_add(v_mul(l_rep, a), v_fold4_add(sum));
+        l_rep = v_add(v_mul(l_rep, a), SIMD_NAME(fold_add)(N, sum));
         m_rep = m_new;
         v_store(alpha_l, a);
         QKV_PHASE_MARK(ph, QKV_PHASE_SOFTMAX);
 
-        SIMD_NAME(pv_dot_tile)(job, st + kmin * 4, 4, &kv, kmin, kmax, lo, hi, alpha_l,
+        SIMD_NAME(pv_dot_tile)(job, st + kmin * (size_t)N, (size_t)N, &kv, kmin, kmax, lo, hi, alpha_l,
                                SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL), how);
         QKV_PHASE_MARK(ph, QKV_PHASE_PV);
         t0 += n;
@@ -1358,6 +1397,21 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_
         job->row[r].sum = alpha_l[r];
     }
 }
+
+/* Out of line, so that their locals (3.5 KiB on AVX-512) are not also in
+   the general job's frame. */
+static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_job *job,
+                                                                 SIMD_NAME(att_ws) ws)
+{
+    SIMD_NAME(attention_rows_n)(job, ws, 4);
+}
+#ifdef SIMD_ROWS8
+static __attribute__((noinline)) void SIMD_NAME(attention_rows8)(const qkv_attn_job *job,
+                                                                 SIMD_NAME(att_ws) ws)
+{
+    SIMD_NAME(attention_rows_n)(job, ws, 8);
+}
+#endif
 
 /* ---- the general job ---------------------------------------------------------- */
 
@@ -1670,9 +1724,13 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
 {
     const qkv_attn_shape shape = SIMD_NAME(shape_of)(job);
     const int form = SIMD_NAME(att_form)(job->rows, &shape, job->ws_floats);
+    const SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
     if (form == ATT_ROWS4) {
-        const SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
         SIMD_NAME(attention_rows4)(job, ws);
+#ifdef SIMD_ROWS8
+    } else if (form == ATT_ROWS8) {
+        SIMD_NAME(attention_rows8)(job, ws);
+#endif
     } else {
         SIMD_NAME(attention_gemm_dot)(job, form);
     }
