@@ -572,7 +572,7 @@ static __attribute__((noinline)) void SIMD_NAME(pv_rows)(size_t rows, const floa
 #define simd_qk_dot SIMD_NAME(qk_dot)
 #define simd_pv_rows SIMD_NAME(pv_rows)
 /* The 8-row dot products (ARM_ROWS8) are written for 16 lanes or more. */
-#define ATT_DOT_VL 16
+#define ATT_ROWS8_VL 16
 #include "simd/attention.h"
 #include "arm/stages.h"
 

@@ -16,19 +16,16 @@
  *   3. P = exp(S - max) in place and the row sums; alpha = exp(old - new)
  *      only for rows whose max grew;
  *   4. acc = alpha · acc + P · V.
- * Four forms (chosen per job by its rows):
+ * Three forms (chosen per job by its rows):
  *   - GEMM: Qᵀ packed once per job as the microkernel's B, K rows broadcast
  *     (no packing of K); P·V by the same microkernel;
- *   - DOT (5..8 rows where VL >= ATT_DOT_VL and the vocabulary has no
- *     v_fold8_*: the Arm kernels, decode of a GQA group of 8): dot
- *     products along head_dim, 8 rows × VL/8 keys per vector, into S as
- *     [key][rp], rp the rows rounded up to a vector; P·V with all rows'
- *     accumulators in registers;
- *   - ROWS4 (rows <= 4), ROWS8 (5..8 rows where the vocabulary defines
- *     SIMD_ROWS8: x86): the DOT form's kernels, S kept as [key][4] or
- *     [key][8], a vector is VL/N keys × N rows, so exp/max/sum run on
- *     full vectors (the per-row state is kept repeated in every group of N
- *     lanes, v_fold4_* / v_fold8_* combine the groups).
+ *   - ROWS4 (rows <= 4) and ROWS8 (5..8 rows, a GQA group of 8, where
+ *     VL >= ATT_ROWS8_VL and the vocabulary defines SIMD_ROWS8; else
+ *     GEMM): dot products along head_dim, N = 4 or 8 rows × VL/N keys per
+ *     vector, into S kept as [key][N], so exp/max/sum run on full vectors
+ *     (the per-row state is kept repeated in every group of N lanes,
+ *     v_fold4_* / v_fold8_* combine the groups); P·V with all rows'
+ *     accumulators in registers.
  *
  * Stored dtypes. Q, K and V may be f32 or any dtype with a converter. The
  * decode forms read K and V in place and widen them in registers
@@ -80,8 +77,8 @@
  *   v_i32_to_f(p, j)       (float)(p[i] + j)
  *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of
  *                          its lane r over all the groups
- *   v_fold8_max v_fold8_add  the same for groups of 8 lanes (optional: with
- *                          SIMD_ROWS8 defined, jobs of 5..8 rows take ROWS8)
+ *   v_fold8_max v_fold8_add  the same for groups of 8 lanes, with SIMD_ROWS8
+ *                          defined (without, jobs of 5..8 rows take GEMM)
  *   v_prefetch(p)          a hint, may be a no-op
  *   and what simd/load_dt.h lists (stored dtypes widened in registers),
  * and the microkernels:
@@ -200,7 +197,7 @@
 #define ATT_CONV_KEYS 16
 #define ATT_ALIGN(n) (((n) + 15) & ~(size_t)15)   /* whole 64-byte lines */
 
-enum { ATT_GEMM, ATT_DOT, ATT_ROWS4, ATT_ROWS8 };
+enum { ATT_GEMM, ATT_ROWS4, ATT_ROWS8 };
 
 /* A decode tile's K and V rows by pointer (any page), and the rows its
    kernels prefetch as they go (the decode feed), all indexed by the key's
@@ -209,10 +206,6 @@ typedef struct SIMD_NAME(dot_rows) {
     const unsigned char *k[ATT_BN], *v[ATT_BN], *kpre[ATT_BN], *vpre[ATT_BN];
     int prefetch;   /* kpre and vpre are in use */
 } SIMD_NAME(dot_rows);
-/* Floats of workspace the DOT form keeps its dot_rows in (2 KiB: on the
-   stack, it took the general job's frame and the f32 prefill of d = 224
-   past QKV_MAX_STACK_BYTES). */
-#define ATT_DOT_ROWS_FLOATS ATT_ALIGN((sizeof(SIMD_NAME(dot_rows)) + sizeof(float) - 1) / sizeof(float))
 
 /* The lanes of S per key: rows rounded up to whole vectors (4 for ROWS4). */
 static size_t SIMD_NAME(att_rp)(int form, size_t rows)
@@ -262,27 +255,27 @@ static int SIMD_NAME(dec_bf16)(qkv_fpmath m, qkv_dtype qt, qkv_dtype kt)
 #endif
 }
 
-/* The fewest lanes with which the DOT form runs (8 rows in a vector at
+/* The fewest lanes with which the ROWS8 form runs (8 rows in a vector at
    least); an ISA whose 8-row kernels need more defines it before this
    header (the Arm kernels: 16). */
-#ifndef ATT_DOT_VL
-#define ATT_DOT_VL 8
+#ifndef ATT_ROWS8_VL
+#define ATT_ROWS8_VL 8
 #endif
 
 /* The form a job of this many rows takes where nothing else decides. Only
    jobs this makes GEMM jobs take the bf16 tiles: one of a few rows that a
    block dtype (SVE at 2048 bits) or the workspace sends to GEMM computes
    as its decode form would, as qkv.h says of jobs of at most 8 rows (4
-   where the DOT form wants more lanes than the ISA has). */
+   where the ROWS8 form wants more lanes than the ISA has). */
 static int SIMD_NAME(att_rows_form)(size_t rows)
 {
     if (rows <= 4)
         return ATT_ROWS4;
 #ifdef SIMD_ROWS8
-    if (rows <= 8)
+    if (rows <= 8 && VL >= ATT_ROWS8_VL)
         return ATT_ROWS8;
 #endif
-    return rows <= 8 && VL >= ATT_DOT_VL ? ATT_DOT : ATT_GEMM;
+    return ATT_GEMM;
 }
 
 /* Floats of workspace a form takes: S (and the mask tile in S's layout),
@@ -323,7 +316,7 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
     if (SIMD_NAME(dec_bf16)(s->fpmath, s->q_dtype, s->k_dtype))   /* Q's rows as bf16 */
         n += ATT_ALIGN((form == ATT_ROWS4 ? 4 : 8) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
 #endif
-    return form == ATT_DOT ? n + ATT_DOT_ROWS_FLOATS : n;
+    return n;
 }
 
 /* The form of a job of this many rows in ws_floats of workspace. The dot
@@ -1264,11 +1257,12 @@ V_INLINE vf SIMD_NAME(fold_add)(const int N, vf x)
    mostly idle, so S and P are kept as [key][N] and a vector holds VL/N
    keys × N rows exactly as the dot products leave them: exp, max and sum
    then run on full vectors (a quarter as many exp calls for N = 4 on
-   AVX-512; half as many as the DOT form's [key][16] for N = 8: AMD EPYC
-   Zen 5, one thread, 64/8 heads, d = 128, 32768 keys from memory, two
-   builds alternating in one process, both orders, ROWS8 over DOT: AVX-512
+   AVX-512; for N = 8, half as many as the form it replaced, which kept S
+   as [key][rows rounded up to a vector], [key][16]: AMD EPYC Zen 5, one
+   thread, 64/8 heads, d = 128, 32768 keys from memory, two builds
+   alternating in one process, both orders, ROWS8 over that form: AVX-512
    f32 0.975 of the time, f16 0.973, Q8_0 0.964, avx512bf16 bf16 0.958;
-   AVX2, where [key][8] is DOT's layout too, f32 0.980, f16 0.992). */
+   AVX2, where its layout was [key][8] too, f32 0.980, f16 0.992). */
 V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att_ws) ws,
                                           const int N)
 {
@@ -1415,12 +1409,12 @@ static __attribute__((noinline)) void SIMD_NAME(attention_rows8)(const qkv_attn_
 
 /* ---- the general job ---------------------------------------------------------- */
 
-/* The GEMM and DOT forms. Out of line, so that its frame (5.5 KiB on
-   AVX-512) is not under ROWS4's: whether gcc made that call a tail call
-   from the shared frame changed with unrelated edits (tests/stack). */
-static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_attn_job *job,
-                                                                    int form)
+/* The GEMM form. Out of line, so that its frame (5.5 KiB on AVX-512) is
+   not under ROWS4's: whether gcc made that call a tail call from the
+   shared frame changed with unrelated edits (tests/stack). */
+static __attribute__((noinline)) void SIMD_NAME(attention_gemm)(const qkv_attn_job *job)
 {
+    const int form = ATT_GEMM;
     QKV_PHASE_START(ph);
     SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
     const size_t rows = job->rows, d = job->head_dim, dv = job->v_head_dim;
@@ -1448,58 +1442,45 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
        a vector holds 64 rows (SVE at 2048 bits, whose rp is 64 for any job)
        and a mask doubles S. Splits stay aligned: they are whole ATT_BN. */
     size_t keys = SIMD_NAME(att_keys)(form);
-    if (form == ATT_GEMM)
-        while (keys > 8 && ATT_ALIGN(keys * rp) * (any_mask ? 2 : 1) + ATT_ALIGN(rp * 32) +
-                                    ATT_ALIGN(2 * 32) > ws.left)
-            keys /= 2;
-    const size_t tile = form == ATT_GEMM ? keys : ATT_BN;
+    while (keys > 8 && ATT_ALIGN(keys * rp) * (any_mask ? 2 : 1) + ATT_ALIGN(rp * 32) +
+                           ATT_ALIGN(2 * 32) > ws.left)
+        keys /= 2;
+    const size_t tile = keys;
 
     float *st = SIMD_NAME(ws_take)(&ws, keys * rp);        /* S, then P, as [key][row] */
     float *mt = any_mask ? SIMD_NAME(ws_take)(&ws, keys * rp) : NULL;   /* the mask, as st */
     float *qt = NULL;
-    const float *q[8];
-    SIMD_NAME(dot_rows) *kv = NULL;   /* the DOT form's, in the workspace */
     size_t dc = d;
     int qt_lazy = 0;   /* Qᵀ as f32 only for tiles the bf16 path gives back */
 #ifdef SIMD_BF16
     simd_bf16 b16 = {.qk = 0, .pv = 0};
 #endif
-    const uint16_t *qb[8];
-    int how = DEC_F32;
-    if (form == ATT_DOT) {
-        float *qbuf = job->q_dtype != QKV_F32 ? SIMD_NAME(ws_take)(&ws, 8 * d) : NULL;
-        kv = (SIMD_NAME(dot_rows) *)(void *)SIMD_NAME(ws_take)(&ws, ATT_DOT_ROWS_FLOATS);
-        SIMD_NAME(q_rows_f32)(job, 8, qbuf, q);
-        how = SIMD_NAME(dec_q_bf16)(job, 8, q, &ws, qb);
-        memset(st, 0, keys * rp * sizeof *st);   /* lanes it never writes: defined, and inactive */
-    } else {
 #ifdef SIMD_BF16
-        /* The bf16 tiles' buffers first: what is left serves the f32 path. */
-        if (SIMD_NAME(att_rows_form)(job->rows) == ATT_GEMM)
-            SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
-        qt_lazy = b16.qk;
+    /* The bf16 tiles' buffers first: what is left serves the f32 path. */
+    if (SIMD_NAME(att_rows_form)(job->rows) == ATT_GEMM)
+        SIMD_NAME(ws_take)(&ws, simd_bf16_begin(&b16, job, rp, ws.p, ws.left));
+    qt_lazy = b16.qk;
 #endif
-        /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
-           (for the usual shapes it is packed once per job), leaving room
-           for at least one converted K row and 64 V columns when they are
-           not f32. */
-        size_t keep = job->k.dtype != QKV_F32 ? d : 0;
-        const size_t vkeep = dv < 64 ? dv : 64;   /* pv_tile's narrowest chunk */
-        keep = job->v.dtype != QKV_F32 && keep < vkeep ? vkeep : keep;
-        if (qt_lazy) {          /* a small chunk: the rest is for V's conversions */
-            dc = d < 32 ? d : 32;
-        } else if (ATT_ALIGN(rp * d) + ATT_ALIGN(keep) > ws.left) {
-            keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
-            /* whole Q8_0/Q4_0 blocks; the planner leaves room for 32 */
-            dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
-            if (dc < 32)   /* 32 columns fit (keys above), the rest converts */
-                dc = 32;
-            dc = SIMD_NAME(qt_cols)(d, dc);
-        }
-        qt = SIMD_NAME(ws_take)(&ws, rp * dc);
-        if (dc == d && !qt_lazy)
-            SIMD_NAME(pack_qt)(qt, rp, job, 0, d);
+    /* Qᵀ in chunks of dc along head_dim so that it fits the workspace
+       (for the usual shapes it is packed once per job), leaving room
+       for at least one converted K row and 64 V columns when they are
+       not f32. */
+    size_t keep = job->k.dtype != QKV_F32 ? d : 0;
+    const size_t vkeep = dv < 64 ? dv : 64;   /* pv_tile's narrowest chunk */
+    keep = job->v.dtype != QKV_F32 && keep < vkeep ? vkeep : keep;
+    if (qt_lazy) {          /* a small chunk: the rest is for V's conversions */
+        dc = d < 32 ? d : 32;
+    } else if (ATT_ALIGN(rp * d) + ATT_ALIGN(keep) > ws.left) {
+        keep = job->k.dtype != QKV_F32 ? ws.left / 2 : keep;
+        /* whole Q8_0/Q4_0 blocks; the planner leaves room for 32 */
+        dc = (ws.left - ATT_ALIGN(keep)) / rp / 32 * 32;
+        if (dc < 32)   /* 32 columns fit (keys above), the rest converts */
+            dc = 32;
+        dc = SIMD_NAME(qt_cols)(d, dc);
     }
+    qt = SIMD_NAME(ws_take)(&ws, rp * dc);
+    if (dc == d && !qt_lazy)
+        SIMD_NAME(pack_qt)(qt, rp, job, 0, d);
     if (mt)                /* lanes past the rows: defined, and inactive */
         memset(mt, 0, keys * rp * sizeof *mt);
     float *conv = ws.p;
@@ -1507,7 +1488,6 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
     const vf ninf = v_set1(-INFINITY), one = v_set1(1.0f), nzero = v_set1(-0.0f), vzero = v_zero();
     const vf vcap = v_set1(cap);
     float *crow[GEMM_MR];
-    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, 8);   /* the DOT form's */
 
 #ifdef SIMD_BF16
     const size_t kv_bytes = (job->kv_end - job->kv_begin) * (qkv_dtype_bytes(job->k.dtype, d) +
@@ -1534,7 +1514,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
         /* A plain tile: every row sees all of [kmin, kmax) and no score
            modifier is on, so S needs no second look before its max, and
            the microkernel takes the max while S is still in registers. */
-        int plain = form == ATT_GEMM && cap <= 0.0f && !any_slope && !any_mask;
+        int plain = cap <= 0.0f && !any_slope && !any_mask;
         for (size_t r = 0; r < rows && plain; r++)
             plain = (size_t)lo[r] == kmin && (size_t)hi[r] == kmax;
         for (size_t r = 0; r < rp; r++)
@@ -1582,13 +1562,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
         if (b16.qk)
             qk_done = simd_bf16_qk(&b16, job, t0, n, kmin, kmax, st, rp, plain ? tmax_of : NULL);
 #endif
-        if (form == ATT_DOT) {
-            SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, kv);
-            QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
-            SIMD_NAME(dec_qk)(job, 8, how, q, qb, kv->k + kmin, kmax - kmin, st + kmin * rp, rp,
-                              kv->prefetch ? kv->kpre + kmin : NULL);
-        }
-        for (size_t pc = 0; pc < d && form == ATT_GEMM && !qk_done; pc += dc) {
+        for (size_t pc = 0; pc < d && !qk_done; pc += dc) {
             const size_t kc = d - pc < dc ? d - pc : dc;
             if (dc != d || qt_lazy)
                 SIMD_NAME(pack_qt)(qt, rp, job, pc, kc);
@@ -1697,14 +1671,11 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm_dot)(const qkv_at
         }
         QKV_PHASE_MARK(ph, QKV_PHASE_SOFTMAX);
 
-        if (form == ATT_DOT)
-            SIMD_NAME(pv_dot_tile)(job, st + kmin * rp, rp, kv, kmin, kmax, lo, hi, alpha,
-                                   SIMD_NAME(tile_plain)(job, lo, hi, kmin, kmax, mt != NULL), how);
 #ifdef SIMD_BF16
-        else if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
+        if (b16.pv && simd_bf16_pv(&b16, job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain))
             ;
-#endif
         else
+#endif
             SIMD_NAME(pv_tile)(job, t0, kmin, kmax, st, rp, lo, hi, alpha, plain, conv, ws.left);
         QKV_PHASE_MARK(ph, QKV_PHASE_PV);
         t0 += n;
@@ -1732,6 +1703,6 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
         SIMD_NAME(attention_rows8)(job, ws);
 #endif
     } else {
-        SIMD_NAME(attention_gemm_dot)(job, form);
+        SIMD_NAME(attention_gemm)(job);
     }
 }

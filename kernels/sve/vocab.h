@@ -93,6 +93,23 @@ V_INLINE vf v_fold4_add(vf x)
                         svaddv_f32(svdupq_n_b32(0, 0, 0, 1), x));
 }
 
+/* Lanes 8k + r likewise, into every group of 8 (the 8-row decode form,
+   which runs where VL >= 16): a reduction per r over the lanes r, r + 8,
+   ..., the results of rows 0-3 and 4-7 DUPQ'd, each group's upper half
+   taken from the second. */
+#define SIMD_ROWS8 1
+V_INLINE svuint32_t v_lane_mod8(void) { return svand_n_u32_x(V_ALL, svindex_u32(0, 1), 7); }
+#define V_FOLD8(RED)                                                                          \
+    const svuint32_t m8 = v_lane_mod8();                                                      \
+    const vf lo = svdupq_n_f32(RED(svcmpeq_n_u32(V_ALL, m8, 0), x), RED(svcmpeq_n_u32(V_ALL, m8, 1), x), \
+                               RED(svcmpeq_n_u32(V_ALL, m8, 2), x), RED(svcmpeq_n_u32(V_ALL, m8, 3), x)); \
+    const vf hi = svdupq_n_f32(RED(svcmpeq_n_u32(V_ALL, m8, 4), x), RED(svcmpeq_n_u32(V_ALL, m8, 5), x), \
+                               RED(svcmpeq_n_u32(V_ALL, m8, 6), x), RED(svcmpeq_n_u32(V_ALL, m8, 7), x)); \
+    return svsel_f32(svcmpge_n_u32(V_ALL, m8, 4), hi, lo)
+V_INLINE vf v_fold8_max(vf x) { V_FOLD8(svmaxnmv_f32); }
+V_INLINE vf v_fold8_add(vf x) { V_FOLD8(svaddv_f32); }
+#undef V_FOLD8
+
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
    take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the five
    below. */

@@ -842,7 +842,8 @@ static int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t, int exact, const uint16_
    bf16 V: another dtype would be widened and rounded first, as K is for
    qk_dot_bf16, for little gain. With both, K and V bf16, same runs as
    there: 0.74 of STRICT's time in cache, 0.81 from memory; 64 query
-   heads on 8 (then the DOT form) 0.94, 8 on 8 (one row) 0.97. */
+   heads on 8 (in the 8-row form ROWS8 replaced) 0.94, 8 on 8 (one row)
+   0.97. */
 
 /* Keys a tile of P·V may have (ATT_BN, checked below attention.h). */
 #define PV_BF16_KEYS 64
