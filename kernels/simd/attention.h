@@ -95,6 +95,8 @@
  *                          means 1; cmax (NULL or nc floats rounded up to
  *                          whole vectors) takes the max of what is stored.
  *                          Never reads or writes past column nc.
+ *   simd_gemm_inline(...)  (optional) simd_gemm, inlined where it is
+ *                          called (the Q·Kᵀ of a GEMM tile)
  *   simd_pv_wide(t, mr, k, a, csa, b, ldb, c, coff, pre)   (optional)
  *                          simd_gemm with rsa 1, load_c, post 1, no cmax
  *                          and nc = SIMD_PV_WIDE_NR, for mr <=
@@ -260,6 +262,9 @@ static int SIMD_NAME(dec_bf16)(qkv_fpmath m, qkv_dtype qt, qkv_dtype kt)
    header (the Arm kernels: 16). */
 #ifndef ATT_ROWS8_VL
 #define ATT_ROWS8_VL 8
+#endif
+#ifndef simd_gemm_inline
+#define simd_gemm_inline simd_gemm
 #endif
 
 /* The form a job of this many rows takes where nothing else decides. Only
@@ -1231,24 +1236,16 @@ static void SIMD_NAME(dec_qk)(const qkv_attn_job *job, int R, int how, const flo
     simd_qk_dot(R, job->k.dtype, q, job->head_dim, krow, n, job->scale, out, ors, kpre);
 }
 
-/* Lanes 4k + r (N = 4) or 8k + r (N = 8), for all k, combined over k. */
-V_INLINE vf SIMD_NAME(fold_max)(const int N, vf x)
+/* Lanes 4k + r (N = 4) or 8k + r (N = 8), for all k, combined over k:
+   their max, or (max 0) their sum. */
+V_INLINE vf SIMD_NAME(fold)(const int N, const int max, vf x)
 {
 #ifdef SIMD_ROWS8
     if (N == 8)
-        return v_fold8_max(x);
+        return max ? v_fold8_max(x) : v_fold8_add(x);
 #endif
     (void)N;
-    return v_fold4_max(x);
-}
-V_INLINE vf SIMD_NAME(fold_add)(const int N, vf x)
-{
-#ifdef SIMD_ROWS8
-    if (N == 8)
-        return v_fold8_add(x);
-#endif
-    (void)N;
-    return v_fold4_add(x);
+    return max ? v_fold4_max(x) : v_fold4_add(x);
 }
 
 /* Decode: jobs of 1..N rows (a GQA group of up to N = 4 heads, one query
@@ -1356,7 +1353,7 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
             v_store(sp, x);
             tmax = v_max(x, tmax);
         }
-        const vf m_new = v_max(SIMD_NAME(fold_max)(N, tmax), m_rep);
+        const vf m_new = v_max(SIMD_NAME(fold)(N, 1, tmax), m_rep);
         const vm grown = v_gt(m_new, m_rep);
         vf a = one;
         if (v_any(grown))
@@ -1372,7 +1369,7 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
             v_store(sp, e);
             sum = v_add(sum, e);
         }
-        l_rep = v_add(v_mul(l_rep, a), SIMD_NAME(fold_add)(N, sum));
+        l_rep = v_add(v_mul(l_rep, a), SIMD_NAME(fold)(N, 0, sum));
         m_rep = m_new;
         v_store(alpha_l, a);
         QKV_PHASE_MARK(ph, QKV_PHASE_SOFTMAX);
@@ -1584,7 +1581,7 @@ static __attribute__((noinline)) void SIMD_NAME(attention_gemm)(const qkv_attn_j
                         crow[i] = st + (j0 + i) * rp;
                     for (size_t v0 = 0; v0 < rp; v0 += GEMM_NR) {
                         const size_t nc = rp - v0 < GEMM_NR ? rp - v0 : GEMM_NR;
-                        simd_gemm((int)mr, nc, kc, NULL, kr + (j0 - k0), koff, 1, qt + v0, rp, crow,
+                        simd_gemm_inline((int)mr, nc, kc, NULL, kr + (j0 - k0), koff, 1, qt + v0, rp, crow,
                                   v0, pc > 0, NULL, post,
                                   plain && pc + kc >= d ? tmax_of + v0 : NULL);
                     }
