@@ -316,10 +316,10 @@ static size_t SIMD_NAME(att_need)(int form, size_t rows, const qkv_attn_shape *s
         return n + ATT_ALIGN(rp * cols) + ATT_ALIGN(conv);
     }
     if (s->q_dtype != QKV_F32)
-        n += ATT_ALIGN((form == ATT_ROWS4 ? 4 : 8) * s->head_dim);
+        n += ATT_ALIGN(rp * s->head_dim);
 #ifdef SIMD_BF16_DECODE
     if (SIMD_NAME(dec_bf16)(s->fpmath, s->q_dtype, s->k_dtype))   /* Q's rows as bf16 */
-        n += ATT_ALIGN((form == ATT_ROWS4 ? 4 : 8) * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
+        n += ATT_ALIGN(rp * SIMD_BF16_QK_DPAD(s->head_dim) / 2);
 #endif
     return n;
 }

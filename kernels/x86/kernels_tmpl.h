@@ -231,16 +231,10 @@ V_INLINE void X86_NAME(gemm_any_t)(const qkv_dtype bt, const int byrow, int mr, 
 #undef GEMM_CALL
 }
 
-static void gemm_any(int mr, size_t nc, size_t k, const float *a, const unsigned char *const *ap,
-                     size_t rsa, size_t csa, const float *b, size_t ldb, float *const *c,
-                     size_t coff, int load_c, const float *pre, float post, float *cmax)
-{
-    X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, ap, rsa, csa, b, NULL, ldb, c, coff, load_c,
-                         pre, post, cmax);
-}
-
-/* gemm_any inlined into its caller, specialised for the caller's
-   constants: the fused driver's Q·Kᵀ (A by row pointers, csa 1, no pre).
+/* The microkernel for f32 B (gemm_any_t's shapes), inlined into its
+   caller and specialised for its constants: the fused driver's Q·Kᵀ (A
+   by row pointers, csa 1, no pre) calls it so; gemm_any is its copy out
+   of line.
    gcc 12 inlined gemm_any there on AVX2 by itself until the file grew
    (the 8-row decode form), and then called it: AVX2 prefill, 8 heads,
    n = 512, d = 64, callgrind: 632 M instructions inlined by gcc, 644 M
@@ -255,6 +249,13 @@ V_INLINE void X86_NAME(gemm_inline)(int mr, size_t nc, size_t k, const float *a,
 {
     X86_NAME(gemm_any_t)(QKV_F32, 0, mr, nc, k, a, ap, rsa, csa, b, NULL, ldb, c, coff, load_c,
                          pre, post, cmax);
+}
+
+static void gemm_any(int mr, size_t nc, size_t k, const float *a, const unsigned char *const *ap,
+                     size_t rsa, size_t csa, const float *b, size_t ldb, float *const *c,
+                     size_t coff, int load_c, const float *pre, float post, float *cmax)
+{
+    X86_NAME(gemm_inline)(mr, nc, k, a, ap, rsa, csa, b, ldb, c, coff, load_c, pre, post, cmax);
 }
 
 /* gemm_any with load_c, post 1 and no cmax for a full panel of GEMM_NR
