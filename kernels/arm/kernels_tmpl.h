@@ -219,10 +219,8 @@ V_INLINE void SIMD_NAME(dot_blk)(const int R, const qkv_dtype t, const float *co
     }
 
 /* dot_blk for R = 1 or 2 rows, 16/R keys (each K vector loaded and
-   widened once for its R rows): out[k·ors + l] = scale · dot(q[l % R],
-   K_k) for the keys k < nk and l < 4, the R rows' scores repeated over the
-   4 lanes of S[key][4] (ors = 4), where the 4-row kernel computed 4/R
-   copies of each. */
+   widened once for its R rows): out[k·ors + r] = scale · dot(q[r], K_k)
+   for the keys k < nk and r < R. */
 V_INLINE void SIMD_NAME(dot_blk_few)(const int R, const qkv_dtype t, const float *const *q,
                                      size_t d, const unsigned char *const *kr, size_t nk,
                                      float scale, float *out, size_t ors)
@@ -263,8 +261,7 @@ V_INLINE void SIMD_NAME(dot_blk_few)(const int R, const qkv_dtype t, const float
     v_store_sum4(sc + 8, a8, a9, a10, a11, scale);
     v_store_sum4(sc + 12, a12, a13, a14, a15, scale);
     for (size_t k = 0; k < nk; k++)
-        for (size_t l = 0; l < 4; l++)
-            out[k * ors + l] = sc[k * (size_t)R + l % (size_t)R];
+        memcpy(out + k * ors, sc + k * (size_t)R, (size_t)R * sizeof *out);
 }
 
 /* simd_qk_dot (simd/attention.h) in blocks of 16/R keys, a key past n
@@ -290,12 +287,10 @@ V_INLINE void SIMD_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *c
         for (size_t j = j0; kpre && j < j0 + kb && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
     }
-    /* S has 4 lanes a key for R < 4 (ors = 4), as for R = 4. */
-    const size_t lanes = R < 4 ? 4 : (size_t)R;
-    const size_t per_vec = VL >= lanes ? VL / lanes : 1;
+    const size_t per_vec = (size_t)VL >= (size_t)R ? (size_t)VL / (size_t)R : 1;
     const size_t whole = (n + per_vec - 1) / per_vec * per_vec;
     for (size_t j = n; j < whole; j++)
-        memcpy(out + j * ors, out + (n - 1) * ors, lanes * sizeof *out);
+        memcpy(out + j * ors, out + (n - 1) * ors, (size_t)R * sizeof *out);
 }
 
 /* Out of line, as on x86 (there, inlined into the driver, Q was kept on

@@ -147,20 +147,14 @@ V_INLINE vf v_hsum_lanes(const vf *x)
     return _mm256_hadd_ps(_mm256_hadd_ps(y[0], y[1]), _mm256_hadd_ps(y[2], y[3]));
 }
 
-/* x holds VL/r keys of r lanes (r = 1, 2): lanes 4k .. 4k + 3 = key
-   VL/4 · i + k's r lanes, repeated to fill 4 (its r scores as the 4 lanes
-   of S[key][4]). */
-V_INLINE vf v_rep4(vf x, int i, int r)
-{
-    const int k0 = r * 2 * i, k1 = r * (2 * i + 1), odd = r - 1;   /* lane 4k + 1, 3: row 1 */
-    return _mm256_permutevar8x32_ps(x, _mm256_setr_epi32(k0, k0 + odd, k0, k0 + odd,
-                                                         k1, k1 + odd, k1, k1 + odd));
-}
-
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
    holding the max (sum) of its row r across the groups. */
 V_INLINE vf v_fold4_max(vf x) { return _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
 V_INLINE vf v_fold4_add(vf x) { return _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1)); }
+/* Lanes 2k + r likewise (the decode form of 2 rows): the pairs of each
+   group of 4 combined, then the groups. */
+V_INLINE vf v_fold2_max(vf x) { return v_fold4_max(_mm256_max_ps(x, _mm256_permute_ps(x, 0x4E))); }
+V_INLINE vf v_fold2_add(vf x) { return v_fold4_add(_mm256_add_ps(x, _mm256_permute_ps(x, 0x4E))); }
 /* Lanes 8k + r likewise (simd/attention.h's 8-row decode form): one group. */
 #define SIMD_ROWS8 1
 V_INLINE vf v_fold8_max(vf x) { return x; }

@@ -403,6 +403,23 @@ QE_INLINE __m512 qe_permutexvar_ps(__m512i idx, __m512 a)
         r.f[i] = x.f[k.u[i] & 15];
     return r.ps;
 }
+/* Within each 128-bit lane, lane i takes lane (imm >> 2i) & 3. */
+QE_INLINE __m512 qe_permute_ps(__m512 a, int imm)
+{
+    const qe512 x = qe_ps(a);
+    qe512 r;
+    for (int i = 0; i < 16; i++)
+        r.f[i] = x.f[(i & ~3) | ((imm >> 2 * (i & 3)) & 3)];
+    return r.ps;
+}
+QE_INLINE __m512 qe_permutex2var_ps(__m512 a, __m512i idx, __m512 b)
+{
+    const qe512 k = qe_si(idx), x = qe_ps(a), y = qe_ps(b);
+    qe512 r;
+    for (int i = 0; i < 16; i++)
+        r.f[i] = (k.u[i] & 16) ? y.f[k.u[i] & 15] : x.f[k.u[i] & 15];
+    return r.ps;
+}
 QE_INLINE __m512i qe_permutexvar_epi16(__m512i idx, __m512i a)
 {
     const qe512 k = qe_si(idx), x = qe_si(a);
@@ -736,6 +753,10 @@ QE_INLINE __m512 qe_sleef_tanhf16(__m512 a)
 #define _mm512_unpackhi_pd qe_unpackhi_pd
 #undef _mm512_permutexvar_ps
 #define _mm512_permutexvar_ps qe_permutexvar_ps
+#undef _mm512_permute_ps
+#define _mm512_permute_ps qe_permute_ps
+#undef _mm512_permutex2var_ps
+#define _mm512_permutex2var_ps qe_permutex2var_ps
 #undef _mm512_permutexvar_epi16
 #define _mm512_permutexvar_epi16 qe_permutexvar_epi16
 #undef _mm512_permutex2var_epi16

@@ -131,18 +131,6 @@ V_INLINE vf v_hsum_lanes(const vf *x)
                          _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
 }
 
-/* x holds VL/r keys of r lanes (r = 1, 2): lanes 4k .. 4k + 3 = key
-   VL/4 · i + k's r lanes, repeated to fill 4 (its r scores as the 4 lanes
-   of S[key][4]). */
-V_INLINE vf v_rep4(vf x, int i, int r)
-{
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i key = _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * i));
-    const __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(key, _mm512_set1_epi32(r)),
-                                         _mm512_and_si512(lane, _mm512_set1_epi32(r - 1)));
-    return _mm512_permutexvar_ps(idx, x);
-}
-
 /* Lanes 4k + r, for all k, combined over k: every group of 4 lanes ends up
    holding the max (sum) of its row r across the groups. */
 V_INLINE vf v_fold4_max(vf x)
@@ -155,6 +143,10 @@ V_INLINE vf v_fold4_add(vf x)
     x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
     return _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
 }
+/* Lanes 2k + r likewise (the decode form of 2 rows): the pairs of each
+   group of 4 combined, then the groups. */
+V_INLINE vf v_fold2_max(vf x) { return v_fold4_max(_mm512_max_ps(x, _mm512_permute_ps(x, 0x4E))); }
+V_INLINE vf v_fold2_add(vf x) { return v_fold4_add(_mm512_add_ps(x, _mm512_permute_ps(x, 0x4E))); }
 /* Lanes 8k + r likewise (simd/attention.h's 8-row decode form). */
 #define SIMD_ROWS8 1
 V_INLINE vf v_fold8_max(vf x) { return _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E)); }

@@ -90,6 +90,9 @@ V_INLINE vf v_i32_to_f(const int32_t *p, int32_t j)
    of its row. */
 V_INLINE vf v_fold4_max(vf x) { return x; }
 V_INLINE vf v_fold4_add(vf x) { return x; }
+/* Lanes 2k + r likewise (the decode form of 2 rows): lanes r and r + 2. */
+V_INLINE vf v_fold2_max(vf x) { return v_max(x, vextq_f32(x, x, 2)); }
+V_INLINE vf v_fold2_add(vf x) { return vaddq_f32(x, vextq_f32(x, x, 2)); }
 
 /* SLEEF's exp, for the stage softmax (the contract's); the fused kernels
    take simd/exp_tanh.h's v_exp and v_tanh, inline, built on the five

@@ -21,11 +21,12 @@
  *     (no packing of K); P·V by the same microkernel;
  *   - ROWS4 (rows <= 4) and ROWS8 (5..8 rows, a GQA group of 8, where
  *     VL >= ATT_ROWS8_VL and the vocabulary defines SIMD_ROWS8; else
- *     GEMM): dot products along head_dim, N = 4 or 8 rows × VL/N keys per
- *     vector, into S kept as [key][N], so exp/max/sum run on full vectors
- *     (the per-row state is kept repeated in every group of N lanes,
- *     v_fold4_* / v_fold8_* combine the groups); P·V with all rows'
- *     accumulators in registers.
+ *     GEMM): dot products along head_dim, N rows × VL/N keys per vector,
+ *     into S kept as [key][N], so exp/max/sum run on full vectors (the
+ *     per-row state is kept repeated in every group of N lanes, v_hmax /
+ *     v_hsum and v_fold2_* / v_fold4_* / v_fold8_* combine the groups);
+ *     P·V with all rows' accumulators in registers. N = 4 or 8, and N =
+ *     rows for the ROWS4 jobs of 1 or 2 rows (MHA, GQA groups of 2).
  *
  * Stored dtypes. Q, K and V may be f32 or any dtype with a converter. The
  * decode forms read K and V in place and widen them in registers
@@ -77,6 +78,7 @@
  *   v_i32_to_f(p, j)       (float)(p[i] + j)
  *   v_fold4_max v_fold4_add  every group of 4 lanes gets the max / sum of
  *                          its lane r over all the groups
+ *   v_fold2_max v_fold2_add  the same for groups of 2 lanes
  *   v_fold8_max v_fold8_add  the same for groups of 8 lanes, with SIMD_ROWS8
  *                          defined (without, jobs of 5..8 rows take GEMM)
  *   v_prefetch(p)          a hint, may be a no-op
@@ -109,15 +111,11 @@
  *                          boff on of the row at bp[p], stored as t (f32,
  *                          or f16/bf16 where simd_gemm_b16 is defined)
  *   simd_qk_dot(R, t, q, d, krow, n, scale, out, ors, kpre)
- *                          R = 4 or 8 (<= VL) query rows q[r] (f32, d
- *                          values) against n keys stored as t at krow[j]:
- *                          out[j·ors + r] = scale · dot(q[r], K_j) for
- *                          r < R, j < round_up(n, VL/R); krow[j >= n] is
- *                          never read (the key n - 1 stands in). R = 1
- *                          or 2 (with ors = 4 and q[R..3] = q[R - 1]):
- *                          as R = 4, but an ISA may compute only the R
- *                          rows and fill lanes R..3 with any of their
- *                          scores. kpre
+ *                          R = 1, 2, 4 or 8 (<= VL) query rows q[r] (f32,
+ *                          d values) against n keys stored as t at
+ *                          krow[j]: out[j·ors + r] = scale · dot(q[r], K_j)
+ *                          for r < R, j < round_up(n, VL/R); krow[j >= n]
+ *                          is never read (the key n - 1 stands in). kpre
  *                          NULL, or n rows (each NULL or d values as t)
  *                          to prefetch, kpre[j] about when key j is done.
  *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre, vpre)
@@ -533,10 +531,13 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    only the first line of each page took the same time as asking for
    every line (AVX-512 f32 13.4 / 13.3 ms, f16 5.9 / 6.1): the hardware
    streamer fetches the rest.
-   Where the time goes on a Zen 5 whose core reads 47-49 GB/s (EPYC,
-   family 26 model 2, 1 MiB L2; same case, AVX-512 f32, 10.0-10.6 ms),
-   by timers around each phase of a tile: the sweep 61% (it alone reads
-   at 93% of the probe's bandwidth), Q·Kᵀ 21%, P·V 15%, the softmax 4%.
+   Where the time goes on a Zen 5 (EPYC, family 26 model 2, 1 MiB L2;
+   same case, AVX-512, K and V from a cache line's start as `qkv bench`
+   allocates them), by timers around each phase of a tile: f32 (11.9 ms)
+   the sweep 68% (it alone reads at 93% of the probe's bandwidth), Q·Kᵀ
+   15%, P·V 12%, the softmax 3%; f16 (8.05 ms) the sweep 46%, Q·Kᵀ 26%,
+   P·V 21%, the softmax 5%. (A count with K and V 16 bytes off a line had
+   Q·Kᵀ at 21% of the f32 call.)
    The arithmetic does not overlap the sweep, so the sum is what a call
    takes; ways to overlap them all lost: prefetching the next chunk into
    L1 (T0) or L2 (T1) while computing this one, beside the sweep, 12.9-17.2
@@ -1236,30 +1237,37 @@ static void SIMD_NAME(dec_qk)(const qkv_attn_job *job, int R, int how, const flo
     simd_qk_dot(R, job->k.dtype, q, job->head_dim, krow, n, job->scale, out, ors, kpre);
 }
 
-/* Lanes 4k + r (N = 4) or 8k + r (N = 8), for all k, combined over k:
-   their max, or (max 0) their sum. */
+/* Lanes Nk + r (N = 1, 2, 4 or 8), for all k, combined over k: their
+   max, or (max 0) their sum. */
 V_INLINE vf SIMD_NAME(fold)(const int N, const int max, vf x)
 {
+    if (N == 1)
+        return v_set1(max ? v_hmax(x) : v_hsum(x));
+    if (N == 2)
+        return max ? v_fold2_max(x) : v_fold2_add(x);
 #ifdef SIMD_ROWS8
     if (N == 8)
         return max ? v_fold8_max(x) : v_fold8_add(x);
 #endif
-    (void)N;
     return max ? v_fold4_max(x) : v_fold4_add(x);
 }
 
-/* Decode: jobs of 1..N rows (a GQA group of up to N = 4 heads, one query
-   each, or, where the vocabulary folds groups of 8 lanes (SIMD_ROWS8), of
-   5..8 with N = 8). With one lane per row a vector of scores would be
-   mostly idle, so S and P are kept as [key][N] and a vector holds VL/N
-   keys × N rows exactly as the dot products leave them: exp, max and sum
-   then run on full vectors (a quarter as many exp calls for N = 4 on
-   AVX-512; for N = 8, half as many as the form it replaced, which kept S
-   as [key][rows rounded up to a vector], [key][16]: AMD EPYC Zen 5, one
-   thread, 64/8 heads, d = 128, 32768 keys from memory, two builds
-   alternating in one process, both orders, ROWS8 over that form: AVX-512
-   f32 0.975 of the time, f16 0.973, Q8_0 0.964, avx512bf16 bf16 0.958;
-   AVX2, where its layout was [key][8] too, f32 0.980, f16 0.992). */
+/* Decode: jobs of 1..N rows (N = 1 or 2 for jobs of that many rows: MHA,
+   GQA groups of 2; N = 4 for 3 or 4; where the vocabulary folds groups of
+   8 lanes (SIMD_ROWS8), N = 8 for 5..8). With one lane per row a vector of
+   scores would be mostly idle, so S and P are kept as [key][N] and a
+   vector holds VL/N keys × N rows exactly as the dot products leave them:
+   exp, max and sum then run on full vectors (a quarter as many exp calls
+   for N = 4 on AVX-512). AMD EPYC Zen 5, one thread, d = 128, 32768 keys
+   from memory, two builds alternating in one process, both orders: for N
+   = 8, 64/8 heads, over the form that kept S as [key][rows rounded up to
+   a vector], [key][16]: AVX-512 f32 0.975 of the time, f16 0.973, Q8_0
+   0.964, avx512bf16 bf16 0.958; AVX2, where its layout was [key][8] too,
+   f32 0.980, f16 0.992. For N = 1 and 2, over S as [key][4] with the rows'
+   scores repeated: 8/8 heads AVX-512 f32 0.97, f16 0.96, bf16 0.97, Q8_0
+   0.96, Q4_0 0.90, AVX2 0.78-0.90, avx512bf16 in QKV_FPMATH_BF16 (bf16
+   K/V) 0.89; 16/8 heads AVX-512 0.96-0.98, AVX2 0.86-0.93, avx512bf16
+   BF16 mode 0.94. */
 V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att_ws) ws,
                                           const int N)
 {
@@ -1300,7 +1308,7 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
     for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
-    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, N);
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, N == 8 ? 8 : 4);
     QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
@@ -1328,7 +1336,7 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
         QKV_PHASE_MARK(ph, QKV_PHASE_TILE);
         SIMD_NAME(dot_tile_rows)(job, &feed, t0, kmin, kmax, &kv);
         QKV_PHASE_MARK(ph, QKV_PHASE_FEED);
-        SIMD_NAME(dec_qk)(job, N == 4 && rows <= 2 ? (int)rows : N, how, q, qb, kv.k + kmin,
+        SIMD_NAME(dec_qk)(job, N, how, q, qb, kv.k + kmin,
                           kmax - kmin, st + kmin * (size_t)N, (size_t)N,
                           kv.prefetch ? kv.kpre + kmin : NULL);
         QKV_PHASE_MARK(ph, QKV_PHASE_QK);
@@ -1390,19 +1398,22 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
 }
 
 /* Out of line, so that their locals (3.5 KiB on AVX-512) are not also in
-   the general job's frame. */
-static __attribute__((noinline)) void SIMD_NAME(attention_rows4)(const qkv_attn_job *job,
-                                                                 SIMD_NAME(att_ws) ws)
-{
-    SIMD_NAME(attention_rows_n)(job, ws, 4);
-}
+   the general job's frame, nor in each other's (clang gave one function
+   holding N = 1, 2 and 4 the three frames' sum). A ROWS4 job of 1 or 2
+   rows keeps S as [key][rows]. */
+#define ATT_ROWS_N(N_)                                                                     \
+    static __attribute__((noinline)) void SIMD_NAME(attention_rows##N_)(                    \
+        const qkv_attn_job *job, SIMD_NAME(att_ws) ws)                                      \
+    {                                                                                       \
+        SIMD_NAME(attention_rows_n)(job, ws, N_);                                           \
+    }
+ATT_ROWS_N(1)
+ATT_ROWS_N(2)
+ATT_ROWS_N(4)
 #ifdef SIMD_ROWS8
-static __attribute__((noinline)) void SIMD_NAME(attention_rows8)(const qkv_attn_job *job,
-                                                                 SIMD_NAME(att_ws) ws)
-{
-    SIMD_NAME(attention_rows_n)(job, ws, 8);
-}
+ATT_ROWS_N(8)
 #endif
+#undef ATT_ROWS_N
 
 /* ---- the general job ---------------------------------------------------------- */
 
@@ -1694,7 +1705,9 @@ static void SIMD_NAME(attention)(const qkv_attn_job *job)
     const int form = SIMD_NAME(att_form)(job->rows, &shape, job->ws_floats);
     const SIMD_NAME(att_ws) ws = {job->ws, job->ws_floats};
     if (form == ATT_ROWS4) {
-        SIMD_NAME(attention_rows4)(job, ws);
+        (job->rows == 1   ? SIMD_NAME(attention_rows1)
+         : job->rows == 2 ? SIMD_NAME(attention_rows2)
+                          : SIMD_NAME(attention_rows4))(job, ws);
 #ifdef SIMD_ROWS8
     } else if (form == ATT_ROWS8) {
         SIMD_NAME(attention_rows8)(job, ws);

@@ -93,6 +93,15 @@ V_INLINE vf v_fold4_add(vf x)
                         svaddv_f32(svdupq_n_b32(0, 0, 0, 1), x));
 }
 
+/* Lanes 2k + r likewise (the decode form of 2 rows): a reduction over the
+   even lanes and one over the odd, DUPQ'd. */
+#define V_FOLD2(RED)                                                            \
+    const float r0 = RED(svdupq_n_b32(1, 0, 1, 0), x), r1 = RED(svdupq_n_b32(0, 1, 0, 1), x); \
+    return svdupq_n_f32(r0, r1, r0, r1)
+V_INLINE vf v_fold2_max(vf x) { V_FOLD2(svmaxnmv_f32); }
+V_INLINE vf v_fold2_add(vf x) { V_FOLD2(svaddv_f32); }
+#undef V_FOLD2
+
 /* Lanes 8k + r likewise, into every group of 8 (the 8-row decode form,
    which runs where VL >= 16): a reduction per r over the lanes r, r + 8,
    ..., the results of rows 0-3 and 4-7 DUPQ'd, each group's upper half

@@ -17,7 +17,8 @@
  *                            (X86_NAME(blocks_for), see there)
  *   v_zero v_set1 v_load v_store v_tailmask v_loadm v_loadm_or v_storem
  *   v_add v_sub v_mul v_div v_fmadd v_max v_gt v_eq v_ne v_or v_sel v_bits
- *   v_hmax v_hsum v_hsum_lanes v_fold4_max v_fold4_add v_rep4 v_exp v_tanh
+ *   v_hmax v_hsum v_hsum_lanes v_fold2_max v_fold2_add v_fold4_max v_fold4_add
+ *   v_exp v_tanh
  *   v_exp_sleef (the stage softmax's: the contract names SLEEF's)
  *   v_in_range v_transpose v_i32_to_f v_pin
  *   PV_FOLD_SCALES           1: the decode P·V of a Q8_0/Q4_0 V folds each
@@ -587,16 +588,9 @@ SIMD_UNROLL
 }
 
 /* The scores s of keys j0 .. j0 + VL/R - 1 (lane R·key + row, as
-   v_hsum_lanes leaves them) into out[j·ors + r] (R = 1, 2: over the
-   key's 4 lanes). */
+   v_hsum_lanes leaves them) into out[j·ors + r]. */
 V_INLINE void X86_NAME(qk_store)(const int R, vf s, float *out, size_t ors, size_t j0)
 {
-    if (R < 4) {   /* ors == 4: each key's R scores over its 4 lanes */
-SIMD_UNROLL
-        for (int i = 0; i < 4 / R; i++)
-            v_store(out + (j0 + (size_t)i * VL / 4) * 4, v_rep4(s, i, R));
-        return;
-    }
     if (ors == (size_t)R) {
         v_store(out + j0 * (size_t)R, s);
         return;
@@ -627,8 +621,7 @@ SIMD_UNROLL
    keys keep VL dot products in flight (each K load serves R rows), and one
    transposing reduction turns them into one vector, lane R·key + row. K
    rows are read in place in their stored dtype, widened in registers:
-   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R), r < R
-   (R = 1, 2: r < ors = 4, the R rows' scores repeated over the 4 lanes);
+   out[j·ors + r] = scale · dot(q_r, K_j) for j < round_up(n, VL/R), r < R;
    and after each block, the rows kpre[j] of the block's keys are
    prefetched (kpre NULL: none). */
 V_INLINE void X86_NAME(qk_dot_t)(const int R, const qkv_dtype t, const float *const *q, size_t d,
@@ -867,36 +860,28 @@ static int X86_NAME(qk_dot_bf16)(int rows, qkv_dtype t, int exact, const uint16_
 /* Keys a tile of P·V may have (ATT_BN, checked below attention.h). */
 #define PV_BF16_KEYS 64
 
-/* The weights of key pairs, ps = 4 words a pair where prs = 4 (4 lanes a
-   key), else 8 (8 of a key's prs lanes): p2[jj·ps + r] = (P[2jj][r],
+/* The weights of key pairs for R lanes a key (1, 2, 4 or 8, a constant,
+   so that the permutes' indexes are too): p2[jj·R + r] = (P[2jj][r],
    P[2jj+1][r]) as a word of two bf16 (bf16_pack2) for the (n + 1) / 2
-   pairs, the partner of an odd last key weighing 0. Lanes of keys past n
-   are never read (they may be uninitialised). */
-static void X86_NAME(p_pairs)(const float *p, size_t prs, size_t n, uint32_t *p2)
+   pairs, the partner of an odd last key weighing 0. A step takes 32/R
+   keys, 32 floats, and two permutes split them into the even keys' lanes
+   and the odd keys'. */
+V_INLINE void X86_NAME(p_pairs)(const int R, const float *p, size_t n, uint32_t *p2)
 {
-    const size_t np = (n + 1) / 2;
-    if (prs == 4) {   /* 8 keys, 4 pairs, a step: even keys' rows, odd keys' rows */
-        const __m512i ie = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 11, 10, 9, 8, 3, 2, 1, 0);
-        const __m512i io = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 14, 13, 12, 7, 6, 5, 4);
-        for (size_t j = 0; j < n; j += 8) {
-            const size_t left = (n - j) * 4;   /* lanes of keys below n */
-            const vf a = left >= 16 ? v_load(p + j * 4) : v_loadm(p + j * 4, v_tailmask(left));
-            const vf b = left >= 32 ? v_load(p + j * 4 + 16)
-                         : left > 16 ? v_loadm(p + j * 4 + 16, v_tailmask(left - 16)) : v_zero();
-            const vf even = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(ie, a),
-                                                 _mm512_permutexvar_ps(ie, b), 0x44);
-            const vf odd = _mm512_shuffle_f32x4(_mm512_permutexvar_ps(io, a),
-                                                _mm512_permutexvar_ps(io, b), 0x44);
-            _mm512_storeu_si512(p2 + j / 2 * 4, BF16_NAME(bf16_pack2)(even, odd));
-        }
-    } else {          /* a pair a step, the first 8 lanes of its two keys */
-        const vm m8 = v_tailmask(8);
-        for (size_t jj = 0; jj < np; jj++) {
-            const vf even = v_loadm(p + 2 * jj * prs, m8);
-            const vf odd = 2 * jj + 1 < n ? v_loadm(p + (2 * jj + 1) * prs, m8) : v_zero();
-            _mm512_mask_storeu_epi16(p2 + jj * 8, (__mmask32)0xffff,
-                                     BF16_NAME(bf16_pack2)(even, odd));
-        }
+    int32_t ie[16], io[16];
+    for (int i = 0; i < 16; i++) {
+        ie[i] = i / R * 2 * R + i % R;
+        io[i] = ie[i] + R;
+    }
+    const __m512i even_of = _mm512_loadu_si512(ie), odd_of = _mm512_loadu_si512(io);
+    for (size_t j = 0; j < n; j += (size_t)(32 / R)) {
+        const size_t at = j * (size_t)R, left = n * (size_t)R - at;   /* lanes below key n */
+        const vf a = left >= 16 ? v_load(p + at) : v_loadm(p + at, v_tailmask(left));
+        const vf b = left >= 32 ? v_load(p + at + 16)
+                     : left > 16 ? v_loadm(p + at + 16, v_tailmask(left - 16)) : v_zero();
+        _mm512_storeu_si512(p2 + at / 2,
+                            BF16_NAME(bf16_pack2)(_mm512_permutex2var_ps(a, even_of, b),
+                                                  _mm512_permutex2var_ps(a, odd_of, b)));
     }
 }
 
@@ -962,20 +947,31 @@ static __attribute__((noinline)) void X86_NAME(pv_rows_bf16)(size_t rows, const 
                                                            const unsigned char *const *vpre)
 {
     X86_ALIGN uint32_t p2[PV_BF16_KEYS / 2 * 8];
-    X86_NAME(p_pairs)(p, prs, n, p2);
+    if (prs == 8)
+        X86_NAME(p_pairs)(8, p, n, p2);
+    else if (prs == 4)
+        X86_NAME(p_pairs)(4, p, n, p2);
+    else if (prs == 2)
+        X86_NAME(p_pairs)(2, p, n, p2);
+    else
+        X86_NAME(p_pairs)(1, p, n, p2);
     const size_t vbytes = 2 * dv;
+    /* R × NV accumulators: 16 where the columns allow (of 32 registers). */
+#define PV_BF(R_, NV_)                                                                      \
+    (X86_NAME(pv_bf16_blk)(R_, NV_, rows, p2, R_, vrow, n, c0, vbytes, acc, pre, vpre), \
+     c0 += 16 * (NV_))
     for (size_t c0 = 0; c0 < dv;) {
-        if (prs != 4) {
-            X86_NAME(pv_bf16_blk)(8, 2, rows, p2, 8, vrow, n, c0, vbytes, acc, pre, vpre);
-            c0 += 32;
-        } else if (dv - c0 >= 64) {
-            X86_NAME(pv_bf16_blk)(4, 4, rows, p2, 4, vrow, n, c0, vbytes, acc, pre, vpre);
-            c0 += 64;
-        } else {
-            X86_NAME(pv_bf16_blk)(4, 2, rows, p2, 4, vrow, n, c0, vbytes, acc, pre, vpre);
-            c0 += 32;
-        }
+        const size_t left = dv - c0;
+        if (prs == 8)
+            PV_BF(8, 2);
+        else if (prs == 4)
+            left >= 64 ? PV_BF(4, 4) : PV_BF(4, 2);
+        else if (prs == 2)
+            left >= 128 ? PV_BF(2, 8) : left >= 64 ? PV_BF(2, 4) : PV_BF(2, 2);
+        else
+            left >= 128 ? PV_BF(1, 8) : left >= 64 ? PV_BF(1, 4) : PV_BF(1, 2);
     }
+#undef PV_BF
 }
 #define simd_bf16_pv_rows X86_NAME(pv_rows_bf16)
 #define simd_bf16_subnormal BF16_NAME(any_subnormal)
@@ -1076,13 +1072,12 @@ SIMD_UNROLL
 
 /* Keys whose folded weights pv_cols holds: a decode tile (simd_pv_rows
    takes n <= ATT_BN, checked below attention.h); blocks a column block
-   spans (AVX-512's 64 columns: 2); lanes of weights a key for R rows. */
+   spans (AVX-512's 64 columns: 2); R lanes of weights a key. */
 #define PV_WKEYS 64
 #define PV_WBLOCKS ((PV_NV12 * VL + QKV_BLOCK_VALUES - 1) / QKV_BLOCK_VALUES)
-#define PV_WLANES(R) ((R) <= 4 ? 4 : 8)
-#define PV_WFLOATS(R) (PV_FOLD_SCALES ? PV_WBLOCKS * PV_WKEYS * PV_WLANES(R) : 1)
+#define PV_WFLOATS(R) (PV_FOLD_SCALES ? PV_WBLOCKS * PV_WKEYS * (R) : 1)
 
-/* w[j·ws + l] = p[j·prs + l] · d_j for j < n, l < ws (4 or 8), d_j the
+/* w[j·ws + l] = p[j·prs + l] · d_j for j < n, l < ws (1, 2, 4 or 8), d_j the
    scale of the block at byte `at` of V row j: the weights of a block
    dtype's P·V with the scales folded in, so that the quants need no
    multiply: a multiply once per key and block instead of once per key
@@ -1117,14 +1112,19 @@ static void X86_NAME(pv_weights)(const float *p, size_t prs, size_t ws,
         }
     }
     for (; j < n; j++) {
-        const __m128 d = _mm_set1_ps(v_f16_scalar(vrow[j] + at));
+        const float d = v_f16_scalar(vrow[j] + at);
+        if (ws < 4) {
+            for (size_t l = 0; l < ws; l++)
+                w[j * ws + l] = p[j * prs + l] * d;
+            continue;
+        }
         for (size_t l = 0; l < ws; l += 4)
-            _mm_store_ps(w + j * ws + l, _mm_mul_ps(_mm_loadu_ps(p + j * prs + l), d));
+            _mm_store_ps(w + j * ws + l, _mm_mul_ps(_mm_loadu_ps(p + j * prs + l), _mm_set1_ps(d)));
     }
 }
 
 /* simd_pv_rows for R lanes and V stored as T: the columns in blocks of NB
-   vectors; w has room for PV_WBLOCKS blocks of PV_WKEYS keys' PV_WLANES(R)
+   vectors; w has room for PV_WBLOCKS blocks of PV_WKEYS keys' R lanes of
    weights. One copy per dtype, so that other dtypes carry nothing of the
    weights (with the dtype chosen inside, the 8-row f16 decode kept its key
    count on the stack: 5% slower). */
@@ -1137,7 +1137,7 @@ V_INLINE void X86_NAME(pv_cols)(const int R, const qkv_dtype T, size_t rows, con
     const size_t vbytes = qkv_dtype_bytes(T, dv), step = (size_t)NB * VL;
     const size_t blocks = (dv + step - 1) / step;
     const int blocked = qkv_dtype_block(T) > 1;
-    const size_t ws = PV_WLANES(R), wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(T, QKV_BLOCK_VALUES);
+    const size_t ws = (size_t)R, wbs = PV_WKEYS * ws, bytes = qkv_dtype_bytes(T, QKV_BLOCK_VALUES);
     const float *pw = blocked && PV_FOLD_SCALES ? w : p;
     const size_t pws = blocked && PV_FOLD_SCALES ? ws : prs;
     for (size_t c0 = 0, blk = 0; c0 < dv; c0 += step, blk++) {
@@ -1225,7 +1225,7 @@ static void X86_NAME(pv_rows)(size_t rows, const float *p, size_t prs,
    this is a transpose, done in VL × VL blocks in registers. (A masked
    prefill, 8 heads, n = 2048, d = 128, on Zen 5 took 35% longer than an
    unmasked one with a gather per vector of scores, 26% with an
-   element-by-element copy, 15% with this.) Decode's 4 lanes a key are few:
+   element-by-element copy, 15% with this.) Decode's 1 to 8 lanes a key are few:
    copied one by one. Rows without a mask read zeros. */
 static void X86_NAME(mask_t)(const float *const *mask, size_t rows, size_t key0, size_t n,
                              size_t rp, float *mt)
