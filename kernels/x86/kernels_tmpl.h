@@ -1069,9 +1069,10 @@ SIMD_UNROLL
    FMAs (AMD EPYC Zen 5, AVX-512, one thread, d = 128, 32768 keys from
    memory, paired, over 4: 8/8 heads f32 0.97-1.00 of the time, f16
    0.97-0.99, bf16 0.94-0.97; 16/8 heads f32 0.97-0.98, f16 0.96-0.97,
-   bf16 0.97; AVX2, one row, 1.03-1.12). Every step of a block dtype divides a block of 32
-   columns or is two blocks, so with head_dim a multiple of 32 a column
-   block of a block dtype is part of one block or whole blocks. */
+   bf16 0.97; AVX2, one row, 1.03-1.12). Every step of a block dtype
+   divides a block of 32 columns or is two blocks, so with head_dim a
+   multiple of 32 a column block of a block dtype is part of one block or
+   whole blocks. */
 #define PV_NV12 4
 #define PV_NV12_WIDE 8
 #define PV_NV4 (GEMM_NV)
