@@ -115,7 +115,8 @@
  *                          d values) against n keys stored as t at
  *                          krow[j]: out[j·ors + r] = scale · dot(q[r], K_j)
  *                          for r < R, j < round_up(n, VL/R); krow[j >= n]
- *                          is never read (the key n - 1 stands in). kpre
+ *                          is never read (the key n - 1 stands in); ors
+ *                          = R (the decode forms' S, [key][R]). kpre
  *                          NULL, or n rows (each NULL or d values as t)
  *                          to prefetch, kpre[j] about when key j is done.
  *   simd_pv_rows(rows, p, prs, vrow, n, dv, t, acc, pre, vpre)

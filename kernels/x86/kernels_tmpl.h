@@ -588,17 +588,12 @@ SIMD_UNROLL
 }
 
 /* The scores s of keys j0 .. j0 + VL/R - 1 (lane R·key + row, as
-   v_hsum_lanes leaves them) into out[j·ors + r]. */
+   v_hsum_lanes leaves them) into out[j·ors + r]: one store, ors being R
+   (simd_qk_dot's contract). */
 V_INLINE void X86_NAME(qk_store)(const int R, vf s, float *out, size_t ors, size_t j0)
 {
-    if (ors == (size_t)R) {
-        v_store(out + j0 * (size_t)R, s);
-        return;
-    }
-    X86_ALIGN float tmp[VL];
-    v_store(tmp, s);
-    for (int kk = 0; kk < VL / R; kk++)
-        memcpy(out + (j0 + (size_t)kk) * ors, tmp + kk * R, (size_t)R * sizeof(float));
+    (void)R;
+    v_store(out + j0 * ors, s);
 }
 
 /* The start of a block of the decode dot products (qk_dot_t,
