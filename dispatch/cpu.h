@@ -65,6 +65,11 @@ typedef struct qkv_cpu_traits {
        rows is better converted once per tile: see pv_tile in
        kernels/simd/attention.h. */
     int wide_converts_on_fma_ports;
+    /* The FMA units are 256 bits wide: an AVX-512 FMA issues as two halves
+       (AMD Zen 4), so AVX2's arithmetic is as fast as AVX-512's and the
+       decode feed treats their jobs alike (see feed_start in
+       kernels/simd/attention.h). */
+    int fma_256_bit;
 } qkv_cpu_traits;
 
 qkv_cpu_traits qkv_cpu_family_traits(void);

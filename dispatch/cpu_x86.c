@@ -135,10 +135,26 @@ qkv_cpu_caches qkv_cpu_cache_sizes(void)
     return cache_leaves();
 }
 
-/* All measured on Xeons of the Sapphire and Emerald Rapids class, and
-   assumed for Intel's other cores. */
+/* AMD Zen 4: family 0x19 (which Zen 3 shares) with AVX-512F, which Zen 3
+   lacks. */
+static int amd_zen4(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541 /* "Auth" */ ||
+        d != 0x69746e65 /* "enti" */ || c != 0x444d4163 /* "cAMD" */ || a < 7)
+        return 0;
+    __cpuid(1, a, b, c, d);
+    const unsigned family = ((a >> 8) & 0xf) + ((a >> 8 & 0xf) == 0xf ? (a >> 20) & 0xff : 0);
+    __cpuid_count(7, 0, a, b, c, d);
+    return family == 0x19 && ((b >> 16) & 1);
+}
+
+/* Intel's: all measured on Xeons of the Sapphire and Emerald Rapids class,
+   and assumed for Intel's other cores. fma_256_bit: measured on Zen 4
+   only (Zen 5 has 512-bit FMA units). */
 qkv_cpu_traits qkv_cpu_family_traits(void)
 {
     const int i = intel();
-    return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i};
+    return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i,
+                            .fma_256_bit = amd_zen4()};
 }

@@ -140,7 +140,8 @@ static void init(void)
     traits = qkv_cpu_family_traits();
     const qkv_cpu_caches cc = qkv_cpu_cache_sizes();
     const qkv_cpu_view view = {cc.l1d, cc.l2, cc.l3, traits.prefetch_l2,
-                               traits.wide_converts_on_fma_ports, traits.bf16_dot_half_rate};
+                               traits.wide_converts_on_fma_ports, traits.bf16_dot_half_rate,
+                               traits.fma_256_bit};
     supported = 0;
     /* Rows come parent first, so a parent's context is ready in time. An
        ISA's init lives in that ISA's file and is compiled with its flags

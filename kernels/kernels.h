@@ -232,7 +232,7 @@ typedef struct qkv_attn_blocks {
    dispatch/cpu.h's qkv_cpu_traits. */
 typedef struct qkv_cpu_view {
     size_t l1d, l2, l3;
-    int prefetch_l2, wide_converts_on_fma_ports, bf16_dot_half_rate;
+    int prefetch_l2, wide_converts_on_fma_ports, bf16_dot_half_rate, fma_256_bit;
 } qkv_cpu_view;
 
 /* The registry entry of one ISA. */

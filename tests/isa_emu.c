@@ -66,12 +66,14 @@ static void init(void)
         if (!all[e].init || !parent)
             continue;
         ctxs[e] = *parent;
-        /* Both families' choices (simd/attention.h) on any x86 CPU, whatever
+        /* Every family's choices (simd/attention.h) on any x86 CPU, whatever
            its vendor: avx512-emu and avx512bf16-emu sweep K/V in decode and
-           read a 16-bit V in place in prefill as AMD's cores do, amx-emu
+           read a 16-bit V in place in prefill as AMD's cores do (avx512-emu
+           feeding jobs of 1 or 2 rows by their rows, as Zen 4 does), amx-emu
            prefetches into L2 and converts V once per tile as Intel's do. */
         ctxs[e].cpu.prefetch_l2 = ctxs[e].cpu.wide_converts_on_fma_ports = e == EMU_AMX;
         ctxs[e].cpu.bf16_dot_half_rate = e == EMU_AMX;
+        ctxs[e].cpu.fma_256_bit = e == EMU_AVX512;
         all[e].init(&ctxs[e]);
         ctxs[e].isa = all[e].f.isa;
         emus[n_emus++] = (isa_emu){all[e].name, all[e].f, &ctxs[e], parent};

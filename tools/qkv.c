@@ -366,8 +366,11 @@ static int cmd_info(int argc, char **argv)
     printf("Caches:  L1d %zu KiB, L2 %zu KiB, L3 %zu KiB per core's view (0: not known; "
            "the kernels' blocks follow them)\n", cc.l1d >> 10, cc.l2 >> 10, cc.l3 >> 10);
     const qkv_cpu_traits traits = qkv_cpu_family_traits();
-    printf("Decode:  K/V %s\n", traits.prefetch_l2 ? "prefetched into L2 (an Intel core)"
-                                                   : "swept or prefetched into L1");
+    printf("Decode:  K/V %s\n",
+           traits.prefetch_l2   ? "prefetched into L2 (an Intel core)"
+           : traits.fma_256_bit ? "swept or prefetched into L1, AVX2 by AVX-512's rule (256-bit "
+                                  "FMA units, as Zen 4's)"
+                                : "swept or prefetched into L1");
 #if defined(__x86_64__) || defined(__i386__)
     printf("Prefill: a 16-bit V %s\n",
            traits.wide_converts_on_fma_ports

@@ -507,7 +507,19 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    vectors (or wider) with at least 8 bytes of K/V per vector FMA (f32 or
    16-bit K/V with a 4-row job; not Q8_0's 4.25), and on runs of rows long
    enough: through a page table it reads several pages side by side, and
-   pages holding less than ATT_SWEEP_RUN bytes of K are prefetched.
+   pages holding less than ATT_SWEEP_RUN bytes of K are prefetched. On a
+   core whose FMA units are 256 bits wide (Zen 4), 8-lane vectors too, by
+   the rows a job really has: there the kernels' prefetching brought
+   K and V at 9-10 GB/s of the 22 one core reads, and AVX2 computes as
+   fast as AVX-512. Zen 4 (EPYC, family 25 model 17, 1 MiB L2), one
+   thread, 32768 keys, d = 128, paired, swept over prefetched: AVX2 f16
+   8/8 heads (1-row jobs, 16 bytes a vector FMA) 0.58, 16/8 (8 bytes)
+   0.66, f32 8/8 0.63, 16/8 0.59, 32/8 (8 bytes) 0.86, Q8_0 8/8 0.88,
+   16/8 0.98, Q4_0 0.93-0.96; where the rule says no: AVX2 f16 32/8
+   (4 bytes) 1.00, f32 64/8 (4 bytes) 1.19, AVX-512 f16 64/8 1.10, Q8_0
+   32/8 1.10; AVX-512 jobs of 1-2 rows by their rows over the 4-row rule
+   0.99-1.02 (f32, Q8_0, Q4_0); and AVX-512 f16 32/8 prefetched over swept
+   1.19.
    The sweep reads K and V key by key, two streams side by side: loads
    alone, a chunk's K rows and then its V rows read at 24 GB/s where the
    same bytes as one stream, or as two side by side, read at 34-36 (Zen 5,
@@ -588,12 +600,15 @@ static size_t SIMD_NAME(att_sweep_bytes) = ATT_SWEEP_MAX;
 static int SIMD_NAME(v16_per_tile);
 /* This core's L2 in bytes (0: not known); set with the feed. */
 static size_t SIMD_NAME(att_l2);
+/* Whether this core's FMA units are 256 bits wide; set with the feed. */
+static int SIMD_NAME(fma_256_bit);
 
 static void SIMD_NAME(att_feed_for)(const qkv_cpu_view *c)
 {
     SIMD_NAME(prefetch_l2) = c->prefetch_l2;
     SIMD_NAME(v16_per_tile) = c->wide_converts_on_fma_ports && VL >= 16;
     SIMD_NAME(att_l2) = c->l2;
+    SIMD_NAME(fma_256_bit) = c->fma_256_bit;
     if (c->l2 && c->l2 / 4 < ATT_SWEEP_MAX)
         SIMD_NAME(att_sweep_bytes) = c->l2 / 4 < (32 << 10) ? (32 << 10) : c->l2 / 4;
 }
@@ -613,14 +628,15 @@ static int SIMD_NAME(memory_bound)(size_t row, size_t lanes, size_t head_dim, si
     return row * (size_t)VL >= 8 * lanes * (head_dim + v_head_dim);
 }
 
-/* The feed of a decode job whose kernels take `lanes` rows (4 or 8). */
+/* The feed of a decode job whose kernels take `lanes` rows (1, 2, 4 or 8). */
 static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t lanes)
 {
     const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
     const size_t row = kb + qkv_dtype_bytes(job->v.dtype, job->v_head_dim);
     const size_t keys = SIMD_NAME(att_sweep_bytes) / row / ATT_BN * ATT_BN;
     const size_t run = (ATT_SWEEP_RUN + kb - 1) / kb;   /* keys */
-    const int sweep = !SIMD_NAME(prefetch_l2) && job->k.page_size >= run && job->v.page_size >= run && VL >= 16 &&
+    const int sweep = !SIMD_NAME(prefetch_l2) && job->k.page_size >= run && job->v.page_size >= run &&
+                      (VL >= 16 || SIMD_NAME(fma_256_bit)) &&
                       SIMD_NAME(memory_bound)(row, lanes, job->head_dim, job->v_head_dim);
     SIMD_NAME(att_feed) w = {job->kv_begin, keys < ATT_BN ? ATT_BN : keys,
                              sweep ? 0 : FEED_AHEAD};
@@ -1309,11 +1325,13 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
     for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
-    /* Jobs of 1 or 2 rows are fed by the 4-row rule: by the 1- or 2-row
-       one, AVX-512 Q8_0 and Q4_0 would sweep, which measured 0.88 of the
-       time for 8/8-head Q8_0, 1.10 for Q4_0, 1.02-1.13 for 16/8-head Q8_0
-       (Zen 5, paired). */
-    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, N == 8 ? 8 : 4);
+    /* Jobs of 1 or 2 rows are fed by the 4-row rule except on cores with
+       256-bit FMA units (see FEED_AHEAD): by the 1- or 2-row one, AVX-512
+       Q8_0 and Q4_0 would sweep, which measured 0.88 of the time for
+       8/8-head Q8_0, 1.10 for Q4_0, 1.02-1.13 for 16/8-head Q8_0 (Zen 5,
+       paired). */
+    const size_t lanes = SIMD_NAME(fma_256_bit) ? (size_t)N : N == 8 ? 8 : 4;
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, lanes);
     QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
