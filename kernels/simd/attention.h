@@ -628,7 +628,18 @@ static int SIMD_NAME(memory_bound)(size_t row, size_t lanes, size_t head_dim, si
     return row * (size_t)VL >= 8 * lanes * (head_dim + v_head_dim);
 }
 
-/* The feed of a decode job whose kernels take `lanes` rows (1, 2, 4 or 8). */
+/* The rows a decode job of `rows` rows counts as in the feed's rule: on
+   cores with 256-bit FMA units its kernels' rows (1, 2, 4 or 8), elsewhere
+   at least 4: by the 1- or 2-row rule, AVX-512 Q8_0 and Q4_0 would sweep,
+   which measured 0.88 of the time for 8/8-head Q8_0, 1.10 for Q4_0,
+   1.02-1.13 for 16/8-head Q8_0 (Zen 5, paired). */
+static size_t SIMD_NAME(feed_lanes)(size_t rows)
+{
+    const size_t n = rows <= 2 ? rows : rows <= 4 ? 4 : 8;
+    return SIMD_NAME(fma_256_bit) || n == 8 ? n : 4;
+}
+
+/* The feed of a decode job whose kernels take `lanes` rows (feed_lanes). */
 static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t lanes)
 {
     const size_t kb = qkv_dtype_bytes(job->k.dtype, job->head_dim);
@@ -653,6 +664,11 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    as [kv_len][kv_heads][d], ms, shares / sweep: AVX-512 f32 18.5-18.8 /
    12.1-13.7, f16 9.0 / 7.3; AVX2 f32 19-20 / 14.5-16.2; where the rule
    says no, AVX2 f16 9.0 / 10.5, Q8_0 and Q4_0 on either ISA within 5%.
+   On cores with 256-bit FMA units, jobs of 1 or 2 rows count by their
+   rows as in the feed (feed_lanes): Zen 4, same case, paired, over the
+   4-row count: AVX2 f16 8/8 heads 0.72, 16/8 0.77, Q8_0 8/8 0.94;
+   AVX-512 Q8_0 8/8 0.89, 16/8 0.93 (where the count changes nothing,
+   0.96-1.03).
    Where the heads lie side by side in each page only (vLLM's
    [pages][kv_heads][page_size][dim]), only where a head's rows of a page
    are too short a run for the jobs' own sweep (ATT_SWEEP_RUN), and with
@@ -674,7 +690,7 @@ static int SIMD_NAME(walk_sweeps)(size_t rows, const qkv_attn_shape *s, size_t p
         return 0;
     const size_t kb = qkv_dtype_bytes(s->k_dtype, s->head_dim);
     const size_t row = kb + qkv_dtype_bytes(s->v_dtype, s->v_head_dim);
-    const size_t lanes = form == ATT_ROWS4 ? 4 : 8;
+    const size_t lanes = SIMD_NAME(feed_lanes)(form == ATT_ROWS4 ? rows : 8);
     if (!page_size)
         return SIMD_NAME(memory_bound)(row, lanes, s->head_dim, s->v_head_dim);
     if (VL < 8)   /* NEON, SVE at 128 bits: untimed, the jobs' own feed */
@@ -1325,13 +1341,7 @@ V_INLINE void SIMD_NAME(attention_rows_n)(const qkv_attn_job *job, SIMD_NAME(att
     for (size_t r = 0; r < rows && !job->resume; r++)
         memset(job->row[r].acc, 0, dv * sizeof(float));
     vf m_rep = v_load(out_l), l_rep = v_load(alpha_l);
-    /* Jobs of 1 or 2 rows are fed by the 4-row rule except on cores with
-       256-bit FMA units (see FEED_AHEAD): by the 1- or 2-row one, AVX-512
-       Q8_0 and Q4_0 would sweep, which measured 0.88 of the time for
-       8/8-head Q8_0, 1.10 for Q4_0, 1.02-1.13 for 16/8-head Q8_0 (Zen 5,
-       paired). */
-    const size_t lanes = SIMD_NAME(fma_256_bit) ? (size_t)N : N == 8 ? 8 : 4;
-    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, lanes);
+    SIMD_NAME(att_feed) feed = SIMD_NAME(feed_start)(job, SIMD_NAME(feed_lanes)((size_t)N));
     QKV_PHASE_MARK(ph, QKV_PHASE_JOB);
 
     for (size_t t0 = job->kv_begin; t0 < job->kv_end;) {
