@@ -149,9 +149,9 @@ static int amd_zen4(void)
     return family == 0x19 && ((b >> 16) & 1);
 }
 
-/* Intel's: all measured on Xeons of the Sapphire and Emerald Rapids class,
-   and assumed for Intel's other cores. fma_256_bit: measured on Zen 4
-   only (Zen 5 has 512-bit FMA units). */
+/* Intel's traits were all measured on Xeons of the Sapphire and Emerald
+   Rapids class, and are assumed for Intel's other cores; fma_256_bit was
+   measured on Zen 4 only (Zen 5's FMA units are 512 bits wide). */
 qkv_cpu_traits qkv_cpu_family_traits(void)
 {
     const int i = intel();

@@ -513,9 +513,10 @@ static void SIMD_NAME(fetch_keys)(const qkv_kv_src *s, size_t j0, size_t j1, siz
    K and V at 9-10 GB/s of the 22 one core reads, and AVX2 computes as
    fast as AVX-512. Zen 4 (EPYC, family 25 model 17, 1 MiB L2), one
    thread, 32768 keys, d = 128, paired, swept over prefetched: AVX2 f16
-   8/8 heads (1-row jobs, 16 bytes a vector FMA) 0.58, 16/8 (8 bytes)
-   0.66, f32 8/8 0.63, 16/8 0.59, 32/8 (8 bytes) 0.86, Q8_0 8/8 0.88,
-   16/8 0.98, Q4_0 0.93-0.96; where the rule says no: AVX2 f16 32/8
+   8/8 heads (1-row jobs, 16 bytes a vector FMA) 0.58-0.60, 16/8 (8
+   bytes) 0.66-0.69, f32 8/8 0.60-0.63, 16/8 0.59, 32/8 (8 bytes)
+   0.79-0.86, Q8_0 8/8 0.88, 16/8 0.98 (2 threads: f16 8/8 0.68, f32
+   32/8 0.89); where the rule says no: AVX2 f16 32/8
    (4 bytes) 1.00, f32 64/8 (4 bytes) 1.19, AVX-512 f16 64/8 1.10, Q8_0
    32/8 1.10; AVX-512 jobs of 1-2 rows by their rows over the 4-row rule
    0.99-1.02 (f32, Q8_0, Q4_0); and AVX-512 f16 32/8 prefetched over swept
