@@ -679,7 +679,7 @@ static SIMD_NAME(att_feed) SIMD_NAME(feed_start)(const qkv_attn_job *job, size_t
    runs the jobs sweep, 0.96-1.04 (2 threads 1.06-1.08); pages of 8 keys
    f32 0.71 (0.80), f16 and bf16 0.86; at 4.25 bytes of K/V a vector FMA
    (Q8_0) 1.01-1.10, 4 (f16, 8 rows) 1.03. With 8-lane vectors, whose
-   jobs never sweep, from 4 bytes a vector FMA (SVE at 256 bits by the
+   jobs never sweep on Zen 5, from 4 bytes a vector FMA (SVE at 256 bits by the
    same rule, untimed): AVX2 f16 0.88-0.94 (2 threads 1.00-1.01), bf16
    0.92-0.96 (0.95), f32 pages of 8 keys 0.90, f16 with 2 rows a job
    0.97, f32 with 8 rows (4 bytes) 0.99; below, Q8_0 1.10-1.12, Q4_0
