@@ -74,6 +74,12 @@ typedef struct qkv_cpu_traits {
 
 qkv_cpu_traits qkv_cpu_family_traits(void);
 
+/* x86: fma_256_bit from CPUID's answers: the vendor string (leaf 0's EBX,
+   EDX, ECX), leaf 1's EAX and leaf 7's EBX. AMD family 0x19 (Zen 3 and
+   Zen 4) with AVX-512F (Zen 4 only). Apart from reading them, for
+   tests/cpu_traits.c. */
+int qkv_cpu_x86_fma_256_bit(const unsigned vendor[3], unsigned leaf1_eax, unsigned leaf7_ebx);
+
 /* The same read from Linux's sysfs (cpu0); zeros where it says nothing. */
 qkv_cpu_caches qkv_cpu_cache_sizes_sysfs(void);
 

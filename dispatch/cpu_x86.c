@@ -135,18 +135,24 @@ qkv_cpu_caches qkv_cpu_cache_sizes(void)
     return cache_leaves();
 }
 
-/* AMD Zen 4: family 0x19 (which Zen 3 shares) with AVX-512F, which Zen 3
-   lacks. */
-static int amd_zen4(void)
+int qkv_cpu_x86_fma_256_bit(const unsigned vendor[3], unsigned leaf1_eax, unsigned leaf7_ebx)
+{
+    const unsigned base = (leaf1_eax >> 8) & 0xf;
+    const unsigned family = base + (base == 0xf ? (leaf1_eax >> 20) & 0xff : 0);
+    return vendor[0] == 0x68747541 /* "Auth" */ && vendor[1] == 0x69746e65 /* "enti" */ &&
+           vendor[2] == 0x444d4163 /* "cAMD" */ && family == 0x19 && ((leaf7_ebx >> 16) & 1);
+}
+
+static int fma_256_bit(void)
 {
     unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541 /* "Auth" */ ||
-        d != 0x69746e65 /* "enti" */ || c != 0x444d4163 /* "cAMD" */ || a < 7)
+    if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7)
         return 0;
-    __cpuid(1, a, b, c, d);
-    const unsigned family = ((a >> 8) & 0xf) + ((a >> 8 & 0xf) == 0xf ? (a >> 20) & 0xff : 0);
+    const unsigned vendor[3] = {b, d, c};
+    unsigned eax1;
+    __cpuid(1, eax1, b, c, d);
     __cpuid_count(7, 0, a, b, c, d);
-    return family == 0x19 && ((b >> 16) & 1);
+    return qkv_cpu_x86_fma_256_bit(vendor, eax1, b);
 }
 
 /* Intel's traits were all measured on Xeons of the Sapphire and Emerald
@@ -156,5 +162,5 @@ qkv_cpu_traits qkv_cpu_family_traits(void)
 {
     const int i = intel();
     return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i,
-                            .fma_256_bit = amd_zen4()};
+                            .fma_256_bit = fma_256_bit()};
 }
