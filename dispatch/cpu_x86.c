@@ -143,7 +143,7 @@ int qkv_cpu_x86_fma_256_bit(const unsigned vendor[3], unsigned leaf1_eax, unsign
            vendor[2] == 0x444d4163 /* "cAMD" */ && family == 0x19 && ((leaf7_ebx >> 16) & 1);
 }
 
-static int fma_256_bit(void)
+static int cpuid_fma_256_bit(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7)
@@ -162,5 +162,5 @@ qkv_cpu_traits qkv_cpu_family_traits(void)
 {
     const int i = intel();
     return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i,
-                            .fma_256_bit = fma_256_bit()};
+                            .fma_256_bit = cpuid_fma_256_bit()};
 }

@@ -587,15 +587,6 @@ SIMD_UNROLL
     }
 }
 
-/* The scores s of keys j0 .. j0 + VL/R - 1 (lane R·key + row, as
-   v_hsum_lanes leaves them) into out[j·ors + r]: one store, ors being R
-   (simd_qk_dot's contract). */
-V_INLINE void X86_NAME(qk_store)(const int R, vf s, float *out, size_t ors, size_t j0)
-{
-    (void)R;
-    v_store(out + j0 * ors, s);
-}
-
 /* The start of a block of the decode dot products (qk_dot_t,
    qk_dot_bf16_t): the rows of keys j0 .. j0 + KK - 1 into kr (keys past n
    repeat the last), the VL accumulators zeroed. */
@@ -665,7 +656,9 @@ SIMD_UNROLL
         }
         for (size_t j = j0; kpre && j < j0 + (size_t)KK && j < n; j++)
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
-        X86_NAME(qk_store)(R, v_mul(v_hsum_lanes(acc), vscale), out, ors, j0);
+        /* lane R·key + row, as v_hsum_lanes leaves them: out[j·ors + r],
+           ors being R (simd_qk_dot's contract) */
+        v_store(out + j0 * ors, v_mul(v_hsum_lanes(acc), vscale));
     }
 }
 
@@ -803,7 +796,9 @@ SIMD_UNROLL
             SIMD_NAME(prefetch_part)(kpre[j], 0, kbytes, SIMD_NAME(prefetch_l2));
         if (exact && sub)
             return 1;
-        X86_NAME(qk_store)(R, v_mul(v_hsum_lanes(acc), vscale), out, ors, j0);
+        /* lane R·key + row, as v_hsum_lanes leaves them: out[j·ors + r],
+           ors being R (simd_qk_dot's contract) */
+        v_store(out + j0 * ors, v_mul(v_hsum_lanes(acc), vscale));
     }
     return 0;
 }
