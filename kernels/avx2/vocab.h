@@ -114,6 +114,17 @@ V_INLINE vf v_scale2(vf p, vf n)
     return _mm256_mul_ps(_mm256_mul_ps(p, a), b);
 }
 
+/* p · 2^n where the product is a normal float (n integral, p in [1/2, 2]):
+   n added to p's exponent field, exact. */
+V_INLINE vf v_scale2_normal(vf p, vf n)
+{
+    const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+/* Every lane of a below c (a NaN is not): the signs of a - c, all set.
+   No comparison: on Zen 4 vcmpps takes an FMA pipe, vsubps an adder. */
+V_INLINE int v_all_below(vf a, vf c) { return _mm256_movemask_ps(_mm256_sub_ps(a, c)) == 0xff; }
+
 /* x, kept in a register: the empty asm may have changed it, so the
    compiler cannot fold the load that made x into every instruction that
    uses it. The decode dot products of a 4-row job load a vector of each Q

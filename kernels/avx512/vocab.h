@@ -98,6 +98,10 @@ V_INLINE vf v_round(vf x)
 }
 /* p · 2^n for an integral n, rounded once (vscalefps). */
 V_INLINE vf v_scale2(vf p, vf n) { return _mm512_scalef_ps(p, n); }
+/* vscalefps is exact wherever the product is a normal float. */
+V_INLINE vf v_scale2_normal(vf p, vf n) { return v_scale2(p, n); }
+/* Every lane of a below c (a NaN is not). */
+V_INLINE int v_all_below(vf a, vf c) { return _mm512_cmp_ps_mask(a, c, _CMP_LT_OQ) == 0xffff; }
 
 /* Not pinned (avx2/vocab.h): gcc folds some of Q's loads here too, but with 32
    registers the effect is unknown; no AVX-512 machine has measured it. */

@@ -120,6 +120,16 @@ V_INLINE vf v_scale2(vf p, vf n)
     return vmulq_f32(vmulq_f32(p, a), b);
 }
 
+/* p · 2^n where the product is a normal float (n integral, p in [1/2, 2]):
+   n added to p's exponent field, exact. */
+V_INLINE vf v_scale2_normal(vf p, vf n)
+{
+    const int32x4_t e = vshlq_n_s32(vcvtq_s32_f32(n), 23);
+    return vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), e));
+}
+/* Every lane of a below c (a NaN is not). */
+V_INLINE int v_all_below(vf a, vf c) { return vminvq_u32(vcltq_f32(a, c)) != 0; }
+
 #include "simd/exp_tanh.h"
 
 #endif

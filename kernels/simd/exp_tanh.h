@@ -3,7 +3,9 @@
  * bf16 tiles), inline, in the words of a vocabulary (avx2/vocab.h,
  * avx512/vocab.h, neon/vocab.h, sve/vocab.h), which includes this once at
  * its end after defining v_clamp (NaN kept), v_round (to nearest, ties to
- * even), v_scale2 (p · 2^n, rounded once), v_abs and v_copysign (and the
+ * even), v_scale2 (p · 2^n, rounded once), v_scale2_normal (the same where
+ * the product is a normal float and p in [1/2, 2]), v_all_below (every
+ * lane below, NaN not), v_abs and v_copysign (and the
  * comparisons, v_sel and v_any that simd/attention.h lists). Every
  * step is an IEEE operation rounded once, so every vocabulary gives the
  * same bits.
@@ -30,10 +32,9 @@
 #ifndef QKV_SIMD_EXP_TANH_H
 #define QKV_SIMD_EXP_TANH_H
 
-V_INLINE vf v_exp(vf x)
+/* e^r's polynomial for x = n·ln2 + r, p in [1/2, 2]: e^x = p · 2^n. */
+V_INLINE vf v_exp_poly(vf x, vf n)
 {
-    x = v_clamp(x, v_set1(-104.0f), v_set1(89.0f));
-    const vf n = v_round(v_mul(x, v_set1(1.44269504f)));
     vf r = v_fmadd(n, v_set1(-0.693359375f), x);   /* 355/512: n·ln2_hi is exact */
     r = v_fmadd(n, v_set1(2.12194440e-4f), r);     /* ln2_hi - ln2 */
     vf p = v_set1(1.0f / 5040);
@@ -44,7 +45,29 @@ V_INLINE vf v_exp(vf x)
     p = v_fmadd(p, r, v_set1(0.5f));
     p = v_fmadd(p, r, v_set1(1.0f));
     p = v_fmadd(p, r, v_set1(1.0f));
-    return v_scale2(p, n);
+    return p;
+}
+
+/* Where every lane has |x·log2 e| < 124.5 (no NaN), n lies in [-124, 124]
+   and every p · 2^n is a normal float: no clamp, and 2^n goes into p's
+   exponent field at once (v_scale2_normal), the same bits as the general
+   way below. A softmax's arguments are almost always there. Without the
+   clamp's two operations and with one scaling step for AVX2's seven
+   integer ones and two products, the exp alone took 0.70 of the time on
+   a Zen 4 (AVX2, 7.8 cycles a vector, from 11.1), and the AVX2 prefill
+   (8 heads, n = 2048, f32, one thread, paired) 0.96 at d = 64, 0.97-0.98
+   at d = 128, causal or not; AVX-512, which keeps vscalefps and saves
+   only the clamp, 1.00-1.01. */
+V_INLINE vf v_exp(vf x)
+{
+    const vf t = v_mul(x, v_set1(1.44269504f));
+    if (v_all_below(v_abs(t), v_set1(124.5f))) {
+        const vf n = v_round(t);
+        return v_scale2_normal(v_exp_poly(x, n), n);
+    }
+    x = v_clamp(x, v_set1(-104.0f), v_set1(89.0f));
+    const vf n = v_round(v_mul(x, v_set1(1.44269504f)));
+    return v_scale2(v_exp_poly(x, n), n);
 }
 
 /* tanh x for the logit soft-cap, cap · tanh(s / cap): x + x³·P(x²) below

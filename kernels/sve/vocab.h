@@ -140,6 +140,14 @@ V_INLINE vf v_round(vf x) { return svrintn_f32_x(V_ALL, x); }
 /* p · 2^n for an integral n, rounded once (FSCALE). */
 V_INLINE vf v_scale2(vf p, vf n) { return svscale_f32_x(V_ALL, p, svcvt_s32_f32_x(V_ALL, n)); }
 
+/* FSCALE is exact wherever the product is a normal float. */
+V_INLINE vf v_scale2_normal(vf p, vf n) { return v_scale2(p, n); }
+/* Every lane of a below c (a NaN is not). */
+V_INLINE int v_all_below(vf a, vf c)
+{
+    return !svptest_any(V_ALL, svnot_b_z(V_ALL, svcmplt_f32(V_ALL, a, c)));
+}
+
 #include "simd/exp_tanh.h"
 
 #endif
