@@ -5,6 +5,7 @@
  */
 #include <cpuid.h>
 #include <stdint.h>
+#include <string.h>
 #ifdef __linux__
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -123,36 +124,23 @@ static qkv_cpu_caches cache_leaves(void)
     return c;
 }
 
-static int intel(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 /* "Genu" */ &&
-           d == 0x49656e69 /* "ineI" */ && c == 0x6c65746e /* "ntel" */;
-}
-
 qkv_cpu_caches qkv_cpu_cache_sizes(void)
 {
     return cache_leaves();
+}
+
+/* Whether CPUID leaf 0's vendor string (EBX, EDX, ECX: its bytes in
+   order on x86) is `name`. */
+static int vendor_is(const unsigned vendor[3], const char name[12])
+{
+    return memcmp(vendor, name, 12) == 0;
 }
 
 int qkv_cpu_x86_fma_256_bit(const unsigned vendor[3], unsigned leaf1_eax, unsigned leaf7_ebx)
 {
     const unsigned base = (leaf1_eax >> 8) & 0xf;
     const unsigned family = base + (base == 0xf ? (leaf1_eax >> 20) & 0xff : 0);
-    return vendor[0] == 0x68747541 /* "Auth" */ && vendor[1] == 0x69746e65 /* "enti" */ &&
-           vendor[2] == 0x444d4163 /* "cAMD" */ && family == 0x19 && ((leaf7_ebx >> 16) & 1);
-}
-
-static int cpuid_fma_256_bit(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7)
-        return 0;
-    const unsigned vendor[3] = {b, d, c};
-    unsigned eax1;
-    __cpuid(1, eax1, b, c, d);
-    __cpuid_count(7, 0, a, b, c, d);
-    return qkv_cpu_x86_fma_256_bit(vendor, eax1, b);
+    return vendor_is(vendor, "AuthenticAMD") && family == 0x19 && ((leaf7_ebx >> 16) & 1);
 }
 
 /* Intel's traits were all measured on Xeons of the Sapphire and Emerald
@@ -160,7 +148,18 @@ static int cpuid_fma_256_bit(void)
    measured on Zen 4 only (Zen 5's FMA units are 512 bits wide). */
 qkv_cpu_traits qkv_cpu_family_traits(void)
 {
-    const int i = intel();
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return (qkv_cpu_traits){0};
+    const unsigned vendor[3] = {b, d, c};
+    const int i = vendor_is(vendor, "GenuineIntel");
+    int fma_256_bit = 0;
+    if (a >= 7) {
+        unsigned eax1;
+        __cpuid(1, eax1, b, c, d);
+        __cpuid_count(7, 0, a, b, c, d);
+        fma_256_bit = qkv_cpu_x86_fma_256_bit(vendor, eax1, b);
+    }
     return (qkv_cpu_traits){.prefetch_l2 = i, .bf16_dot_half_rate = i, .wide_converts_on_fma_ports = i,
-                            .fma_256_bit = cpuid_fma_256_bit()};
+                            .fma_256_bit = fma_256_bit};
 }
