@@ -465,7 +465,16 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
         }
         const vf vmax = v_set1(max);
         vf sum0 = v_zero(), sum1 = v_zero();
+        /* The next row is asked for, line by line, while this one's exps
+           run: its max sweep would otherwise wait on memory with nothing
+           to overlap. Zen 4, one thread, paired, both orders: m = n = 4096
+           (S from memory) AVX-512 0.70-0.72 of the time, AVX2 0.83-0.87;
+           1024 0.96 and 1.00, 256 0.99. */
+        const float *next = i + 1 < m ? row + lds : NULL;
         for (j = 0; j + 2 * VL <= nfull; j += 2 * VL) {
+            if (next)
+                for (size_t b = 0; b < 2 * VL; b += 64 / sizeof(float))
+                    _mm_prefetch((const char *)(next + j + b), _MM_HINT_T0);
             const vf e0 = v_exp_sleef(v_sub(v_load(row + j), vmax));
             const vf e1 = v_exp_sleef(v_sub(v_load(row + j + VL), vmax));
             v_store(row + j, e0);
