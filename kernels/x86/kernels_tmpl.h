@@ -525,8 +525,8 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
    block.
    Zen 4, one thread, m = n = 4096 (P from memory), paired, both orders:
    AVX2 dv = 64 0.81-0.85 of the time, 128 0.92-0.93, 256 0.98; where P
-   stays in cache the extra prefetches cost a little (m = n = 256 1.01,
-   1024 1.02-1.03). AVX-512 (1 byte) took 1.07 at dv = 64 and 1.02-1.035
+   stays in cache the extra prefetches cost a little or nothing (m = n =
+   256 1.01, 1024 1.02-1.03 at dv = 64, 0.97-0.99 at 128). AVX-512 (1 byte) took 1.07 at dv = 64 and 1.02-1.035
    at 128 with them. */
 #define WSUM_SPREAD (sizeof(float) / GEMM_NV >= 2)
 static void weighted_sum_f32(size_t m, size_t n, size_t dv,
