@@ -52,13 +52,13 @@ V_INLINE vf v_exp_poly(vf x, vf n)
    and every p · 2^n is a normal float: no clamp, and 2^n goes into p's
    exponent field at once (v_scale2_normal), the same bits as the general
    way below (AVX2, all 2^32 inputs, NaNs included, against the exp before
-   this path: no difference). A softmax's arguments are almost always there. Without the
-   clamp's two operations and with one scaling step for AVX2's seven
-   integer ones and two products, the exp alone took 0.70 of the time on
-   a Zen 4 (AVX2, 7.8 cycles a vector, from 11.1), and the AVX2 prefill
-   (8 heads, n = 2048, f32, one thread, paired) 0.96 at d = 64, 0.97-0.98
-   at d = 128, causal or not; AVX-512, which keeps vscalefps and saves
-   only the clamp, 1.00-1.01. */
+   this path: no difference). A softmax's arguments are almost always
+   there. Without the clamp's two operations and with one scaling step for
+   AVX2's seven integer ones and two products, the exp alone took 0.70 of
+   the time on a Zen 4 (AVX2, 7.8 cycles a vector, from 11.1), and the AVX2
+   prefill (8 heads, n = 2048, f32, one thread, paired) 0.96 at d = 64,
+   0.97-0.98 at d = 128, causal or not; AVX-512, which keeps vscalefps and
+   saves only the clamp, 1.00-1.01. */
 V_INLINE vf v_exp(vf x)
 {
     const vf t = v_mul(x, v_set1(1.44269504f));

@@ -470,11 +470,9 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
            to overlap. Zen 4, one thread, paired, both orders: m = n = 4096
            (S from memory) AVX-512 0.70-0.72 of the time, AVX2 0.83-0.87;
            1024 0.96 and 1.00, 256 0.99. */
-        const float *next = i + 1 < m ? row + lds : NULL;
+        const unsigned char *next = i + 1 < m ? (const unsigned char *)(row + lds) : NULL;
         for (j = 0; j + 2 * VL <= nfull; j += 2 * VL) {
-            if (next)
-                for (size_t b = 0; b < 2 * VL; b += 64 / sizeof(float))
-                    _mm_prefetch((const char *)(next + j + b), _MM_HINT_T0);
+            SIMD_NAME(prefetch_part)(next, j * sizeof(float), (j + 2 * VL) * sizeof(float), 0);
             const vf e0 = v_exp_sleef(v_sub(v_load(row + j), vmax));
             const vf e1 = v_exp_sleef(v_sub(v_load(row + j + VL), vmax));
             v_store(row + j, e0);
@@ -526,28 +524,28 @@ static void softmax_f32(size_t m, size_t n, float *s, size_t lds)
    Zen 4, one thread, m = n = 4096 (P from memory), paired, both orders:
    AVX2 dv = 64 0.81-0.85 of the time, 128 0.92-0.93, 256 0.98; where P
    stays in cache the extra prefetches cost a little or nothing (m = n =
-   256 1.01, 1024 1.02-1.03 at dv = 64, 0.97-0.99 at 128). AVX-512 (1 byte) took 1.07 at dv = 64 and 1.02-1.035
-   at 128 with them. */
+   256 1.01, 1024 1.02-1.03 at dv = 64, 0.97-0.99 at 128). AVX-512 (1
+   byte) took 1.07 at dv = 64 and 1.02-1.035 at 128 with them. */
 #define WSUM_SPREAD (sizeof(float) / GEMM_NV >= 2)
 static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                              const float *p, size_t ldp, const float *v, size_t ldv,
                              float *o, size_t ldo)
 {
     float *crow[GEMM_MR];
-    const size_t mc = X86_NAME(wsum_mc), kcb = X86_NAME(wsum_kc), lf = 64 / sizeof(float);
+    const size_t mc = X86_NAME(wsum_mc), kcb = X86_NAME(wsum_kc), line = 64 / sizeof(float);
     for (size_t ic0 = 0; ic0 < m; ic0 += mc) {
         const size_t ic1 = m - ic0 < mc ? m : ic0 + mc;
         for (size_t pc = 0; pc < n; pc += kcb) {
             const size_t kc = n - pc < kcb ? n - pc : kcb;
-            /* The next block: rows [nr0, nr1), nl lines from key np0 each;
-               `share` of its lines a micro-panel, from line `next` on. */
+            /* The next block: rows [nr0, nr1), nl lines from key np0 each,
+               `share` of them a micro-panel, from line nline of row nrow. */
             const size_t np0 = pc + kc < n ? pc + kc : 0, nr0 = np0 ? ic0 : ic1;
             const size_t nr1 = np0 ? ic1 : m - ic1 < mc ? m : ic1 + mc;
-            const size_t nl = ((n - np0 < kcb ? n - np0 : kcb) + lf - 1) / lf;
-            const size_t calls = (dv + GEMM_NR - 1) / GEMM_NR * ((ic1 - ic0 + GEMM_MR - 1) / GEMM_MR);
-            const size_t lines = WSUM_SPREAD ? (nr1 - nr0) * nl : 0;
-            const size_t share = (lines + calls - 1) / calls;
-            size_t next = 0, nrow = nr0, nline = 0;
+            const size_t nl = ((n - np0 < kcb ? n - np0 : kcb) + line - 1) / line;
+            const size_t calls =
+                (dv + GEMM_NR - 1) / GEMM_NR * ((ic1 - ic0 + GEMM_MR - 1) / GEMM_MR);
+            const size_t share = WSUM_SPREAD ? ((nr1 - nr0) * nl + calls - 1) / calls : 0;
+            size_t nrow = nr0, nline = 0;
             for (size_t jc = 0; jc < dv; jc += GEMM_NR) {
                 const size_t nc = dv - jc < GEMM_NR ? dv - jc : GEMM_NR;
                 for (size_t ic = ic0; ic < ic1; ic += GEMM_MR) {
@@ -556,10 +554,11 @@ static void weighted_sum_f32(size_t m, size_t n, size_t dv,
                         crow[i] = o + (ic + (size_t)i) * ldo + jc;
                     if (jc == 0)
                         for (size_t i = ic + GEMM_MR; i < ic + 2 * GEMM_MR && i < ic1; i++)
-                            for (size_t c = 0; c < kc; c += lf)
-                                _mm_prefetch((const char *)(p + i * ldp + pc + c), _MM_HINT_T0);
-                    for (const size_t e = next + share < lines ? next + share : lines; next < e; next++) {
-                        _mm_prefetch((const char *)(p + nrow * ldp + np0 + nline * lf), _MM_HINT_T1);
+                            SIMD_NAME(prefetch_part)((const unsigned char *)(p + i * ldp + pc), 0,
+                                                     kc * sizeof(float), 0);
+                    for (size_t l = 0; l < share && nrow < nr1; l++) {
+                        _mm_prefetch((const char *)(p + nrow * ldp + np0 + nline * line),
+                                     _MM_HINT_T1);
                         if (++nline == nl)
                             nline = 0, nrow++;
                     }
