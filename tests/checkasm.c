@@ -292,34 +292,60 @@ static size_t pad(void)
     return coin(50) ? 0 : urand(1, 19);
 }
 
-static void test_scores(int cases)
+/* One scores call on every ISA: against the oracle, the scalar reference
+   and the cells around S. lined: S on 64-byte lines. */
+static void check_scores(size_t m, size_t n, size_t d, size_t ldq, size_t ldk, size_t lds,
+                         int lined, float scale)
+{
+    float *q = input((m - 1) * ldq + d, -1, 1), *k = input((n - 1) * ldk + d, -1, 1);
+    double *want = malloc(m * n * sizeof *want);
+    oracle_scores(m, n, d, scale, q, ldq, k, ldk, want);
+    pbuf s = pbuf_new_at((m - 1) * lds + n, lined), ref = pbuf_new((m - 1) * lds + n);
+    unsigned char *cells = matrix_cells(m, lds, n);
+    scalar_funcs->scores(m, n, d, scale, q, ldq, k, ldk, ref.data, lds);
+    for (size_t i = 0; i < n_isas; i++) {
+        T.isa = isas[i].name;
+        pbuf_reset(&s);
+        qkv_status st = isas[i].f->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
+        double e = max_err_matrix(s.data, lds, want, m, n);
+        check(st == QKV_OK && e <= TOL, "m=%zu n=%zu d=%zu: status %d, error %.3g vs oracle",
+              m, n, d, st, e);
+        check(gaps_untouched(&s, cells), "m=%zu n=%zu d=%zu lds=%zu: wrote outside S", m, n, d, lds);
+        const double worst = max_diff(s.data, ref.data, m, lds, n);
+        check(worst <= 2 * TOL, "m=%zu n=%zu d=%zu: %.3g from scalar", m, n, d, worst);
+    }
+    T.isa = "-";
+    free(q), free(k), free(want), free(cells);
+    pbuf_free(&s), pbuf_free(&ref);
+}
+
+static void test_scores(int cases, int quick)
 {
     T.fn = "scores";
     for (int t = 0; t < cases; t++) {
-        const size_t m = pick_rows(), n = pick_size(), d = head_dims[urand(0, COUNT(head_dims) - 1)];
-        const size_t ldq = d + pad(), ldk = d + pad(), lds = n + pad();
+        /* Now and then a big S on whole lines (rows of 16k floats from a
+           64-byte boundary), which AVX-512's scores streams to memory
+           where it is bigger than L3: past avx512-emu's 64 KiB
+           (tests/isa_emu.c). */
+        const int lined = coin(25);
+        const size_t m = pick_rows() + (lined ? 256 : 0), n = lined ? urand(64, 640) : pick_size();
+        const size_t d = head_dims[urand(0, COUNT(head_dims) - 1)];
+        const size_t ldq = d + pad(), ldk = d + pad();
+        const size_t lds = lined ? (n + pad() + 15) / 16 * 16 : n + pad();
         const float scale = coin(20) ? 1.0f / (float)d : qkv_default_scale(d);
-        float *q = input((m - 1) * ldq + d, -1, 1), *k = input((n - 1) * ldk + d, -1, 1);
-        double *want = malloc(m * n * sizeof *want);
-        oracle_scores(m, n, d, scale, q, ldq, k, ldk, want);
-        pbuf s = pbuf_new((m - 1) * lds + n), ref = pbuf_new((m - 1) * lds + n);
-        unsigned char *cells = matrix_cells(m, lds, n);
-        scalar_funcs->scores(m, n, d, scale, q, ldq, k, ldk, ref.data, lds);
-        for (size_t i = 0; i < n_isas; i++) {
-            T.isa = isas[i].name;
-            pbuf_reset(&s);
-            qkv_status st = isas[i].f->scores(m, n, d, scale, q, ldq, k, ldk, s.data, lds);
-            double e = max_err_matrix(s.data, lds, want, m, n);
-            check(st == QKV_OK && e <= TOL, "m=%zu n=%zu d=%zu: status %d, error %.3g vs oracle",
-                  m, n, d, st, e);
-            check(gaps_untouched(&s, cells), "m=%zu n=%zu d=%zu lds=%zu: wrote outside S", m, n, d, lds);
-            const double worst = max_diff(s.data, ref.data, m, lds, n);
-            check(worst <= 2 * TOL, "m=%zu n=%zu d=%zu: %.3g from scalar", m, n, d, worst);
-        }
-        T.isa = "-";
-        free(q), free(k), free(want), free(cells);
-        pbuf_free(&s), pbuf_free(&ref);
+        check_scores(m, n, d, ldq, ldk, lds, lined, scale);
     }
+    /* And, unless quick, one S past this CPU's own L3 (up to 64 MiB; a
+       short head_dim keeps the oracle quick) where AVX-512 streams it (on
+       256-bit FMA units): the native non-temporal stores, whose logic
+       avx512-emu checks. */
+    const qkv_ctx *c = qkv_ctx_for(QKV_ISA_AVX512);
+    if (quick || !c || !c->cpu.fma_256_bit || !c->cpu.l3 || c->cpu.l3 > (64u << 20))
+        return;
+    size_t n = 64;
+    while (n * n * sizeof(float) <= c->cpu.l3)
+        n += 64;
+    check_scores(n + 5, n, 3, 3, 3, n, 1, qkv_default_scale(3));
 }
 
 static void test_softmax(int cases)
@@ -1444,7 +1470,7 @@ int main(int argc, char **argv)
     }
     T.isa = "-";
     if (GROUP("scores"))
-        test_scores(15 * scale);
+        test_scores(15 * scale, quick);
     if (GROUP("softmax"))
         test_softmax(15 * scale);
     if (GROUP("weighted_sum"))

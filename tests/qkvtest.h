@@ -235,14 +235,27 @@ typedef struct pbuf {
 
 #define PBUF_PAD 64   /* one cache line of floats each side, wider than any vector */
 
-static inline pbuf pbuf_new(size_t n)
+/* With lined, data starts on a 64-byte line (PBUF_PAD floats are whole
+   lines), as kernels that stream to memory need; else wherever malloc
+   puts it. */
+static inline pbuf pbuf_new_at(size_t n, int lined)
 {
     pbuf b = {NULL, NULL, n, PBUF_PAD};
-    b.base = test_malloc((n + 2 * b.pad) * sizeof(float));
+    const size_t bytes = (n + 2 * b.pad) * sizeof(float);
+    b.base = lined ? aligned_alloc(64, (bytes + 63) / 64 * 64) : test_malloc(bytes);
+    if (!b.base) {
+        fprintf(stderr, "out of memory for a test buffer of %zu bytes\n", bytes);
+        exit(2);
+    }
     b.data = b.base + b.pad;
     for (size_t i = 0; i < n + 2 * b.pad; i++)
         b.base[i] = sentinel();
     return b;
+}
+
+static inline pbuf pbuf_new(size_t n)
+{
+    return pbuf_new_at(n, 0);
 }
 
 static inline void pbuf_free(pbuf *b)

@@ -44,6 +44,8 @@ V_INLINE vf v_zero(void) { return _mm256_setzero_ps(); }
 V_INLINE vf v_set1(float x) { return _mm256_set1_ps(x); }
 V_INLINE vf v_load(const float *p) { return _mm256_loadu_ps(p); }
 V_INLINE void v_store(float *p, vf x) { _mm256_storeu_ps(p, x); }
+/* A non-temporal store: p 32-byte aligned, written around the caches. */
+V_INLINE void v_stream(float *p, vf x) { _mm256_stream_ps(p, x); }
 /* The first n lanes, 1 <= n <= VL: a window into -1,…,-1,0,…,0. */
 V_INLINE vm v_tailmask(size_t n)
 {

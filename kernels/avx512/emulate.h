@@ -109,6 +109,13 @@ QE_INLINE __m512i qe_set_epi16(short e31, short e30, short e29, short e28, short
 }
 QE_INLINE __m512 qe_loadu_ps(const void *p) { qe512 r; memcpy(&r, p, 64); return r.ps; }
 QE_INLINE void qe_storeu_ps(void *p, __m512 x) { memcpy(p, &x, 64); }
+/* The hardware faults on an address off a 64-byte boundary: so does this. */
+QE_INLINE void qe_stream_ps(void *p, __m512 x)
+{
+    if ((uintptr_t)p % 64)
+        abort();
+    memcpy(p, &x, 64);
+}
 QE_INLINE __m512i qe_loadu_si512(const void *p) { qe512 r; memcpy(&r, p, 64); return r.si; }
 QE_INLINE void qe_storeu_si512(void *p, __m512i x) { memcpy(p, &x, 64); }
 
@@ -653,6 +660,8 @@ QE_INLINE __m512 qe_sleef_tanhf16(__m512 a)
 #define _mm512_loadu_ps qe_loadu_ps
 #undef _mm512_storeu_ps
 #define _mm512_storeu_ps qe_storeu_ps
+#undef _mm512_stream_ps
+#define _mm512_stream_ps qe_stream_ps
 #undef _mm512_loadu_si512
 #define _mm512_loadu_si512 qe_loadu_si512
 #undef _mm512_storeu_si512

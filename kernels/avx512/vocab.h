@@ -50,6 +50,8 @@ V_INLINE vf v_zero(void) { return _mm512_setzero_ps(); }
 V_INLINE vf v_set1(float x) { return _mm512_set1_ps(x); }
 V_INLINE vf v_load(const float *p) { return _mm512_loadu_ps(p); }
 V_INLINE void v_store(float *p, vf x) { _mm512_storeu_ps(p, x); }
+/* A non-temporal store: p 64-byte aligned, the line written around the caches. */
+V_INLINE void v_stream(float *p, vf x) { _mm512_stream_ps(p, x); }
 /* The first n lanes, 1 <= n <= VL. */
 V_INLINE vm v_tailmask(size_t n) { return (vm)((1u << n) - 1u); }
 /* Masked-off lanes are never touched in memory (no fault past a row's end)

@@ -362,13 +362,22 @@ static void pack_kt(float *kt, size_t w, const float *k, size_t ldk, size_t nc, 
 
 /* The cache blocks of the stage kernels, chosen once from the CPU's caches
    (BLIS's per-configuration block sizes, as data): a KC × GEMM_NR panel of
-   Kᵀ or of V takes at most 2/3 of L1d, the rest being Q's or P's rows and
-   the output's; a block of MC rows × KC keys of P takes about 3/16 of L2.
-   On a 48 KiB L1d (Zen 4/5, Sapphire Rapids) that is the compile-time
-   largest KC of each ISA (128 floats for AVX-512, 256 for AVX2); on a
-   32 KiB L1d (Skylake-SP, Zen 2/3) AVX-512 panels are 80 deep. */
+   V takes at most 2/3 of L1d, the rest being P's rows and the output's; a
+   block of MC rows × KC keys of P takes about 3/16 of L2. On a 48 KiB L1d
+   (Zen 5, Sapphire Rapids) that is the compile-time largest KC of each ISA
+   (128 floats for AVX-512, 256 for AVX2); on a 32 KiB L1d (Zen 4,
+   Skylake-SP) AVX-512's V panels are 80 deep (Zen 4, paired, 128 over 80:
+   0.98-1.01 at m = n = 1024 and 4096, dv = 64 and 128).
+   A panel of Kᵀ may fill L1d: the microkernel reads GEMM_NV vectors of it
+   per GEMM_MR × GEMM_NV FMAs, which L2 serves where Q's rows push some of
+   it out, while a head_dim cut in two passes writes S twice. Zen 4 (32 KiB
+   L1d), AVX-512, d = 128, paired, one pass of 128 over two (80 + 48):
+   m = n = 256 0.98, 1024 0.97, 2048 0.87, 4096 0.92-0.94. */
 static size_t X86_NAME(scores_kc) = SCORES_KC, X86_NAME(wsum_kc) = WSUM_KC;
 static size_t X86_NAME(wsum_mc) = 192;
+/* The bytes of S from which scores streams it out (L3, on cores with
+   256-bit FMA units; SIZE_MAX: never): see scores_f32. */
+static size_t X86_NAME(scores_stream_from) = SIZE_MAX;
 
 static size_t X86_NAME(clamp_round)(size_t x, size_t step, size_t lo, size_t hi)
 {
@@ -379,27 +388,68 @@ static size_t X86_NAME(clamp_round)(size_t x, size_t step, size_t lo, size_t hi)
 static void X86_NAME(blocks_for)(const qkv_cpu_view *c)
 {
     if (c->l1d) {
-        const size_t panel = c->l1d * 2 / 3 / (GEMM_NR * sizeof(float));
+        const size_t panel = c->l1d / (GEMM_NR * sizeof(float));
         X86_NAME(scores_kc) = X86_NAME(clamp_round)(panel, 16, 32, SCORES_KC);
-        X86_NAME(wsum_kc) = X86_NAME(clamp_round)(panel, 16, 32, WSUM_KC);
+        X86_NAME(wsum_kc) = X86_NAME(clamp_round)(panel * 2 / 3, 16, 32, WSUM_KC);
     }
+    if (c->l3 && c->fma_256_bit)
+        X86_NAME(scores_stream_from) = c->l3;
     if (c->l2)
         X86_NAME(wsum_mc) = X86_NAME(clamp_round)(c->l2 * 3 / 16 / (X86_NAME(wsum_kc) * sizeof(float)),
                                                   GEMM_MR, 96, 384);
 }
 
-/* Each panel of Kᵀ (scores_kc × GEMM_NR, in L1) is packed once and then
-   serves every row of Q. Q is the microkernel's broadcast side: GEMM_MR
-   floats per step of GEMM_MR × GEMM_NV FMAs, little enough to come from L2
-   or L3, so Q needs no cache block of its own. S is stored as usual: a
-   tile kept in L1 and streamed out (non-temporal) took 1.05-1.3 of the
-   time at m = n = 4096 (Zen 5, AVX2 and AVX-512). */
+/* Whether scores may stream S out with non-temporal stores: where a row
+   of a micro-tile is whole lines, four of them (AVX-512's 64 columns).
+   AVX2's one line a row lost: Zen 4, m = n = 4096, 1.33 of the time at
+   d = 64, 1.19 at 128. */
+#define SCORES_STREAM (GEMM_NR * sizeof(float) >= 256)
+
+/* Rows [0, mr) of a tile of sums into S (rows 64-byte aligned) with
+   non-temporal stores, as gemm_ukr finishes them: with add, plus the
+   partial sums S holds from an earlier pass over head_dim, then times
+   post. */
+static void X86_NAME(stream_tile)(int mr, float (*tile)[GEMM_NR], float *s, size_t lds, int add,
+                                  float post)
+{
+    const vf vpost = v_set1(post);
+    for (int i = 0; i < mr; i++, s += lds)
+        for (int v = 0; v < GEMM_NV; v++) {
+            vf x = v_load(tile[i] + v * VL);
+            if (add)
+                x = v_add(v_load(s + v * VL), x);
+            v_stream(s + v * VL, v_mul(x, vpost));
+        }
+}
+
+/* Each panel of Kᵀ (scores_kc × GEMM_NR) is packed once and then serves
+   every row of Q. Q is the microkernel's broadcast side: GEMM_MR floats per
+   step of GEMM_MR × GEMM_NV FMAs, little enough to come from L2 or L3, so
+   Q needs no cache block of its own.
+   An S bigger than L3 goes to memory whatever the stores, and each line
+   stored the usual way is first read in: there (SCORES_STREAM, S on
+   64-byte lines) the last pass over head_dim puts each tile in L1 and
+   streams it out, whole lines that nothing reads first. Zen 4 (32 MiB
+   L3), AVX-512, one head, m = n = 4096, paired, both orders, over the
+   build before: d = 64 0.93-0.97 of the time, d = 128 (with its one pass)
+   0.87-0.92; with the softmax and the weighted sum after it, d = 64,
+   0.98-0.99. Writing each vector out from the microkernel's registers
+   instead of through L1: 0.99-1.01 of that. Streamed, an S that fits L3
+   made scores alone faster (m = n = 1024, 0.86-0.93) and the three stages
+   slower (1.03; 1.00-1.02 at 512 and 256), the softmax then reading S
+   from memory. Only where it was measured to win: on Zen 5, whose FMA
+   units are 512 bits wide, tiles streamed the same way took 1.05-1.3 of
+   the time (AVX2 and AVX-512, m = n = 4096), so cores that are not
+   fma_256_bit (Zen 5, Intel's, untimed since) store S the usual way. */
 static void scores_f32(size_t m, size_t n, size_t d, float scale,
                        const float *q, size_t ldq, const float *k, size_t ldk,
                        float *s, size_t lds)
 {
     X86_ALIGN float kt[SCORES_KC * GEMM_NR];
+    X86_ALIGN float tile[GEMM_MR][GEMM_NR];
     float *crow[GEMM_MR];
+    const int stream = SCORES_STREAM && (uintptr_t)s % 64 == 0 && lds % 16 == 0 &&
+                       m * lds > X86_NAME(scores_stream_from) / sizeof(float);
     for (size_t jc = 0; jc < n; jc += GEMM_NR) {
         const size_t nc = n - jc < GEMM_NR ? n - jc : GEMM_NR;
         const X86_NAME(colblock) cb = X86_NAME(cols)(nc);
@@ -412,8 +462,17 @@ static void scores_f32(size_t m, size_t n, size_t d, float scale,
             pack_kt(kt, w, k + jc * ldk + pc, ldk, nc, kc);
             for (size_t ic = 0; ic < m; ic += GEMM_MR) {
                 const int mr = (int)(m - ic < GEMM_MR ? m - ic : GEMM_MR);
+                float *const c = s + ic * lds + jc;
+                if (stream && nc == GEMM_NR && pc + kc >= d) {
+                    for (int i = 0; i < mr; i++)
+                        crow[i] = tile[i];
+                    gemm_any(mr, nc, kc, q + ic * ldq + pc, NULL, ldq, 1, kt, w, crow, 0, 0,
+                             NULL, 1.0f, NULL);
+                    X86_NAME(stream_tile)(mr, tile, c, lds, pc > 0, post);
+                    continue;
+                }
                 for (int i = 0; i < mr; i++)
-                    crow[i] = s + (ic + (size_t)i) * lds + jc;
+                    crow[i] = c + (size_t)i * lds;
                 /* kt is padded with zeros to w columns: only the store of
                    the last vector needs the mask. */
                 gemm_any(mr, nc, kc, q + ic * ldq + pc, NULL, ldq, 1, kt, w, crow, 0, pc > 0, NULL,
@@ -421,6 +480,8 @@ static void scores_f32(size_t m, size_t n, size_t d, float scale,
             }
         }
     }
+    if (stream)   /* the streamed lines before any later store of the caller's */
+        _mm_sfence();
 }
 
 /* ---- softmax ----------------------------------------------------------- */
