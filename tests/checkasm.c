@@ -323,12 +323,13 @@ static void test_scores(int cases, int quick)
 {
     T.fn = "scores";
     for (int t = 0; t < cases; t++) {
-        /* Now and then a big S on whole lines (rows of 16k floats from a
-           64-byte boundary), which AVX-512's scores streams to memory
-           where it is bigger than L3: past avx512-emu's 64 KiB
-           (tests/isa_emu.c). */
+        /* Now and then an S on whole lines (from a 64-byte boundary, rows
+           a multiple of 16 floats) of more than 16k floats, which
+           AVX-512's scores streams to memory where it is bigger than L3:
+           avx512-emu's is 64 KiB (tests/isa_emu.c). */
         const int lined = coin(25);
-        const size_t m = pick_rows() + (lined ? 256 : 0), n = lined ? urand(64, 640) : pick_size();
+        const size_t m = lined ? 256 + pick_size() : pick_rows();
+        const size_t n = lined ? urand(64, 160) : pick_size();
         const size_t d = head_dims[urand(0, COUNT(head_dims) - 1)];
         const size_t ldq = d + pad(), ldk = d + pad();
         const size_t lds = lined ? (n + pad() + 15) / 16 * 16 : n + pad();
