@@ -431,11 +431,13 @@ static void X86_NAME(stream_tile)(int mr, float (*tile)[GEMM_NR], float *s, size
    stored the usual way is first read in: there (SCORES_STREAM, S on
    64-byte lines) the last pass over head_dim puts each tile in L1 and
    streams it out, whole lines that nothing reads first. Zen 4 (32 MiB
-   L3), AVX-512, one head, m = n = 4096, paired, both orders, over the
-   build before: d = 64 0.93-0.97 of the time, d = 128 (with its one pass)
-   0.87-0.92; with the softmax and the weighted sum after it, d = 64,
-   0.98-0.99. Writing each vector out from the microkernel's registers
-   instead of through L1: 0.99-1.01 of that. Streamed, an S that fits L3
+   L3), AVX-512, one head, m = n = 4096, paired, both orders: streamed
+   over stored in one build, the host busy (load 2), d = 64 0.89 of the
+   time, d = 128 0.96; over the build before, the host quiet, d = 64 0.97,
+   d = 128 (with its one pass) 0.93, and with the softmax and the weighted
+   sum after it 0.97-0.98 at either d. Writing each vector out from the
+   microkernel's registers instead of through L1: 0.99-1.01 of that.
+   Streamed, an S that fits L3
    made scores alone faster (m = n = 1024, 0.86-0.93) and the three stages
    slower (1.03; 1.00-1.02 at 512 and 256), the softmax then reading S
    from memory. Only where it was measured to win: on Zen 5, whose FMA
