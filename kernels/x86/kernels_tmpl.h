@@ -437,13 +437,13 @@ static void X86_NAME(stream_tile)(int mr, float (*tile)[GEMM_NR], float *s, size
    d = 128 (with its one pass) 0.93, and with the softmax and the weighted
    sum after it 0.97-0.98 at either d. Writing each vector out from the
    microkernel's registers instead of through L1: 0.99-1.01 of that.
-   Streamed, an S that fits L3
-   made scores alone faster (m = n = 1024, 0.86-0.93) and the three stages
-   slower (1.03; 1.00-1.02 at 512 and 256), the softmax then reading S
-   from memory. Only where it was measured to win: on Zen 5, whose FMA
-   units are 512 bits wide, tiles streamed the same way took 1.05-1.3 of
-   the time (AVX2 and AVX-512, m = n = 4096), so cores that are not
-   fma_256_bit (Zen 5, Intel's, untimed since) store S the usual way. */
+   Streamed, an S that fits L3 made scores alone faster (m = n = 1024,
+   0.82-0.85) and the three stages slower (1.015; 1.01-1.02 at 512 and
+   256), the softmax then reading S from memory. Only where it was
+   measured to win: on Zen 5, whose FMA units are 512 bits wide, tiles
+   streamed the same way took 1.05-1.3 of the time (AVX2 and AVX-512,
+   m = n = 4096), so cores that are not fma_256_bit (Zen 5, Intel's,
+   untimed since) store S the usual way. */
 static void scores_f32(size_t m, size_t n, size_t d, float scale,
                        const float *q, size_t ldq, const float *k, size_t ldk,
                        float *s, size_t lds)
